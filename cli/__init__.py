@@ -1,0 +1,1 @@
+"""The ``agents`` command line: the entry point for every process role."""

@@ -1,0 +1,1 @@
+"""One module per `agents` subcommand, each exposing ``register(subparsers)``."""

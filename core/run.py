@@ -1,0 +1,127 @@
+"""The run record: one per request, the source of truth for what the fleet is doing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.exceptions import InvalidTransition
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    AWAITING_DECISION = "awaiting_decision"
+    APPROVED = "approved"
+    REWORK = "rework"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset({RunStatus.APPROVED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+_ABORT = frozenset({RunStatus.FAILED, RunStatus.CANCELLED})
+
+#: The one table every status change is checked against. ``running -> queued`` is how
+#: crash recovery hands a run whose worker died back to the queue.
+TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.QUEUED: frozenset({RunStatus.RUNNING}) | _ABORT,
+    RunStatus.RUNNING: frozenset({RunStatus.AWAITING_DECISION, RunStatus.QUEUED}) | _ABORT,
+    RunStatus.AWAITING_DECISION: frozenset({RunStatus.APPROVED, RunStatus.REWORK}) | _ABORT,
+    RunStatus.REWORK: frozenset({RunStatus.RUNNING, RunStatus.QUEUED}) | _ABORT,
+    RunStatus.APPROVED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+
+
+def check_transition(run_id: int, current: RunStatus, target: RunStatus) -> None:
+    """Raise :class:`InvalidTransition` unless ``current -> target`` is in the table."""
+    if target not in TRANSITIONS[current]:
+        raise InvalidTransition(run_id, current.value, target.value)
+
+
+class Step(StrEnum):
+    """The blueprint's steps, in order."""
+
+    PREPARE = "prepare"
+    AGENT = "agent"
+    CHECKS = "checks"
+    REVIEW = "review"
+    PUBLISH = "publish"
+    WATCH_CI = "watch_ci"
+    AWAIT_DECISION = "await_decision"
+
+
+class Cost(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    dollars: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_read_tokens
+            + self.cache_write_tokens
+        )
+
+
+class Artifacts(BaseModel):
+    """What each step leaves behind. Steps fill these in as they complete."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_commit: str | None = None
+    plan: str | None = None
+    patch: str | None = None
+    summary: str | None = None
+    check_reports: list[dict[str, Any]] = Field(default_factory=list)
+    review: dict[str, Any] | None = None
+    branch: str | None = None
+    pr_url: str | None = None
+    pr_number: int | None = None
+    completed_steps: list[Step] = Field(default_factory=list)
+
+
+class Run(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    requester: str
+    repo: str
+    request: str
+    channel: str | None = None
+    thread_ts: str | None = None
+    status: RunStatus = RunStatus.QUEUED
+    status_by: str | None = None
+    step: Step | None = None
+    iteration: int = 1
+    attempts: int = 0
+    artifacts: Artifacts = Field(default_factory=Artifacts)
+    cost: Cost = Field(default_factory=Cost)
+    error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+    @property
+    def label(self) -> str:
+        """The short human id, as users type it: ``#42``."""
+        return f"#{self.id}"

@@ -1,0 +1,237 @@
+"""Settings, one class per process role, read from the environment and ``.env``.
+
+The bot fails fast only on what the bot needs and the worker only on what the worker
+needs. Errors come out as one line naming the variable (see :func:`load`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field, PositiveInt, SecretStr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.exceptions import SettingsError
+
+ENV_PREFIX = "AGENTS_"
+
+
+class CommonSettings(BaseSettings):
+    """What every role needs: where Redis is and how long to keep runs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=False,
+    )
+
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        validation_alias="REDIS_URL",
+        description="Redis holding the queue, run records and event logs",
+    )
+    queue: str = Field("agents", description="RQ queue the bot enqueues to and workers listen on")
+    run_retention_days: PositiveInt = Field(
+        30, description="days a finished run's record and events are kept"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="log level: DEBUG, INFO, WARNING or ERROR"
+    )
+
+    @property
+    def run_retention_seconds(self) -> int:
+        return self.run_retention_days * 86400
+
+
+class BotSettings(CommonSettings):
+    """The Slack surface. Holds Slack tokens and nothing else secret."""
+
+    slack_bot_token: SecretStr = Field(
+        validation_alias="SLACK_BOT_TOKEN", description="bot token (xoxb-...), required"
+    )
+    slack_app_token: SecretStr | None = Field(
+        None,
+        validation_alias="SLACK_APP_TOKEN",
+        description="app-level token (xapp-...); set it to run in Socket Mode",
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        None,
+        validation_alias="SLACK_SIGNING_SECRET",
+        description="signing secret; required in HTTP mode (no app token)",
+    )
+    slack_api_url: str = Field(
+        "https://slack.com/api/",
+        validation_alias="SLACK_API_URL",
+        description="Slack Web API base URL (point it at the local emulator for tests)",
+    )
+    bot_port: int = Field(3000, ge=1, le=65535, description="HTTP-mode port for /slack/events")
+
+    @model_validator(mode="after")
+    def _check_tokens(self) -> BotSettings:
+        if not self.slack_bot_token.get_secret_value().startswith("xoxb-"):
+            raise ValueError("SLACK_BOT_TOKEN: expected a bot token starting with xoxb-")
+        app = self.slack_app_token
+        if app is not None and not app.get_secret_value().startswith("xapp-"):
+            raise ValueError("SLACK_APP_TOKEN: expected an app-level token starting with xapp-")
+        if app is None and self.slack_signing_secret is None:
+            raise ValueError(
+                "SLACK_SIGNING_SECRET: required in HTTP mode; "
+                "set it, or set SLACK_APP_TOKEN for Socket Mode"
+            )
+        return self
+
+
+class WorkerSettings(CommonSettings):
+    """The brain. Holds the model key and the forge token, never a Slack token."""
+
+    model_backend: Literal["anthropic", "replay"] = Field(
+        "anthropic", description="anthropic (real model) or replay (a recorded transcript)"
+    )
+    anthropic_api_key: SecretStr | None = Field(
+        None,
+        validation_alias="ANTHROPIC_API_KEY",
+        description="model API key; required when AGENTS_MODEL_BACKEND=anthropic",
+    )
+    anthropic_base_url: str | None = Field(
+        None,
+        validation_alias="ANTHROPIC_BASE_URL",
+        description="override the Messages API URL (a proxy, or a local fake in tests)",
+    )
+    forge: Literal["github", "local"] = Field(
+        "github", description="github, or local (a bare repository plus PR records)"
+    )
+    github_token: SecretStr | None = Field(
+        None,
+        validation_alias="GITHUB_TOKEN",
+        description="token for pushes and PRs; required when AGENTS_FORGE=github",
+    )
+    max_turns: PositiveInt = Field(40, description="most model turns in one agent step")
+    job_timeout: PositiveInt = Field(
+        3600, description="seconds an RQ job may run before RQ kills it"
+    )
+    sandbox_image: str = Field("agents-sandbox:latest", description="default image for sandboxes")
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "agents",
+        description="worker-side repository mirrors and workspaces",
+    )
+
+    @model_validator(mode="after")
+    def _check_backends(self) -> WorkerSettings:
+        if self.model_backend == "anthropic" and self.anthropic_api_key is None:
+            raise ValueError(
+                "ANTHROPIC_API_KEY: required when AGENTS_MODEL_BACKEND=anthropic "
+                "(or set AGENTS_MODEL_BACKEND=replay)"
+            )
+        if self.forge == "github" and self.github_token is None:
+            raise ValueError(
+                "GITHUB_TOKEN: required when AGENTS_FORGE=github (or set AGENTS_FORGE=local)"
+            )
+        return self
+
+
+ROLES: dict[str, type[CommonSettings]] = {"bot": BotSettings, "worker": WorkerSettings}
+
+S = TypeVar("S", bound=CommonSettings)
+
+
+def env_name(name: str, field: FieldInfo) -> str:
+    """The environment variable a field is read from."""
+    alias = field.validation_alias
+    return alias if isinstance(alias, str) else ENV_PREFIX + name.upper()
+
+
+def _describe(cls: type[CommonSettings], err: Any) -> SettingsError:
+    loc = err.get("loc") or ()
+    if not loc:
+        # A model validator: its message already starts with "VARIABLE: ".
+        message = str(err.get("msg", "invalid settings")).removeprefix("Value error, ")
+        variable, _, expected = message.partition(": ")
+        return SettingsError(variable, expected or message)
+    key = str(loc[0])
+    variable = key
+    secret = False
+    for name, field in cls.model_fields.items():
+        if key in (name, field.validation_alias):
+            variable = env_name(name, field)
+            secret = "SecretStr" in repr(field.annotation)
+    if err.get("type") == "missing":
+        return SettingsError(variable, "required but not set")
+    expected = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    expected = expected[0].lower() + expected[1:]
+    if not secret and "input" in err:
+        expected += f", got {err['input']!r}"
+    return SettingsError(variable, expected)
+
+
+def problems(cls: type[CommonSettings], **overrides: Any) -> list[SettingsError]:
+    """Every problem with the settings for ``cls``, each naming its variable."""
+    try:
+        cls(**overrides)
+    except ValidationError as exc:
+        return [_describe(cls, err) for err in exc.errors()]
+    return []
+
+
+def load(cls: type[S], **overrides: Any) -> S:
+    """Build settings or raise :class:`SettingsError` describing the first problem."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        errors = exc.errors()
+        error = _describe(cls, errors[0])
+        if len(errors) > 1:
+            error = SettingsError(
+                error.variable, f"{error.expected} (and {len(errors) - 1} more problems)"
+            )
+        raise error from None
+
+
+def all_fields() -> list[tuple[str, FieldInfo, list[str]]]:
+    """Every setting once, with the roles that read it, in declaration order."""
+    seen: dict[str, tuple[str, FieldInfo, list[str]]] = {}
+    for role, cls in ROLES.items():
+        for name, field in cls.model_fields.items():
+            var = env_name(name, field)
+            if var not in seen:
+                seen[var] = (var, field, [])
+            seen[var][2].append(role)
+    return list(seen.values())
+
+
+def _default(field: FieldInfo) -> str:
+    if field.is_required():
+        return "(required)"
+    value = field.get_default(call_default_factory=True)
+    if value is None:
+        return ""
+    if isinstance(value, Path) and str(value).startswith(str(Path.home())):
+        return "~/" + str(value.relative_to(Path.home()))
+    return str(value)
+
+
+def markdown_table() -> str:
+    """The README's configuration table; a test checks the README against it."""
+    lines = ["| variable | roles | default | meaning |", "|---|---|---|---|"]
+    for var, field, roles in all_fields():
+        default = _default(field)
+        lines.append(
+            f"| `{var}` | {', '.join(roles)} | {f'`{default}`' if default else ''} "
+            f"| {field.description} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def env_example() -> str:
+    """The contents of ``.env.example``: every setting, one comment line each."""
+    out = ["# Settings for agents. Copy to .env and fill in what your roles need.", ""]
+    for var, field, roles in all_fields():
+        default = _default(field)
+        out.append(f"# {field.description} [{', '.join(roles)}]")
+        if default == "(required)" or not default:
+            out.append(f"# {var}=")
+        else:
+            out.append(f"# {var}={default}")
+    return "\n".join(out) + "\n"

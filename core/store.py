@@ -1,0 +1,349 @@
+"""The run store: run records, their indexes and their event logs, in Redis.
+
+Every write that depends on what is already stored happens under WATCH/MULTI, so when
+two clicks or two workers race on one run, exactly one of them wins. Lists go through
+sorted-set indexes; nothing on the hot path scans the keyspace.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import redis
+from redis.exceptions import WatchError
+
+from core.events import Event, EventType
+from core.exceptions import AgentsError, InvalidTransition, RunNotFound, ThreadAlreadyHasRun
+from core.run import Cost, Run, RunStatus, Step, check_transition, utcnow
+
+DEFAULT_RETENTION_SECONDS = 30 * 86400
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RunStore:
+    """Create, read, transition and list runs. Pass the connection in; nothing is global."""
+
+    def __init__(
+        self,
+        connection: redis.Redis,
+        *,
+        retention_seconds: int = DEFAULT_RETENTION_SECONDS,
+        prefix: str = "agents",
+    ) -> None:
+        self.redis = connection
+        self.retention_seconds = retention_seconds
+        self.prefix = prefix
+
+    def _pipeline(self) -> Any:
+        """A transactional pipeline; typed loosely because redis-py's WATCH is untyped."""
+        return self.redis.pipeline()
+
+    # -- keys -------------------------------------------------------------------------
+
+    def _run_key(self, run_id: int) -> str:
+        return f"{self.prefix}:run:{run_id}"
+
+    def events_key(self, run_id: int) -> str:
+        return f"{self.prefix}:run:{run_id}:events"
+
+    def _thread_key(self, channel: str, thread_ts: str) -> str:
+        return f"{self.prefix}:thread:{channel}:{thread_ts}"
+
+    def _status_key(self, status: RunStatus) -> str:
+        return f"{self.prefix}:runs:status:{status.value}"
+
+    def _requester_key(self, requester: str) -> str:
+        return f"{self.prefix}:runs:requester:{requester}"
+
+    @property
+    def _recent_key(self) -> str:
+        return f"{self.prefix}:runs:recent"
+
+    @property
+    def _seq_key(self) -> str:
+        return f"{self.prefix}:runs:seq"
+
+    # -- create and read --------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        requester: str,
+        repo: str,
+        request: str,
+        channel: str | None = None,
+        thread_ts: str | None = None,
+        by: str | None = None,
+    ) -> Run:
+        """Allocate a short id and store a queued run, with its indexes and first event.
+
+        A Slack thread belongs to at most one run: a second create for the same thread
+        raises :class:`ThreadAlreadyHasRun` and writes nothing.
+        """
+        run_id = int(self.redis.incr(self._seq_key))
+        run = Run(
+            id=run_id,
+            requester=requester,
+            repo=repo,
+            request=request,
+            channel=channel,
+            thread_ts=thread_ts,
+            status_by=by or requester,
+        )
+        thread_key = self._thread_key(channel, thread_ts) if channel and thread_ts else None
+        score = run.created_at.timestamp()
+        with self._pipeline() as pipe:
+            while True:
+                try:
+                    if thread_key:
+                        pipe.watch(thread_key)
+                        existing = pipe.get(thread_key)
+                        if existing is not None:
+                            raise ThreadAlreadyHasRun(channel or "", thread_ts or "", int(existing))
+                    pipe.multi()
+                    pipe.set(self._run_key(run_id), run.model_dump_json())
+                    if thread_key:
+                        pipe.set(thread_key, run_id)
+                    pipe.zadd(self._recent_key, {str(run_id): score})
+                    pipe.zadd(self._status_key(run.status), {str(run_id): score})
+                    pipe.zadd(self._requester_key(requester), {str(run_id): score})
+                    self._queue_event(
+                        pipe,
+                        run_id,
+                        Event(
+                            type=EventType.CREATED,
+                            by=run.status_by or requester,
+                            data={"repo": repo, "request": request},
+                        ),
+                    )
+                    pipe.execute()
+                    return run
+                except WatchError:
+                    continue
+
+    def get(self, run_id: int) -> Run:
+        raw = self.redis.get(self._run_key(run_id))
+        if raw is None:
+            raise RunNotFound(run_id)
+        return Run.model_validate_json(raw)
+
+    def find_by_thread(self, channel: str, thread_ts: str) -> Run | None:
+        raw: Any = self.redis.get(self._thread_key(channel, thread_ts))
+        if raw is None:
+            return None
+        try:
+            return self.get(int(raw))
+        except RunNotFound:
+            return None
+
+    # -- lists (through indexes) ------------------------------------------------------
+
+    def _list(self, index_key: str, limit: int, offset: int) -> list[Run]:
+        ids: list[Any] = self.redis.zrevrange(index_key, offset, offset + limit - 1)
+        if not ids:
+            return []
+        raws = self.redis.mget([self._run_key(int(i)) for i in ids])
+        runs: list[Run] = []
+        expired: list[Any] = []
+        for run_id, raw in zip(ids, raws, strict=True):
+            if raw is None:
+                expired.append(run_id)
+            else:
+                runs.append(Run.model_validate_json(raw))
+        if expired:
+            # Retention removed these records; drop their index entries as we pass.
+            self.redis.zrem(index_key, *expired)
+        return runs
+
+    def list_recent(self, limit: int = 20, offset: int = 0) -> list[Run]:
+        return self._list(self._recent_key, limit, offset)
+
+    def list_by_status(self, status: RunStatus, limit: int = 20, offset: int = 0) -> list[Run]:
+        return self._list(self._status_key(status), limit, offset)
+
+    def list_by_requester(self, requester: str, limit: int = 20, offset: int = 0) -> list[Run]:
+        return self._list(self._requester_key(requester), limit, offset)
+
+    def count_by_status(self, status: RunStatus) -> int:
+        return int(self.redis.zcard(self._status_key(status)))
+
+    # -- changes ----------------------------------------------------------------------
+
+    def transition(
+        self,
+        run_id: int,
+        to: RunStatus,
+        *,
+        by: str,
+        reason: str | None = None,
+        expect: RunStatus | None = None,
+    ) -> Run:
+        """Move a run to ``to`` if the table allows it from its current status.
+
+        ``expect`` additionally pins the current status, for callers acting on what they
+        saw (a button press on a run they rendered as awaiting a decision). Raises
+        :class:`InvalidTransition` and writes nothing otherwise.
+        """
+        key = self._run_key(run_id)
+        with self._pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        raise RunNotFound(run_id)
+                    run = Run.model_validate_json(raw)
+                    previous = run.status
+                    if expect is not None and previous != expect:
+                        raise InvalidTransition(run_id, previous.value, to.value)
+                    check_transition(run_id, previous, to)
+                    now = utcnow()
+                    run.status = to
+                    run.status_by = by
+                    run.updated_at = now
+                    if to is RunStatus.FAILED:
+                        run.error = reason or run.error or "failed without a reason"
+                    if to.is_final:
+                        run.finished_at = now
+                        run.step = None
+                    score = run.created_at.timestamp()
+                    pipe.multi()
+                    pipe.set(key, run.model_dump_json())
+                    pipe.zrem(self._status_key(previous), str(run_id))
+                    pipe.zadd(self._status_key(to), {str(run_id): score})
+                    data: dict[str, Any] = {"from": previous.value, "to": to.value}
+                    if reason:
+                        data["reason"] = reason
+                    self._queue_event(pipe, run_id, Event(type=EventType.STATUS, by=by, data=data))
+                    if to.is_final:
+                        self._expire(pipe, run)
+                    pipe.execute()
+                    return run
+                except WatchError:
+                    continue
+
+    def update(
+        self,
+        run_id: int,
+        change: Callable[[Run], None],
+        *,
+        events: list[Event] | None = None,
+    ) -> Run:
+        """Apply ``change`` to the stored run atomically, with optional events.
+
+        ``change`` mutates a copy and may be called more than once under contention,
+        so it must not have side effects. Status changes go through :meth:`transition`.
+        """
+        key = self._run_key(run_id)
+        with self._pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        raise RunNotFound(run_id)
+                    run = Run.model_validate_json(raw)
+                    status, ident = run.status, run.id
+                    change(run)
+                    if run.status != status or run.id != ident:
+                        raise AgentsError("update() may not change a run's id or status")
+                    run.updated_at = utcnow()
+                    pipe.multi()
+                    if run.status.is_final:
+                        ttl = self.redis.ttl(key)
+                        pipe.set(key, run.model_dump_json(), keepttl=ttl > 0)
+                    else:
+                        pipe.set(key, run.model_dump_json())
+                    for event in events or ():
+                        self._queue_event(pipe, run_id, event)
+                    pipe.execute()
+                    return run
+                except WatchError:
+                    continue
+
+    def set_step(self, run_id: int, step: Step, *, by: str) -> Run:
+        """Record the step a running run is in (``running(step)``), with an event."""
+
+        def change(run: Run) -> None:
+            if run.status is not RunStatus.RUNNING:
+                raise InvalidTransition(run_id, run.status.value, f"running({step.value})")
+            run.step = step
+
+        event = Event(type=EventType.STEP, by=by, data={"step": step.value})
+        return self.update(run_id, change, events=[event])
+
+    def add_cost(self, run_id: int, cost: Cost, *, by: str = "agent") -> Run:
+        """Add token counts and dollars to the run's running total."""
+
+        def change(run: Run) -> None:
+            total = run.cost
+            run.cost = Cost(
+                input_tokens=total.input_tokens + cost.input_tokens,
+                output_tokens=total.output_tokens + cost.output_tokens,
+                cache_read_tokens=total.cache_read_tokens + cost.cache_read_tokens,
+                cache_write_tokens=total.cache_write_tokens + cost.cache_write_tokens,
+                dollars=round(total.dollars + cost.dollars, 6),
+            )
+
+        return self.update(run_id, change)
+
+    # -- events -----------------------------------------------------------------------
+
+    def _queue_event(self, pipe: Any, run_id: int, event: Event) -> None:
+        fields = {
+            "type": event.type.value,
+            "by": event.by,
+            "at": event.at.isoformat(),
+            "data": json.dumps(event.data, default=str),
+        }
+        pipe.xadd(self.events_key(run_id), fields)
+
+    def append_event(self, run_id: int, event: Event) -> str:
+        """Append to the run's log. The log is append-only; entries are never edited."""
+        if not self.redis.exists(self._run_key(run_id)):
+            raise RunNotFound(run_id)
+        fields = {
+            "type": event.type.value,
+            "by": event.by,
+            "at": event.at.isoformat(),
+            "data": json.dumps(event.data, default=str),
+        }
+        return _text(self.redis.xadd(self.events_key(run_id), fields))  # type: ignore[arg-type]
+
+    def events(
+        self, run_id: int, *, after: str | None = None, count: int | None = None
+    ) -> list[Event]:
+        """Events in order; ``after`` is an entry id to read strictly after."""
+        start = f"({after}" if after else "-"
+        entries: Any = self.redis.xrange(self.events_key(run_id), min=start, max="+", count=count)
+        return [self._decode_event(entry_id, fields) for entry_id, fields in entries]
+
+    def tail_events(self, run_id: int, count: int = 10) -> list[Event]:
+        entries: Any = self.redis.xrevrange(self.events_key(run_id), max="+", min="-", count=count)
+        return [self._decode_event(entry_id, fields) for entry_id, fields in reversed(entries)]
+
+    @staticmethod
+    def _decode_event(entry_id: Any, fields: dict[Any, Any]) -> Event:
+        data = {_text(k): _text(v) for k, v in fields.items()}
+        return Event(
+            id=_text(entry_id),
+            type=EventType(data["type"]),
+            by=data["by"],
+            at=datetime.fromisoformat(data["at"]),
+            data=json.loads(data["data"]),
+        )
+
+    # -- retention --------------------------------------------------------------------
+
+    def _expire(self, pipe: Any, run: Run) -> None:
+        ttl = self.retention_seconds
+        pipe.expire(self._run_key(run.id), ttl)
+        pipe.expire(self.events_key(run.id), ttl)
+        if run.channel and run.thread_ts:
+            pipe.expire(self._thread_key(run.channel, run.thread_ts), ttl)

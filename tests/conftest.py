@@ -1,0 +1,71 @@
+"""Shared fixtures: Redis connections (fake and real) and the skip guard for CI.
+
+With ``AGENTS_REQUIRE_SERVICES=1`` (set by ``make test``, and so by CI), a test marked
+``redis`` or ``docker`` that skips fails the session: a green run must mean the real
+services were exercised.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import fakeredis
+import pytest
+import redis
+
+SERVICE_MARKERS = ("redis", "docker")
+TEST_REDIS_URL = os.environ.get("AGENTS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+_skipped_services: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and any(marker in report.keywords for marker in SERVICE_MARKERS):
+        _skipped_services.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _skipped_services and os.environ.get("AGENTS_REQUIRE_SERVICES") == "1":
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _skipped_services and os.environ.get("AGENTS_REQUIRE_SERVICES") == "1":
+        terminalreporter.section("service tests skipped: failing the run", red=True)
+        for nodeid in _skipped_services:
+            terminalreporter.line(f"SKIPPED (required) {nodeid}")
+
+
+def real_redis() -> redis.Redis:
+    """A client for the test Redis database, flushed; skips if no server answers."""
+    client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        client.close()
+        pytest.skip(f"no Redis at {TEST_REDIS_URL} ({exc}); run `make services`")
+    client.flushdb()
+    return client
+
+
+@pytest.fixture
+def real_redis_conn() -> Iterator[redis.Redis]:
+    client = real_redis()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(params=["fakeredis", pytest.param("redis", marks=pytest.mark.redis)])
+def redis_conn(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
+    """The same test against fakeredis and against a real server."""
+    if request.param == "fakeredis":
+        client: redis.Redis = fakeredis.FakeRedis()
+        yield client
+        client.close()
+        return
+    client = real_redis()
+    yield client
+    client.flushdb()
+    client.close()
