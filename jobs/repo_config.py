@@ -1,0 +1,230 @@
+"""A repository's own settings, from ``.agents.yml`` at its root, with safe defaults.
+
+The file is data from the repository, so it is validated strictly: an unknown key or a
+bad value becomes a :class:`RepoConfigError` whose message names the key and says what
+is expected, for the run's thread. When no checks are configured they are detected.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from core.exceptions import AgentsError
+
+CONFIG_FILE = ".agents.yml"
+MAX_CONFIG_BYTES = 64 * 1024
+#: Where checks write JUnit XML inside the sandbox: on /tmp, so it never enters the patch.
+JUNIT_DIR = "/tmp/agents-checks"  # noqa: S108 - the sandbox's own tmpfs, not the host's
+
+
+class RepoConfigError(AgentsError):
+    """``.agents.yml`` is malformed; the message is meant for the user, as is."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CheckCommand(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    run: str = Field(min_length=1)
+    #: A JUnit XML report the command writes, read after it finishes.
+    junit: str | None = None
+    timeout: int = Field(900, gt=0, le=6 * 3600)
+
+
+def _checks_shorthand(value: Any) -> Any:
+    """Accept ``checks: "pytest -q"`` and ``checks: ["ruff check .", "pytest"]`` too."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        return [
+            {"name": _name_for(item), "run": item} if isinstance(item, str) else item
+            for item in value
+        ]
+    return value
+
+
+def _commands(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _name_for(command: str) -> str:
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    if words[:1] in (["python"], ["python3"]):
+        words = words[2:] if words[1:2] == ["-m"] else words[1:]
+    words = [w for w in words if not w.startswith("-") and "=" not in w]
+    return (" ".join(words[:2]) or command)[:64]
+
+
+def _size(value: Any) -> Any:
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if not re.fullmatch(r"\d+[kmg]?", text):
+        raise ValueError("expected a size like 512m or 4g")
+    return text
+
+
+class NetworkPolicy(_Strict):
+    """Network by phase: only setup may be online, and only when the repository asks."""
+
+    setup: bool = False
+    agent: bool = False
+    checks: bool = False
+
+
+def _network(value: Any) -> Any:
+    if isinstance(value, bool):
+        return {"setup": value}
+    return value
+
+
+class RepoLimits(_Strict):
+    """Per-repository overrides of the worker's limits; unset means the worker's value."""
+
+    max_turns: int | None = Field(None, gt=0, le=500)
+    max_dollars: float | None = Field(None, gt=0, le=1000)
+    command_timeout: int | None = Field(None, gt=0, le=6 * 3600)
+    memory: Annotated[str | None, BeforeValidator(_size)] = None
+    cpus: float | None = Field(None, gt=0, le=64)
+    pids: int | None = Field(None, ge=64, le=65536)
+
+
+class RepoConfig(_Strict):
+    setup: Annotated[list[str], BeforeValidator(_commands)] = Field(default_factory=list)
+    checks: Annotated[list[CheckCommand], BeforeValidator(_checks_shorthand)] = Field(
+        default_factory=list
+    )
+    image: str | None = None
+    network: Annotated[NetworkPolicy, BeforeValidator(_network)] = Field(
+        default_factory=NetworkPolicy
+    )
+    limits: RepoLimits = Field(default_factory=RepoLimits)
+    fix_rounds: int = Field(2, ge=0, le=10)
+    escalation: Literal["draft", "stop"] = "draft"
+    protected_paths: list[str] = Field(default_factory=lambda: [".github/workflows/**"])
+    allow_protected: list[str] = Field(default_factory=list)
+    #: True when the checks below were detected rather than configured.
+    detected: bool = False
+
+
+def _where(loc: Sequence[int | str]) -> str:
+    parts = [str(p) for p in loc if not isinstance(p, str) or not p.startswith("function-")]
+    return ".".join(parts) or "(top level)"
+
+
+def parse(text: str | None) -> RepoConfig:
+    """Parse ``.agents.yml`` text (None: no file) into a validated config."""
+    if text is None or not text.strip():
+        return RepoConfig()
+    if len(text.encode()) > MAX_CONFIG_BYTES:
+        raise RepoConfigError(f"{CONFIG_FILE} is larger than {MAX_CONFIG_BYTES // 1024} KiB")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise RepoConfigError(f"{CONFIG_FILE} is not valid YAML{where}: {problem}") from None
+    if data is None:
+        return RepoConfig()
+    if not isinstance(data, dict):
+        raise RepoConfigError(
+            f"{CONFIG_FILE} must be a mapping of settings (setup, checks, image, network, "
+            f"limits, ...), not a {type(data).__name__}"
+        )
+    try:
+        return RepoConfig.model_validate(data)
+    except ValidationError as exc:
+        raise RepoConfigError(_explain(exc)) from None
+
+
+def _explain(exc: ValidationError) -> str:
+    messages = []
+    for err in exc.errors():
+        where = _where(err["loc"])
+        if err["type"] == "extra_forbidden":
+            parent = err["loc"][:-1]
+            model: type[BaseModel] = RepoConfig
+            for part in parent:
+                field = model.model_fields.get(str(part))
+                annotation = getattr(field, "annotation", None)
+                if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                    model = annotation
+            allowed = ", ".join(k for k in model.model_fields if k != "detected")
+            messages.append(f"unknown key `{where}` (allowed here: {allowed})")
+        else:
+            value = json.dumps(err.get("input"), default=str)[:60]
+            message = str(err["msg"]).removeprefix("Value error, ")
+            messages.append(f"`{where}`: {message[0].lower() + message[1:]} (got {value})")
+    head = f"{CONFIG_FILE}: " + messages[0]
+    more = len(messages) - 1
+    return head + (f"; and {more} more problem{'s' if more > 1 else ''}" if more else "")
+
+
+# -- detection -------------------------------------------------------------------------
+
+
+def _junit(name: str) -> str:
+    return f"{JUNIT_DIR}/{name}.xml"
+
+
+def detect_checks(
+    exists: Callable[[str], bool], read: Callable[[str], str | None]
+) -> list[CheckCommand]:
+    """Guess the check commands from the files at the repository root.
+
+    ``exists`` and ``read`` look at the workspace, so this works on any sandbox.
+    """
+    pyproject = read("pyproject.toml") or ""
+    setup_cfg = read("setup.cfg") or ""
+    if (
+        exists("pytest.ini")
+        or "[tool.pytest" in pyproject
+        or "[tool:pytest]" in setup_cfg
+        or exists("conftest.py")
+        or (exists("tests") and (bool(pyproject) or exists("setup.py")))
+    ):
+        junit = _junit("pytest")
+        return [
+            CheckCommand(name="pytest", run=f"python3 -m pytest -q --junitxml={junit}", junit=junit)
+        ]
+    if exists("tox.ini"):
+        return [CheckCommand(name="tox", run="tox")]
+    package_json = read("package.json")
+    if package_json:
+        try:
+            scripts = json.loads(package_json).get("scripts") or {}
+        except (ValueError, AttributeError):
+            scripts = {}
+        test = scripts.get("test") if isinstance(scripts, dict) else None
+        if test and "no test specified" not in test:
+            return [CheckCommand(name="npm test", run="npm test")]
+    if exists("go.mod"):
+        return [CheckCommand(name="go test", run="go test ./...")]
+    makefile = read("Makefile") or read("makefile") or ""
+    if re.search(r"^test\s*:", makefile, flags=re.MULTILINE):
+        return [CheckCommand(name="make test", run="make test")]
+    return []
+
+
+def resolve(
+    text: str | None, exists: Callable[[str], bool], read: Callable[[str], str | None]
+) -> RepoConfig:
+    """The repository's config, with checks detected when none are configured."""
+    config = parse(text)
+    if config.checks:
+        return config
+    detected = detect_checks(exists, read)
+    return config.model_copy(update={"checks": detected, "detected": bool(detected)})

@@ -1,0 +1,110 @@
+"""Check results and the failure slice the agent is given."""
+
+from __future__ import annotations
+
+from jobs.checks import (
+    MAX_EXCERPT,
+    evaluate,
+    excerpt,
+    failure_slice,
+    mark_preexisting,
+    parse_junit,
+)
+from jobs.repo_config import CheckCommand
+
+JUNIT = """<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest" tests="4" failures="1" errors="1">
+  <testcase classname="tests.test_retry" name="test_default" time="0.01"/>
+  <testcase classname="tests.test_retry" name="test_configurable" time="0.02">
+    <failure message="AssertionError: assert 3 == 5">def test_configurable():
+&gt;       assert retry.limit() == 5
+E       AssertionError: assert 3 == 5</failure>
+  </testcase>
+  <testcase classname="tests.test_env" name="test_env" time="0.0">
+    <error message="fixture 'env' not found">setup failed</error>
+  </testcase>
+  <testcase classname="tests.test_retry" name="test_skipped"><skipped/></testcase>
+</testsuite></testsuites>
+"""
+
+PYTEST = CheckCommand(name="pytest", run="pytest", junit="/tmp/agents-checks/pytest.xml")
+
+
+def test_junit_failures_and_errors() -> None:
+    tests, failures = parse_junit(JUNIT)
+    assert tests == 4
+    assert [f.test_id for f in failures] == [
+        "tests.test_retry::test_configurable",
+        "tests.test_env::test_env",
+    ]
+    assert "assert 3 == 5" in failures[0].message
+    assert "fixture 'env' not found" in failures[1].message
+
+
+def test_evaluate_prefers_junit() -> None:
+    result = evaluate(PYTEST, exit_code=1, output="lots of log", junit_xml=JUNIT)
+    assert result.source == "junit"
+    assert not result.passed
+    assert len(result.failures) == 2
+
+
+def test_evaluate_without_junit_uses_the_exit_code_and_tail() -> None:
+    check = CheckCommand(name="make test", run="make test")
+    ok = evaluate(check, exit_code=0, output="all good")
+    assert ok.passed
+    assert ok.failures == []
+    bad = evaluate(check, exit_code=2, output="compiling\n" * 500 + "error: x.c:3 oops")
+    assert not bad.passed
+    (failure,) = bad.failures
+    assert failure.test_id == "make test"
+    assert failure.message.startswith("exited 2")
+    assert "error: x.c:3 oops" in failure.message
+    assert len(failure.message) <= MAX_EXCERPT + 20
+
+
+def test_timeout_fails_even_with_exit_zero() -> None:
+    result = evaluate(PYTEST, exit_code=0, output="", timed_out=True)
+    assert not result.passed
+    assert result.failures[0].message.startswith("timed out")
+
+
+def test_garbage_junit_falls_back_to_exit_code() -> None:
+    result = evaluate(PYTEST, exit_code=1, output="boom", junit_xml="<not xml")
+    assert result.source == "exit_code"
+    assert [f.test_id for f in result.failures] == ["pytest"]
+
+
+def test_preexisting_failures_are_labelled_and_left_out() -> None:
+    base = [evaluate(PYTEST, exit_code=1, output="", junit_xml=JUNIT)]
+    only_env = JUNIT.replace("<failure", "<skipped").replace("</failure>", "</skipped>")
+    head = [evaluate(PYTEST, exit_code=1, output="", junit_xml=only_env)]
+    marked = mark_preexisting(head, base)
+    assert [(f.test_id, f.preexisting) for f in marked[0].failures] == [
+        ("tests.test_env::test_env", True)
+    ]
+    assert marked[0].only_preexisting
+    text = failure_slice(marked)
+    assert "test_env" not in text.split("(")[0]
+    assert "1 failure(s) also happen on the base commit" in text
+
+
+def test_failure_slice_is_bounded() -> None:
+    cases = "".join(
+        f'<testcase classname="t" name="test_{i}">'
+        f'<failure message="m">{"x" * 900}</failure></testcase>'
+        for i in range(50)
+    )
+    result = evaluate(PYTEST, exit_code=1, output="", junit_xml=f"<testsuite>{cases}</testsuite>")
+    text = failure_slice([result], limit=4000)
+    assert len(text) <= 4000 + 100
+    assert "t::test_0" in text
+    assert "more failing tests not shown" in text
+
+
+def test_excerpt_keeps_head_and_tail() -> None:
+    text = "HEAD" + "-" * 10_000 + "TAIL"
+    cut = excerpt(text, 500)
+    assert cut.startswith("HEAD")
+    assert cut.endswith("TAIL")
+    assert "characters cut" in cut
+    assert len(cut) <= 540

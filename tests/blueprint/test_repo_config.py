@@ -1,0 +1,149 @@
+"""``.agents.yml``: strict parsing, clear messages, and check detection."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs.repo_config import JUNIT_DIR, RepoConfigError, detect_checks, parse, resolve
+
+
+def test_no_file_means_safe_defaults() -> None:
+    config = parse(None)
+    assert config.checks == []
+    assert config.setup == []
+    assert (config.network.setup, config.network.agent, config.network.checks) == (
+        False,
+        False,
+        False,
+    )
+    assert config.protected_paths == [".github/workflows/**"]
+    assert config.fix_rounds == 2
+
+
+def test_full_config() -> None:
+    config = parse(
+        """
+setup: pip install -e .
+checks:
+  - name: unit
+    run: pytest -q --junitxml=/tmp/agents-checks/unit.xml
+    junit: /tmp/agents-checks/unit.xml
+    timeout: 300
+  - ruff check .
+image: ghcr.io/acme/ci:3
+network: {setup: true}
+limits: {max_turns: 25, memory: 4G, cpus: 2, pids: 256}
+fix_rounds: 3
+escalation: stop
+"""
+    )
+    assert config.setup == ["pip install -e ."]
+    assert [(c.name, c.timeout) for c in config.checks] == [("unit", 300), ("ruff check", 900)]
+    assert config.checks[0].junit == "/tmp/agents-checks/unit.xml"
+    assert config.image == "ghcr.io/acme/ci:3"
+    assert config.network.setup
+    assert not config.network.checks
+    assert config.limits.memory == "4g"
+    assert (config.fix_rounds, config.escalation) == (3, "stop")
+
+
+def test_network_true_means_setup_only() -> None:
+    config = parse("network: true")
+    assert config.network.setup
+    assert not config.network.agent
+    assert not config.network.checks
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("chekcs: [pytest]", "unknown key `chekcs` (allowed here: setup, checks, image"),
+        (
+            "network: {setup: true, egress: 1}",
+            "unknown key `network.egress` (allowed here: setup, agent, checks)",
+        ),
+        ("checks: 5", "`checks`: input should be a valid list (got 5)"),
+        ("limits: {memory: lots}", "`limits.memory`: expected a size like 512m or 4g"),
+        ("fix_rounds: -1", "`fix_rounds`: input should be greater than or equal to 0"),
+        ("escalation: panic", "`escalation`: input should be 'draft' or 'stop'"),
+        ("checks: [{name: x}]", "`checks.0.run`: field required"),
+        ("a: [1", "is not valid YAML at line 1, column 6"),
+        ("- just a list", "must be a mapping of settings"),
+    ],
+)
+def test_bad_config_gets_a_clear_message(text: str, message: str) -> None:
+    with pytest.raises(RepoConfigError) as err:
+        parse(text)
+    assert str(err.value).startswith(".agents.yml")
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_several_problems_are_counted() -> None:
+    with pytest.raises(RepoConfigError, match=r"and 1 more problem$"):
+        parse("foo: 1\nbar: 2")
+
+
+def test_oversized_config_is_refused() -> None:
+    with pytest.raises(RepoConfigError, match="larger than 64 KiB"):
+        parse("setup: " + "x" * 70_000)
+
+
+def files(mapping: dict[str, str]) -> tuple[object, object]:
+    def exists(path: str) -> bool:
+        return path in mapping
+
+    def read(path: str) -> str | None:
+        return mapping.get(path)
+
+    return exists, read
+
+
+@pytest.mark.parametrize(
+    ("tree", "expected"),
+    [
+        ({"pyproject.toml": "[tool.pytest.ini_options]\n"}, "pytest"),
+        ({"pytest.ini": ""}, "pytest"),
+        ({"setup.py": "", "tests": ""}, "pytest"),
+        ({"tox.ini": "[tox]"}, "tox"),
+        ({"package.json": '{"scripts": {"test": "jest"}}'}, "npm test"),
+        ({"go.mod": "module x"}, "go test"),
+        ({"Makefile": "build:\n\tcc x.c\ntest: build\n\t./x\n"}, "make test"),
+    ],
+)
+def test_checks_are_detected(tree: dict[str, str], expected: str) -> None:
+    exists, read = files(tree)
+    detected = detect_checks(exists, read)  # type: ignore[arg-type]
+    assert [c.name for c in detected] == [expected]
+
+
+def test_pytest_detection_writes_junit_outside_the_workspace() -> None:
+    exists, read = files({"pytest.ini": ""})
+    (check,) = detect_checks(exists, read)  # type: ignore[arg-type]
+    assert check.junit is not None
+    assert check.junit.startswith(JUNIT_DIR)
+    assert f"--junitxml={check.junit}" in check.run
+
+
+@pytest.mark.parametrize(
+    "tree",
+    [
+        {},
+        {"package.json": '{"scripts": {"test": "echo \\"Error: no test specified\\" && exit 1"}}'},
+        {"package.json": "not json"},
+        {"Makefile": "build:\n\tcc x.c\n"},
+    ],
+)
+def test_nothing_detected(tree: dict[str, str]) -> None:
+    exists, read = files(tree)
+    assert detect_checks(exists, read) == []  # type: ignore[arg-type]
+
+
+def test_resolve_prefers_configured_checks() -> None:
+    exists, read = files({"pytest.ini": ""})
+    configured = resolve("checks: make lint", exists, read)  # type: ignore[arg-type]
+    assert [c.run for c in configured.checks] == ["make lint"]
+    assert not configured.detected
+    detected = resolve(None, exists, read)  # type: ignore[arg-type]
+    assert detected.detected
+    assert detected.checks[0].name == "pytest"
