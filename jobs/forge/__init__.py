@@ -1,0 +1,82 @@
+"""The forge layer: where branches are pushed and pull requests live.
+
+The blueprint uses :func:`make_forge` once per job, then :func:`publish`,
+:func:`watch_ci` and :func:`approve` (in :mod:`jobs.forge.steps`) against the
+:class:`Forge` protocol; GitHub and the embedded local forge are interchangeable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from jobs.forge.git import BOT_IDENTITY, Identity, branch_name, commit_message, run_marker
+from jobs.forge.protocol import (
+    CheckRun,
+    CheckSummary,
+    Forge,
+    MergeMethod,
+    Permission,
+    PullRequest,
+    can_write,
+)
+from jobs.forge.retry import RetryPolicy
+from jobs.forge.steps import (
+    CiOutcome,
+    PublishRequest,
+    PublishResult,
+    approve,
+    may_approve,
+    pr_body,
+    publish,
+    watch_ci,
+)
+
+__all__ = [
+    "BOT_IDENTITY",
+    "CheckRun",
+    "CheckSummary",
+    "CiOutcome",
+    "Forge",
+    "Identity",
+    "MergeMethod",
+    "Permission",
+    "PublishRequest",
+    "PublishResult",
+    "PullRequest",
+    "RetryPolicy",
+    "approve",
+    "branch_name",
+    "can_write",
+    "commit_message",
+    "make_forge",
+    "may_approve",
+    "pr_body",
+    "publish",
+    "run_marker",
+    "watch_ci",
+]
+
+
+def make_forge(
+    kind: Literal["github", "local"],
+    *,
+    token: str | None = None,
+    github_url: str = "https://api.github.com",
+    local_root: Path | None = None,
+    retry: RetryPolicy | None = None,
+) -> Forge:
+    """The forge the worker settings ask for (``AGENTS_FORGE``)."""
+    if kind == "github":
+        if not token:
+            raise ValueError("GITHUB_TOKEN: required when AGENTS_FORGE=github")
+        from jobs.forge.github import GitHubForge
+
+        return GitHubForge(token, base_url=github_url, retry=retry)
+    if kind == "local":
+        if local_root is None:
+            raise ValueError("the local forge needs a directory (local_root)")
+        from jobs.forge.local import LocalForge
+
+        return LocalForge(local_root)
+    raise ValueError(f"unknown forge {kind!r}: expected github or local")
