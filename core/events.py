@@ -32,3 +32,15 @@ class Event(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
     #: The Redis stream entry id, set when read back from the log.
     id: str | None = None
+
+
+# What the Slack reporter turns into thread replies ("milestones"), so the pipeline
+# states them once and never needs to know about Slack:
+#
+# - STATUS            data: {"from", "to", "reason"?}    (written by the store)
+# - ARTIFACT          data: {"kind": "pr", "url", "number"}         -> "PR opened"
+# - CHECKS            data: {"passed": bool, "attempt": k, "max_attempts": n,
+#                            "summary": str}                        -> "fixing, k of n"
+# - MESSAGE           data: {"kind": "escalated", "text"}           -> "escalated"
+MILESTONE_PR = "pr"
+MILESTONE_ESCALATED = "escalated"

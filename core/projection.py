@@ -12,7 +12,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 
 from core.events import Event, EventType
-from core.run import Run, RunStatus, Step, utcnow
+from core.run import Budget, Run, RunStatus, Step, utcnow
 
 #: The steps a thread lists, in order (awaiting a decision is the status, not a step).
 CHECKLIST = (Step.PREPARE, Step.AGENT, Step.CHECKS, Step.REVIEW, Step.PUBLISH, Step.WATCH_CI)
@@ -23,15 +23,6 @@ class StepState(StrEnum):
     ACTIVE = "active"
     DONE = "done"
     FAILED = "failed"
-
-
-class Budget(BaseModel):
-    """The limits a run is measured against, shown next to what it used."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_turns: int
-    max_dollars: float
 
 
 class ThreadView(BaseModel):
@@ -109,7 +100,7 @@ def project(
         turns=turns,
         tokens=run.cost.total_tokens,
         dollars=run.cost.dollars,
-        budget=budget,
+        budget=budget or run.budget,
         pr_url=run.artifacts.pr_url,
         error=run.error,
         buttons=_buttons(run.status),

@@ -83,6 +83,15 @@ class Cost(BaseModel):
         )
 
 
+class Budget(BaseModel):
+    """The limits a run is measured against, recorded by the worker when it starts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_turns: int
+    max_dollars: float
+
+
 class Artifacts(BaseModel):
     """What each step leaves behind. Steps fill these in as they complete."""
 
@@ -109,6 +118,14 @@ class Run(BaseModel):
     request: str
     channel: str | None = None
     thread_ts: str | None = None
+    #: The message that asked for the run (reactions go here) and the bot's status
+    #: message in the thread (updated in place).
+    message_ts: str | None = None
+    status_ts: str | None = None
+    #: Earlier messages of the thread the mention came in, as "name: text" lines.
+    context: str | None = None
+    #: Follow-ups that arrived while the run was working, for its next iteration.
+    pending_feedback: list[str] = Field(default_factory=list)
     status: RunStatus = RunStatus.QUEUED
     status_by: str | None = None
     step: Step | None = None
@@ -116,6 +133,7 @@ class Run(BaseModel):
     attempts: int = 0
     artifacts: Artifacts = Field(default_factory=Artifacts)
     cost: Cost = Field(default_factory=Cost)
+    budget: Budget | None = None
     error: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

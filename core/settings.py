@@ -6,16 +6,64 @@ needs. Errors come out as one line naming the variable (see :func:`load`).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, PositiveInt, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
 
 from core.exceptions import SettingsError
 
 ENV_PREFIX = "AGENTS_"
+_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.*-]+$")
+
+
+def _split(value: Any) -> Any:
+    """``a, b ,c`` -> ``["a", "b", "c"]``; lists pass through."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _pairs(value: Any) -> Any:
+    """``C1=acme/api, C2=acme/web`` -> ``{"C1": "acme/api", "C2": "acme/web"}``."""
+    if not isinstance(value, str):
+        return value
+    pairs: dict[str, str] = {}
+    for item in _split(value):
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip() or not val.strip():
+            raise ValueError(f"expected comma-separated KEY=VALUE pairs, got {item!r}")
+        pairs[key.strip()] = val.strip()
+    return pairs
+
+
+def _json_object(value: Any) -> Any:
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except ValueError as exc:
+            raise ValueError(f"expected a JSON object ({exc})") from None
+        if not isinstance(value, dict):
+            raise ValueError("expected a JSON object")
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split)]
+CommaPairs = Annotated[dict[str, str], NoDecode, BeforeValidator(_pairs)]
 
 
 class CommonSettings(BaseSettings):
@@ -25,7 +73,7 @@ class CommonSettings(BaseSettings):
         env_prefix=ENV_PREFIX,
         env_file=".env",
         extra="ignore",
-        populate_by_name=False,
+        populate_by_name=True,
     )
 
     redis_url: str = Field(
@@ -39,6 +87,10 @@ class CommonSettings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="log level: DEBUG, INFO, WARNING or ERROR"
+    )
+    user_map: CommaPairs = Field(
+        default_factory=dict,
+        description="Slack user id to GitHub login, e.g. U123=octocat,U456=hubot",
     )
 
     @property
@@ -68,6 +120,28 @@ class BotSettings(CommonSettings):
         description="Slack Web API base URL (point it at the local emulator for tests)",
     )
     bot_port: int = Field(3000, ge=1, le=65535, description="HTTP-mode port for /slack/events")
+    command: str = Field(
+        "/agents", pattern=r"^/[a-z0-9_-]+$", description="the slash command's name"
+    )
+    allowed_repos: CommaList = Field(
+        default_factory=list,
+        description="repositories runs may target, owner/name or owner/*; empty allows any",
+    )
+    allowed_users: CommaList = Field(
+        default_factory=list, description="Slack user ids who may ask; empty allows anyone"
+    )
+    allowed_channels: CommaList = Field(
+        default_factory=list,
+        description="channel ids the bot answers in (DMs always); empty allows all",
+    )
+    channel_repos: CommaPairs = Field(
+        default_factory=dict,
+        description="default repository per channel, e.g. C123=acme/api,C456=acme/web",
+    )
+    approvers: CommaList = Field(
+        default_factory=list,
+        description="Slack user ids who may approve, rework or cancel any run",
+    )
 
     @model_validator(mode="after")
     def _check_tokens(self) -> BotSettings:
@@ -81,6 +155,16 @@ class BotSettings(CommonSettings):
                 "SLACK_SIGNING_SECRET: required in HTTP mode; "
                 "set it, or set SLACK_APP_TOKEN for Socket Mode"
             )
+        for channel, repo in self.channel_repos.items():
+            if not _REPO.match(repo) or "*" in repo:
+                raise ValueError(
+                    f"AGENTS_CHANNEL_REPOS: expected owner/name for channel {channel}, got {repo!r}"
+                )
+        for repo in self.allowed_repos:
+            if not _REPO.match(repo):
+                raise ValueError(
+                    f"AGENTS_ALLOWED_REPOS: expected owner/name or owner/*, got {repo!r}"
+                )
         return self
 
 
@@ -109,6 +193,25 @@ class WorkerSettings(CommonSettings):
         description="token for pushes and PRs; required when AGENTS_FORGE=github",
     )
     max_turns: PositiveInt = Field(40, description="most model turns in one agent step")
+    max_tokens: PositiveInt = Field(
+        3_000_000, description="most input plus output tokens in one agent step"
+    )
+    max_dollars: PositiveFloat = Field(5.0, description="most US dollars one agent step may spend")
+    wall_clock_seconds: PositiveFloat = Field(
+        1800, description="most seconds one agent step may take"
+    )
+    no_progress_turns: PositiveInt = Field(
+        5, description="turns that repeat themselves or change nothing before the agent stops"
+    )
+    max_output_tokens: PositiveInt = Field(8192, description="max_tokens of each model response")
+    model_builder: str = Field("claude-sonnet-5-5", description="model that writes the change")
+    model_reviewer: str = Field("claude-sonnet-5-5", description="model that reviews the diff")
+    model_summarizer: str = Field("claude-haiku-5-5", description="model that writes summaries")
+    prices: Annotated[dict[str, dict[str, float]], NoDecode, BeforeValidator(_json_object)] = Field(
+        default_factory=dict,
+        description="JSON price overrides per model, USD per million tokens: "
+        '{"model": {"input": 3, "output": 15, "cache_write": 3.75, "cache_read": 0.3}}',
+    )
     job_timeout: PositiveInt = Field(
         3600, description="seconds an RQ job may run before RQ kills it"
     )
@@ -161,9 +264,18 @@ def _describe(cls: type[CommonSettings], err: Any) -> SettingsError:
         return SettingsError(variable, "required but not set")
     expected = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
     expected = expected[0].lower() + expected[1:]
-    if not secret and "input" in err:
+    if not secret and "input" in err and ", got " not in expected:
         expected += f", got {err['input']!r}"
     return SettingsError(variable, expected)
+
+
+def _source_error(cls: type[CommonSettings], exc: PydanticSettingsError) -> SettingsError:
+    """pydantic-settings' own parse failure ('error parsing value for field "x"')."""
+    match = re.search(r'field "([^"]+)"', str(exc))
+    name = match.group(1) if match else "?"
+    field = cls.model_fields.get(name)
+    variable = env_name(name, field) if field else name
+    return SettingsError(variable, "could not be parsed; check its format in .env.example")
 
 
 def problems(cls: type[CommonSettings], **overrides: Any) -> list[SettingsError]:
@@ -172,6 +284,8 @@ def problems(cls: type[CommonSettings], **overrides: Any) -> list[SettingsError]
         cls(**overrides)
     except ValidationError as exc:
         return [_describe(cls, err) for err in exc.errors()]
+    except PydanticSettingsError as exc:
+        return [_source_error(cls, exc)]
     return []
 
 
@@ -179,6 +293,8 @@ def load(cls: type[S], **overrides: Any) -> S:
     """Build settings or raise :class:`SettingsError` describing the first problem."""
     try:
         return cls(**overrides)
+    except PydanticSettingsError as exc:
+        raise _source_error(cls, exc) from None
     except ValidationError as exc:
         errors = exc.errors()
         error = _describe(cls, errors[0])

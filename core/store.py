@@ -69,6 +69,14 @@ class RunStore:
     def _seq_key(self) -> str:
         return f"{self.prefix}:runs:seq"
 
+    @property
+    def feed_key(self) -> str:
+        """One stream for all runs: each entry names a run whose log just grew.
+
+        The Slack reporter follows it to know which threads to redraw.
+        """
+        return f"{self.prefix}:feed"
+
     # -- create and read --------------------------------------------------------------
 
     def create(
@@ -79,6 +87,8 @@ class RunStore:
         request: str,
         channel: str | None = None,
         thread_ts: str | None = None,
+        message_ts: str | None = None,
+        context: str | None = None,
         by: str | None = None,
     ) -> Run:
         """Allocate a short id and store a queued run, with its indexes and first event.
@@ -94,6 +104,8 @@ class RunStore:
             request=request,
             channel=channel,
             thread_ts=thread_ts,
+            message_ts=message_ts,
+            context=context,
             status_by=by or requester,
         )
         thread_key = self._thread_key(channel, thread_ts) if channel and thread_ts else None
@@ -183,11 +195,13 @@ class RunStore:
         by: str,
         reason: str | None = None,
         expect: RunStatus | None = None,
+        change: Callable[[Run], None] | None = None,
     ) -> Run:
         """Move a run to ``to`` if the table allows it from its current status.
 
         ``expect`` additionally pins the current status, for callers acting on what they
-        saw (a button press on a run they rendered as awaiting a decision). Raises
+        saw (a button press on a run they rendered as awaiting a decision). ``change``
+        edits other fields in the same atomic write (a rework's new iteration). Raises
         :class:`InvalidTransition` and writes nothing otherwise.
         """
         key = self._run_key(run_id)
@@ -203,6 +217,10 @@ class RunStore:
                     if expect is not None and previous != expect:
                         raise InvalidTransition(run_id, previous.value, to.value)
                     check_transition(run_id, previous, to)
+                    if change is not None:
+                        change(run)
+                        if run.status is not previous or run.id != run_id:
+                            raise AgentsError("change() may not alter a run's id or status")
                     now = utcnow()
                     run.status = to
                     run.status_by = by
@@ -295,6 +313,8 @@ class RunStore:
 
     # -- events -----------------------------------------------------------------------
 
+    FEED_MAXLEN = 100_000
+
     def _queue_event(self, pipe: Any, run_id: int, event: Event) -> None:
         fields = {
             "type": event.type.value,
@@ -303,18 +323,22 @@ class RunStore:
             "data": json.dumps(event.data, default=str),
         }
         pipe.xadd(self.events_key(run_id), fields)
+        pipe.xadd(
+            self.feed_key,
+            {"run": str(run_id), "type": event.type.value},
+            maxlen=self.FEED_MAXLEN,
+            approximate=True,
+        )
 
     def append_event(self, run_id: int, event: Event) -> str:
         """Append to the run's log. The log is append-only; entries are never edited."""
         if not self.redis.exists(self._run_key(run_id)):
             raise RunNotFound(run_id)
-        fields = {
-            "type": event.type.value,
-            "by": event.by,
-            "at": event.at.isoformat(),
-            "data": json.dumps(event.data, default=str),
-        }
-        return _text(self.redis.xadd(self.events_key(run_id), fields))  # type: ignore[arg-type]
+        with self._pipeline() as pipe:
+            pipe.multi()
+            self._queue_event(pipe, run_id, event)
+            entry_id, _feed_id = pipe.execute()
+        return _text(entry_id)
 
     def events(
         self, run_id: int, *, after: str | None = None, count: int | None = None

@@ -27,7 +27,7 @@ def agents(
         env=base,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=180,
         check=False,
     )
 
@@ -65,18 +65,8 @@ def test_a_bad_secret_is_named_but_not_echoed(tmp_path: Path) -> None:
     assert "private-value" not in result.stderr + result.stdout
 
 
-@pytest.mark.parametrize(
-    ("command", "env"),
-    [
-        ("bot", {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}),
-        ("run", {}),
-    ],
-)
-def test_unbuilt_commands_say_so_and_fail(
-    tmp_path: Path, command: str, env: dict[str, str]
-) -> None:
-    args = [command] + (["do it", "--repo", "acme/api"] if command == "run" else [])
-    result = agents(*args, env=env, cwd=tmp_path)
+def test_unbuilt_commands_say_so_and_fail(tmp_path: Path) -> None:
+    result = agents("run", "do it", "--repo", "acme/api", cwd=tmp_path)
     assert result.returncode == 3
     assert "not built yet" in result.stderr
 

@@ -89,7 +89,7 @@ def worker_env(queue: str) -> dict[str, str]:
     return env
 
 
-def wait_until(predicate: Callable[[], bool], what: str, limit: float = 30.0) -> None:
+def wait_until(predicate: Callable[[], bool], what: str, limit: float = 180.0) -> None:
     deadline = time.monotonic() + limit
     while not predicate():
         if time.monotonic() > deadline:
@@ -118,7 +118,7 @@ def live_worker(real_redis_conn: redis.Redis) -> Iterator[Callable[[str], subpro
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(timeout=20)
+                proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
@@ -135,7 +135,7 @@ def test_failure_callback_marks_the_run_failed_with_the_reason(
     run = store.get(make(store))
     assert queue.enqueue(run) is not None
     proc = live_worker("q-fail", "--burst")
-    assert proc.wait(timeout=60) == 0
+    assert proc.wait(timeout=180) == 0
     failed = store.get(run.id)
     assert failed.status is RunStatus.FAILED
     assert failed.error is not None

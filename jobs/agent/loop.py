@@ -1,0 +1,268 @@
+"""The agent loop: ask the model, run the tools it calls, and repeat until it calls
+``finish`` or a limit stops it.
+
+Everything the loop depends on is passed in: the sandbox, the model, the configuration,
+and a recorder that writes events and cost to the run. It raises a typed
+:class:`~jobs.exceptions.AgentError` for every way it can stop short, after telling the
+recorder why.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from core.events import Event, EventType
+from core.run import Cost
+from jobs.agent.config import AgentConfig, Role
+from jobs.agent.limits import Budget, CallRecord, Clock, ProgressTracker
+from jobs.agent.model import Block, Model, ModelResponse, RetryNotice
+from jobs.agent.prompt import Task, build_request, first_message, load_conventions, system_prompt
+from jobs.agent.tools import Finish, Toolbox, ToolOutcome, describe_call
+from jobs.agent.workspace import Workspace
+from jobs.exceptions import AgentError, ContextWindowFull, ModelRefused
+from sandboxes.protocol import Sandbox
+
+NUDGE_NO_TOOLS = (
+    "You ended your turn without calling a tool. If the change is complete and the "
+    "checks pass, call `finish`; otherwise carry on with the tools."
+)
+NUDGE_CUT_OFF = (
+    "Your reply was cut off by the output limit. Carry on, in smaller steps "
+    "(several edit_file calls rather than one large write_file)."
+)
+CUT_OFF_CALL = (
+    "This call was cut off by the output limit (max_tokens) and was not run. "
+    "Send it again, smaller: split a large write_file into several edit_file calls."
+)
+FINISH_REFUSED = (
+    "Not finished: another call in this turn failed (see its result). "
+    "Deal with that, then call finish again."
+)
+
+
+class RunRecorder(Protocol):
+    """Where the loop reports to. :class:`~jobs.agent.recorders.StoreRecorder` writes
+    to the run store; :class:`~jobs.agent.recorders.MemoryRecorder` keeps a list."""
+
+    def on_event(self, event: Event) -> None: ...
+
+    def on_cost(self, cost: Cost) -> None: ...
+
+    def on_stop(self, reason: str, message: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class AgentResult:
+    """What a finished agent step hands to the blueprint. ``turns`` and ``cost`` are
+    the budget's totals: the whole step's, when fix rounds share one budget."""
+
+    summary: str
+    notes_for_reviewer: str
+    turns: int
+    cost: Cost
+
+
+def run_agent(
+    task: Task,
+    *,
+    sandbox: Sandbox,
+    model: Model,
+    recorder: RunRecorder,
+    config: AgentConfig | None = None,
+    role: Role = "builder",
+    budget: Budget | None = None,
+    clock: Clock = time.monotonic,
+) -> AgentResult:
+    """Run the agent on ``task`` in ``sandbox`` until it calls ``finish``.
+
+    Pass ``budget`` to share limits across fix rounds of one step; otherwise a fresh
+    budget starts now. Raises :class:`~jobs.exceptions.LimitsExceeded` (or another
+    :class:`~jobs.exceptions.AgentError`) after ``recorder.on_stop``.
+    """
+    config = config or AgentConfig()
+    by = f"agent:{role}"
+    try:
+        model_id = config.roles.for_role(role)
+        config.prices.price_for(model_id)  # no price, no budget: refuse before spending
+        budget = budget or Budget(config.limits, clock=clock)
+        workspace = Workspace(sandbox)
+        toolbox = Toolbox(
+            workspace,
+            output_chars=config.tool_output_chars,
+            command_timeout=config.command_timeout,
+            max_command_timeout=config.max_command_timeout,
+            remaining_seconds=budget.remaining_seconds,
+        )
+        progress = ProgressTracker(config.limits.no_progress_turns)
+        system = system_prompt(task, load_conventions(workspace, config.conventions_chars))
+        tools = toolbox.specs
+        messages: list[dict[str, Any]] = [first_message(task)]
+
+        def on_retry(notice: RetryNotice) -> None:
+            recorder.on_event(_retry_event(notice, by))
+            budget.check_wait(notice.wait_seconds)  # never sleep past the deadline
+
+        while True:
+            budget.before_call()
+            request = build_request(
+                model=model_id,
+                max_tokens=config.max_output_tokens,
+                system=system,
+                tools=tools,
+                messages=messages,
+            )
+            response = model.complete(request, on_retry=on_retry)
+            cost = config.prices.cost(model_id, response.usage)
+            budget.charge(cost)
+            recorder.on_cost(cost)
+            _check_stop_reason(response)
+            messages.append({"role": "assistant", "content": response.content or [_text("…")]})
+            results, calls, finish = _run_tools(response, toolbox, budget)
+            recorder.on_event(_turn_event(response, calls, cost, budget, by))
+            if finish is not None:
+                recorder.on_event(_finished_event(finish, budget, by))
+                return AgentResult(
+                    finish.summary, finish.notes_for_reviewer, budget.turns, budget.cost
+                )
+            if not results:
+                cut = response.stop_reason == "max_tokens"
+                results = [_text(NUDGE_CUT_OFF if cut else NUDGE_NO_TOOLS)]
+            messages.append({"role": "user", "content": results})
+            progress.record_turn(calls)
+    except AgentError as err:
+        recorder.on_stop(err.reason, str(err))
+        raise
+
+
+def _check_stop_reason(response: ModelResponse) -> None:
+    if response.stop_reason == "refusal":
+        raise ModelRefused(f"the model declined the request: {response.text[:300]!r}")
+    if response.stop_reason == "model_context_window_exceeded":
+        raise ContextWindowFull(
+            "the conversation no longer fits the model's context window; "
+            "split the request into smaller ones"
+        )
+
+
+def _run_tools(
+    response: ModelResponse, toolbox: Toolbox, budget: Budget
+) -> tuple[list[Block], list[CallRecord], Finish | None]:
+    """Run the response's tool calls in order; ``finish`` last, and only if the rest
+    of the turn succeeded. Returns the tool_result blocks, in the calls' order."""
+    calls = response.tool_calls
+    cut_off = (
+        response.stop_reason == "max_tokens" and bool(calls) and calls[-1] is response.content[-1]
+    )
+    outcomes: dict[int, ToolOutcome] = {}
+    for index, call in enumerate(calls):
+        if call["name"] == "finish":
+            continue
+        if cut_off and index == len(calls) - 1:
+            outcomes[index] = ToolOutcome(CUT_OFF_CALL, is_error=True)
+            continue
+        budget.check_clock()
+        outcomes[index] = toolbox.call(call["name"], call.get("input"))
+    finish: Finish | None = None
+    failed = any(outcome.is_error for outcome in outcomes.values())
+    for index, call in enumerate(calls):
+        if call["name"] != "finish":
+            continue
+        if cut_off and index == len(calls) - 1:
+            outcomes[index] = ToolOutcome(CUT_OFF_CALL, is_error=True)
+        elif failed:
+            outcomes[index] = ToolOutcome(FINISH_REFUSED, is_error=True)
+        elif finish is not None:
+            outcomes[index] = ToolOutcome("finish was already called in this turn", is_error=True)
+        else:
+            outcomes[index] = toolbox.call("finish", call.get("input"))
+            finish = outcomes[index].finish
+    results: list[Block] = []
+    records: list[CallRecord] = []
+    for index, call in enumerate(calls):
+        outcome = outcomes[index]
+        block: Block = {
+            "type": "tool_result",
+            "tool_use_id": call["id"],
+            "content": outcome.content,
+        }
+        if outcome.is_error:
+            block["is_error"] = True
+        results.append(block)
+        records.append(
+            CallRecord(call["name"], call.get("input"), outcome.content, outcome.is_error)
+        )
+    return results, records, finish
+
+
+def _text(text: str) -> Block:
+    return {"type": "text", "text": text}
+
+
+def _turn_event(
+    response: ModelResponse,
+    calls: list[CallRecord],
+    cost: Cost,
+    budget: Budget,
+    by: str,
+) -> Event:
+    described = [
+        {
+            "tool": call.name,
+            "args": describe_call(call.name, call.input),
+            "result_chars": len(call.result),
+            "is_error": call.is_error,
+        }
+        for call in calls
+    ]
+    summary = " · ".join(f"{c['tool']} {c['args']}".strip() for c in described)
+    return Event(
+        type=EventType.TOOL,
+        by=by,
+        data={
+            "turn": budget.turns,
+            "stop_reason": response.stop_reason,
+            "calls": described,
+            "summary": summary or "(no tool calls)",
+            "input_tokens": cost.input_tokens,
+            "output_tokens": cost.output_tokens,
+            "cache_read_tokens": cost.cache_read_tokens,
+            "cache_write_tokens": cost.cache_write_tokens,
+            "dollars": cost.dollars,
+            "total_tokens": budget.cost.total_tokens,
+            "total_dollars": budget.cost.dollars,
+        },
+    )
+
+
+def _retry_event(notice: RetryNotice, by: str) -> Event:
+    return Event(
+        type=EventType.MESSAGE,
+        by=by,
+        data={
+            "kind": "model_retry",
+            "attempt": notice.attempt,
+            "max_retries": notice.max_retries,
+            "wait_seconds": notice.wait_seconds,
+            "status": notice.status,
+            "error": notice.error,
+            "text": f"model API unavailable ({notice.error}); retry {notice.attempt} of "
+            f"{notice.max_retries} in {notice.wait_seconds:.0f}s",
+        },
+    )
+
+
+def _finished_event(finish: Finish, budget: Budget, by: str) -> Event:
+    return Event(
+        type=EventType.MESSAGE,
+        by=by,
+        data={
+            "kind": "agent_finished",
+            "summary": finish.summary,
+            "notes_for_reviewer": finish.notes_for_reviewer,
+            "turns": budget.turns,
+            "total_tokens": budget.cost.total_tokens,
+            "total_dollars": budget.cost.dollars,
+        },
+    )

@@ -1,0 +1,62 @@
+"""Where the agent loop reports: the run store, or a list in memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.events import Event, EventType
+from core.run import Cost, Run
+from core.store import RunStore
+from jobs.agent.pricing import add_costs
+
+
+class StoreRecorder:
+    """Writes the loop's events, cost and stop reason to one run in the store.
+
+    The stop reason goes on the run (``run.error``) and into its log at once, so the
+    thread can say why the agent stopped before the blueprint fails the run.
+    """
+
+    def __init__(self, store: RunStore, run_id: int, *, by: str = "agent") -> None:
+        self.store = store
+        self.run_id = run_id
+        self.by = by
+
+    def on_event(self, event: Event) -> None:
+        self.store.append_event(self.run_id, event)
+
+    def on_cost(self, cost: Cost) -> None:
+        self.store.add_cost(self.run_id, cost, by=self.by)
+
+    def on_stop(self, reason: str, message: str) -> None:
+        def change(run: Run) -> None:
+            run.error = message
+
+        event = Event(
+            type=EventType.ERROR,
+            by=self.by,
+            data={"kind": "agent_stopped", "reason": reason, "text": message},
+        )
+        self.store.update(self.run_id, change, events=[event])
+
+
+@dataclass
+class MemoryRecorder:
+    """Keeps what the loop reports, for tests and for command-line runs."""
+
+    events: list[Event] = field(default_factory=list)
+    costs: list[Cost] = field(default_factory=list)
+    stops: list[tuple[str, str]] = field(default_factory=list)
+
+    def on_event(self, event: Event) -> None:
+        self.events.append(event)
+
+    def on_cost(self, cost: Cost) -> None:
+        self.costs.append(cost)
+
+    def on_stop(self, reason: str, message: str) -> None:
+        self.stops.append((reason, message))
+
+    @property
+    def total(self) -> Cost:
+        return add_costs(self.costs)

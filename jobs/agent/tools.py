@@ -1,0 +1,528 @@
+"""The agent's tools: read, list, search, edit, write, run, finish.
+
+Every tool works on the sandbox's workspace through
+:class:`~jobs.agent.workspace.Workspace`, which refuses paths that leave it before the
+sandbox is touched. Every result is bounded in size and says so when it was cut. A tool
+that fails raises :class:`ToolError`; :meth:`Toolbox.call` turns that, an unknown tool,
+invalid input, or any other exception into an ``is_error`` result the model can act on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from jobs.agent.workspace import HELPER_TIMEOUT, Workspace
+from jobs.exceptions import LimitsExceeded, ToolError
+from sandboxes.exceptions import SandboxError
+
+log = logging.getLogger(__name__)
+
+#: Files the sandbox lists before the glob filter; bigger trees need a narrower path.
+LIST_SCAN_LIMIT = 20_000
+MAX_LISTED = 300
+MAX_LINE_CHARS = 300
+
+
+def bound(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, keeping its head and tail.
+
+    The tail matters most for command output (test summaries and tracebacks end there),
+    so it gets the larger share.
+    """
+    if len(text) <= limit:
+        return text
+    if limit < 200:
+        return text[: max(0, limit - 20)] + "\n[... truncated]"
+    room = limit - 100
+    head = room * 2 // 5
+    tail = room - head
+    cut = len(text) - head - tail
+    marker = f"[... {cut} characters cut: results are limited to {limit} ...]"
+    return f"{text[:head]}\n{marker}\n{text[-tail:]}"
+
+
+# -- inputs -----------------------------------------------------------------------------
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReadFileInput(_Input):
+    path: str = Field(description="File path relative to the repository root.")
+    start_line: int | None = Field(None, ge=1, description="First line to show (1-based).")
+    end_line: int | None = Field(None, ge=1, description="Last line to show (inclusive).")
+
+
+class ListFilesInput(_Input):
+    pattern: str = Field(
+        "**",
+        description="Glob matched against paths relative to `path`. `*` stays within one "
+        "directory, `**` crosses directories; a pattern without '/' matches file names "
+        "at any depth (e.g. '*.py').",
+    )
+    path: str = Field(".", description="Directory to list, relative to the repository root.")
+
+
+class SearchInput(_Input):
+    pattern: str = Field(
+        min_length=1,
+        description="Extended regular expression, as `grep -E` reads it (use [0-9], not \\d).",
+    )
+    path: str = Field(".", description="File or directory to search, relative to the root.")
+    include: str | None = Field(None, description="Only files whose name matches this glob.")
+    max_hits: int = Field(50, ge=1, le=200, description="Most matching lines to return.")
+
+
+class EditFileInput(_Input):
+    path: str = Field(description="File path relative to the repository root.")
+    old_text: str = Field(
+        min_length=1,
+        description="Exact text to replace, including whitespace; must occur exactly once. "
+        "Do not include the line numbers that read_file shows.",
+    )
+    new_text: str = Field(description="Text to put in its place.")
+
+
+class WriteFileInput(_Input):
+    path: str = Field(description="File path relative to the repository root.")
+    content: str = Field(description="The complete new content of the file.")
+
+
+class RunInput(_Input):
+    command: str = Field(min_length=1, description="Shell command, run with `sh -c`.")
+    timeout: float | None = Field(None, gt=0, description="Seconds before it is killed.")
+
+
+class FinishInput(_Input):
+    summary: str = Field(
+        min_length=1, description="What you changed and why, for the pull request."
+    )
+    notes_for_reviewer: str = Field(
+        "", description="Risks, open questions, and anything you could not verify."
+    )
+
+
+# -- outcomes ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Finish:
+    summary: str
+    notes_for_reviewer: str
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    content: str
+    is_error: bool = False
+    finish: Finish | None = None
+
+
+@dataclass(frozen=True)
+class _Tool:
+    name: str
+    description: str
+    input: type[_Input]
+
+
+TOOLS: tuple[_Tool, ...] = (
+    _Tool(
+        "read_file",
+        "Read a text file, with line numbers. Long files are cut; use start_line and "
+        "end_line to read a part.",
+        ReadFileInput,
+    ),
+    _Tool(
+        "list_files",
+        f"List files matching a glob, sorted (at most {MAX_LISTED}; .git is skipped).",
+        ListFilesInput,
+    ),
+    _Tool(
+        "search",
+        "Search file contents with a regular expression; returns path:line:text hits, "
+        "sorted. Binary files and .git are skipped.",
+        SearchInput,
+    ),
+    _Tool(
+        "edit_file",
+        "Replace one exact occurrence of old_text with new_text in a file. Fails if "
+        "old_text is missing or occurs more than once: then include more context.",
+        EditFileInput,
+    ),
+    _Tool(
+        "write_file",
+        "Create a file, or replace a file's whole content. Prefer edit_file for changes "
+        "to existing files.",
+        WriteFileInput,
+    ),
+    _Tool(
+        "run",
+        "Run a shell command in the repository root, in a sandbox (normally without "
+        "network access). Returns the exit code and the output, cut if long.",
+        RunInput,
+    ),
+    _Tool(
+        "finish",
+        "Finish the task: call it once the change is complete and the checks pass, or "
+        "when it cannot be done (say why). It runs after the turn's other calls, and "
+        "only if they all succeeded.",
+        FinishInput,
+    ),
+)
+
+
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON schema the API gets: pydantic's, without titles and null branches."""
+
+    def clean(node: Any) -> Any:
+        if isinstance(node, dict):
+            node = {k: clean(v) for k, v in node.items() if k != "title"}
+            branches = node.get("anyOf")
+            if isinstance(branches, list) and {"type": "null"} in branches:
+                rest = [b for b in branches if b != {"type": "null"}]
+                if len(rest) == 1:
+                    del node["anyOf"]
+                    node = {**rest[0], **node}
+            if node.get("default", ...) is None:
+                del node["default"]
+            return node
+        if isinstance(node, list):
+            return [clean(item) for item in node]
+        return node
+
+    schema: dict[str, Any] = clean(model.model_json_schema())
+    return schema
+
+
+def describe_call(name: str, args: Any) -> str:
+    """A short summary of a call's arguments, for the run's event log and the thread."""
+    if not isinstance(args, dict):
+        return ""
+
+    def short(value: Any, limit: int = 80) -> str:
+        text = " ".join(str(value).split())
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+    path = short(args.get("path", ""))
+    if name == "read_file":
+        start, end = args.get("start_line"), args.get("end_line")
+        return f"{path}:{start or 1}-{end or ''}" if start or end else path
+    if name == "list_files":
+        return f"{short(args.get('pattern', '**'))} in {path or '.'}"
+    if name == "search":
+        return f"/{short(args.get('pattern', ''), 60)}/ in {path or '.'}"
+    if name == "write_file":
+        return f"{path} ({len(str(args.get('content', '')))} chars)"
+    if name == "edit_file":
+        return path
+    if name == "run":
+        return short(args.get("command", ""))
+    if name == "finish":
+        return short(args.get("summary", ""))
+    return ""
+
+
+# -- the toolbox ------------------------------------------------------------------------
+
+
+class Toolbox:
+    """The tools bound to one workspace, with the loop's limits on their output."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        output_chars: int,
+        command_timeout: float,
+        max_command_timeout: float,
+        remaining_seconds: Callable[[], float] = lambda: math.inf,
+    ) -> None:
+        self.workspace = workspace
+        self.output_chars = output_chars
+        self.command_timeout = command_timeout
+        self.max_command_timeout = max_command_timeout
+        self.remaining_seconds = remaining_seconds
+        self._handlers: dict[str, Callable[[Any], ToolOutcome]] = {
+            "read_file": self._read_file,
+            "list_files": self._list_files,
+            "search": self._search,
+            "edit_file": self._edit_file,
+            "write_file": self._write_file,
+            "run": self._run,
+            "finish": self._finish,
+        }
+
+    @property
+    def specs(self) -> list[dict[str, Any]]:
+        """Tool definitions for the Messages API, in a fixed order (it is cached)."""
+        return [
+            {"name": t.name, "description": t.description, "input_schema": _schema(t.input)}
+            for t in TOOLS
+        ]
+
+    def call(self, name: str, raw_input: Any) -> ToolOutcome:
+        """Run one tool call. Failures come back as ``is_error`` outcomes; only a loop
+        limit or a broken sandbox raises."""
+        tool = next((t for t in TOOLS if t.name == name), None)
+        if tool is None:
+            known = ", ".join(t.name for t in TOOLS)
+            return self._error(f"unknown tool {name!r}; the tools are: {known}")
+        try:
+            args = tool.input.model_validate(raw_input)
+        except ValidationError as err:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in err.errors()
+            )
+            return self._error(f"invalid input for {name}: {problems}")
+        try:
+            outcome = self._handlers[name](args)
+        except (LimitsExceeded, SandboxError):
+            raise  # a limit, or a sandbox that is gone: the run stops
+        except ToolError as err:
+            return self._error(f"{name} failed: {err}")
+        except Exception as err:  # the model can often work around a broken tool call
+            log.exception("tool %s raised", name)
+            return self._error(f"{name} failed: {type(err).__name__}: {err}")
+        return ToolOutcome(
+            bound(outcome.content, self.output_chars), outcome.is_error, outcome.finish
+        )
+
+    def _error(self, message: str) -> ToolOutcome:
+        return ToolOutcome(bound(message, self.output_chars), is_error=True)
+
+    # -- the tools --------------------------------------------------------------------
+
+    def _read_file(self, args: ReadFileInput) -> ToolOutcome:
+        resolved, text = self.workspace.read_text(args.path)
+        lines = _split_lines(text)
+        total = len(lines)
+        start = args.start_line or 1
+        end = min(args.end_line or total, total)
+        if total and start > total:
+            raise ToolError(f"start_line {start} is past the end: {args.path} has {total} lines")
+        if end < start and total:
+            raise ToolError(f"end_line {end} is before start_line {start}")
+        out: list[str] = []
+        used = 0
+        budget = self.output_chars - 200
+        shown_end = start - 1
+        for number in range(start, end + 1):
+            line = f"{number:>6}\t{lines[number - 1]}"
+            if used + len(line) + 1 > budget:
+                break
+            out.append(line)
+            used += len(line) + 1
+            shown_end = number
+        header = f"{resolved.path}: lines {start}-{shown_end} of {total}"
+        if total == 0:
+            header = f"{resolved.path}: empty file"
+        body = "\n".join(out)
+        if shown_end < end:
+            body += (
+                f"\n[... cut at line {shown_end} of {total}: "
+                f"read on with start_line={shown_end + 1}]"
+            )
+        return ToolOutcome(f"{header}\n{body}" if body else header)
+
+    def _list_files(self, args: ListFilesInput) -> ToolOutcome:
+        base = self.workspace.resolve(args.path)
+        if base.kind != "dir":
+            raise ToolError(f"{args.path} is not a directory")
+        found = self.workspace.sandbox.list_files(base.path, limit=LIST_SCAN_LIMIT)
+        matcher = _glob(args.pattern)
+        prefix = "" if base.path == "." else base.path.rstrip("/") + "/"
+        hits = []
+        for entry in found:
+            relative = entry.removeprefix("./")
+            if relative.startswith(".git/") or "/.git/" in relative:
+                continue
+            inside = relative[len(prefix) :] if prefix and relative.startswith(prefix) else relative
+            if matcher.match(inside):
+                hits.append(relative)
+        hits.sort()
+        lines = hits[:MAX_LISTED]
+        if len(hits) > MAX_LISTED:
+            lines.append(f"[... {len(hits) - MAX_LISTED} more; narrow the pattern or path]")
+        if len(found) >= LIST_SCAN_LIMIT:
+            lines.append(f"[listing stopped after {LIST_SCAN_LIMIT} files; narrow the path]")
+        if not hits:
+            return ToolOutcome(f"no files match {args.pattern!r} in {base.path}")
+        return ToolOutcome("\n".join(lines))
+
+    def _search(self, args: SearchInput) -> ToolOutcome:
+        base = self.workspace.resolve(args.path)
+        if base.kind == "missing":
+            raise ToolError(f"no such file or directory: {args.path}")
+        argv = ["grep", "-rnIE", "--exclude-dir=.git", "--color=never"]
+        if args.include:
+            argv += ["--include", args.include]
+        argv += ["-e", args.pattern, "--", base.path]
+        result = self.workspace.sandbox.exec(argv, timeout=HELPER_TIMEOUT)
+        if result.exit_code == 1 and not result.stdout:
+            return ToolOutcome(f"no matches for /{args.pattern}/ in {base.path}")
+        if result.exit_code not in (0, 1) and not result.stdout:
+            raise ToolError(f"grep: {result.stderr.strip() or f'exit code {result.exit_code}'}")
+        hits = []
+        for line in result.stdout.splitlines():
+            path, sep, rest = line.partition(":")
+            number, sep2, text = rest.partition(":")
+            if not (sep and sep2 and number.isdigit()):
+                continue  # a marker the sandbox put into cut output
+            path = path.removeprefix("./")
+            if len(text) > MAX_LINE_CHARS:
+                text = text[:MAX_LINE_CHARS] + "…"
+            hits.append((path, int(number), text))
+        hits.sort()
+        shown = [f"{path}:{number}:{text}" for path, number, text in hits[: args.max_hits]]
+        if len(hits) > args.max_hits:
+            shown.append(f"[... {len(hits) - args.max_hits} more hits; narrow the search]")
+        return ToolOutcome("\n".join(shown))
+
+    def _edit_file(self, args: EditFileInput) -> ToolOutcome:
+        resolved, text = self.workspace.read_text(args.path)
+        old, new = args.old_text, args.new_text
+        if old == new:
+            raise ToolError("old_text and new_text are the same; nothing would change")
+        if text.count(old) == 0 and "\r\n" in text and "\n" in old:
+            old, new = _crlf(old), _crlf(new)  # the file has Windows line endings
+        count = text.count(old)
+        if count == 0:
+            raise ToolError(_not_found(args.path, text, old))
+        if count > 1:
+            starts = [m.start() for m in re.finditer(re.escape(old), text)]
+            at = ", ".join(str(text.count("\n", 0, s) + 1) for s in starts[:10])
+            raise ToolError(
+                f"old_text occurs {count} times in {args.path} (at lines {at}); "
+                "include more surrounding lines so it matches exactly once"
+            )
+        offset = text.index(old)
+        edited = text.replace(old, new, 1)
+        self.workspace.write_text(resolved, edited)
+        first = text.count("\n", 0, offset) + 1
+        removed, added = _line_count(old), _line_count(new)
+        return ToolOutcome(
+            f"edited {resolved.path}: replaced {removed} line(s) at line {first} "
+            f"with {added} line(s)\n" + _excerpt(edited, first, first + max(added - 1, 0))
+        )
+
+    def _write_file(self, args: WriteFileInput) -> ToolOutcome:
+        resolved = self.workspace.resolve(args.path)
+        if resolved.kind == "dir":
+            raise ToolError(f"{args.path} is a directory")
+        self.workspace.write_text(resolved, args.content)
+        verb = "created" if resolved.kind == "missing" else "overwrote"
+        size = len(args.content.encode("utf-8"))
+        return ToolOutcome(
+            f"{verb} {resolved.path} ({size:,} bytes, {len(_split_lines(args.content))} lines)"
+        )
+
+    def _run(self, args: RunInput) -> ToolOutcome:
+        asked = args.timeout or self.command_timeout
+        timeout = min(asked, self.max_command_timeout, self.remaining_seconds())
+        result = self.workspace.sandbox.exec(["sh", "-c", args.command], timeout=timeout)
+        parts = [f"exit code: {result.exit_code}"]
+        if result.stdout:
+            parts.append(f"[stdout]\n{result.stdout.rstrip()}")
+        if result.stderr:
+            parts.append(f"[stderr]\n{result.stderr.rstrip()}")
+        if not result.stdout and not result.stderr:
+            parts.append("(no output)")
+        if result.timed_out:
+            parts[0] = (
+                f"timed out after {timeout:g}s and was killed (ask for a longer timeout, "
+                f"at most {self.max_command_timeout:g}s, or run less)"
+            )
+        elif result.oom_killed:
+            parts[0] = "killed: the sandbox ran out of memory"
+        text = "\n".join(parts)
+        return ToolOutcome(
+            bound(text, self.output_chars), is_error=result.timed_out or result.oom_killed
+        )
+
+    def _finish(self, args: FinishInput) -> ToolOutcome:
+        return ToolOutcome(
+            "finished", finish=Finish(args.summary.strip(), args.notes_for_reviewer.strip())
+        )
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def _split_lines(text: str) -> list[str]:
+    """Lines as grep and sed count them (only "\\n" ends a line)."""
+    if not text:
+        return []
+    lines = text.split("\n")
+    return lines[:-1] if text.endswith("\n") else lines
+
+
+def _line_count(text: str) -> int:
+    """Lines a piece of text spans; a trailing newline does not start another."""
+    return len(_split_lines(text))
+
+
+def _crlf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\n", "\r\n")
+
+
+def _excerpt(text: str, first: int, last: int, context: int = 2, most: int = 30) -> str:
+    lines = _split_lines(text)
+    start = max(1, first - context)
+    end = min(len(lines), last + context, start + most - 1)
+    return "\n".join(f"{n:>6}\t{lines[n - 1]}" for n in range(start, end + 1))
+
+
+def _not_found(path: str, text: str, old: str) -> str:
+    """Why old_text did not match, with a hint when only whitespace differs."""
+    squeeze = " ".join(old.split())
+    lines = _split_lines(text)
+    first = old.strip().split("\n")[0].strip()
+    near = [n for n, line in enumerate(lines, 1) if first and first in line][:5]
+    message = f"old_text was not found in {path}"
+    if squeeze and squeeze in " ".join(text.split()):
+        message += " (it matches if whitespace is ignored: copy the indentation exactly)"
+    if near:
+        message += f"; its first line appears at line(s) {', '.join(map(str, near))}"
+    return message + ". Read the file again and copy the exact text."
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """A regex for a glob: ``*`` and ``?`` within a directory, ``**`` across them.
+
+    A pattern without ``/`` matches a file name at any depth, like a .gitignore line.
+    """
+    pattern = pattern.strip().removeprefix("./") or "**"
+    if "/" not in pattern and pattern != "**":
+        pattern = "**/" + pattern
+    out, i = [], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif char == "*":
+            out.append("[^/]*")
+            i += 1
+        elif char == "?":
+            out.append("[^/]")
+            i += 1
+        elif char == "[" and "]" in pattern[i + 1 :]:
+            close = pattern.index("]", i + 1)
+            body = pattern[i + 1 : close]
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
+            i = close + 1
+        else:
+            out.append(re.escape(char))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
