@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from core.events import Event
 from core.projection import StepState, ThreadView
 from core.run import RunStatus
+from jobs.status import StatusView
 
 MAX_SECTION_TEXT = 3000
 MAX_BLOCKS = 50
@@ -101,8 +103,12 @@ def button_value(view: ThreadView, iteration: int | None = None) -> str:
     )
 
 
-def run_message(view: ThreadView) -> tuple[str, list[Block]]:
-    """The one status message of a run's thread, updated in place."""
+def run_message(view: ThreadView, *, decisions: bool = True) -> tuple[str, list[Block]]:
+    """The one status message of a run's thread, updated in place.
+
+    With ``decisions=False`` it carries only Cancel: Approve and Rework live on the
+    final message, so a thread never shows two sets of them.
+    """
     title = f"*{view.label}* · `{escape(view.repo)}` · {_STATUS_WORDS[view.status]}"
     blocks: list[Block] = [
         section(title),
@@ -127,14 +133,15 @@ def run_message(view: ThreadView) -> tuple[str, list[Block]]:
         )
     if view.error:
         blocks.append(section(f":warning: {escape(view.error)}"))
-    if view.buttons:
+    wanted = [b for b in view.buttons if decisions or b == "cancel"]
+    if wanted:
         value = button_value(view)
         elements = []
-        if "approve" in view.buttons:
+        if "approve" in wanted:
             elements.append(button("Approve", ACTION_APPROVE, value, "primary"))
-        if "rework" in view.buttons:
+        if "rework" in wanted:
             elements.append(button("Rework", ACTION_REWORK, value))
-        if "cancel" in view.buttons:
+        if "cancel" in wanted:
             elements.append(button("Cancel", ACTION_CANCEL, value, "danger"))
         blocks.append({"type": "actions", "block_id": "run_actions", "elements": elements})
     fallback = cut(
@@ -144,6 +151,84 @@ def run_message(view: ThreadView) -> tuple[str, list[Block]]:
     return escape(fallback), blocks[:MAX_BLOCKS]
 
 
-def text_message(text: str) -> tuple[str, list[Block]]:
-    """A plain reply (milestones, errors, help) with its fallback text."""
-    return cut(escape(text), MAX_FALLBACK_TEXT), [section(escape(text))]
+def decision_message(view: ThreadView) -> tuple[str, list[Block]]:
+    """The final message: the PR is ready, and the buttons that apply."""
+    url = _safe_url(view.pr_url or "")
+    link = f"<{url}|pull request>" if url else "pull request"
+    text = (
+        f":tada: {view.label} is ready for review: {link}. *Approve* it, or ask for "
+        "*Rework* with feedback."
+    )
+    blocks = [section(text)]
+    value = button_value(view)
+    blocks.append(
+        {
+            "type": "actions",
+            "block_id": "decision_actions",
+            "elements": [
+                button("Approve", ACTION_APPROVE, value, "primary"),
+                button("Rework", ACTION_REWORK, value),
+                button("Cancel", ACTION_CANCEL, value, "danger"),
+            ],
+        }
+    )
+    return escape(f"{view.label} is ready for review: {view.pr_url or ''}"), blocks
+
+
+def text_message(mrkdwn: str) -> tuple[str, list[Block]]:
+    """A reply the bot composed (milestones, errors, help), with its fallback text.
+
+    The caller has already escaped whatever came from users or the model in it, so
+    the bot's own mentions (``<@U123>``) and links stay live.
+    """
+    return cut(mrkdwn, MAX_FALLBACK_TEXT), [section(mrkdwn)]
+
+
+def status_blocks(view: StatusView) -> tuple[str, list[Block]]:
+    """``/agents status`` and the App Home tab: the fleet at a glance."""
+    counts = ", ".join(f"{s.value.replace('_', ' ')} {n}" for s, n in view.counts.items() if n)
+    blocks: list[Block] = [
+        section(
+            f"*Queue* `{escape(view.queue_name)}`: {view.queue_depth} waiting · "
+            f"{view.workers} worker(s) alive · today ${view.cost_today:.2f}"
+        ),
+        context(f"runs: {counts or 'none yet'}"),
+        {"type": "divider"},
+    ]
+    running = [
+        f"• *{r.label}* `{escape(r.repo)}` {r.step.value if r.step else 'starting'} · "
+        f"{_elapsed(int((view.at - r.created_at).total_seconds()))} · ${r.cost.dollars:.2f}"
+        for r in view.running
+    ]
+    blocks.append(section("*Running*\n" + ("\n".join(running) or "nothing")))
+    queued = [
+        f"{i}. *{r.label}* `{escape(r.repo)}` by <@{escape(r.requester)}>"
+        + (f" · starts in ~{_elapsed(eta)}" if eta is not None else "")
+        for i, (r, eta) in enumerate(zip(view.queued, view.queued_eta, strict=False), start=1)
+    ]
+    blocks.append(section("*Queued*\n" + ("\n".join(queued) or "nothing")))
+    finished = [
+        f"• *{r.label}* `{escape(r.repo)}` {r.status.value.replace('_', ' ')} · "
+        f"${r.cost.dollars:.2f}"
+        for r in view.finished
+    ]
+    blocks.append(section("*Last finished*\n" + ("\n".join(finished) or "nothing")))
+    fallback = (
+        f"{view.queue_depth} waiting, {len(view.running)} running, "
+        f"{view.workers} worker(s), today ${view.cost_today:.2f}"
+    )
+    return fallback, blocks[:MAX_BLOCKS]
+
+
+def run_detail_blocks(view: ThreadView, events: list[Event]) -> tuple[str, list[Block]]:
+    """``/agents status <id>``: one run, with the tail of its event log."""
+    fallback, blocks = run_message(view)
+    blocks = [b for b in blocks if b["type"] != "actions"]
+    lines = []
+    for event in events:
+        summary = event.data.get("summary") or event.data.get("text") or event.data.get("to")
+        detail = f" {summary}" if summary else ""
+        lines.append(f"`{event.at:%H:%M:%S}` {event.type.value}{escape(str(detail))}")
+    if lines:
+        blocks.append(section("*Recent events*\n" + "\n".join(lines)))
+    return fallback, blocks[:MAX_BLOCKS]

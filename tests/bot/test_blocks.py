@@ -108,7 +108,7 @@ def test_cut_never_splits_an_escape() -> None:
     assert cutted.removesuffix("… (cut)").endswith("&lt;")
 
 
-def test_text_message_escapes() -> None:
-    fallback, blocks = text_message("hi <!everyone>")
-    assert fallback == "hi &lt;!everyone&gt;"
-    assert texts(blocks) == ["hi &lt;!everyone&gt;"]
+def test_text_message_keeps_the_bots_own_mrkdwn() -> None:
+    fallback, blocks = text_message(f"<@U1> asked: {escape('<!everyone>')}")
+    assert fallback == "<@U1> asked: &lt;!everyone&gt;"
+    assert texts(blocks) == [fallback]

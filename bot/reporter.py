@@ -1,0 +1,205 @@
+"""The reporter: draws each run's thread from its event log, outside the pipeline.
+
+It follows the store's feed (one stream naming every run whose log grew) through a
+consumer group, so bot replicas share the work. For each run it redraws the status
+message with ``chat.update`` at most about once a second, under a per-run lock, and
+posts each milestone reply exactly once, tracked by a per-run cursor in Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.blocks import decision_message, escape, run_message, text_message
+from core.events import MILESTONE_ESCALATED, MILESTONE_PR, Event, EventType
+from core.exceptions import RunNotFound
+from core.projection import project
+from core.run import Run, RunStatus
+from core.store import RunStore
+
+log = logging.getLogger(__name__)
+
+GROUP = "reporter"
+LOCK_MS = 30_000
+CURSOR_TTL = 30 * 86400
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+def milestone(event: Event, run: Run) -> tuple[str, list[dict[str, Any]]] | None:
+    """The thread reply an event deserves, if any."""
+    data = event.data
+    if event.type is EventType.ARTIFACT and data.get("kind") == MILESTONE_PR:
+        url = str(data.get("url", ""))
+        link = f"<{url}|{escape(url)}>" if _plain_url(url) else escape(url)
+        return text_message(f":rocket: Pull request opened: {link}")
+    if event.type is EventType.CHECKS and data.get("passed") is False:
+        attempt, most = data.get("attempt"), data.get("max_attempts")
+        summary = escape(str(data.get("summary") or "some checks failed"))
+        if attempt and most:
+            return text_message(
+                f":wrench: Checks failed ({summary}); fixing, attempt {attempt} of {most}."
+            )
+        return text_message(f":wrench: Checks failed ({summary}).")
+    if event.type is EventType.MESSAGE and data.get("kind") == MILESTONE_ESCALATED:
+        return text_message(f":raised_hand: Escalated: {escape(str(data.get('text', '')))}")
+    if event.type is EventType.STATUS:
+        to = data.get("to")
+        if to == RunStatus.AWAITING_DECISION.value:
+            return decision_message(project(run, []))
+        if to == RunStatus.FAILED.value:
+            reason = escape(str(data.get("reason") or "no reason given"))
+            return text_message(f":x: {run.label} failed: {reason}")
+        if to == RunStatus.CANCELLED.value:
+            return text_message(f":no_entry_sign: {run.label} was cancelled by <@{event.by}>.")
+        if to == RunStatus.APPROVED.value:
+            return text_message(f":white_check_mark: {run.label} approved by <@{event.by}>.")
+    return None
+
+
+def _plain_url(url: str) -> bool:
+    return url.startswith(("https://", "http://")) and not any(c in url for c in "<>| \n")
+
+
+_REACTION_FOR = {
+    RunStatus.AWAITING_DECISION.value: "white_check_mark",
+    RunStatus.APPROVED.value: "white_check_mark",
+    RunStatus.FAILED.value: "x",
+    RunStatus.CANCELLED.value: "x",
+}
+
+
+class Reporter:
+    def __init__(
+        self,
+        store: RunStore,
+        client: WebClient,
+        *,
+        consumer: str | None = None,
+        min_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.redis: redis.Redis = store.redis
+        self.client = client
+        self.consumer = consumer or f"{socket.gethostname()}.{uuid.uuid4().hex[:8]}"
+        self.min_interval_ms = int(min_interval * 1000)
+        self.clock = clock
+        self.dirty: set[int] = set()
+        self._release = self.redis.register_script(_RELEASE)
+        self._group_ready = False
+
+    def _key(self, kind: str, run_id: int) -> str:
+        return f"{self.store.prefix}:reporter:{kind}:{run_id}"
+
+    def ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            self.redis.xgroup_create(self.store.feed_key, GROUP, id="$", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    def poll(self, block_ms: int = 1000) -> int:
+        """Read the feed once, then draw what is due. Returns how many runs are dirty."""
+        self.ensure_group()
+        wait = 100 if self.dirty else block_ms
+        replies: Any = self.redis.xreadgroup(
+            GROUP, self.consumer, {self.store.feed_key: ">"}, count=500, block=wait
+        )
+        for _stream, entries in replies or []:
+            ids = []
+            for entry_id, fields in entries:
+                ids.append(entry_id)
+                raw = fields.get(b"run", fields.get("run"))
+                if raw is not None:
+                    self.dirty.add(int(raw))
+            if ids:
+                self.redis.xack(self.store.feed_key, GROUP, *ids)
+        for run_id in sorted(self.dirty):
+            if self.draw(run_id):
+                self.dirty.discard(run_id)
+        return len(self.dirty)
+
+    def draw(self, run_id: int) -> bool:
+        """Bring one thread up to date. False means "not now, try again shortly"."""
+        if not self.redis.set(self._key("rate", run_id), 1, nx=True, px=self.min_interval_ms):
+            return False
+        token = uuid.uuid4().hex
+        lock = self._key("lock", run_id)
+        if not self.redis.set(lock, token, nx=True, px=LOCK_MS):
+            return False
+        try:
+            return self._draw_locked(run_id)
+        except SlackApiError as exc:
+            log.warning("run #%s: Slack refused an update (%s); will retry", run_id, exc)
+            return False
+        except (OSError, redis.RedisError) as exc:
+            log.warning("run #%s: could not draw the thread (%s); will retry", run_id, exc)
+            return False
+        finally:
+            self._release(keys=[lock], args=[token])
+
+    def _draw_locked(self, run_id: int) -> bool:
+        try:
+            run = self.store.get(run_id)
+        except RunNotFound:
+            return True
+        if not run.channel or not run.thread_ts or not run.status_ts:
+            # The bot has not posted the status message yet; it draws the first state.
+            return run.channel is None
+        cursor_key = self._key("cursor", run_id)
+        raw_cursor: Any = self.redis.get(cursor_key)
+        cursor = raw_cursor.decode() if isinstance(raw_cursor, bytes) else raw_cursor
+        new_events = self.store.events(run_id, after=cursor)
+        for event in new_events:
+            reply = milestone(event, run)
+            if reply is not None:
+                fallback, blocks = reply
+                self.client.chat_postMessage(
+                    channel=run.channel, thread_ts=run.thread_ts, text=fallback, blocks=blocks
+                )
+            if event.type is EventType.STATUS:
+                self._react(run, str(event.data.get("to")))
+            # Advance past each event as soon as its reply is out: a crash between
+            # two replies never posts the first one twice.
+            self.redis.set(cursor_key, event.id or "", ex=CURSOR_TTL)
+        view = project(run, self.store.tail_events(run_id, 50))
+        fallback, blocks = run_message(view, decisions=False)
+        self.client.chat_update(channel=run.channel, ts=run.status_ts, text=fallback, blocks=blocks)
+        return True
+
+    def _react(self, run: Run, status: str) -> None:
+        name = _REACTION_FOR.get(status)
+        if name is None or not run.channel or not run.message_ts:
+            return
+        try:
+            self.client.reactions_add(channel=run.channel, timestamp=run.message_ts, name=name)
+            self.client.reactions_remove(channel=run.channel, timestamp=run.message_ts, name="eyes")
+        except SlackApiError as exc:
+            if exc.response.get("error") not in ("already_reacted", "no_reaction"):
+                raise
+
+    def run_forever(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.poll()
+            except redis.RedisError as exc:
+                log.warning("reporter: Redis unavailable (%s); retrying", exc)
+                self._group_ready = False
+                stop.wait(1.0)

@@ -1,0 +1,120 @@
+"""Reading a mention: which repository, what to do, and whether this user may ask.
+
+Pure functions, so every message a user can type is tested without Slack.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+
+from bot.blocks import escape
+from core.settings import BotSettings
+
+MAX_REQUEST_CHARS = 4000
+
+USAGE = (
+    "Ask me to change a repository and I'll open a pull request:\n"
+    "• `@agents in acme/api: make the retry limit configurable`\n"
+    "• `@agents repo:acme/api make the retry limit configurable`\n"
+    "• in a channel with a default repository: `@agents make the retry limit configurable`\n"
+    "I reply in a thread with progress, then post *Approve* / *Rework* buttons. "
+    "`/agents status` shows the queue and costs."
+)
+
+_MENTION = re.compile(r"<@[A-Z0-9_]+(?:\|[^>]*)?>")
+_IN_REPO = re.compile(r"^\s*in\s+(?P<repo>[^\s:]+)\s*:\s*(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
+_REPO_TAG = re.compile(r"(?:^|\s)repo:(?P<repo>\S+)", re.IGNORECASE)
+_REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class Ask:
+    repo: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Help:
+    pass
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why nothing will happen, written for the user, with how to fix it."""
+
+    message: str
+
+
+def strip_mentions(text: str) -> str:
+    return _MENTION.sub(" ", text).strip()
+
+
+def parse(text: str, *, channel: str, settings: BotSettings) -> Ask | Help | Refusal:
+    """Turn the text of a mention into a request, the usage text, or a refusal."""
+    body = strip_mentions(text)
+    if not body or body.lower() in {"help", "?", "usage"}:
+        return Help()
+    repo: str | None = None
+    match = _IN_REPO.match(body)
+    if match:
+        repo, body = match.group("repo"), match.group("rest").strip()
+    else:
+        tag = _REPO_TAG.search(body)
+        if tag:
+            repo = tag.group("repo")
+            body = (body[: tag.start()] + " " + body[tag.end() :]).strip()
+    if repo is None:
+        repo = settings.channel_repos.get(channel)
+        if repo is None:
+            return Refusal(
+                "I couldn't tell which repository you mean. Start with "
+                "`in owner/repo:` (for example `in acme/api: fix the flaky test`), or ask an "
+                "admin to set a default for this channel in AGENTS_CHANNEL_REPOS."
+            )
+    repo = repo.strip().strip("`<>").removesuffix(".git")
+    if not _REPO_NAME.match(repo):
+        return Refusal(
+            f"`{escape(repo[:100])}` doesn't look like a repository name. "
+            "Write it as `owner/name`, for example `in acme/api: …`."
+        )
+    if not body:
+        return Refusal(
+            f"What should I change in `{repo}`? Add the request after the repository, "
+            f"for example `in {repo}: make the retry limit configurable`."
+        )
+    if len(body) > MAX_REQUEST_CHARS:
+        return Refusal(
+            f"That request is {len(body):,} characters; I take at most {MAX_REQUEST_CHARS:,}. "
+            "Put the details in an issue or a file in the repository and point me at it."
+        )
+    if settings.allowed_repos and not any(
+        fnmatch.fnmatchcase(repo.lower(), pattern.lower()) for pattern in settings.allowed_repos
+    ):
+        return Refusal(
+            f"`{repo}` is not on this bot's allow-list, so I won't work on it. Ask an admin to "
+            "add it to AGENTS_ALLOWED_REPOS, or pick one of: "
+            + ", ".join(f"`{escape(p)}`" for p in settings.allowed_repos)
+        )
+    return Ask(repo=repo, text=body)
+
+
+def may_ask(user: str, channel: str, *, is_dm: bool, settings: BotSettings) -> Refusal | None:
+    """None when ``user`` may start runs in ``channel``; otherwise why not."""
+    if settings.allowed_users and user not in settings.allowed_users:
+        return Refusal(
+            "You're not on this bot's list of users (AGENTS_ALLOWED_USERS). "
+            "Ask an admin to add you."
+        )
+    if not is_dm and settings.allowed_channels and channel not in settings.allowed_channels:
+        return Refusal(
+            "I don't take requests in this channel (AGENTS_ALLOWED_CHANNELS). "
+            "Ask in one of the allowed channels, or DM me."
+        )
+    return None
+
+
+def may_decide(user: str, requester: str, settings: BotSettings) -> bool:
+    """Approve, Rework and Cancel belong to the requester and the configured approvers."""
+    return user == requester or user in settings.approvers

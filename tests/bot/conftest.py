@@ -1,0 +1,75 @@
+"""A running bolt app (HTTP mode) talking to the Slack emulator, on real Redis."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import redis
+from slack_sdk import WebClient
+
+from bot.app import create_app
+from bot.emulator.server import SlackEmulator
+from bot.http import serve, wsgi_app
+from bot.services import Services
+from bot.slack_client import make_client
+from core.settings import BotSettings
+
+ALICE, BOB, CAROL = "U_ALICE", "U_BOB", "U_CAROL"
+GENERAL = "C_GENERAL"
+
+
+@dataclass
+class Harness:
+    emu: SlackEmulator
+    services: Services
+    client: WebClient
+    executor: ThreadPoolExecutor
+
+    def settle(self) -> None:
+        """Wait until every delivery so far has been handled (listeners run in order)."""
+        self.executor.submit(lambda: None).result(timeout=60)
+
+    def wait(self, predicate: Any, what: str, timeout: float = 30.0) -> Any:
+        return self.emu.wait_for(predicate, timeout=timeout, what=what)
+
+
+def bot_settings(emu: SlackEmulator, **overrides: Any) -> BotSettings:
+    values: dict[str, Any] = {
+        "slack_bot_token": emu.bot_token,
+        "slack_signing_secret": emu.signing_secret,
+        "slack_api_url": emu.api_url,
+        "channel_repos": {GENERAL: "acme/api"},
+        "approvers": [CAROL],
+        "queue": "bot-tests",
+    }
+    values.update(overrides)
+    return BotSettings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def harness(real_redis_conn: redis.Redis, request: pytest.FixtureRequest) -> Iterator[Harness]:
+    overrides = getattr(request, "param", {})
+    emu = SlackEmulator().start()
+    emu.add_user(CAROL, "carol")
+    emu.subscriptions = {"app_mention", "message.im"}
+    services = Services.from_settings(bot_settings(emu, **overrides), real_redis_conn)
+    client = make_client(emu.bot_token, emu.api_url)
+    executor = ThreadPoolExecutor(max_workers=1)
+    app = create_app(services, client, listener_executor=executor)
+    server = serve(wsgi_app(app, lambda: True), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    emu.bot_url = f"http://127.0.0.1:{server.server_port}/slack/events"
+    try:
+        yield Harness(emu=emu, services=services, client=client, executor=executor)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+        executor.shutdown(wait=True)
+        emu.stop()

@@ -1,0 +1,195 @@
+"""The reporter: the thread as a projection of the run log, against the emulator."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bot.reporter import Reporter
+from core.events import Event, EventType
+from core.run import Run, RunStatus, Step
+from tests.bot.conftest import ALICE, GENERAL, Harness
+
+pytestmark = pytest.mark.redis
+
+
+def start_run(h: Harness) -> tuple[str, Run]:
+    ts, _ = h.emu.mention(ALICE, GENERAL, "in acme/api: make the retry limit configurable")
+    h.settle()
+    run = h.services.store.find_by_thread(GENERAL, ts)
+    assert run is not None
+    assert run.status_ts is not None
+    return ts, run
+
+
+def drain(reporter: Reporter, limit: float = 60.0) -> None:
+    """Poll until nothing is dirty (bounded; not a timing assertion)."""
+    deadline = time.monotonic() + limit
+    while reporter.poll(block_ms=200) and time.monotonic() < deadline:
+        pass
+    assert not reporter.dirty
+
+
+def tool(turn: int) -> Event:
+    return Event(type=EventType.TOOL, by="agent", data={"turn": turn, "summary": f"turn {turn}"})
+
+
+def replies(h: Harness, ts: str) -> list[str]:
+    return [m["text"] for m in h.emu.thread(GENERAL, ts)[2:]]
+
+
+def to_awaiting_with_pr(h: Harness, run: Run) -> None:
+    store = h.services.store
+    store.transition(run.id, RunStatus.RUNNING, by="worker")
+    store.set_step(run.id, Step.AGENT, by="worker")
+    store.append_event(run.id, tool(1))
+    store.append_event(
+        run.id,
+        Event(
+            type=EventType.CHECKS,
+            by="worker",
+            data={"passed": False, "attempt": 1, "max_attempts": 2, "summary": "1 failed"},
+        ),
+    )
+
+    def with_pr(r: Run) -> None:
+        r.artifacts.pr_url = "https://github.com/acme/api/pull/7"
+        r.artifacts.completed_steps = [Step.PREPARE, Step.AGENT, Step.CHECKS, Step.PUBLISH]
+
+    store.update(run.id, with_pr)
+    store.append_event(
+        run.id,
+        Event(
+            type=EventType.ARTIFACT,
+            by="worker",
+            data={"kind": "pr", "url": "https://github.com/acme/api/pull/7", "number": 7},
+        ),
+    )
+    store.transition(run.id, RunStatus.AWAITING_DECISION, by="worker")
+
+
+def test_milestones_reactions_and_the_status_message(harness: Harness) -> None:
+    h = harness
+    reporter = Reporter(h.services.store, h.client, min_interval=0.05)
+    reporter.ensure_group()
+    ts, run = start_run(h)
+    to_awaiting_with_pr(h, run)
+    drain(reporter)
+    texts = replies(h, ts)
+    assert texts[0] == ":wrench: Checks failed (1 failed); fixing, attempt 1 of 2."
+    assert texts[1].startswith(":rocket: Pull request opened: <https://github.com/acme/api/pull/7|")
+    assert "is ready for review" in texts[2]
+    final = h.emu.thread(GENERAL, ts)[-1]
+    actions = [b for b in final["blocks"] if b["type"] == "actions"]
+    assert [e["action_id"] for e in actions[0]["elements"]] == [
+        "agents_approve",
+        "agents_rework",
+        "agents_cancel",
+    ]
+    assert h.emu.reactions(GENERAL, ts) == {"white_check_mark": [h.emu.bot_user_id]}
+    status = h.emu.message(GENERAL, run.status_ts or "")
+    assert status is not None
+    assert "awaiting your decision" in status["text"] or "awaiting" in str(status["blocks"])
+    assert "pull/7" in str(status["blocks"])
+    # Drawing again posts nothing new: milestones are posted once.
+    h.services.store.append_event(run.id, tool(2))
+    drain(reporter)
+    assert len(replies(h, ts)) == 3
+
+
+def test_a_failed_run_gets_its_reason_and_a_cross(harness: Harness) -> None:
+    h = harness
+    reporter = Reporter(h.services.store, h.client, min_interval=0.05)
+    reporter.ensure_group()
+    ts, run = start_run(h)
+    h.services.store.transition(run.id, RunStatus.FAILED, by="worker", reason="<!channel> boom")
+    drain(reporter)
+    assert replies(h, ts) == [":x: #1 failed: &lt;!channel&gt; boom"]
+    assert h.emu.reactions(GENERAL, ts) == {"x": [h.emu.bot_user_id]}
+
+
+@pytest.fixture
+def running_reporter(harness: Harness) -> Iterator[Reporter]:
+    reporter = Reporter(harness.services.store, harness.client, min_interval=1.0)
+    reporter.ensure_group()
+    stop = threading.Event()
+    thread = threading.Thread(target=reporter.run_forever, args=(stop,))
+    thread.start()
+    yield reporter
+    stop.set()
+    thread.join(timeout=30)
+
+
+def updates(h: Harness, ts: str) -> list[Any]:
+    return [
+        c for c in h.emu.calls("chat.update") if c.args.get("ts") == ts and c.ok and not c.injected
+    ]
+
+
+@pytest.mark.slow
+def test_updates_are_coalesced_to_about_one_per_second(
+    harness: Harness, running_reporter: Reporter
+) -> None:
+    h = harness
+    _, run = start_run(h)
+    h.services.store.transition(run.id, RunStatus.RUNNING, by="worker")
+    for turn in range(1, 41):
+        h.services.store.append_event(run.id, tool(turn))
+        time.sleep(0.05)
+    status_ts = run.status_ts or ""
+    h.wait(
+        lambda: any("turn 40" in str(c.args.get("blocks")) for c in updates(h, status_ts)),
+        "the last turn to be drawn",
+    )
+    made = updates(h, status_ts)
+    assert 2 <= len(made) < 40
+    gaps = [b.at - a.at for a, b in itertools.pairwise(made)]
+    assert min(gaps) >= 0.9
+
+
+@pytest.mark.slow
+def test_429_500_and_dropped_connections_still_land(
+    harness: Harness, running_reporter: Reporter
+) -> None:
+    h = harness
+    ts, run = start_run(h)
+    h.emu.fail_next("chat.update", status=429, retry_after=1, count=2)
+    h.emu.fail_next("chat.postMessage", status=500, count=1)
+    h.emu.fail_next("chat.postMessage", drop=True, count=1)
+    h.services.store.transition(run.id, RunStatus.RUNNING, by="worker")
+    h.services.store.append_event(run.id, tool(9))
+    h.services.store.transition(run.id, RunStatus.FAILED, by="worker", reason="out of budget")
+    h.wait(lambda: any("out of budget" in t for t in replies(h, ts)), "the failure reply")
+    h.wait(
+        lambda: any("failed" in str(c.args.get("blocks")) for c in updates(h, run.status_ts or "")),
+        "the final status update",
+    )
+    injected = [c for c in h.emu.calls() if c.injected]
+    assert {c.status for c in injected} >= {429, 500}
+    assert replies(h, ts).count(":x: #1 failed: out of budget") == 1
+
+
+def test_two_replicas_never_post_the_same_milestone(harness: Harness) -> None:
+    h = harness
+    first = Reporter(h.services.store, h.client, consumer="a", min_interval=0.05)
+    second = Reporter(h.services.store, h.client, consumer="b", min_interval=0.05)
+    first.ensure_group()
+    second.ensure_group()
+    ts, run = start_run(h)
+    to_awaiting_with_pr(h, run)
+    # Both replicas think the run is dirty and race to draw it.
+    first.dirty.add(run.id)
+    second.dirty.add(run.id)
+    threads = [threading.Thread(target=drain, args=(r,)) for r in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    texts = replies(h, ts)
+    assert len(texts) == 3
+    assert len(set(texts)) == 3
