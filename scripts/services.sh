@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install (when missing) and start what the test suite needs: Redis on loopback and a
-# Docker engine. Safe to run again: it skips whatever is already installed or answering.
+# Install (when missing) and start what the test suite needs: Redis on loopback, a
+# Docker engine, debootstrap (for the offline base image) and Chromium (for the browser
+# tests). Safe to run again: it skips whatever is already installed or answering.
 set -euo pipefail
 
 log() { printf '[services] %s\n' "$*"; }
@@ -10,6 +11,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v git >/dev/null || missing+=(git)
+command -v chromium >/dev/null || missing+=(chromium)
 if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     log "missing ${missing[*]}; install them (as root: apt-get install -y ${missing[*]}) and rerun"

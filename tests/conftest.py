@@ -1,8 +1,9 @@
 """Shared fixtures: Redis connections (fake and real) and the skip guard for CI.
 
 With ``AGENTS_REQUIRE_SERVICES=1`` (set by ``make test``, and so by CI), a test marked
-``redis`` or ``docker`` that skips fails the session: a green run must mean the real
-services were exercised.
+``redis``, ``docker`` or ``browser`` that skips, or a test module skipped whole while
+being collected, fails the session: a green run must mean the real services were
+exercised.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import fakeredis
 import pytest
 import redis
 
-SERVICE_MARKERS = ("redis", "docker")
+SERVICE_MARKERS = ("redis", "docker", "browser")
 TEST_REDIS_URL = os.environ.get("AGENTS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 _skipped_services: list[str] = []
@@ -23,6 +24,11 @@ _skipped_services: list[str] = []
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.skipped and any(marker in report.keywords for marker in SERVICE_MARKERS):
         _skipped_services.append(report.nodeid)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if report.skipped:
+        _skipped_services.append(f"{report.nodeid} (skipped while collecting)")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
