@@ -204,47 +204,39 @@ class RunStore:
         edits other fields in the same atomic write (a rework's new iteration). Raises
         :class:`InvalidTransition` and writes nothing otherwise.
         """
-        key = self._run_key(run_id)
-        with self._pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    if raw is None:
-                        raise RunNotFound(run_id)
-                    run = Run.model_validate_json(raw)
-                    previous = run.status
-                    if expect is not None and previous != expect:
-                        raise InvalidTransition(run_id, previous.value, to.value)
-                    check_transition(run_id, previous, to)
-                    if change is not None:
-                        change(run)
-                        if run.status is not previous or run.id != run_id:
-                            raise AgentsError("change() may not alter a run's id or status")
-                    now = utcnow()
-                    run.status = to
-                    run.status_by = by
-                    run.updated_at = now
-                    if to is RunStatus.FAILED:
-                        run.error = reason or run.error or "failed without a reason"
-                    if to.is_final:
-                        run.finished_at = now
-                        run.step = None
-                    score = run.created_at.timestamp()
-                    pipe.multi()
-                    pipe.set(key, run.model_dump_json())
-                    pipe.zrem(self._status_key(previous), str(run_id))
-                    pipe.zadd(self._status_key(to), {str(run_id): score})
-                    data: dict[str, Any] = {"from": previous.value, "to": to.value}
-                    if reason:
-                        data["reason"] = reason
-                    self._queue_event(pipe, run_id, Event(type=EventType.STATUS, by=by, data=data))
-                    if to.is_final:
-                        self._expire(pipe, run)
-                    pipe.execute()
-                    return run
-                except WatchError:
-                    continue
+
+        def write(pipe: Any, run: Run) -> Run:
+            previous = run.status
+            if expect is not None and previous != expect:
+                raise InvalidTransition(run_id, previous.value, to.value)
+            check_transition(run_id, previous, to)
+            if change is not None:
+                change(run)
+                if run.status is not previous or run.id != run_id:
+                    raise AgentsError("change() may not alter a run's id or status")
+            now = utcnow()
+            run.status = to
+            run.status_by = by
+            run.updated_at = now
+            if to is RunStatus.FAILED:
+                run.error = reason or run.error or "failed without a reason"
+            if to.is_final:
+                run.finished_at = now
+                run.step = None
+            score = run.created_at.timestamp()
+            pipe.multi()
+            pipe.set(self._run_key(run_id), run.model_dump_json())
+            pipe.zrem(self._status_key(previous), str(run_id))
+            pipe.zadd(self._status_key(to), {str(run_id): score})
+            data: dict[str, Any] = {"from": previous.value, "to": to.value}
+            if reason:
+                data["reason"] = reason
+            self._queue_event(pipe, run_id, Event(type=EventType.STATUS, by=by, data=data))
+            if to.is_final:
+                self._expire(pipe, run)
+            return run
+
+        return self._watched(run_id, write)
 
     def update(
         self,
@@ -259,6 +251,29 @@ class RunStore:
         so it must not have side effects. Status changes go through :meth:`transition`.
         """
         key = self._run_key(run_id)
+
+        def write(pipe: Any, run: Run) -> Run:
+            status, ident = run.status, run.id
+            change(run)
+            if run.status != status or run.id != ident:
+                raise AgentsError("update() may not change a run's id or status")
+            run.updated_at = utcnow()
+            pipe.multi()
+            if run.status.is_final:
+                # Keep the retention countdown that the final transition started.
+                pipe.set(key, run.model_dump_json(), keepttl=True)
+            else:
+                pipe.set(key, run.model_dump_json())
+            for event in events or ():
+                self._queue_event(pipe, run_id, event)
+            return run
+
+        return self._watched(run_id, write)
+
+    def _watched(self, run_id: int, write: Callable[[Any, Run], Run]) -> Run:
+        """Read the run under WATCH and let ``write`` queue its changes after
+        ``multi()``; if anyone else wrote the run meanwhile, read it again and retry."""
+        key = self._run_key(run_id)
         with self._pipeline() as pipe:
             while True:
                 try:
@@ -266,22 +281,9 @@ class RunStore:
                     raw = pipe.get(key)
                     if raw is None:
                         raise RunNotFound(run_id)
-                    run = Run.model_validate_json(raw)
-                    status, ident = run.status, run.id
-                    change(run)
-                    if run.status != status or run.id != ident:
-                        raise AgentsError("update() may not change a run's id or status")
-                    run.updated_at = utcnow()
-                    pipe.multi()
-                    if run.status.is_final:
-                        ttl = self.redis.ttl(key)
-                        pipe.set(key, run.model_dump_json(), keepttl=ttl > 0)
-                    else:
-                        pipe.set(key, run.model_dump_json())
-                    for event in events or ():
-                        self._queue_event(pipe, run_id, event)
+                    result = write(pipe, Run.model_validate_json(raw))
                     pipe.execute()
-                    return run
+                    return result
                 except WatchError:
                     continue
 

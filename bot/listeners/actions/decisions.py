@@ -55,71 +55,63 @@ def _load(body: dict[str, Any], services: Services) -> tuple[Run | None, str]:
         return None, "That button is not one of mine."
 
 
-def _refusal(run: Run, user: str, services: Services, verb: str) -> str | None:
-    if not may_decide(user, run.requester, services.settings):
-        return (
+def _decidable(
+    body: dict[str, Any], client: WebClient, services: Services, verb: str
+) -> tuple[Run | None, str]:
+    """The run a button acts on, if the clicker may ``verb`` it; else why not (told)."""
+    run, problem = _load(body, services)
+    if run is None:
+        ephemeral(client, body, problem)
+        return None, "missing"
+    if not may_decide(body["user"]["id"], run.requester, services.settings):
+        ephemeral(
+            client,
+            body,
             f"Only <@{run.requester}> (who asked) or an approver can {verb} {run.label}. "
-            "Nothing was changed."
+            "Nothing was changed.",
         )
-    return None
+        return None, "refused"
+    return run, ""
+
+
+def _stale(run: Run, body: dict[str, Any], client: WebClient) -> str:
+    ephemeral(client, body, f"{run.label} is {_ALREADY.get(run.status, run.status.value)}.")
+    return "stale"
 
 
 def handle_approve(body: dict[str, Any], client: WebClient, services: Services) -> str:
-    """Returns what happened, for tests and logs."""
-    run, problem = _load(body, services)
-    user = body["user"]["id"]
+    """Returns what happened, for logs."""
+    run, outcome = _decidable(body, client, services, "approve")
     if run is None:
-        ephemeral(client, body, problem)
-        return "missing"
-    refusal = _refusal(run, user, services, "approve")
-    if refusal:
-        ephemeral(client, body, refusal)
-        return "refused"
+        return outcome
     if run.status is not RunStatus.AWAITING_DECISION:
-        ephemeral(client, body, f"{run.label} is {_ALREADY.get(run.status, run.status.value)}.")
-        return "stale"
-    if services.queue.request_approval(run, by=user) is None:
+        return _stale(run, body, client)
+    if services.queue.request_approval(run, by=body["user"]["id"]) is None:
         ephemeral(client, body, f"{run.label} is already being approved.")
         return "duplicate"
     return "approving"
 
 
 def handle_rework(body: dict[str, Any], client: WebClient, services: Services) -> str:
-    run, problem = _load(body, services)
-    user = body["user"]["id"]
+    run, outcome = _decidable(body, client, services, "rework")
     if run is None:
-        ephemeral(client, body, problem)
-        return "missing"
-    refusal = _refusal(run, user, services, "rework")
-    if refusal:
-        ephemeral(client, body, refusal)
-        return "refused"
+        return outcome
     if run.status is not RunStatus.AWAITING_DECISION:
-        ephemeral(client, body, f"{run.label} is {_ALREADY.get(run.status, run.status.value)}.")
-        return "stale"
+        return _stale(run, body, client)
     client.views_open(trigger_id=body["trigger_id"], view=rework_modal(run))
     return "modal"
 
 
 def handle_cancel(body: dict[str, Any], client: WebClient, services: Services) -> str:
-    run, problem = _load(body, services)
-    user = body["user"]["id"]
+    run, outcome = _decidable(body, client, services, "cancel")
     if run is None:
-        ephemeral(client, body, problem)
-        return "missing"
-    refusal = _refusal(run, user, services, "cancel")
-    if refusal:
-        ephemeral(client, body, refusal)
-        return "refused"
+        return outcome
     if run.status.is_final:
-        ephemeral(client, body, f"{run.label} is {_ALREADY[run.status]}.")
-        return "stale"
+        return _stale(run, body, client)
     try:
-        services.queue.cancel(run.id, by=user)
+        services.queue.cancel(run.id, by=body["user"]["id"])
     except InvalidTransition:
-        current = services.store.get(run.id).status
-        ephemeral(client, body, f"{run.label} is {_ALREADY.get(current, current.value)}.")
-        return "stale"
+        return _stale(services.store.get(run.id), body, client)
     return "cancelled"
 
 
