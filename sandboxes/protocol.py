@@ -14,7 +14,14 @@ from typing import Protocol, Self, runtime_checkable
 
 @dataclass(frozen=True)
 class ExecResult:
-    """The outcome of one command. Output is bounded: head and tail kept, middle cut."""
+    """The outcome of one command. Output is bounded: head and tail kept, middle cut.
+
+    When bytes were cut, the text holds a marker ``[... N bytes cut ...]`` where they
+    were, and ``stdout_truncated`` / ``stderr_truncated`` say how many (0 when none).
+    ``timed_out`` means the sandbox killed the command when its timeout passed (the
+    exit code is then 124); ``oom_killed`` means the kernel's OOM killer ended a
+    process while the command ran.
+    """
 
     exit_code: int
     stdout: str
@@ -22,6 +29,8 @@ class ExecResult:
     duration: float
     timed_out: bool = False
     oom_killed: bool = False
+    stdout_truncated: int = 0
+    stderr_truncated: int = 0
 
     @property
     def ok(self) -> bool:
@@ -32,12 +41,19 @@ class ExecResult:
 class Sandbox(Protocol):
     """A workspace plus a place to run commands in it.
 
-    Paths given to file methods are relative to the workspace root.
+    Paths given to file methods are relative to the workspace root; absolute paths and
+    ``..`` that leaves the workspace raise ``ValueError``. File methods raise the usual
+    ``FileNotFoundError`` and ``IsADirectoryError``. Anything wrong with the sandbox
+    itself raises :class:`~sandboxes.exceptions.SandboxError` or a subclass:
+    ``SandboxStartFailed``, ``CommandTimeout`` (the sandbox stopped answering),
+    ``SandboxGone`` (closed, expired or removed).
     """
 
     run_id: str
 
-    def start(self) -> None: ...
+    def start(self) -> None:
+        """Create the sandbox and put the workspace in. Idempotent."""
+        ...
 
     def exec(
         self,
@@ -45,17 +61,34 @@ class Sandbox(Protocol):
         timeout: float | None = None,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
-    ) -> ExecResult: ...
+    ) -> ExecResult:
+        """Run a command (a string runs under ``sh -c``) in the workspace or ``cwd``.
+
+        ``env`` is added to a fixed minimal environment; nothing is inherited from the
+        caller. A command still running after ``timeout`` seconds is killed, with the
+        processes it started, and comes back with ``timed_out`` set.
+        """
+        ...
 
     def read_file(self, path: str) -> bytes: ...
 
-    def write_file(self, path: str, data: bytes, mode: int | None = None) -> None: ...
+    def write_file(self, path: str, data: bytes, mode: int | None = None) -> None:
+        """Create or replace a file and its parent directories; ``mode`` None keeps an
+        existing file's mode (0644 for a new one)."""
+        ...
 
-    def list_files(self, path: str = ".", limit: int = 10_000) -> list[str]: ...
+    def list_files(self, path: str = ".", limit: int = 10_000) -> list[str]:
+        """Files and symlinks under ``path``, workspace-relative and sorted, without
+        ``.git``; at most ``limit``."""
+        ...
 
-    def export_patch(self) -> bytes: ...
+    def export_patch(self) -> bytes:
+        """A binary git patch from the base commit to the workspace as it is now."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Destroy the sandbox and its workspace. Safe to call twice."""
+        ...
 
     def __enter__(self) -> Self: ...
 

@@ -1,0 +1,295 @@
+"""Worker-side repository mirrors, and workspaces built from them without network.
+
+Each repository is kept as a bare mirror (``git clone --mirror``) under the cache
+root and refreshed with ``git fetch``; only :meth:`RepoCache.mirror` touches the
+network. A run's workspace is a fresh shallow repository holding exactly one commit,
+fetched from the mirror over the local filesystem and packed as a gzipped tar, so the
+sandbox gets a real git repository to diff against without any remote or history.
+
+Locks are ``fcntl`` file locks per repository: writers (clone, fetch) take them
+exclusively, workspace builds share them, so concurrent runs and concurrent worker
+processes never see a half-written mirror.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gzip
+import hashlib
+import io
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from sandboxes.exceptions import RepoCacheError
+
+BASE_REF = "refs/agents/base"
+#: Workspace archives kept per repository, newest first; older ones are deleted.
+KEEP_ARCHIVES = 4
+# Settings for every git call that builds a workspace: nothing from the worker's
+# own git configuration (credential helpers, URL rewrites with tokens) takes part.
+_ISOLATED_GIT_ENV = {
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_AUTHOR_NAME": "agents",
+    "GIT_AUTHOR_EMAIL": "agents@localhost",
+    "GIT_COMMITTER_NAME": "agents",
+    "GIT_COMMITTER_EMAIL": "agents@localhost",
+}
+
+
+# Variables that would point git at some other repository than the one we name.
+_REPOSITORY_VARIABLES = frozenset(
+    {
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_COMMON_DIR",
+        "GIT_NAMESPACE",
+    }
+)
+
+
+def _environ(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _REPOSITORY_VARIABLES}
+    env.update(extra)
+    return env
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A repository at one commit, as a gzipped tar of the tree and its ``.git``."""
+
+    archive: bytes
+    base_commit: str
+
+
+def redact(url: str) -> str:
+    """The URL without user or password, for keys, logs and error messages."""
+    parts = urlsplit(url)
+    if not parts.netloc or "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def repo_key(url: str) -> str:
+    """A stable, readable directory name for a repository URL."""
+    clean = redact(url).rstrip("/")
+    tail = re.sub(r"[^A-Za-z0-9._-]+", "-", clean.rsplit("/", 1)[-1]).strip("-.")
+    tail = tail.removesuffix(".git")[:40] or "repo"
+    return f"{tail}-{hashlib.sha256(clean.encode()).hexdigest()[:12]}"
+
+
+class RepoCache:
+    """Mirrors in ``root/mirrors``, locks in ``root/locks``, tars in ``root/workspaces``."""
+
+    def __init__(self, root: Path, *, fetch_timeout: float = 900.0) -> None:
+        self.root = root
+        self.fetch_timeout = fetch_timeout
+        for sub in ("mirrors", "locks", "workspaces", "tmp"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+
+    def mirror_path(self, url: str) -> Path:
+        return self.root / "mirrors" / f"{repo_key(url)}.git"
+
+    def mirror(self, url: str, *, auth_header: str | None = None) -> Path:
+        """Clone the mirror, or refresh it with a fetch if it exists. The only network step.
+
+        ``auth_header`` (e.g. ``Authorization: Bearer ...``) reaches git through its
+        environment for this one call; it is never written to the mirror's config.
+        """
+        path = self.mirror_path(url)
+        env = _environ(GIT_TERMINAL_PROMPT="0")
+        if auth_header:
+            env.update(
+                GIT_CONFIG_COUNT="1",
+                GIT_CONFIG_KEY_0="http.extraHeader",
+                GIT_CONFIG_VALUE_0=auth_header,
+            )
+        with self._lock(url, exclusive=True):
+            if (path / "HEAD").is_file():
+                self._git(["fetch", "--prune", "--quiet", "origin"], cwd=path, env=env, url=url)
+                return path
+            tmp = Path(tempfile.mkdtemp(dir=self.root / "tmp", prefix="clone-"))
+            try:
+                self._git(
+                    # --no-local: a packed mirror even from a path, so building
+                    # workspaces reuses packed objects instead of compressing loose ones.
+                    [
+                        "clone",
+                        "--mirror",
+                        "--no-local",
+                        "--quiet",
+                        "--",
+                        url,
+                        str(tmp / "mirror.git"),
+                    ],
+                    cwd=self.root,
+                    env=env,
+                    url=url,
+                )
+                (tmp / "mirror.git").rename(path)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return path
+
+    def resolve(self, url: str, commit: str) -> str:
+        """The full commit id of ``commit`` (an id or a ref) in the mirror; no network."""
+        path = self.mirror_path(url)
+        if not (path / "HEAD").is_file():
+            raise RepoCacheError(f"no mirror of {redact(url)} yet; call mirror() first")
+        with self._lock(url, exclusive=False):
+            try:
+                out = self._git(
+                    ["rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}"],
+                    cwd=path,
+                    env=_environ(**_ISOLATED_GIT_ENV),
+                    url=url,
+                )
+            except RepoCacheError:
+                raise RepoCacheError(
+                    f"{commit} is not a commit in the mirror of {redact(url)}; "
+                    "refresh it with mirror() if it is new"
+                ) from None
+        return out.decode().strip()
+
+    def workspace(self, url: str, commit: str) -> Workspace:
+        """The workspace archive for ``commit`` (an id or a ref). Never uses the network.
+
+        Archives are kept per commit, so a second run on the same commit (a rework, a
+        retry) skips the checkout.
+        """
+        sha = self.resolve(url, commit)
+        archives = self.root / "workspaces" / repo_key(url)
+        archives.mkdir(exist_ok=True)
+        cached = archives / f"{sha}.tar.gz"
+        if cached.is_file():
+            os.utime(cached)
+            return Workspace(cached.read_bytes(), sha)
+        with tempfile.TemporaryDirectory(dir=self.root / "tmp", prefix="ws-") as tmp:
+            data = self._build_archive(url, sha, Path(tmp) / "repo")
+        partial = archives / f"{sha}.{os.getpid()}.{threading.get_ident()}.partial"
+        partial.write_bytes(data)
+        partial.replace(cached)
+        self._prune(archives)
+        return Workspace(data, sha)
+
+    def _build_archive(self, url: str, sha: str, repo: Path) -> bytes:
+        """A shallow one-commit repository plus its tree, as a gzipped tar.
+
+        The tree comes from ``git archive`` and the index from ``git read-tree``, so no
+        working tree is written on the worker: the sandbox unpacks it instead.
+        """
+        env = _environ(**_ISOLATED_GIT_ENV)
+        # No reflogs: they would record the worker's user and host in the sandbox.
+        env.update(
+            GIT_CONFIG_COUNT="1",
+            GIT_CONFIG_KEY_0="core.logAllRefUpdates",
+            GIT_CONFIG_VALUE_0="false",
+        )
+
+        def git(*args: str) -> bytes:
+            return self._git(list(args), cwd=repo, env=env, url=url)
+
+        # An empty template: no sample hooks or description in the sandbox's .git.
+        self._git(["init", "--quiet", "--template=", str(repo)], cwd=self.root, env=env, url=url)
+        with self._lock(url, exclusive=False):
+            git("fetch", "--quiet", "--no-tags", "--depth=1", str(self.mirror_path(url)), sha)
+        git("update-ref", "--no-deref", "HEAD", sha)
+        git("update-ref", BASE_REF, sha)
+        git("read-tree", sha)
+        # The repository's export-ignore/export-subst attributes are for release
+        # tarballs; here the tree must be exactly the commit's.
+        info = repo / ".git" / "info"
+        info.mkdir()
+        (info / "attributes").write_text("* -export-ignore -export-subst\n")
+        tree = git("-c", "tar.umask=022", "archive", "--format=tar", sha)
+        shutil.rmtree(info)
+        # FETCH_HEAD names the mirror's path on the worker; the sandbox has no use for it.
+        (repo / ".git" / "FETCH_HEAD").unlink(missing_ok=True)
+        return gzip.compress(_join_tars(tree, _tar_of(repo / ".git", ".git")), compresslevel=1)
+
+    def _prune(self, archives: Path) -> None:
+        tars = sorted(archives.glob("*.tar.gz"), key=_mtime, reverse=True)
+        for old in tars[KEEP_ARCHIVES:]:
+            old.unlink(missing_ok=True)
+        for partial in archives.glob("*.partial"):
+            if time.time() - _mtime(partial) > 3600:  # left by a worker that died mid-write
+                partial.unlink(missing_ok=True)
+
+    @contextmanager
+    def _lock(self, url: str, *, exclusive: bool) -> Iterator[None]:
+        path = self.root / "locks" / f"{repo_key(url)}.lock"
+        with path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _git(self, args: list[str], *, cwd: Path, env: Mapping[str, str], url: str) -> bytes:
+        try:
+            proc = subprocess.run(
+                ["git", *args],
+                cwd=cwd,
+                env=dict(env),
+                capture_output=True,
+                timeout=self.fetch_timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise RepoCacheError(
+                f"git {args[0]} for {redact(url)} took longer than {self.fetch_timeout:.0f}s"
+            ) from None
+        if proc.returncode != 0:
+            stderr = proc.stderr.decode(errors="replace").strip().replace(url, redact(url))
+            verb = next((a for a in args if not a.startswith("-") and "=" not in a), "")
+            raise RepoCacheError(
+                f"git {verb} for {redact(url)} failed: {stderr or f'exit {proc.returncode}'}"
+            )
+        return proc.stdout
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # pruned by a concurrent build
+        return 0.0
+
+
+def _anonymous(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Entries owned by nobody in particular: the worker's user names stay out."""
+    member.uid = member.gid = 0
+    member.uname = member.gname = ""
+    return member
+
+
+def _tar_of(path: Path, arcname: str) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.add(path, arcname=arcname, filter=_anonymous)
+    return out.getvalue()
+
+
+def _join_tars(first: bytes, second: bytes) -> bytes:
+    """One tar holding both: ``first`` up to its end-of-archive marker, then ``second``.
+
+    Joining bytes instead of copying members keeps a 5,000-file tree cheap to pack.
+    """
+    with tarfile.open(fileobj=io.BytesIO(first)) as tar:
+        tar.getmembers()
+        end = tar.offset
+    return first[:end] + second

@@ -1,0 +1,94 @@
+"""What a sandbox may use, as plain pydantic models the caller fills in.
+
+The worker builds :class:`SandboxConfig` from its settings and applies a repository's
+choices (image, network, limits) with :meth:`SandboxConfig.with_changes`. Nothing here
+reads the environment: the sandbox must never pick up anything from the worker by
+accident.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+)
+
+DEFAULT_IMAGE = "agents-sandbox:latest"
+WORKSPACE = "/workspace"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+EnvName = Annotated[str, Field(pattern=_ENV_NAME.pattern)]
+
+
+class SandboxConfig(BaseModel):
+    """Limits and defaults for one run's sandbox. The defaults are the hardened ones."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image: str = Field(DEFAULT_IMAGE, min_length=1, description="image to run")
+    network: bool = Field(False, description="attach a network; off unless the repo opts in")
+    network_name: str = Field("bridge", min_length=1, description="network used when enabled")
+    memory_mb: PositiveInt = Field(
+        4096, description="memory limit, including a RAM workspace; swap is not allowed"
+    )
+    cpus: PositiveFloat = Field(1.0, description="CPU limit in cores")
+    pids: PositiveInt = Field(256, description="most processes and threads at once")
+    tmp_size_mb: PositiveInt = Field(512, description="size of the /tmp tmpfs")
+    shm_size_mb: NonNegativeInt = Field(
+        64,
+        description="size of /dev/shm (POSIX shared memory, which multiprocessing and "
+        "browsers need); 0 removes it",
+    )
+    workspace_size_mb: PositiveInt | None = Field(
+        2048,
+        description="size of the RAM (tmpfs) workspace volume, which counts against "
+        "memory_mb; None for an unbounded disk volume",
+    )
+    command_timeout: PositiveFloat = Field(600.0, description="default per-command seconds")
+    kill_grace: PositiveFloat = Field(
+        3.0, description="seconds between SIGTERM and SIGKILL when a command times out"
+    )
+    max_lifetime: PositiveInt = Field(
+        4 * 3600, description="seconds after which the container ends, even if the worker died"
+    )
+    user: str = Field("1000:1000", description="numeric uid:gid commands run as; never root")
+    max_output_bytes: PositiveInt = Field(
+        64_000, description="per stream: exec keeps this many bytes, half head, half tail"
+    )
+    max_patch_bytes: PositiveInt = Field(
+        64 * 1024 * 1024, description="export_patch fails rather than return a bigger patch"
+    )
+    env: dict[EnvName, str] = Field(
+        default_factory=dict, description="extra variables for every command; never secrets"
+    )
+
+    @field_validator("user")
+    @classmethod
+    def _non_root_numeric(cls, value: str) -> str:
+        match = re.fullmatch(r"(\d+):(\d+)", value)
+        if match is None:
+            raise ValueError("user must be numeric uid:gid, e.g. 1000:1000")
+        if int(match.group(1)) == 0 or int(match.group(2)) == 0:
+            raise ValueError("user must not be root (uid 0 or gid 0)")
+        return value
+
+    @property
+    def uid(self) -> int:
+        return int(self.user.split(":")[0])
+
+    @property
+    def gid(self) -> int:
+        return int(self.user.split(":")[1])
+
+    def with_changes(self, **changes: object) -> SandboxConfig:
+        """A validated copy with some fields changed, e.g. a repository's image or network."""
+        return SandboxConfig.model_validate({**self.model_dump(), **changes})

@@ -1,0 +1,639 @@
+"""The real backend: one hardened Docker container per run, driven only through the API.
+
+Nothing here assumes the engine shares a filesystem with the worker: the workspace
+goes in with ``put_archive`` into a per-container volume, files come back with
+``get_archive``, and the patch comes back on a command's stdout. So the same code
+works from a worker in a container that only has the Docker socket, and against a
+remote ``DOCKER_HOST``.
+
+The container runs ``sleep <max_lifetime>`` under Docker's init and is created with
+``auto_remove``: when the lifetime is over it stops and disappears by itself, even if
+the worker died long before. Commands run through :mod:`sandboxes.wrapper`, which
+enforces their timeout inside the container.
+
+The workspace is an anonymous volume, removed with the container: by default a
+size-limited tmpfs (fast to fill, cannot exhaust the engine's disk, counted against
+the memory limit), or with ``workspace_size_mb=None`` an unbounded disk volume.
+
+An image other than the default must provide ``/bin/sh``, ``setsid``, ``sleep``,
+``tar``, ``gzip``, ``find`` and ``git`` (for :meth:`DockerSandbox.export_patch`). With a
+disk workspace it also needs a ``/workspace`` directory owned by the sandbox user, as a
+fresh disk volume takes its owner from the image's directory.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import logging
+import posixpath
+import re
+import secrets
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+from docker.types import DriverConfig, Mount, Ulimit
+
+from sandboxes import engine, labels, patch, paths, wrapper
+from sandboxes.cache import Workspace
+from sandboxes.config import DEFAULT_PATH, WORKSPACE, SandboxConfig
+from sandboxes.exceptions import CommandTimeout, SandboxError, SandboxGone, SandboxStartFailed
+from sandboxes.output import BoundedOutput
+from sandboxes.owner import Owner
+from sandboxes.protocol import ExecResult
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Seconds the client waits beyond a command's timeout and grace before giving up.
+WAIT_SLACK = 30.0
+#: Seconds the client keeps reading after the wrapper's status line: long enough for
+#: the stream to close normally, short enough when a leftover process holds it open.
+LINGER = 1.0
+HELPER_TIMEOUT = 120.0
+#: The sandbox's own size-limited tmpfs, also its HOME (the root filesystem is read-only).
+TMP = "/tmp"  # noqa: S108 - inside the container, not the worker's /tmp
+_GO_MODE_DIR = 1 << 31
+_GO_MODE_SYMLINK = 1 << 27
+_MAX_LINKS = 8
+
+
+@dataclass
+class _Captured:
+    stdout: BoundedOutput
+    stderr: BoundedOutput
+    status: wrapper.Status | None
+    exit_code: int
+    duration: float
+
+
+class DockerSandbox:
+    """One run's container. Create it, :meth:`start` it (or use ``with``), then use it."""
+
+    def __init__(
+        self,
+        run_id: str,
+        config: SandboxConfig | None = None,
+        *,
+        workspace: Workspace | None = None,
+        client: docker.DockerClient | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.config = config or SandboxConfig()
+        self.workspace = workspace
+        self.base_commit = workspace.base_commit if workspace else None
+        self._client = client
+        self._owns_client = client is None
+        self._container: Container | None = None
+        self._closed = False
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    @property
+    def container_id(self) -> str | None:
+        return None if self._container is None else str(self._container.id)
+
+    def start(self) -> None:
+        """Create and start the container and move the workspace in. Idempotent."""
+        if self._container is not None:
+            return
+        if self._closed:
+            raise SandboxGone(self.run_id, "the sandbox was closed")
+        config = self.config
+        client = self._connect()
+        now = datetime.now(UTC)
+        try:
+            container = client.containers.create(
+                config.image,
+                ["sleep", str(config.max_lifetime)],
+                name=_container_name(self.run_id),
+                hostname="sandbox",
+                user=config.user,
+                working_dir=WORKSPACE,
+                environment={
+                    "PATH": DEFAULT_PATH,
+                    "HOME": TMP,
+                    "LANG": "C.UTF-8",
+                    **config.env,
+                },
+                labels=labels.sandbox_labels(
+                    self.run_id, Owner.current(), now, config.max_lifetime
+                ),
+                network_mode=config.network_name if config.network else "none",
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges:true"],
+                read_only=True,
+                tmpfs={TMP: f"rw,nosuid,nodev,size={config.tmp_size_mb}m,mode=1777"},
+                mounts=[self._workspace_mount()],
+                mem_limit=f"{config.memory_mb}m",
+                memswap_limit=f"{config.memory_mb}m",
+                nano_cpus=round(config.cpus * 1e9),
+                pids_limit=config.pids,
+                ulimits=[Ulimit(name="core", soft=0, hard=0)],
+                **self._shm_options(),
+                init=True,
+                auto_remove=True,
+            )
+        except docker.errors.ImageNotFound:
+            self._release_client()
+            raise SandboxStartFailed(
+                self.run_id,
+                f"image {config.image} is not on this Docker engine; "
+                "build it with `agents sandbox build`",
+            ) from None
+        except docker.errors.DockerException as exc:
+            self._release_client()
+            raise SandboxStartFailed(self.run_id, f"Docker refused the container: {exc}") from exc
+        self._container = container
+        try:
+            container.start()
+            if self.workspace is not None:
+                self._unpack(self.workspace)
+        except (docker.errors.DockerException, SandboxError) as exc:
+            self.close()
+            raise SandboxStartFailed(self.run_id, f"starting the container failed: {exc}") from exc
+        log.info("sandbox for run %s started: container %s", self.run_id, container.short_id)
+
+    def _shm_options(self) -> dict[str, Any]:
+        """A private, size-limited /dev/shm, or none at all."""
+        size = self.config.shm_size_mb
+        return (
+            {"ipc_mode": "none"} if size == 0 else {"ipc_mode": "private", "shm_size": f"{size}m"}
+        )
+
+    def _workspace_mount(self) -> Mount:
+        """An anonymous volume, removed with the container: tmpfs (sized) or disk.
+
+        It is labelled with the run id, so the reaper can prune one left behind when
+        a container was removed without its volumes.
+        """
+        size = self.config.workspace_size_mb
+        volume_labels = {labels.RUN_ID: self.run_id}
+        if size is None:
+            return Mount(WORKSPACE, None, type="volume", labels=volume_labels)
+        options = f"size={size}m,uid={self.config.uid},gid={self.config.gid},mode=0755,nosuid,nodev"
+        return Mount(
+            WORKSPACE,
+            None,
+            type="volume",
+            labels=volume_labels,
+            driver_config=DriverConfig("local", {"type": "tmpfs", "device": "tmpfs", "o": options}),
+        )
+
+    def _unpack(self, workspace: Workspace) -> None:
+        """Move the workspace in as one file and unpack it as the sandbox user.
+
+        One file through the API and one ``tar`` inside is much faster than letting the
+        engine create thousands of files, and the files belong to the sandbox user.
+        """
+        name = f".agents-workspace-{secrets.token_hex(4)}.tar.gz"
+        info = tarfile.TarInfo(name)
+        info.size = len(workspace.archive)
+        info.mode = 0o600
+        info.uid, info.gid = self.config.uid, self.config.gid
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            tar.addfile(info, io.BytesIO(workspace.archive))
+        self._call(lambda: self._require().put_archive(WORKSPACE, buf.getvalue()))
+        unpacked = self._run(
+            ["sh", "-c", 'tar -xzf "$1" && rm -f "$1"', "agents-unpack", name],
+            timeout=HELPER_TIMEOUT,
+            cwd=WORKSPACE,
+            env={},
+            limit=16_000,
+        )
+        if unpacked.exit_code != 0:
+            raise SandboxError(
+                self.run_id,
+                f"unpacking the workspace failed (exit {unpacked.exit_code}): "
+                f"{unpacked.stderr.text().strip()}",
+            )
+
+    def close(self) -> None:
+        """Remove the container and its workspace volume. Safe to call twice."""
+        self._closed = True
+        container, self._container = self._container, None
+        if container is not None:
+            try:
+                container.remove(force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                # 409: removal already in progress (auto_remove after it stopped).
+                if exc.status_code != 409:
+                    log.warning("removing sandbox container %s failed: %s", container.id, exc)
+        self._release_client()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def set_network(self, enabled: bool) -> None:
+        """Connect or disconnect the configured network, e.g. offline after setup.
+
+        Only a sandbox started with ``network=True`` can change: one started without a
+        network has none to reconnect to.
+        """
+        container = self._require()
+        if not self.config.network:
+            if enabled:
+                raise SandboxError(self.run_id, "started without a network; cannot connect one")
+            return
+        network = self._call(lambda: self._connect().networks.get(self.config.network_name))
+        attached = self._call(lambda: self._networks(container))
+        if enabled and self.config.network_name not in attached:
+            self._call(lambda: network.connect(container))
+        elif not enabled and self.config.network_name in attached:
+            self._call(lambda: network.disconnect(container))
+
+    # -- commands -------------------------------------------------------------------
+
+    def exec(
+        self,
+        cmd: str | Sequence[str],
+        timeout: float | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> ExecResult:
+        """Run ``cmd`` (a string goes to ``sh -c``) in the workspace, or in ``cwd``.
+
+        ``env`` adds to the sandbox's fixed, minimal environment; nothing comes from
+        the worker's. The timeout is enforced inside the container; see the wrapper.
+        """
+        argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        if not argv:
+            raise ValueError("empty command")
+        limit = timeout if timeout is not None else self.config.command_timeout
+        if limit <= 0:
+            raise ValueError("timeout must be positive")
+        captured = self._run(
+            argv,
+            timeout=limit,
+            cwd=_workdir(cwd),
+            env=_checked_env(env or {}),
+            limit=self.config.max_output_bytes,
+        )
+        status = captured.status
+        return ExecResult(
+            exit_code=captured.exit_code,
+            stdout=captured.stdout.text(),
+            stderr=captured.stderr.text(),
+            duration=captured.duration,
+            timed_out=bool(status and status.timed_out),
+            oom_killed=bool(status and status.oom_kills > 0),
+            stdout_truncated=captured.stdout.cut,
+            stderr_truncated=captured.stderr.cut,
+        )
+
+    def _run(
+        self,
+        argv: list[str],
+        *,
+        timeout: float,
+        cwd: str,
+        env: Mapping[str, str],
+        limit: int,
+    ) -> _Captured:
+        container = self._require()
+        api = self._connect().api
+        invocation = wrapper.wrap(argv, timeout, self.config.kill_grace)
+        started = time.monotonic()
+        exec_id = self._call(
+            lambda: api.exec_create(
+                container.id,
+                invocation.argv,
+                stdout=True,
+                stderr=True,
+                user=self.config.user,
+                workdir=cwd,
+                environment={**env, **invocation.env},
+            )["Id"]
+        )
+        stream = self._call(lambda: api.exec_start(exec_id, stream=True, demux=True))
+        stdout, stderr = BoundedOutput(limit), BoundedOutput(limit)
+        reader = _StreamReader(stream, stdout, stderr, f"AGENTS-EXEC-{invocation.nonce}".encode())
+        deadline = started + timeout + self.config.kill_grace + WAIT_SLACK
+        try:
+            finished = reader.wait(deadline)
+        finally:
+            reader.stop()
+        if not finished:
+            raise CommandTimeout(
+                self.run_id,
+                f"no result {timeout + self.config.kill_grace + WAIT_SLACK:.0f}s after starting "
+                f"{argv[0]!r} (timeout {timeout:.0f}s); the sandbox may be stuck",
+            )
+        if reader.error is not None:
+            self._raise_if_gone()
+            raise SandboxError(self.run_id, f"reading command output failed: {reader.error}")
+        status = wrapper.parse_status(stderr.take_last(invocation.status_line))
+        if status is None:
+            self._raise_if_gone()
+            code = self._call(lambda: api.exec_inspect(exec_id)).get("ExitCode")
+            exit_code = code if isinstance(code, int) else -1
+        else:
+            exit_code = status.exit_code
+        return _Captured(stdout, stderr, status, exit_code, time.monotonic() - started)
+
+    # -- files ----------------------------------------------------------------------
+
+    def read_file(self, path: str) -> bytes:
+        """The bytes of a workspace file, following symlinks inside the container."""
+        container = self._require()
+        target, stat = self._follow(paths.join(WORKSPACE, path))
+        if stat is None:
+            raise FileNotFoundError(f"no such file in the workspace: {path}")
+        if stat["mode"] & _GO_MODE_DIR:
+            raise IsADirectoryError(f"is a directory: {path}")
+        chunks, _ = self._call(lambda: container.get_archive(target))
+        with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+            member = tar.next()
+            handle = tar.extractfile(member) if member is not None else None
+            if handle is None:
+                raise SandboxError(self.run_id, f"{path}: not a regular file")
+            return handle.read()
+
+    def write_file(self, path: str, data: bytes, mode: int | None = None) -> None:
+        """Create or replace a workspace file, creating parent directories as needed.
+
+        Without ``mode`` an existing file keeps its mode and a new one gets 0644.
+        """
+        container = self._require()
+        target, existing = self._follow(paths.join(WORKSPACE, path))
+        if existing is not None and existing["mode"] & _GO_MODE_DIR:
+            raise IsADirectoryError(f"is a directory: {path}")
+        if mode is None:
+            mode = existing["mode"] & 0o7777 if existing is not None else 0o644
+        parent, name = posixpath.split(target)
+        if existing is None and self._stat(parent) is None:
+            made = self._run(
+                ["mkdir", "-p", "--", parent],
+                timeout=HELPER_TIMEOUT,
+                cwd=WORKSPACE,
+                env={},
+                limit=4096,
+            )
+            if made.exit_code != 0:
+                raise SandboxError(
+                    self.run_id, f"cannot create {posixpath.dirname(path)}: {made.stderr.text()}"
+                )
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mode = mode
+        info.uid, info.gid = self.config.uid, self.config.gid
+        info.mtime = int(time.time())
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            tar.addfile(info, io.BytesIO(data))
+        self._call(lambda: container.put_archive(parent, buf.getvalue()))
+
+    def list_files(self, path: str = ".", limit: int = 10_000) -> list[str]:
+        """Files and symlinks under ``path``, relative to the workspace root, sorted.
+
+        ``.git`` is left out. At most ``limit`` names; if there are more, which ones are
+        returned is up to ``find``.
+        """
+        relative = paths.workspace_relative(path)
+        captured = self._run(
+            [
+                "find",
+                relative,
+                "-mindepth",
+                "1",
+                "-name",
+                ".git",
+                "-prune",
+                "-o",
+                "(",
+                "-type",
+                "f",
+                "-o",
+                "-type",
+                "l",
+                ")",
+                "-print0",
+            ],
+            timeout=HELPER_TIMEOUT,
+            cwd=WORKSPACE,
+            env={},
+            limit=2 * min(max(limit, 1) * 1024, 64 * 1024 * 1024),
+        )
+        out = captured.stdout
+        raw = out.data() if not out.cut else out.head().rpartition(b"\0")[0]
+        names = [n.decode("utf-8", errors="surrogateescape") for n in raw.split(b"\0") if n]
+        if captured.exit_code != 0 and not names:
+            raise FileNotFoundError(
+                f"cannot list {path}: {captured.stderr.text().strip() or 'find failed'}"
+            )
+        return sorted(posixpath.normpath(n) for n in names)[:limit]
+
+    def export_patch(self) -> bytes:
+        """The binary git patch from the base commit to the workspace as it is now."""
+        if self.base_commit is None:
+            raise SandboxError(self.run_id, "started without a repository; nothing to diff")
+        captured = self._run(
+            patch.export_argv(self.base_commit),
+            timeout=HELPER_TIMEOUT,
+            cwd=WORKSPACE,
+            env={},
+            limit=self.config.max_patch_bytes,
+        )
+        if captured.exit_code != 0:
+            raise SandboxError(
+                self.run_id,
+                f"exporting the patch failed (exit {captured.exit_code}): "
+                f"{captured.stderr.text().strip()}",
+            )
+        if captured.stdout.cut:
+            raise SandboxError(
+                self.run_id,
+                f"the patch is larger than {self.config.max_patch_bytes} bytes; "
+                "is a build directory missing from .gitignore?",
+            )
+        return captured.stdout.data()
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def _connect(self) -> docker.DockerClient:
+        if self._client is None:
+            try:
+                self._client = engine.connect()
+            except docker.errors.DockerException as exc:
+                raise SandboxStartFailed(
+                    self.run_id, f"Docker is not reachable (DOCKER_HOST or socket): {exc}"
+                ) from exc
+        return self._client
+
+    def _release_client(self) -> None:
+        if self._owns_client and self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _require(self) -> Container:
+        if self._container is None:
+            if self._closed:
+                raise SandboxGone(self.run_id, "the sandbox was closed")
+            raise SandboxError(self.run_id, "the sandbox is not started; call start() first")
+        return self._container
+
+    def _call(self, action: Callable[[], T]) -> T:
+        """Run one API call, turning "no such container" into :class:`SandboxGone`."""
+        try:
+            return action()
+        except docker.errors.NotFound as exc:
+            self._raise_if_gone()
+            raise SandboxError(self.run_id, str(exc.explanation or exc)) from exc
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:
+                self._raise_if_gone()
+            raise SandboxError(self.run_id, str(exc.explanation or exc)) from exc
+        except docker.errors.DockerException as exc:
+            raise SandboxError(self.run_id, str(exc)) from exc
+
+    def _raise_if_gone(self) -> None:
+        container = self._require()
+        try:
+            container.reload()
+        except docker.errors.NotFound:
+            raise SandboxGone(
+                self.run_id,
+                "the container no longer exists (max lifetime reached, reaped or removed)",
+            ) from None
+        if container.status != "running":
+            raise SandboxGone(self.run_id, f"the container is {container.status}, not running")
+
+    def _stat(self, target: str) -> dict[str, Any] | None:
+        """Docker's stat of an in-container path (name, size, mode, linkTarget), or None."""
+        container = self._require()
+        api = self._connect().api
+        url = f"{api.base_url}/v{api.api_version}/containers/{container.id}/archive"
+        response = self._call(lambda: api.head(url, params={"path": target}, timeout=api.timeout))
+        try:
+            if response.status_code == 404:
+                self._raise_if_gone()
+                return None
+            if response.status_code != 200:
+                raise SandboxError(self.run_id, f"stat of {target} failed: {response.reason}")
+            header = response.headers.get("X-Docker-Container-Path-Stat", "")
+            stat: dict[str, Any] = json.loads(base64.b64decode(header))
+            return stat
+        finally:
+            response.close()
+
+    def _follow(self, target: str) -> tuple[str, dict[str, Any] | None]:
+        """Resolve symlinks the way the container would; the final path and its stat."""
+        for _ in range(_MAX_LINKS):
+            stat = self._stat(target)
+            if stat is None or not stat["mode"] & _GO_MODE_SYMLINK:
+                return target, stat
+            target = posixpath.normpath(
+                posixpath.join(posixpath.dirname(target), str(stat["linkTarget"]))
+            )
+        raise OSError(f"too many levels of symbolic links: {target}")
+
+    @staticmethod
+    def _networks(container: Container) -> set[str]:
+        container.reload()
+        return set(container.attrs.get("NetworkSettings", {}).get("Networks", {}) or {})
+
+
+class _StreamReader:
+    """Pumps an exec's multiplexed output into bounded buffers on a helper thread.
+
+    The thread lets the caller stop waiting at a deadline however the stream behaves,
+    and notice the wrapper's status line even if a leftover process keeps the stream
+    open.
+    """
+
+    def __init__(
+        self, stream: Any, stdout: BoundedOutput, stderr: BoundedOutput, marker: bytes
+    ) -> None:
+        self._stream = stream
+        self._stdout = stdout
+        self._stderr = stderr
+        self._marker = marker
+        self._window = b""
+        self._done = threading.Event()
+        self._marker_seen_at: float | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._pump, name="sandbox-exec", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        try:
+            for out, err in self._stream:
+                if out:
+                    self._stdout.feed(out)
+                if err:
+                    self._stderr.feed(err)
+                    self._window = (self._window + err)[-256:]
+                    if self._marker_seen_at is None and self._marker in self._window:
+                        self._marker_seen_at = time.monotonic()
+        except Exception as exc:  # handed to the caller, which raises a typed error
+            self.error = exc
+        finally:
+            self._done.set()
+
+    def wait(self, deadline: float) -> bool:
+        """True once the stream ended (or lingered past the status line); False at deadline."""
+        while not self._done.wait(0.05):
+            now = time.monotonic()
+            seen = self._marker_seen_at
+            if seen is not None and now - seen > LINGER:
+                return True
+            if now > deadline:
+                return False
+        return True
+
+    def stop(self) -> None:
+        """Close the stream (which ends a blocked read) and let the thread finish."""
+        with contextlib.suppress(OSError, docker.errors.DockerException):
+            self._stream.close()
+        self._thread.join(timeout=5)
+        # CancellableStream.close() shuts the socket but leaves the HTTP response
+        # holding it; without this the socket is only freed (with a ResourceWarning)
+        # when garbage collected.
+        response = getattr(self._stream, "_response", None)
+        if response is not None:
+            with contextlib.suppress(OSError):
+                response.close()
+
+
+def _container_name(run_id: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", run_id).strip("-.")[:40] or "run"
+    return f"agents-{safe}-{secrets.token_hex(3)}"
+
+
+def _workdir(cwd: str | None) -> str:
+    if cwd is None:
+        return WORKSPACE
+    if cwd.startswith("/"):
+        return posixpath.normpath(cwd)
+    return paths.join(WORKSPACE, cwd)
+
+
+def _checked_env(env: Mapping[str, str]) -> dict[str, str]:
+    for name, value in env.items():
+        if not name or "=" in name or "\0" in name or "\0" in value:
+            raise ValueError(f"invalid environment variable {name!r}")
+    return dict(env)

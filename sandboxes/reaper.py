@@ -1,0 +1,173 @@
+"""Removes sandbox containers nobody will use again, and never a live sibling's.
+
+A container is removed when its run is final, when its expiry has passed, or when
+its owner process is dead (judged only for owners this process can see: same host,
+same boot, same pid namespace; see :mod:`sandboxes.owner`). The list of containers
+only nominates candidates: each one is inspected again and judged again, with the
+clock and the owner's liveness read at that moment, right before it is removed.
+
+``agents reap`` runs one pass; workers run it when they start and then periodically
+with :class:`ReaperThread`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from sandboxes import labels
+from sandboxes.owner import Owner
+
+log = logging.getLogger(__name__)
+
+#: Is this run finished for good? None when the caller cannot tell.
+IsFinal = Callable[[str], bool | None]
+Clock = Callable[[], datetime]
+
+REASON_FINAL = "run is final"
+REASON_EXPIRED = "expired"
+REASON_OWNER_DEAD = "owner is dead"
+
+
+@dataclass(frozen=True)
+class Removal:
+    container_id: str
+    name: str
+    run_id: str
+    reason: str
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Reaper:
+    """One pass over this engine's sandbox containers: :meth:`reap`."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        *,
+        is_final: IsFinal | None = None,
+        clock: Clock = _utcnow,
+    ) -> None:
+        self.client = client
+        self.is_final = is_final
+        self.clock = clock
+
+    def reason(self, container_labels: dict[str, str]) -> str | None:
+        """Why a container with these labels should go now, or None to leave it alone."""
+        run_id = container_labels.get(labels.RUN_ID)
+        if run_id is None:
+            return None
+        expires = labels.parse_time(container_labels.get(labels.EXPIRES_AT))
+        if expires is not None and self.clock() >= expires:
+            return REASON_EXPIRED
+        owner = Owner.from_labels(
+            container_labels.get(labels.OWNER, ""), container_labels.get(labels.OWNER_PROCESS, "")
+        )
+        if owner is not None and owner.is_alive() is False:
+            return REASON_OWNER_DEAD
+        if self.is_final is not None and self.is_final(run_id):
+            return REASON_FINAL
+        return None
+
+    def reap(self) -> list[Removal]:
+        """Remove every sandbox container that should go; report what was removed."""
+        removed: list[Removal] = []
+        candidates = self.client.containers.list(all=True, filters={"label": labels.RUN_ID})
+        for candidate in candidates:
+            if self.reason(dict(candidate.labels)) is None:
+                continue
+            removal = self._remove_if_still_due(str(candidate.id))
+            if removal is not None:
+                removed.append(removal)
+        return removed
+
+    def prune_volumes(self) -> list[str]:
+        """Remove sandbox workspace volumes no container uses any more; return their names.
+
+        Volumes go with their container normally; this catches containers removed by
+        hand without ``-v``. ``docker volume prune`` skips volumes created with driver
+        options (our tmpfs ones), so they are removed one by one; the engine refuses to
+        remove a volume that is in use.
+        """
+        removed = []
+        for volume in self.client.volumes.list(filters={"label": labels.RUN_ID, "dangling": True}):
+            try:
+                volume.remove()
+            except docker.errors.NotFound:
+                continue
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:  # in use after all
+                    continue
+                raise
+            log.info("pruned sandbox volume %s", volume.name)
+            removed.append(str(volume.name))
+        return removed
+
+    def _remove_if_still_due(self, container_id: str) -> Removal | None:
+        try:
+            container: Container = self.client.containers.get(container_id)
+        except docker.errors.NotFound:
+            return None
+        reason = self.reason(dict(container.labels))
+        if reason is None:
+            return None
+        try:
+            container.remove(force=True, v=True)
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # already being removed, by auto_remove or a sibling
+                return None
+            raise
+        removal = Removal(
+            container_id=container_id,
+            name=str(container.name),
+            run_id=dict(container.labels)[labels.RUN_ID],
+            reason=reason,
+        )
+        log.info("reaped sandbox %s of run %s: %s", removal.name, removal.run_id, removal.reason)
+        return removal
+
+
+class ReaperThread:
+    """Runs :meth:`Reaper.reap` now and then every ``interval`` seconds until stopped.
+
+    A failed pass (Docker briefly unreachable, say) is logged and retried at the next
+    interval; it never ends the thread.
+    """
+
+    def __init__(self, reaper: Reaper, interval: float = 300.0) -> None:
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        self.reaper = reaper
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="sandbox-reaper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                self.reaper.reap()
+                self.reaper.prune_volumes()
+            except Exception:
+                log.exception("reaping sandboxes failed; retrying in %.0fs", self.interval)
+            if self._stop.wait(self.interval):
+                return

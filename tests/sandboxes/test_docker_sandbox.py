@@ -1,0 +1,124 @@
+"""Docker-only behaviour: lifetime, network by phase, failures and the client-side deadline."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import docker
+import docker.errors
+import pytest
+
+from sandboxes import docker_sandbox
+from sandboxes.cache import Workspace
+from sandboxes.config import SandboxConfig
+from sandboxes.docker_sandbox import DockerSandbox
+from sandboxes.exceptions import CommandTimeout, SandboxError, SandboxGone, SandboxStartFailed
+
+pytestmark = pytest.mark.docker
+
+
+def wait_until_gone(client: docker.DockerClient, container_id: str, limit: float = 60) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            client.containers.get(container_id)
+        except docker.errors.NotFound:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_container_removed_behind_our_back_is_gone(docker_client: docker.DockerClient) -> None:
+    with DockerSandbox("gone-1", client=docker_client) as sandbox:
+        assert sandbox.container_id is not None
+        docker_client.containers.get(sandbox.container_id).remove(force=True, v=True)
+        with pytest.raises(SandboxGone) as err:
+            sandbox.exec("true")
+        assert err.value.run_id == "gone-1"
+        with pytest.raises(SandboxGone):
+            sandbox.read_file("README.md")
+
+
+@pytest.mark.slow
+def test_the_lifetime_ends_the_container_without_anyone_watching(
+    docker_client: docker.DockerClient,
+) -> None:
+    sandbox = DockerSandbox("lifetime-1", SandboxConfig(max_lifetime=2), client=docker_client)
+    sandbox.start()
+    assert sandbox.container_id is not None
+    assert wait_until_gone(docker_client, sandbox.container_id)
+    with pytest.raises(SandboxGone):
+        sandbox.exec("true")
+    sandbox.close()
+
+
+def test_network_is_opt_in_and_can_be_dropped_after_setup(
+    docker_client: docker.DockerClient,
+) -> None:
+    def interfaces(sandbox: DockerSandbox) -> list[str]:
+        return sandbox.exec("ls /sys/class/net").stdout.split()
+
+    with DockerSandbox("net-1", SandboxConfig(network=True), client=docker_client) as sandbox:
+        assert "eth0" in interfaces(sandbox)
+        sandbox.set_network(False)
+        assert interfaces(sandbox) == ["lo"]
+        sandbox.set_network(True)
+        assert len(interfaces(sandbox)) == 2  # lo and a fresh ethN
+    with DockerSandbox("net-2", client=docker_client) as offline:
+        with pytest.raises(SandboxError, match="without a network"):
+            offline.set_network(True)
+        offline.set_network(False)
+        assert interfaces(offline) == ["lo"]
+
+
+def test_a_missing_image_fails_to_start_clearly(docker_client: docker.DockerClient) -> None:
+    before = {c.id for c in docker_client.containers.list(all=True)}
+    sandbox = DockerSandbox(
+        "noimage-1", SandboxConfig(image="agents-test-missing:nope"), client=docker_client
+    )
+    with pytest.raises(SandboxStartFailed, match="agents sandbox build") as err:
+        sandbox.start()
+    assert err.value.run_id == "noimage-1"
+    assert {c.id for c in docker_client.containers.list(all=True)} == before
+
+
+def test_a_stuck_sandbox_is_a_command_timeout_not_a_timed_out_result(
+    docker_client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(docker_sandbox, "WAIT_SLACK", 1.0)
+    config = SandboxConfig(kill_grace=0.5)
+    with DockerSandbox("stuck-1", config, client=docker_client) as sandbox:
+        assert sandbox.container_id is not None
+        container = docker_client.containers.get(sandbox.container_id)
+        threading.Timer(0.5, container.pause).start()
+        try:
+            with pytest.raises(CommandTimeout) as err:
+                sandbox.exec("sleep 100", timeout=1)
+            assert err.value.run_id == "stuck-1"
+        finally:
+            time.sleep(0.1)
+            container.unpause()
+
+
+def test_a_disk_workspace_works_too(
+    docker_client: docker.DockerClient, sample_workspace: Workspace
+) -> None:
+    config = SandboxConfig(workspace_size_mb=None)
+    with DockerSandbox("disk-1", config, workspace=sample_workspace, client=docker_client) as sb:
+        assert sb.exec("df --output=fstype /workspace | tail -1").stdout.strip() != "tmpfs"
+        sb.write_file("new.txt", b"new\n")
+        assert b"+++ b/new.txt" in sb.export_patch()
+
+
+def test_shared_memory_can_be_removed(docker_client: docker.DockerClient) -> None:
+    with DockerSandbox("shm-1", SandboxConfig(shm_size_mb=0), client=docker_client) as sandbox:
+        assert sandbox.exec("test -d /dev/shm").exit_code != 0
+
+
+def test_an_export_without_a_repository_is_refused(docker_client: docker.DockerClient) -> None:
+    with (
+        DockerSandbox("norepo-1", client=docker_client) as sandbox,
+        pytest.raises(SandboxError, match="without a repository"),
+    ):
+        sandbox.export_patch()
