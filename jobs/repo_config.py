@@ -97,6 +97,8 @@ class RepoLimits(_Strict):
     max_dollars: float | None = Field(None, gt=0, le=1000)
     command_timeout: int | None = Field(None, gt=0, le=6 * 3600)
     memory: Annotated[str | None, BeforeValidator(_size)] = None
+    #: A private /dev/shm of this size; none unless asked for (multiprocessing needs it).
+    shm: Annotated[str | None, BeforeValidator(_size)] = None
     cpus: float | None = Field(None, gt=0, le=64)
     pids: int | None = Field(None, ge=64, le=65536)
 

@@ -44,9 +44,10 @@ class SandboxConfig(BaseModel):
     pids: PositiveInt = Field(256, description="most processes and threads at once")
     tmp_size_mb: PositiveInt = Field(512, description="size of the /tmp tmpfs")
     shm_size_mb: NonNegativeInt = Field(
-        64,
-        description="size of /dev/shm (POSIX shared memory, which multiprocessing and "
-        "browsers need); 0 removes it",
+        0,
+        description="size of a private /dev/shm (POSIX shared memory, which multiprocessing "
+        "and browsers need); 0, the default, means none, so nothing outside the workspace "
+        "and /tmp is writable. A repository opts in with `limits: {shm: 64m}`",
     )
     workspace_size_mb: PositiveInt | None = Field(
         2048,

@@ -147,3 +147,11 @@ def test_resolve_prefers_configured_checks() -> None:
     detected = resolve(None, exists, read)  # type: ignore[arg-type]
     assert detected.detected
     assert detected.checks[0].name == "pytest"
+
+
+def test_shared_memory_is_opt_in() -> None:
+    from jobs.blueprint.sandbox import sandbox_config
+    from sandboxes.config import SandboxConfig
+
+    assert sandbox_config(SandboxConfig(), parse(None)).shm_size_mb == 0
+    assert sandbox_config(SandboxConfig(), parse("limits: {shm: 64m}")).shm_size_mb == 64

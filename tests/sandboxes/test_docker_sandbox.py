@@ -111,9 +111,16 @@ def test_a_disk_workspace_works_too(
         assert b"+++ b/new.txt" in sb.export_patch()
 
 
-def test_shared_memory_can_be_removed(docker_client: docker.DockerClient) -> None:
-    with DockerSandbox("shm-1", SandboxConfig(shm_size_mb=0), client=docker_client) as sandbox:
+def test_no_shared_memory_by_default_and_bounded_on_request(
+    docker_client: docker.DockerClient,
+) -> None:
+    with DockerSandbox("shm-1", client=docker_client) as sandbox:
         assert sandbox.exec("test -d /dev/shm").exit_code != 0
+    with DockerSandbox("shm-2", SandboxConfig(shm_size_mb=8), client=docker_client) as sandbox:
+        assert sandbox.exec("echo x > /dev/shm/small").ok
+        fill = sandbox.exec("head -c 9M /dev/zero > /dev/shm/big")
+        assert fill.exit_code != 0
+        assert "No space left on device" in fill.stderr
 
 
 def test_an_export_without_a_repository_is_refused(docker_client: docker.DockerClient) -> None:
