@@ -31,5 +31,6 @@ test: install services images lint typecheck pytest
 docs: install
 	agents config --write
 
+# Mention -> PR -> approve on embedded defaults, printed as the Slack thread would show it.
 demo: install
-	agents demo
+	agents demo --headless

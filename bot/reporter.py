@@ -56,6 +56,9 @@ def milestone(event: Event, run: Run) -> tuple[str, list[dict[str, Any]]] | None
         return text_message(f":wrench: Checks failed ({summary}).")
     if event.type is EventType.MESSAGE and data.get("kind") == MILESTONE_ESCALATED:
         return text_message(f":raised_hand: Escalated: {escape(str(data.get('text', '')))}")
+    if data.get("kind") in ("approve_refused", "rework_refused", "approve_failed"):
+        icon = ":warning:" if event.type is EventType.ERROR else ":no_entry:"
+        return text_message(f"{icon} {escape(str(data.get('text') or data.get('kind')))}")
     if event.type is EventType.STATUS:
         to = data.get("to")
         if to == RunStatus.AWAITING_DECISION.value:
@@ -101,6 +104,7 @@ class Reporter:
         self.dirty: set[int] = set()
         self._release = self.redis.register_script(_RELEASE)
         self._group_ready = False
+        self.last_read = 0
 
     def _key(self, kind: str, run_id: int) -> str:
         return f"{self.store.prefix}:reporter:{kind}:{run_id}"
@@ -122,6 +126,7 @@ class Reporter:
         replies: Any = self.redis.xreadgroup(
             GROUP, self.consumer, {self.store.feed_key: ">"}, count=500, block=wait
         )
+        self.last_read = sum(len(entries) for _stream, entries in replies or [])
         for _stream, entries in replies or []:
             ids = []
             for entry_id, fields in entries:
@@ -198,7 +203,10 @@ class Reporter:
     def run_forever(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                self.poll()
+                if not self.poll() and not self.last_read:
+                    # Idle. A real server blocked in XREADGROUP already; an in-memory
+                    # one (the demo's) returns at once, so don't spin.
+                    stop.wait(0.2)
             except redis.RedisError as exc:
                 log.warning("reporter: Redis unavailable (%s); retrying", exc)
                 self._group_ready = False

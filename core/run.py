@@ -107,6 +107,34 @@ class Artifacts(BaseModel):
     pr_url: str | None = None
     pr_number: int | None = None
     completed_steps: list[Step] = Field(default_factory=list)
+    # -- blueprint checkpoints (jobs/blueprint); per iteration unless noted --------------
+    #: The iteration ``completed_steps`` and the other per-iteration fields belong to.
+    steps_iteration: int = 1
+    #: The branch the PR targets (per run).
+    base_branch: str | None = None
+    #: The commit this iteration's workspace starts from: the base commit, or the
+    #: branch's pushed head for a rework. ``patch`` is the change against it.
+    start_commit: str | None = None
+    #: The branch head this run last pushed (per run).
+    head_sha: str | None = None
+    #: The repository's effective ``.agents.yml``: checks detected, defaults applied (per run).
+    config: dict[str, Any] | None = None
+    notes_for_reviewer: str | None = None
+    #: Fix rounds spent on failing checks, and whether they ran out (published as draft).
+    fix_rounds: int = 0
+    escalated: bool = False
+    #: Reviewer calls made, and whether the extra round a blocking verdict buys was spent.
+    review_rounds: int = 0
+    review_fixed: bool = False
+    #: Model calls answered so far in this iteration (a replayed run resumes after them).
+    model_calls: int = 0
+    #: How CI ended on the pushed head: state, sha, failing checks, fix round.
+    ci: dict[str, Any] | None = None
+    #: Reproducibility: base commit, image id, model ids, prompt hashes, commands.
+    manifest: dict[str, Any] | None = None
+    #: The feedback this iteration addresses, and what earlier iterations did (per run).
+    feedback: list[str] = Field(default_factory=list)
+    earlier_summaries: list[str] = Field(default_factory=list)
 
 
 class Run(BaseModel):

@@ -212,6 +212,9 @@ class WorkerSettings(CommonSettings):
         description="JSON price overrides per model, USD per million tokens: "
         '{"model": {"input": 3, "output": 15, "cache_write": 3.75, "cache_read": 0.3}}',
     )
+    reap_interval: PositiveInt = Field(
+        300, description="seconds between passes of the worker's sandbox reaper"
+    )
     job_timeout: PositiveInt = Field(
         3600, description="seconds an RQ job may run before RQ kills it"
     )
@@ -219,6 +222,68 @@ class WorkerSettings(CommonSettings):
     cache_dir: Path = Field(
         Path.home() / ".cache" / "agents",
         description="worker-side repository mirrors and workspaces",
+    )
+    replay_transcript: Path | None = Field(
+        None,
+        description="transcript file, or a directory of them (chosen by request and "
+        "iteration), for AGENTS_MODEL_BACKEND=replay",
+    )
+    github_api_url: str = Field(
+        "https://api.github.com", description="GitHub REST API URL (GitHub Enterprise: .../api/v3)"
+    )
+    local_forge_dir: Path = Field(
+        Path.home() / ".local" / "share" / "agents" / "forge",
+        description="where AGENTS_FORGE=local keeps bare repositories and PR records",
+    )
+    sandbox_backend: Literal["docker", "local", "auto"] = Field(
+        "docker",
+        description="docker, local (development only: does NOT isolate) or auto",
+    )
+    draft_prs: bool = Field(True, description="open pull requests as drafts")
+    approve_action: Literal["ready", "merge"] = Field(
+        "ready", description="what Approve does: ready (mark ready for review) or merge"
+    )
+    merge_method: Literal["merge", "squash", "rebase"] = Field(
+        "squash", description="how Approve merges when AGENTS_APPROVE_ACTION=merge"
+    )
+    approvers: CommaList = Field(
+        default_factory=list,
+        description="Slack user ids who may approve, rework or cancel any run",
+    )
+    require_github_write: bool = Field(
+        False,
+        description="Approve also needs write access on GitHub, through AGENTS_USER_MAP",
+    )
+    fix_rounds: int = Field(
+        2, ge=0, le=10, description="fix rounds for failing checks, unless .agents.yml says"
+    )
+    escalation: Literal["draft", "stop"] = Field(
+        "draft",
+        description="when checks still fail: draft (publish a draft PR saying so) or stop",
+    )
+    protected_paths: CommaList = Field(
+        default_factory=lambda: [".github/workflows/**"],
+        description="globs a change may not touch unless .agents.yml allows them",
+    )
+    ci_timeout_seconds: float = Field(
+        1800, ge=0, description="most seconds to watch the PR's CI; 0 skips watching"
+    )
+    ci_poll_seconds: PositiveFloat = Field(15, description="seconds between CI polls")
+    ci_settle_seconds: float = Field(
+        60, ge=0, description="seconds without any CI check before concluding there is none"
+    )
+    ci_fix: bool = Field(False, description="on failed CI, run one fix round from the CI log")
+    max_attempts: PositiveInt = Field(
+        3, description="times a run is started after its worker died before it is failed"
+    )
+    heartbeat_seconds: PositiveInt = Field(
+        30, description="a running run whose heartbeat is this old is taken as abandoned"
+    )
+    recovery_interval: PositiveInt = Field(
+        60, description="seconds between a worker's sweeps for abandoned runs"
+    )
+    slack_url: str = Field(
+        "https://slack.com", description="Slack workspace URL, for links back to threads"
     )
 
     @model_validator(mode="after")

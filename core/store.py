@@ -145,6 +145,16 @@ class RunStore:
             raise RunNotFound(run_id)
         return Run.model_validate_json(raw)
 
+    def is_final(self, run_id: str) -> bool | None:
+        """Whether the run is over, for the sandbox reaper; None when this store can't
+        tell (not a run id, unknown run, Redis unreachable)."""
+        if not run_id.isdigit():
+            return None
+        try:
+            return self.get(int(run_id)).status.is_final
+        except (RunNotFound, redis.RedisError):
+            return None
+
     def find_by_thread(self, channel: str, thread_ts: str) -> Run | None:
         raw: Any = self.redis.get(self._thread_key(channel, thread_ts))
         if raw is None:

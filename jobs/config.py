@@ -8,6 +8,8 @@ from __future__ import annotations
 from core.settings import WorkerSettings
 from jobs.agent.config import AgentConfig, AgentLimits, ModelRoles
 from jobs.agent.pricing import DEFAULT_PRICES
+from jobs.blueprint.config import BlueprintConfig
+from sandboxes.config import SandboxConfig
 
 
 def agent_config(settings: WorkerSettings) -> AgentConfig:
@@ -26,4 +28,27 @@ def agent_config(settings: WorkerSettings) -> AgentConfig:
         ),
         prices=DEFAULT_PRICES.with_overrides(settings.prices),
         max_output_tokens=settings.max_output_tokens,
+    )
+
+
+def blueprint_config(settings: WorkerSettings) -> BlueprintConfig:
+    return BlueprintConfig(
+        fix_rounds=settings.fix_rounds,
+        escalation=settings.escalation,
+        protected_paths=tuple(settings.protected_paths),
+        sandbox=SandboxConfig(image=settings.sandbox_image),
+        sandbox_backend=settings.sandbox_backend,
+        draft=settings.draft_prs,
+        approve_action=settings.approve_action,
+        merge_method=settings.merge_method,
+        approvers=tuple(settings.approvers),
+        require_github_write=settings.require_github_write,
+        user_map=dict(settings.user_map),
+        slack_url=settings.slack_url,
+        ci_timeout=settings.ci_timeout_seconds,
+        ci_poll=settings.ci_poll_seconds,
+        ci_settle=settings.ci_settle_seconds,
+        ci_fix=settings.ci_fix,
+        max_attempts=settings.max_attempts,
+        heartbeat_seconds=settings.heartbeat_seconds,
     )

@@ -1,26 +1,61 @@
-"""RQ job entry points. Each creates its own clients: RQ forks a process per job."""
+"""RQ job entry points. Each loads the worker's settings and creates its own clients:
+RQ forks a process per job, and nothing is shared with the worker or other jobs."""
 
 from __future__ import annotations
 
 from rq import get_current_job
+from rq.job import Job
 
-from core.exceptions import NotBuiltYet
-from core.run import RunStatus
-from jobs.queue import store_for
+from core import settings
+from jobs.blueprint import decisions
+from jobs.blueprint.runner import run_blueprint
+from jobs.blueprint.wiring import open_deps, open_forge
+from jobs.config import blueprint_config
+from jobs.queue import RunQueue, store_for
+
+
+def _job(name: str) -> Job:
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError(f"jobs.entrypoints.{name} must run inside an RQ job")
+    return job
+
+
+def _queue(job: Job, worker: settings.WorkerSettings) -> RunQueue:
+    return RunQueue(job.connection, store_for(job), name=job.origin, job_timeout=worker.job_timeout)
 
 
 def run(run_id: int) -> None:
-    """Run the blueprint for ``run_id``.
+    """Run (or resume) the blueprint for ``run_id``: until it awaits a decision, or ends.
 
-    The blueprint (prepare, agent, checks, review, publish) is not built yet, so the
-    job takes the run, then fails it with a plain reason rather than pretending.
+    The outcome is on the run record; the job returns nothing (RQ would store a copy).
     """
-    job = get_current_job()
-    if job is None:
-        raise RuntimeError("jobs.entrypoints.run must run inside an RQ job")
-    store = store_for(job)
-    store.transition(run_id, RunStatus.RUNNING, by=f"worker:{job.worker_name or 'unknown'}")
-    raise NotBuiltYet(
-        "the blueprint (prepare, agent, checks, publish) is not built yet; "
-        "the run was taken by a worker and stopped here"
-    )
+    job = _job("run")
+    worker = settings.load(settings.WorkerSettings)
+    with open_deps(worker, store_for(job)) as deps:
+        run_blueprint(deps, run_id, by=f"worker:{job.worker_name or 'unknown'}", job_id=job.id)
+
+
+def approve(run_id: int, user: str) -> None:
+    """Mark the run's PR ready for review, or merge it; then the run is approved."""
+    job = _job("approve")
+    worker = settings.load(settings.WorkerSettings)
+    forge = open_forge(worker)
+    try:
+        decisions.approve(store_for(job), forge, blueprint_config(worker), run_id, user)
+    finally:
+        forge.close()
+
+
+def rework(run_id: int, user: str, feedback: str) -> None:
+    """Record the feedback and enqueue the next iteration on the same branch."""
+    job = _job("rework")
+    worker = settings.load(settings.WorkerSettings)
+    decisions.rework(_queue(job, worker), blueprint_config(worker), run_id, user, feedback)
+
+
+def cancel(run_id: int, user: str) -> None:
+    """Cancel the run (any non-final state), stop its job and remove its sandboxes."""
+    job = _job("cancel")
+    worker = settings.load(settings.WorkerSettings)
+    decisions.cancel(_queue(job, worker), run_id, user)

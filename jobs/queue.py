@@ -1,7 +1,9 @@
 """Putting runs on the RQ queue, and taking them off again.
 
-A run's job id derives from the run id and iteration, so enqueueing the same run twice
-is a no-op the second time (RQ's ``unique=True`` checks and saves atomically).
+A run's job id derives from the run id, iteration and attempt, so enqueueing the same
+run twice is a no-op the second time (RQ's ``unique=True`` checks and saves
+atomically). The id of a run's current job is also kept next to the run, so
+cancelling finds the job that crash recovery enqueued, not only the first one.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 import redis
 from rq import Callback, Queue
 from rq.command import send_stop_job_command
-from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
+from rq.exceptions import AbandonedJobError, DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
 from core.exceptions import InvalidTransition, RunNotFound
@@ -22,12 +24,23 @@ from core.store import DEFAULT_RETENTION_SECONDS, RunStore
 
 log = logging.getLogger(__name__)
 
-#: The function a worker runs for a run. A string, so enqueueing never imports it.
+#: The functions a worker runs. Strings, so enqueueing never imports them.
 RUN_JOB = "jobs.entrypoints.run"
+APPROVE_JOB = "jobs.entrypoints.approve"
+CANCEL_JOB = "jobs.entrypoints.cancel"
+#: Job states after which a job id may be reused for the same run (crash recovery).
+_OVER = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED}
 
 
-def job_id_for(run_id: int, iteration: int = 1) -> str:
-    return f"agents-run-{run_id}-{iteration}"
+def job_id_for(run_id: int, iteration: int = 1, attempts: int = 0) -> str:
+    """``agents-run-<id>-<iteration>``; a run resumed after ``attempts`` starts gets
+    ``-r<attempts>`` on top, so each resumption is a job of its own."""
+    base = f"agents-run-{run_id}-{iteration}"
+    return f"{base}-r{attempts}" if attempts else base
+
+
+def current_job_key(prefix: str, run_id: int) -> str:
+    return f"{prefix}:run:{run_id}:job"
 
 
 def store_for(job: Job) -> RunStore:
@@ -49,6 +62,20 @@ def on_job_failure(
     """RQ failure callback: mark the run failed with the reason, unless it is final."""
     run_id = int(job.meta["run_id"])
     store = store_for(job)
+    current: Any = connection.get(current_job_key(store.prefix, run_id))
+    if current is not None and _text(current) != job.id:
+        log.info(
+            "job %s of run #%s was superseded by %s; not failing the run",
+            job.id,
+            run_id,
+            _text(current),
+        )
+        return
+    if exc_type is AbandonedJobError:
+        # The worker died mid-job. The recovery sweep (jobs.recovery) resumes or fails
+        # the run once its heartbeat has stopped; failing it here would lose it.
+        log.warning("job %s of run #%s was abandoned; leaving it to crash recovery", job.id, run_id)
+        return
     if exc_type is None:
         reason = "the job failed without an exception"
     else:
@@ -57,6 +84,10 @@ def on_job_failure(
         store.transition(run_id, RunStatus.FAILED, by=f"rq:{job.id}", reason=reason)
     except (InvalidTransition, RunNotFound):
         log.info("run #%s already final or gone; failure of %s not recorded", run_id, job.id)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class RunQueue:
@@ -77,11 +108,26 @@ class RunQueue:
         self.queue = Queue(name, connection=connection)
         self.job_timeout = job_timeout
 
-    def enqueue(self, run: Run) -> Job | None:
-        """Enqueue ``run``'s current iteration. Returns None if it was already enqueued."""
-        job_id = job_id_for(run.id, run.iteration)
+    def enqueue(self, run: Run, *, replace_finished: bool = False) -> Job | None:
+        """Enqueue ``run``'s current iteration. Returns None if it was already enqueued.
+
+        ``replace_finished``: if a job with this run's id exists but is over (failed,
+        stopped, finished), delete it first; crash recovery uses this.
+        """
+        job_id = job_id_for(run.id, run.iteration, run.attempts)
+        if replace_finished:
+            try:
+                stale = Job.fetch(job_id, connection=self.connection)
+            except NoSuchJobError:
+                stale = None
+            if stale is not None and stale.get_status(refresh=True) in _OVER:
+                stale.delete()
+        # Before the job exists, so its failure callback always knows it is current.
+        self.connection.set(
+            current_job_key(self.store.prefix, run.id), job_id, ex=self.store.retention_seconds
+        )
         try:
-            return self.queue.enqueue_call(
+            job = self.queue.enqueue_call(
                 self.job_func,
                 args=(run.id,),
                 job_id=job_id,
@@ -101,10 +147,74 @@ class RunQueue:
         except DuplicateJobError:
             log.info("run %s iteration %s already enqueued as %s", run.label, run.iteration, job_id)
             return None
+        return job
+
+    def request_rework(self, run_id: int, *, by: str, feedback: str) -> Run:
+        """Record feedback and start the next iteration on the same branch.
+
+        Only a run awaiting a decision can be reworked; the status change, the new
+        iteration and the feedback are one atomic write, so two submissions make one
+        iteration. Raises :class:`InvalidTransition` otherwise.
+        """
+
+        def next_iteration(run: Run) -> None:
+            run.iteration += 1
+            run.attempts = 0
+            run.pending_feedback.append(feedback)
+
+        run = self.store.transition(
+            run_id,
+            RunStatus.REWORK,
+            by=by,
+            reason=f"rework requested by {by}",
+            expect=RunStatus.AWAITING_DECISION,
+            change=next_iteration,
+        )
+        self.enqueue(run)
+        return run
+
+    def request_approval(self, run: Run, *, by: str) -> Job | None:
+        """Enqueue the approve job for the run's current iteration; None if already asked.
+
+        The job (on a worker, which holds the forge token) marks the PR ready or merges
+        it, then moves the run to approved.
+        """
+        job_id = f"agents-approve-{run.id}-{run.iteration}"
+        try:
+            earlier = Job.fetch(job_id, connection=self.connection)
+        except NoSuchJobError:
+            earlier = None
+        if earlier is not None and earlier.get_status(refresh=True) in _OVER:
+            # The last attempt ended (the forge failed, or the clicker was refused) and
+            # the run still awaits a decision: this click is a fresh try.
+            earlier.delete()
+        try:
+            return self.queue.enqueue_call(
+                APPROVE_JOB,
+                args=(run.id, by),
+                job_id=job_id,
+                unique=True,
+                timeout=600,
+                result_ttl=self.store.retention_seconds,
+                failure_ttl=self.store.retention_seconds,
+                description=f"approve {run.label} for {by}",
+                meta={
+                    "run_id": run.id,
+                    "iteration": run.iteration,
+                    "retention_seconds": self.store.retention_seconds,
+                    "store_prefix": self.store.prefix,
+                },
+                at_front=True,
+            )
+        except DuplicateJobError:
+            return None
 
     def job(self, run: Run) -> Job | None:
+        """The run's current job: the last one enqueued for it, if RQ still has it."""
+        current: Any = self.connection.get(current_job_key(self.store.prefix, run.id))
+        job_id = _text(current) if current is not None else job_id_for(run.id, run.iteration)
         try:
-            return Job.fetch(job_id_for(run.id, run.iteration), connection=self.connection)
+            return Job.fetch(job_id, connection=self.connection)
         except NoSuchJobError:
             return None
 
@@ -117,17 +227,51 @@ class RunQueue:
         run = self.store.transition(
             run_id, RunStatus.CANCELLED, by=by, reason=reason or f"cancelled by {by}"
         )
-        job = self.job(run)
-        if job is not None:
-            status = job.get_status(refresh=True)
-            if status == JobStatus.STARTED:
-                try:
-                    send_stop_job_command(self.connection, job.id)
-                except InvalidJobOperation:
-                    log.info("job %s finished before it could be stopped", job.id)
-            elif status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
-                job.cancel()
+        self.stop_job(run, by=by)
         return run
+
+    def stop_job(self, run: Run, *, by: str) -> None:
+        """Stop the run's job if it is working, or take it off the queue if it waits.
+
+        A stopped job's work horse is killed, so its sandbox is left behind: a cleanup
+        job (``jobs.entrypoints.cancel``) removes it, and the reaper would too.
+        """
+        job = self.job(run)
+        if job is None:
+            return
+        status = job.get_status(refresh=True)
+        if status == JobStatus.STARTED:
+            try:
+                send_stop_job_command(self.connection, job.id)
+            except InvalidJobOperation:
+                log.info("job %s finished before it could be stopped", job.id)
+            self.request_cleanup(run, by=by)
+        elif status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+            job.cancel()
+
+    def request_cleanup(self, run: Run, *, by: str) -> Job | None:
+        """Enqueue ``jobs.entrypoints.cancel`` for a cancelled run: it removes the run's
+        sandboxes on a worker (which can reach Docker). None if already asked."""
+        try:
+            return self.queue.enqueue_call(
+                CANCEL_JOB,
+                args=(run.id, by),
+                job_id=f"agents-cancel-{run.id}",
+                unique=True,
+                timeout=600,
+                result_ttl=self.store.retention_seconds,
+                failure_ttl=self.store.retention_seconds,
+                description=f"clean up after cancelling {run.label}",
+                meta={
+                    "run_id": run.id,
+                    "iteration": run.iteration,
+                    "retention_seconds": self.store.retention_seconds,
+                    "store_prefix": self.store.prefix,
+                },
+                at_front=True,
+            )
+        except DuplicateJobError:
+            return None
 
     def position(self, run: Run) -> int | None:
         """0-based position of the run's job in the queue, or None if not waiting."""

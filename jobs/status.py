@@ -21,6 +21,8 @@ class StatusView(BaseModel):
     counts: dict[RunStatus, int]
     running: list[Run]
     queued: list[Run]
+    #: Estimated seconds until each queued run starts (None: no history to go on).
+    queued_eta: list[int | None]
     finished: list[Run]
     cost_today: float
     at: datetime
@@ -36,17 +38,42 @@ def collect(store: RunStore, queue: Queue, *, finished_limit: int = 10) -> Statu
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     recent = store.list_recent(limit=200)
     cost_today = sum(run.cost.dollars for run in recent if run.updated_at >= midnight)
+    workers = Worker.count(queue=queue)
+    queued = list(reversed(store.list_by_status(RunStatus.QUEUED, limit=50)))
+    running = store.list_by_status(RunStatus.RUNNING, limit=50)
     return StatusView(
         queue_name=queue.name,
         queue_depth=queue.count,
-        workers=Worker.count(queue=queue),
+        workers=workers,
         counts=counts,
-        running=store.list_by_status(RunStatus.RUNNING, limit=50),
-        queued=list(reversed(store.list_by_status(RunStatus.QUEUED, limit=50))),
+        running=running,
+        queued=queued,
+        queued_eta=estimate_starts(len(queued), len(running), workers, finished, now),
         finished=finished[:finished_limit],
         cost_today=round(cost_today, 4),
         at=now,
     )
+
+
+def estimate_starts(
+    queued: int, running: int, workers: int, finished: list[Run], now: datetime
+) -> list[int | None]:
+    """Seconds until each queued run starts: the queue ahead of it, divided among the
+    workers, at the average duration of recently finished runs."""
+    durations = [
+        (run.finished_at - run.created_at).total_seconds()
+        for run in finished
+        if run.finished_at is not None
+    ]
+    if not durations or workers < 1:
+        return [None] * queued
+    average = sum(durations) / len(durations)
+    busy = min(running, workers)
+    etas: list[int | None] = []
+    for position in range(queued):
+        ahead = position + busy
+        etas.append(int(average * (ahead // workers)) if ahead >= workers else 0)
+    return etas
 
 
 def _elapsed(run: Run, now: datetime) -> str:

@@ -7,9 +7,15 @@ import os
 import socket
 
 import redis
+from docker.errors import DockerException
 from rq import Queue, Worker
 
 from core.settings import WorkerSettings
+from core.store import RunStore
+from jobs.queue import RunQueue
+from jobs.recovery import RecoveryThread
+from sandboxes import engine
+from sandboxes.reaper import Reaper, ReaperThread
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +25,42 @@ def connect(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
 
 
+def start_recovery(settings: WorkerSettings, connection: redis.Redis) -> RecoveryThread:
+    """Sweep for runs whose worker died now, then every ``recovery_interval`` seconds.
+
+    Returns the started thread; call ``stop()`` on it.
+    """
+    store = RunStore(connection, retention_seconds=settings.run_retention_seconds)
+    queue = RunQueue(connection, store, name=settings.queue, job_timeout=settings.job_timeout)
+    thread = RecoveryThread(
+        store, queue, max_attempts=settings.max_attempts, interval=settings.recovery_interval
+    )
+    thread.start()
+    return thread
+
+
+def start_reaper(settings: WorkerSettings, connection: redis.Redis) -> ReaperThread | None:
+    """Remove leftover sandboxes now, then every ``reap_interval`` seconds.
+
+    A worker on the local sandbox backend may have no Docker engine; it only says so.
+    """
+    try:
+        client = engine.connect()
+        client.ping()
+    except DockerException as exc:
+        log.warning("no Docker engine (%s): sandbox containers will not be reaped", exc)
+        return None
+    store = RunStore(connection, retention_seconds=settings.run_retention_seconds)
+    thread = ReaperThread(Reaper(client, is_final=store.is_final), interval=settings.reap_interval)
+    thread.start()
+    return thread
+
+
 def start_worker(settings: WorkerSettings, *, burst: bool = False, name: str | None = None) -> bool:
-    """Work the configured queue, with RQ's scheduler, until stopped (or drained if burst)."""
+    """Work the configured queue, with RQ's scheduler, until stopped (or drained if burst).
+
+    A recovery thread resumes (or fails) runs whose worker died; see :mod:`jobs.recovery`.
+    """
     connection = connect(settings.redis_url)
     queue = Queue(settings.queue, connection=connection)
     worker = Worker(
@@ -28,5 +68,14 @@ def start_worker(settings: WorkerSettings, *, burst: bool = False, name: str | N
         connection=connection,
         name=name or f"{socket.gethostname()}.{os.getpid()}",
     )
+    recovery = start_recovery(settings, connect(settings.redis_url))
+    reaper = start_reaper(settings, connection)
     log.info("worker %s listening on queue %r", worker.name, settings.queue)
-    return bool(worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level))
+    try:
+        return bool(worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level))
+    finally:
+        recovery.stop(timeout=5)
+        recovery.store.redis.close()
+        if reaper is not None:
+            reaper.stop(timeout=5)
+            reaper.reaper.client.close()

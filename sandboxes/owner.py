@@ -24,11 +24,14 @@ def _read(path: Path) -> str:
 
 
 def process_start_time(pid: int, proc: Path = _PROC) -> str:
-    """The process's start time in clock ticks since boot, or "" if it does not exist."""
+    """The process's start time in clock ticks since boot, or "" if it does not exist
+    or is a zombie (dead, only waiting for its parent to collect its exit status)."""
     stat = _read(proc / str(pid) / "stat")
     # The command name (field 2) may hold spaces and parentheses: split after the last ")".
     fields = stat.rpartition(")")[2].split()
-    return fields[19] if len(fields) > 19 else ""
+    if len(fields) <= 19 or fields[0] in ("Z", "X"):
+        return ""
+    return fields[19]
 
 
 def machine_token(proc: Path = _PROC) -> str:

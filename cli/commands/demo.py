@@ -1,7 +1,11 @@
-"""``agents demo``: the whole flow on embedded defaults, as far as it is built.
+"""``agents demo``: the whole product on one machine, with no Slack, GitHub or model key.
 
-No services needed: fakeredis with an in-process worker (or the real Redis when
-REDIS_URL is set). It says plainly which stages exist and which do not yet.
+It starts the Slack emulator (with its web page), the bot in HTTP mode, the thread
+reporter and a worker, all in this process, on embedded defaults: an in-memory Redis
+(or REDIS_URL), the Docker sandbox when an engine answers (else the local one, which
+says loudly that it does not isolate), a local forge holding a copy of the sample
+repository, and a recorded transcript instead of the model (unless ANTHROPIC_API_KEY
+is set). ``--headless`` plays mention -> PR -> approve and prints the thread.
 """
 
 from __future__ import annotations
@@ -9,27 +13,84 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import redis
 from rq import SimpleWorker
+from rq.exceptions import StopRequested
 
-from core.run import Run, RunStatus
-from core.store import RunStore
-from jobs.queue import RunQueue
+from core.run import RunStatus
 
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "examples" / "sample-repo"
+TRANSCRIPTS = ROOT / "examples" / "transcripts" / "blueprint"
 DEMO_REQUEST = "make the retry limit configurable"
-DEMO_REPO = "examples/sample-repo"
+#: The name the transcripts were recorded with; the replay checks it.
+DEMO_REPO = "acme/retrying"
+REQUESTER = "U_ALICE"
+CHANNEL = "C_GENERAL"
+QUEUE = "agents-demo"
+STEP_LIMIT_SECONDS = 600
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="run the flow on embedded defaults (no Slack, GitHub or model key needed)",
-        description="Run one request through the stages built so far, on embedded "
-        "defaults: fakeredis and an in-process worker unless REDIS_URL is set.",
+        help="the whole flow on this machine: Slack emulator, bot, worker, local forge",
+        description="Run the product end to end with no Slack workspace, GitHub or model "
+        "key. Opens a local Slack emulator to type into, or with --headless plays "
+        "mention -> pull request -> approve and prints the thread.",
     )
-    parser.add_argument("--request", default=DEMO_REQUEST, help="the request text")
+    parser.add_argument(
+        "--headless", action="store_true", help="play the scripted scenario and print it"
+    )
+    parser.add_argument("--port", type=int, default=0, help="the emulator's port (default: any)")
+    parser.add_argument(
+        "--sandbox",
+        choices=["auto", "docker", "local"],
+        default="auto",
+        help="auto: Docker when an engine and the sandbox image are there",
+    )
     parser.set_defaults(func=handle)
+
+
+def docker_ready(image: str) -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=5)
+    except Exception:  # any failure means "no usable engine"
+        return False
+    try:
+        client.images.get(image)
+        return True
+    except Exception:  # a missing image or a broken engine alike
+        return False
+    finally:
+        client.close()
+
+
+def choose_sandbox(wanted: str, image: str) -> str:
+    if wanted != "auto":
+        return wanted
+    return "docker" if docker_ready(image) else "local"
+
+
+def transcript_for(sandbox: str) -> Path:
+    """Replays need the tool outputs they were recorded with, so each sandbox kind has
+    its own recording of the same conversation."""
+    specific = TRANSCRIPTS / f"clean.{sandbox}.jsonl"
+    return specific if specific.exists() else TRANSCRIPTS / "clean.jsonl"
 
 
 def connection() -> tuple[redis.Redis, str]:
@@ -38,39 +99,193 @@ def connection() -> tuple[redis.Redis, str]:
         return redis.Redis.from_url(url, socket_connect_timeout=3), f"Redis at {url}"
     import fakeredis
 
-    return fakeredis.FakeRedis(), "fakeredis (in memory; set REDIS_URL to use a server)"
+    return fakeredis.FakeRedis(), "an in-memory Redis (set REDIS_URL to use a server)"
 
 
-def render(store: RunStore, run: Run) -> list[str]:
-    """The run's log as text, one line per event: what the Slack thread will show."""
-    lines = []
-    for event in store.events(run.id):
-        detail = ", ".join(f"{k}={v}" for k, v in event.data.items())
-        lines.append(f"  {event.at:%H:%M:%S} {event.type.value:<8} {event.by}: {detail}")
-    return lines
+def worker_environment(work: Path, repo_forge: Path, sandbox: str) -> dict[str, str]:
+    env = {
+        "AGENTS_QUEUE": QUEUE,
+        "AGENTS_FORGE": "local",
+        "AGENTS_LOCAL_FORGE_DIR": str(repo_forge),
+        "AGENTS_SANDBOX_BACKEND": sandbox,
+        "AGENTS_CACHE_DIR": str(work / "cache"),
+        "AGENTS_APPROVE_ACTION": "merge",
+        "AGENTS_CI_TIMEOUT_SECONDS": "0",
+    }
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        env["AGENTS_MODEL_BACKEND"] = "anthropic"
+    else:
+        env["AGENTS_MODEL_BACKEND"] = "replay"
+        env["AGENTS_REPLAY_TRANSCRIPT"] = str(transcript_for(sandbox))
+    return env
+
+
+def render_thread(messages: list[dict[str, Any]], names: dict[str, str]) -> str:
+    """A thread as plain text: who said what, with buttons and reactions."""
+    out = []
+    for message in messages:
+        who = names.get(message.get("user", ""), message.get("user") or "agents")
+        if message.get("bot_id"):
+            who = "agents"
+        lines = []
+        for block in message.get("blocks") or []:
+            if block.get("type") in ("section", "header") and block.get("text"):
+                lines.append(block["text"]["text"])
+            elif block.get("type") == "context":
+                lines.extend(e.get("text", "") for e in block.get("elements", []))
+            elif block.get("type") == "actions":
+                labels = [e["text"]["text"] for e in block.get("elements", []) if "text" in e]
+                lines.append("[" + "] [".join(labels) + "]")
+        text = "\n".join(lines) or message.get("text", "")
+        reactions = " ".join(f":{r['name']}:" for r in message.get("reactions", []))
+        body = text.replace("\n", "\n    ")
+        out.append(f"{who}: {body}" + (f"\n    {reactions}" if reactions else ""))
+    return "\n".join(out)
+
+
+@contextmanager
+def running(target: Callable[[threading.Event], None]) -> Iterator[None]:
+    stop = threading.Event()
+    thread = threading.Thread(target=target, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+def work_until(
+    worker: SimpleWorker, done: Callable[[], bool], what: str, limit: float = STEP_LIMIT_SECONDS
+) -> None:
+    """Run queued jobs in this (the main) thread until ``done()``; RQ needs the main
+    thread for its signal handlers."""
+    deadline = time.monotonic() + limit
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what}")
+        worker.work(burst=True, logging_level="WARNING")
+        time.sleep(0.2)
 
 
 def handle(args: argparse.Namespace) -> int:
-    conn, where = connection()
-    store = RunStore(conn, retention_seconds=3600, prefix="agents-demo")
-    queue = RunQueue(conn, store, name="agents-demo", job_timeout=600)
-    print(f"store and queue: {where}")
-    run = store.create(requester="demo-user", repo=DEMO_REPO, request=args.request)
-    print(f"created run {run.label}: {run.request!r} in {run.repo}")
-    queue.enqueue(run)
-    print(f"enqueued {run.label}; an in-process worker takes it")
-    # The job's failure is reported below from the run record; RQ's traceback is noise here.
-    logging.getLogger("rq.worker").setLevel(logging.CRITICAL)
-    SimpleWorker([queue.queue], connection=conn).work(burst=True, logging_level="CRITICAL")
-    final = store.get(run.id)
-    print(f"run {final.label} is {final.status.value}; its event log:")
-    print("\n".join(render(store, final)))
-    built = final.status is RunStatus.FAILED and (final.error or "").startswith("NotBuiltYet")
-    if built:
+    if not SAMPLE.is_dir():
         print(
-            "\nThis is as far as the product is built: a run is created, queued, taken by a "
-            "worker and recorded. The blueprint (sandbox, agent, checks, PR) comes next."
+            f"agents demo: the sample repository is missing ({SAMPLE}); run it from a "
+            "checkout of the project",
+            file=sys.stderr,
+        )
+        return 1
+    from bot.app import create_app
+    from bot.emulator.server import SlackEmulator
+    from bot.http import serve, wsgi_app
+    from bot.reporter import Reporter
+    from bot.services import Services
+    from bot.slack_client import make_client
+    from cli.commands.run import publish_directory
+    from core import settings
+
+    work = Path(tempfile.mkdtemp(prefix="agents-demo-"))
+    sandbox = choose_sandbox(
+        args.sandbox, os.environ.get("AGENTS_SANDBOX_IMAGE", "agents-sandbox:latest")
+    )
+    forge_dir = work / "forge"
+    repo = publish_directory(SAMPLE, forge_dir, DEMO_REPO)
+    os.environ.update(worker_environment(work, forge_dir, sandbox))
+    conn, where = connection()
+    emu = SlackEmulator(port=args.port).start()
+    try:
+        bot_settings = settings.BotSettings(
+            _env_file=None,
+            slack_bot_token=emu.bot_token,
+            slack_signing_secret=emu.signing_secret,
+            slack_api_url=emu.api_url,
+            channel_repos={CHANNEL: repo},
+            queue=QUEUE,
+        )
+        services = Services.from_settings(bot_settings, conn)
+        client = make_client(emu.bot_token, emu.api_url)
+        server = serve(wsgi_app(create_app(services, client), lambda: True), "127.0.0.1", 0)
+        emu.bot_url = f"http://127.0.0.1:{server.server_port}/slack/events"
+        reporter = Reporter(services.store, client, min_interval=0.5)
+        reporter.ensure_group()
+        worker = SimpleWorker([services.queue.queue], connection=conn)
+        model = (
+            "the real model"
+            if os.environ.get("ANTHROPIC_API_KEY")
+            else (
+                f"REPLAY of a recorded transcript ({os.environ['AGENTS_REPLAY_TRANSCRIPT']}), "
+                "not a live model"
+            )
+        )
+        print(
+            f"store: {where}\nsandbox: {sandbox}\nforge: local, {repo} in {forge_dir}\n"
+            f"model: {model}"
+        )
+        with (
+            running(lambda stop: server.serve_forever(poll_interval=0.2)),
+            running(reporter.run_forever),
+        ):
+            try:
+                if args.headless:
+                    return headless(emu, services, worker, repo)
+                print(
+                    f"\nOpen {emu.url}/?user={REQUESTER} and type:\n"
+                    f"  @agents {DEMO_REQUEST}\n(Ctrl-C to stop)"
+                )
+                work_until(worker, lambda: False, "Ctrl-C", limit=float("inf"))
+            finally:
+                server.shutdown()
+                server.server_close()
+    except (KeyboardInterrupt, StopRequested):
+        # Ctrl-C or SIGTERM: RQ's handlers (installed by the worker) raise StopRequested.
+        print("\nstopped")
+        return 0
+    finally:
+        emu.stop()
+        conn.close()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def headless(emu: Any, services: Any, worker: SimpleWorker, repo: str) -> int:
+    store = services.store
+    started = time.monotonic()
+    ts, _ = emu.mention(REQUESTER, CHANNEL, DEMO_REQUEST)
+    run = emu.wait_for(lambda: store.find_by_thread(CHANNEL, ts), 30, "the run to be created")
+    print(f"\n{REQUESTER} asked in #general: @agents {DEMO_REQUEST}  (run {run.label})")
+    work_until(
+        worker,
+        lambda: (
+            store.get(run.id).status is not RunStatus.QUEUED
+            and store.get(run.id).status is not RunStatus.RUNNING
+        ),
+        "the run to finish its steps",
+    )
+    current = store.get(run.id)
+    if current.status is RunStatus.AWAITING_DECISION:
+        decision = emu.wait_for_message(CHANNEL, "ready for review", timeout=60)
+        emu.click(REQUESTER, CHANNEL, decision["ts"], "agents_approve")
+        work_until(
+            worker, lambda: store.get(run.id).status.is_final, "the approval to be carried out"
+        )
+        emu.wait_for_message(CHANNEL, "approved by", timeout=60)
+    final = store.get(run.id)
+    # The status message is redrawn at most about once a second; wait for the last one.
+    word = final.status.value.replace("_", " ")
+    emu.wait_for(
+        lambda: word in str((emu.message(CHANNEL, final.status_ts or "") or {}).get("blocks")),
+        30,
+        "the status message's last update",
+    )
+    names = {"U_ALICE": "alice", "U_BOB": "bob"}
+    print("\n--- the thread, as Slack shows it ---")
+    print(render_thread(emu.thread(CHANNEL, ts), names))
+    print(f"--- {final.label} is {final.status.value} after {time.monotonic() - started:.1f}s ---")
+    if final.status is RunStatus.APPROVED:
+        print(
+            f"The pull request {final.artifacts.pr_url} was merged into {repo} on the local forge."
         )
         return 0
-    print(f"\nunexpected end state: {final.status.value} ({final.error})")
+    print(f"The demo did not reach approval: {final.error or final.status.value}", file=sys.stderr)
     return 1

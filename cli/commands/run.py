@@ -1,25 +1,201 @@
-"""``agents run``: one request end to end from the terminal, without Slack."""
+"""``agents run``: one request end to end from the terminal, without Slack.
+
+It runs the blueprint in this process (no worker needed) and prints the run as its
+Slack thread would show it, at each step and at the end. It exits 0 only when a pull
+request is open and the run awaits a decision.
+
+The store is the Redis at ``REDIS_URL`` when that is set, otherwise an in-memory one.
+``--repo`` is ``owner/name`` on the forge, or a local directory: its files are
+published as a repository of the local forge first.
+"""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
 
-from core.exceptions import NotBuiltYet
+import git
+import redis
+
+from core import settings
+from core.projection import project, render_text
+from core.run import Run, RunStatus, Step
+from core.store import RunStore
+from jobs.exceptions import ForgeError
+
+EXIT_NO_PR = 1
+EXIT_USAGE = 2
+PREFIX = "agents-cli"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "run",
         help="run one request end to end from the terminal (no Slack)",
-        description="Run one request end to end and print the run as the thread shows it.",
+        description="Run one request end to end in this process and print the run as the "
+        "thread shows it. Exits 0 only when a pull request is open.",
     )
     parser.add_argument("request", help="what to change, in plain words")
-    parser.add_argument("--repo", required=True, help="a local path or owner/name")
+    parser.add_argument(
+        "--repo",
+        required=True,
+        help="owner/name on the forge, or a local directory (published to the local forge)",
+    )
+    parser.add_argument(
+        "--model",
+        metavar="anthropic|replay:PATH",
+        help="the real model, or a recorded transcript (file or directory) to play back "
+        "(default: AGENTS_MODEL_BACKEND and AGENTS_REPLAY_TRANSCRIPT)",
+    )
+    parser.add_argument(
+        "--sandbox",
+        choices=["docker", "local", "auto"],
+        help="sandbox backend (default: AGENTS_SANDBOX_BACKEND); local does NOT isolate",
+    )
+    parser.add_argument(
+        "--forge", choices=["local", "github"], help="where the PR goes (default: AGENTS_FORGE)"
+    )
+    parser.add_argument(
+        "--forge-dir", type=Path, help="the local forge's directory (AGENTS_LOCAL_FORGE_DIR)"
+    )
+    parser.add_argument(
+        "--name",
+        metavar="OWNER/NAME",
+        help="with a local directory: the repository name to publish it as "
+        "(default local/<directory>-<digest of its files>; an existing one is reused)",
+    )
+    parser.add_argument("--requester", default="cli", help="who asks (a Slack user id)")
     parser.set_defaults(func=handle)
 
 
+def overrides(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Settings the flags choose; None if ``--model`` is malformed."""
+    chosen: dict[str, Any] = {}
+    if args.model:
+        if args.model == "anthropic":
+            chosen["model_backend"] = "anthropic"
+        elif args.model.startswith("replay:") and len(args.model) > len("replay:"):
+            chosen["model_backend"] = "replay"
+            chosen["replay_transcript"] = Path(args.model.removeprefix("replay:"))
+        else:
+            return None
+    if args.sandbox:
+        chosen["sandbox_backend"] = args.sandbox
+    if args.forge:
+        chosen["forge"] = args.forge
+    if args.forge_dir:
+        chosen["local_forge_dir"] = args.forge_dir
+    return chosen
+
+
+def connection() -> redis.Redis:
+    url = os.environ.get("REDIS_URL")
+    if url:
+        return redis.Redis.from_url(url, socket_connect_timeout=3)
+    import fakeredis
+
+    return fakeredis.FakeRedis()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.")[:40] or "repo"
+
+
+def tree_digest(directory: Path) -> str:
+    """A short digest of a directory's files (not ``.git``): a changed tree is a new repo."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(directory)
+        if ".git" in relative.parts or not path.is_file():
+            continue
+        digest.update(str(relative).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:8]
+
+
+def publish_directory(directory: Path, forge_dir: Path, name: str | None = None) -> str:
+    """The directory as a repository of the local forge (created once).
+
+    By default it is named ``local/<directory>-<digest of its files>``, so a changed
+    directory becomes a new repository.
+    """
+    from jobs.forge.local import LocalForge
+
+    name = name or f"local/{_slug(directory.resolve().name)}-{tree_digest(directory)}"
+    LocalForge(forge_dir).create_repo(name, source=directory)
+    return name
+
+
+def highest_run_branch(bare: Path) -> int:
+    """The highest run id among ``agents/<id>-...`` branches of a bare repository."""
+    if not (bare / "HEAD").is_file():
+        return 0
+    with git.Repo(bare) as repo:
+        refs = str(repo.git.for_each_ref("--format=%(refname:short)", "refs/heads/agents/"))
+    ids = [int(m.group(1)) for m in re.finditer(r"^agents/(\d+)-", refs, flags=re.MULTILINE)]
+    return max(ids, default=0)
+
+
+def seed_ids(store: RunStore, at_least: int) -> None:
+    """Run ids name branches, so a new run's id must be above every earlier run's."""
+    key = f"{store.prefix}:runs:seq"
+    current = int(store.redis.get(key) or 0)
+    if current < at_least:
+        store.redis.set(key, at_least)
+
+
+def show(store: RunStore, run_id: int) -> str:
+    run = store.get(run_id)
+    return render_text(project(run, store.tail_events(run_id, 50)))
+
+
 def handle(args: argparse.Namespace) -> int:
-    raise NotBuiltYet(
-        "the blueprint (prepare, agent, checks, review, publish) that `agents run` drives "
-        "is not built yet"
-    )
+    chosen = overrides(args)
+    if chosen is None:
+        print("agents run: --model must be `anthropic` or `replay:PATH`", file=sys.stderr)
+        return EXIT_USAGE
+    worker = settings.load(settings.WorkerSettings, **chosen)
+    from jobs.blueprint.runner import run_blueprint
+    from jobs.blueprint.wiring import open_deps
+
+    repo = args.repo
+    directory = Path(repo)
+    if directory.is_dir():
+        if worker.forge != "local":
+            print("agents run: a local directory needs --forge local", file=sys.stderr)
+            return EXIT_USAGE
+        repo = publish_directory(directory, worker.local_forge_dir, args.name)
+        print(f"published {directory} to the local forge as {repo}")
+    conn = connection()
+    store = RunStore(conn, retention_seconds=worker.run_retention_seconds, prefix=PREFIX)
+    if worker.forge == "local":
+        owner, name = repo.split("/", 1)
+        seed_ids(store, highest_run_branch(worker.local_forge_dir / owner / f"{name}.git"))
+    elif not os.environ.get("REDIS_URL"):
+        seed_ids(store, int(time.time()))  # no shared store: keep branch names unique
+    run = store.create(requester=args.requester, repo=repo, request=args.request, by="cli")
+
+    def on_step(current: Run, step: Step) -> None:
+        print(show(store, current.id), flush=True)
+
+    try:
+        with open_deps(worker, store, on_step=on_step) as deps:
+            final = run_blueprint(deps, run.id, by="cli")
+            pr_open = False
+            if final.artifacts.pr_number is not None:
+                try:
+                    pr = deps.forge.get_pr(final.repo, final.artifacts.pr_number)
+                    pr_open = pr.state == "open"
+                except ForgeError as err:
+                    print(f"agents run: could not read the PR: {err}", file=sys.stderr)
+    finally:
+        print(show(store, run.id))
+        conn.close()
+    if pr_open and final.status is RunStatus.AWAITING_DECISION:
+        return 0
+    return EXIT_NO_PR

@@ -193,3 +193,20 @@ def test_two_replicas_never_post_the_same_milestone(harness: Harness) -> None:
     texts = replies(h, ts)
     assert len(texts) == 3
     assert len(set(texts)) == 3
+
+
+def test_a_failed_approval_is_told_in_the_thread(harness: Harness) -> None:
+    h = harness
+    reporter = Reporter(h.services.store, h.client, min_interval=0.05)
+    reporter.ensure_group()
+    ts, run = start_run(h)
+    h.services.store.append_event(
+        run.id,
+        Event(
+            type=EventType.ERROR,
+            by=ALICE,
+            data={"kind": "approve_failed", "text": "merge refused: <conflict>"},
+        ),
+    )
+    drain(reporter)
+    assert replies(h, ts) == [":warning: merge refused: &lt;conflict&gt;"]

@@ -65,10 +65,13 @@ def test_a_bad_secret_is_named_but_not_echoed(tmp_path: Path) -> None:
     assert "private-value" not in result.stderr + result.stdout
 
 
-def test_unbuilt_commands_say_so_and_fail(tmp_path: Path) -> None:
+def test_run_without_a_model_key_names_the_setting(tmp_path: Path) -> None:
     result = agents("run", "do it", "--repo", "acme/api", cwd=tmp_path)
-    assert result.returncode == 3
-    assert "not built yet" in result.stderr
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "agents run: ANTHROPIC_API_KEY: required when AGENTS_MODEL_BACKEND=anthropic "
+        "(or set AGENTS_MODEL_BACKEND=replay)"
+    ]
 
 
 def test_doctor_with_nothing_configured_fails_every_check_with_a_fix(tmp_path: Path) -> None:

@@ -17,3 +17,11 @@ def take_and_wait(run_id: int) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         time.sleep(0.1)
+
+
+def take_and_fail(run_id: int) -> None:
+    """Takes the run, then fails the way a bug would: with an unexpected exception."""
+    job = get_current_job()
+    assert job is not None
+    RunStore(job.connection).transition(run_id, RunStatus.RUNNING, by="failing-job")
+    raise RuntimeError("the job broke")

@@ -131,7 +131,9 @@ def test_failure_callback_marks_the_run_failed_with_the_reason(
     real_redis_conn: redis.Redis, live_worker: Callable[..., subprocess.Popen[str]]
 ) -> None:
     store = RunStore(real_redis_conn)
-    queue = RunQueue(real_redis_conn, store, name="q-fail")
+    queue = RunQueue(
+        real_redis_conn, store, name="q-fail", job_func="tests.jobs.slow_job.take_and_fail"
+    )
     run = store.get(make(store))
     assert queue.enqueue(run) is not None
     proc = live_worker("q-fail", "--burst")
@@ -139,7 +141,7 @@ def test_failure_callback_marks_the_run_failed_with_the_reason(
     failed = store.get(run.id)
     assert failed.status is RunStatus.FAILED
     assert failed.error is not None
-    assert failed.error.startswith("NotBuiltYet: the blueprint")
+    assert failed.error == "RuntimeError: the job broke"
     statuses = [e.data["to"] for e in store.events(run.id) if e.type.value == "status"]
     assert statuses == ["running", "failed"]
 
@@ -163,3 +165,17 @@ def test_cancel_stops_a_started_job_and_records_who(
     final = store.get(run.id)
     assert final.status is RunStatus.CANCELLED
     assert final.status_by == "U-admin"
+
+
+def test_a_failed_approval_can_be_tried_again(redis_conn: redis.Redis) -> None:
+    store = RunStore(redis_conn)
+    queue = RunQueue(redis_conn, store, name="q-approve")
+    run = store.get(make(store))
+    first = queue.request_approval(run, by="U1")
+    assert first is not None
+    assert queue.request_approval(run, by="U1") is None
+    first.set_status(JobStatus.FAILED)
+    again = queue.request_approval(run, by="U1")
+    assert again is not None
+    assert again.id == first.id
+    assert again.get_status(refresh=True) == JobStatus.QUEUED

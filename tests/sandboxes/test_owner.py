@@ -40,3 +40,23 @@ def test_labels_round_trip_and_garbage_is_refused() -> None:
     assert me.label == f"{socket.gethostname()}:{os.getpid()}"
     assert Owner.from_labels("no-pid-here", "") is None
     assert Owner.from_labels(":12", "") is None
+
+
+def test_a_zombie_owner_is_dead() -> None:
+    import signal
+    import subprocess
+    import time
+
+    from sandboxes.owner import process_start_time
+
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        assert process_start_time(child.pid) != ""
+        child.send_signal(signal.SIGKILL)
+        # Not waited for yet: the kernel keeps it as a zombie until we reap it.
+        deadline = time.monotonic() + 10
+        while process_start_time(child.pid) != "" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert process_start_time(child.pid) == ""
+    finally:
+        child.wait()

@@ -1,0 +1,134 @@
+"""The pull request's description: the quoted request, the summary, the checks and
+their results, the reviewer's notes, the cost, a link to the Slack thread, and a
+reproducibility manifest. Built from the run record alone."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from core.run import Run
+from jobs.checks import CheckResult, excerpt, failure_slice
+from jobs.forge.steps import RUN_BODY_MARKER
+from jobs.safety import SECRET_PATTERNS, mask
+
+MAX_BODY = 60_000  # GitHub refuses bodies over 65,536 characters
+
+
+def redact_secrets(text: str) -> str:
+    """Anything shaped like a credential, masked (the agent's words are untrusted too)."""
+    for pattern in SECRET_PATTERNS.values():
+        text = pattern.sub(lambda m: f"[redacted: {mask(m.group(0))}]", text)
+    return text
+
+
+def thread_url(run: Run, slack_url: str) -> str | None:
+    if not run.channel or not run.thread_ts:
+        return None
+    return f"{slack_url.rstrip('/')}/archives/{run.channel}/p{run.thread_ts.replace('.', '')}"
+
+
+def _quote(text: str) -> str:
+    return "\n".join(f"> {line}" if line else ">" for line in text.strip().splitlines())
+
+
+def _results(run: Run) -> list[CheckResult]:
+    if not run.artifacts.check_reports:
+        return []
+    return [CheckResult.model_validate(r) for r in run.artifacts.check_reports[-1]["results"]]
+
+
+def checks_section(run: Run) -> str:
+    a = run.artifacts
+    results = _results(run)
+    if not a.check_reports:
+        return "No checks were run."
+    if not results:
+        return "No check commands are configured in `.agents.yml` or detected."
+    lines = ["| check | command | result |", "|---|---|---|"]
+    for r in results:
+        if r.passed:
+            outcome = "passed" + (f" ({r.tests} tests)" if r.tests is not None else "")
+        elif r.only_preexisting:
+            outcome = "failed, pre-existing only"
+        else:
+            outcome = "timed out" if r.timed_out else f"failed (exit {r.exit_code})"
+        lines.append(f"| {r.name} | `{r.command}` | {outcome} |")
+    preexisting = [(r.name, f) for r in results for f in r.failures if f.preexisting]
+    if preexisting:
+        base = (a.base_commit or "")[:12]
+        lines.append("")
+        lines.append(
+            f"**Pre-existing failures:** these also fail on the base commit `{base}`, so "
+            "the agent was not asked to fix them and this change does not address them:"
+        )
+        lines.extend(f"- `{name}`: `{failure.test_id}`" for name, failure in preexisting)
+    if a.fix_rounds:
+        lines.append("")
+        lines.append(f"Fix rounds used: {a.fix_rounds}.")
+        for report in a.check_reports:
+            if report.get("fix_summary"):
+                lines.append(f"- round {int(report['round']) + 1}: {report['fix_summary']}")
+    if a.escalated:
+        lines.append("")
+        lines.append(
+            "**The checks still fail after the fix rounds; this draft documents the "
+            "failures for a human to take over:**"
+        )
+        lines.append("")
+        lines.append("```")
+        lines.append(excerpt(failure_slice(results, 6000), 6000).replace("```", "'''"))
+        lines.append("```")
+    return "\n".join(lines)
+
+
+def review_section(run: Run) -> str:
+    review = run.artifacts.review
+    if not review:
+        return "No review was made."
+    notes = str(review.get("notes") or "").strip() or "(no notes)"
+    return f"Verdict: **{review.get('verdict')}** (review {review.get('round', 1)})\n\n{notes}"
+
+
+def pr_body(run: Run, *, slack_url: str, requester_login: str | None = None) -> str:
+    a = run.artifacts
+    cost = run.cost
+    parts = [
+        _quote(run.request),
+        "## Summary\n\n" + (a.summary or "(no summary)").strip(),
+    ]
+    if a.feedback or a.earlier_summaries:
+        history = [f"- iteration {n}: {s}" for n, s in enumerate(a.earlier_summaries, 1)]
+        history += [f"- feedback for iteration {run.iteration}: {f}" for f in a.feedback]
+        parts.append("## Iterations\n\n" + "\n".join(history))
+    parts.append("## Checks\n\n" + checks_section(run))
+    parts.append("## Review\n\n" + review_section(run))
+    if a.notes_for_reviewer:
+        parts.append("## Notes from the agent\n\n" + a.notes_for_reviewer.strip())
+    parts.append(
+        f"## Cost\n\n${cost.dollars:.4f} · {cost.total_tokens:,} tokens "
+        f"({cost.input_tokens:,} in, {cost.output_tokens:,} out, "
+        f"{cost.cache_read_tokens:,} cache read, {cost.cache_write_tokens:,} cache write)"
+    )
+    manifest = json.dumps(a.manifest or {}, indent=2, sort_keys=True)
+    parts.append(
+        "## Reproducibility\n\n<details><summary>Manifest</summary>\n\n"
+        f"```json\n{manifest}\n```\n\n</details>"
+    )
+    who = f"@{requester_login}" if requester_login else f"Slack user {run.requester}"
+    origin = f"Run #{run.id} (iteration {run.iteration}), requested by {who}"
+    link = thread_url(run, slack_url)
+    if link:
+        origin += f" in [this Slack thread]({link})"
+    parts.append(
+        "---\n\n" + origin + ". Opened by the agents bot; review it like any other change."
+    )
+    parts.append(RUN_BODY_MARKER.format(run_id=run.id))
+    body = redact_secrets("\n\n".join(parts) + "\n")
+    if len(body) > MAX_BODY:
+        body = body[: MAX_BODY - 200] + "\n\n[... description cut to GitHub's limit ...]\n"
+    return body
+
+
+def section_titles(body: str) -> list[str]:
+    return re.findall(r"^## (.+)$", body, flags=re.MULTILINE)

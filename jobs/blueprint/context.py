@@ -1,0 +1,111 @@
+"""One job's hold on one run: reading it, saving checkpoints, and knowing when to let go.
+
+Every write goes through :meth:`RunContext.save`, which first checks that the run is
+still running *and still ours* (same attempt): a run that was cancelled, failed, or
+handed to another worker by crash recovery makes the next save raise
+:class:`Superseded`, and this job stops without touching anything else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from core.events import Event, EventType
+from core.exceptions import AgentsError
+from core.run import Run, RunStatus
+from core.store import RunStore
+from jobs.agent.config import AgentConfig
+from jobs.agent.limits import Budget
+from jobs.agent.model import Model
+from jobs.blueprint.deps import Deps
+from jobs.repo_config import RepoConfig
+
+log = logging.getLogger(__name__)
+
+
+class Superseded(Exception):
+    """The run is no longer this job's: cancelled, finished, or taken over."""
+
+
+class StepFailed(AgentsError):
+    """A step ended the run. The message is the run's reason, shown in its thread."""
+
+
+class RunContext:
+    """What the steps share during one job: deps, the run id, the model, the budget."""
+
+    def __init__(self, deps: Deps, run_id: int, *, attempt: int, by: str, model: Model) -> None:
+        self.deps = deps
+        self.run_id = run_id
+        self.attempt = attempt
+        self.by = by
+        self.model = model
+        self._budget: Budget | None = None
+
+    @property
+    def store(self) -> RunStore:
+        return self.deps.store
+
+    def _check(self, run: Run) -> None:
+        if run.status is not RunStatus.RUNNING or run.attempts != self.attempt:
+            raise Superseded(
+                f"run #{run.id} is {run.status.value} (attempt {run.attempts}); "
+                f"this job was attempt {self.attempt}"
+            )
+
+    def run(self) -> Run:
+        """The run as stored now; raises :class:`Superseded` if it is not ours any more."""
+        run = self.deps.store.get(self.run_id)
+        self._check(run)
+        return run
+
+    def save(self, change: Callable[[Run], None], events: Sequence[Event] = ()) -> Run:
+        """A checkpoint: ``change`` and ``events`` in one atomic write, if still ours."""
+
+        def guarded(run: Run) -> None:
+            self._check(run)
+            change(run)
+
+        run: Run = self.deps.store.update(self.run_id, guarded, events=list(events))
+        return run
+
+    def event(self, type: EventType, **data: Any) -> None:
+        self.save(lambda run: None, [Event(type=type, by=self.by, data=data)])
+
+    def message(self, kind: str, text: str, **data: Any) -> None:
+        self.event(EventType.MESSAGE, kind=kind, text=text, **data)
+
+    def repo_config(self) -> RepoConfig:
+        raw = self.run().artifacts.config
+        if raw is None:
+            raise StepFailed("the repository's configuration was not read (prepare did not run)")
+        return RepoConfig.model_validate(raw)
+
+    def agent_config(self) -> AgentConfig:
+        """The worker's agent configuration with the repository's limits applied."""
+        base = self.deps.agent
+        limits = self.repo_config().limits
+        changes: dict[str, Any] = {}
+        if limits.max_turns is not None:
+            changes["max_turns"] = limits.max_turns
+        if limits.max_dollars is not None:
+            changes["max_dollars"] = limits.max_dollars
+        config = base.model_copy(update={"limits": base.limits.model_copy(update=changes)})
+        if limits.command_timeout is not None:
+            timeout = float(limits.command_timeout)
+            config = config.model_copy(
+                update={
+                    "command_timeout": min(config.command_timeout, timeout),
+                    "max_command_timeout": timeout,
+                }
+            )
+        return config
+
+    @property
+    def budget(self) -> Budget:
+        """One budget for every builder pass of this job: fix rounds share the limits."""
+        if self._budget is None:
+            self._budget = Budget(self.agent_config().limits)
+        return self._budget

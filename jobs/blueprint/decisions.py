@@ -1,0 +1,194 @@
+"""What a human decides once a run awaits a decision: approve, rework, or cancel.
+
+Each is safe to run twice: approve checks the run's status and the PR's state before
+each write, so two clicks have one effect; rework and cancel are single checked
+transitions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+import docker.errors
+
+from core.events import Event, EventType
+from core.exceptions import InvalidTransition
+from core.run import Run, RunStatus
+from core.store import RunStore
+from jobs.blueprint.config import BlueprintConfig
+from jobs.exceptions import ForgeError
+from jobs.forge.protocol import Forge
+from jobs.forge.steps import approve as forge_approve
+from jobs.forge.steps import may_approve
+from jobs.queue import RunQueue
+from sandboxes import engine, labels
+from sandboxes.reaper import Reaper
+
+log = logging.getLogger(__name__)
+
+
+def may_decide(user: str, run: Run, approvers: Iterable[str]) -> bool:
+    """The requester and the configured approvers decide."""
+    return user == run.requester or user in set(approvers)
+
+
+def _note(store: RunStore, run_id: int, by: str, kind: str, text: str) -> None:
+    store.append_event(
+        run_id, Event(type=EventType.MESSAGE, by=by, data={"kind": kind, "text": text})
+    )
+
+
+def approve(store: RunStore, forge: Forge, config: BlueprintConfig, run_id: int, user: str) -> Run:
+    """Mark the PR ready for review or merge it, then move the run to ``approved``."""
+    run = store.get(run_id)
+    if run.status is RunStatus.APPROVED:
+        return run
+    if run.status is not RunStatus.AWAITING_DECISION:
+        _note(
+            store,
+            run_id,
+            user,
+            "approve_refused",
+            f"{run.label} is {run.status.value}; only a run awaiting a decision can be approved",
+        )
+        return run
+    if not may_decide(user, run, config.approvers):
+        _note(
+            store,
+            run_id,
+            user,
+            "approve_refused",
+            f"<@{user}> may not approve {run.label}: only the requester or an approver can",
+        )
+        return run
+    number = run.artifacts.pr_number
+    if number is None:
+        _note(store, run_id, user, "approve_refused", f"{run.label} has no pull request")
+        return run
+    try:
+        if config.require_github_write:
+            login = config.user_map.get(user)
+            if login is None:
+                _note(
+                    store,
+                    run_id,
+                    user,
+                    "approve_refused",
+                    f"<@{user}> has no GitHub account in AGENTS_USER_MAP, and approving "
+                    "needs write access on GitHub",
+                )
+                return run
+            if not may_approve(forge, run.repo, login):
+                _note(
+                    store,
+                    run_id,
+                    user,
+                    "approve_refused",
+                    f"GitHub user {login} has no write access to {run.repo}",
+                )
+                return run
+        pr = forge_approve(
+            forge,
+            run.repo,
+            number,
+            action=config.approve_action,
+            merge_method=config.merge_method,
+            expected_sha=run.artifacts.head_sha,
+        )
+    except ForgeError as err:
+        store.append_event(
+            run_id,
+            Event(type=EventType.ERROR, by=user, data={"kind": "approve_failed", "text": str(err)}),
+        )
+        return store.get(run_id)
+    done = "merged" if pr.merged else "marked ready for review"
+    try:
+        return store.transition(
+            run_id,
+            RunStatus.APPROVED,
+            by=user,
+            reason=f"approved by {user}: {pr.url} {done}",
+            expect=RunStatus.AWAITING_DECISION,
+        )
+    except InvalidTransition:
+        return store.get(run_id)
+
+
+def rework(queue: RunQueue, config: BlueprintConfig, run_id: int, user: str, feedback: str) -> Run:
+    """Record the feedback and start the next iteration on the same branch."""
+    run = queue.store.get(run_id)
+    if not may_decide(user, run, config.approvers):
+        _note(
+            queue.store,
+            run_id,
+            user,
+            "rework_refused",
+            f"<@{user}> may not rework {run.label}: only the requester or an approver can",
+        )
+        return run
+    try:
+        return queue.request_rework(run_id, by=user, feedback=feedback)
+    except InvalidTransition:
+        log.info("run #%d is no longer awaiting a decision; rework ignored", run_id)
+        return queue.store.get(run_id)
+
+
+def remove_sandboxes(run_id: int, *, wait: float = 10.0) -> int:
+    """Remove the run's sandbox containers whose owner (the stopped job) has died.
+
+    Only containers the reaper would remove too (owner dead on this machine, or expired)
+    are touched: run ids repeat across stores sharing one Docker engine, and a live
+    owner's container is not ours to take. ``wait``: how long to give a just-stopped
+    job to die. A container whose owner is on another machine is left to its reaper.
+    """
+    try:
+        client = engine.connect()
+    except docker.errors.DockerException as exc:
+        log.info("no Docker to clean up run #%d's sandboxes: %s", run_id, exc)
+        return 0
+    reaper = Reaper(client)
+    removed = 0
+    try:
+        found = client.containers.list(all=True, filters={"label": f"{labels.RUN_ID}={run_id}"})
+        for container in found:
+            container_labels = dict(container.labels)
+            deadline = time.monotonic() + wait
+            while reaper.reason(container_labels) is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if reaper.reason(container_labels) is None:
+                continue
+            try:
+                container.remove(force=True, v=True)
+                removed += 1
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:
+                    raise
+    finally:
+        client.close()
+    return removed
+
+
+def cancel(queue: RunQueue, run_id: int, user: str) -> Run:
+    """Cancel the run if it is not final (recording who), stop its job, remove its sandbox."""
+    store = queue.store
+    run = store.get(run_id)
+    if not run.status.is_final:
+        try:
+            run = queue.cancel(run_id, by=user)
+        except InvalidTransition:
+            run = store.get(run_id)
+    if run.status is RunStatus.CANCELLED:
+        removed = remove_sandboxes(run_id)
+        if removed:
+            _note(
+                store,
+                run_id,
+                user,
+                "sandbox_removed",
+                f"removed {removed} sandbox container(s) of {run.label}",
+            )
+    return run

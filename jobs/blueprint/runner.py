@@ -1,0 +1,235 @@
+"""The blueprint: a run's steps, in order, each checkpointed on the run record.
+
+::
+
+    queued|rework ──job starts──▶ running
+        prepare ─▶ agent ─▶ checks (fix rounds ≤ N) ─▶ review (+1 round if blocked)
+        ─▶ publish ─▶ watch_ci ─▶ awaiting_decision
+
+A step that completes is added to ``artifacts.completed_steps`` (for the current
+iteration, ``artifacts.steps_iteration``) in the same write as its results, and a job
+that resumes a run skips the steps already there. Within a step, every model pass
+saves its patch and the model calls used, so re-running the step starts from the last
+of those. A run that cannot go on ends ``failed`` with the reason in its thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from core.exceptions import InvalidTransition
+from core.run import Budget, Run, RunStatus, Step
+from jobs.blueprint.context import RunContext, StepFailed, Superseded
+from jobs.blueprint.deps import Deps
+from jobs.blueprint.models import CountingModel
+from jobs.blueprint.sandbox import SandboxSession
+from jobs.blueprint.steps.agent import agent
+from jobs.blueprint.steps.checks import checks
+from jobs.blueprint.steps.prepare import prepare
+from jobs.blueprint.steps.publish import publish
+from jobs.blueprint.steps.review import review
+from jobs.blueprint.steps.watch_ci import watch_ci
+from jobs.exceptions import AgentError, ForgeError
+from jobs.recovery import Heartbeat
+from sandboxes.exceptions import RepoCacheError, SandboxError
+
+log = logging.getLogger(__name__)
+
+StepFn = Callable[[RunContext, SandboxSession], None]
+
+STEPS: tuple[tuple[Step, StepFn], ...] = (
+    (Step.PREPARE, prepare),
+    (Step.AGENT, agent),
+    (Step.CHECKS, checks),
+    (Step.REVIEW, review),
+    (Step.PUBLISH, publish),
+    (Step.WATCH_CI, watch_ci),
+)
+
+#: Errors that end a run with their message as the reason (anything else is a bug, and
+#: the RQ failure callback records it).
+EXPECTED = (StepFailed, AgentError, ForgeError, SandboxError, RepoCacheError)
+
+
+def next_step(run: Run) -> Step | None:
+    done = set(run.artifacts.completed_steps)
+    return next((step for step, _ in STEPS if step not in done), None)
+
+
+def begin_iteration(run: Run) -> None:
+    """A new iteration starts from the pushed head, with its feedback; nothing else
+    carries over but what earlier iterations did."""
+    a = run.artifacts
+    if a.summary:
+        a.earlier_summaries.append(a.summary)
+    a.completed_steps = []
+    a.steps_iteration = run.iteration
+    a.start_commit = a.head_sha
+    for name in ("patch", "summary", "notes_for_reviewer", "review", "ci"):
+        setattr(a, name, None)
+    a.check_reports = []
+    a.fix_rounds = a.review_rounds = a.model_calls = 0
+    a.escalated = a.review_fixed = False
+
+
+def fresh_iteration(run: Run) -> bool:
+    """The next job starts this iteration (rather than resuming it)."""
+    return run.attempts == 0 or run.artifacts.steps_iteration != run.iteration
+
+
+def expected_attempt(run: Run) -> int:
+    return 1 if fresh_iteration(run) else run.attempts + 1
+
+
+def _take(run: Run, budget: Budget) -> None:
+    """Start an attempt: a new iteration's first, or a resumed one's next."""
+    if fresh_iteration(run):
+        if run.iteration > 1:
+            begin_iteration(run)
+        run.artifacts.steps_iteration = run.iteration
+        run.artifacts.feedback = list(run.pending_feedback)
+        run.pending_feedback = []
+        run.attempts = 1
+    else:
+        run.attempts += 1
+    run.budget = budget
+    run.error = None
+
+
+def start(deps: Deps, run_id: int, *, by: str) -> Run | None:
+    """Take the run (queued, rework, or handed back by recovery) or None if not ours."""
+    store = deps.store
+    run = store.get(run_id)
+    if run.status not in (RunStatus.QUEUED, RunStatus.REWORK):
+        log.info("run #%d is %s; nothing for this job to do", run_id, run.status.value)
+        return None
+    limits = deps.agent.limits
+    budget = Budget(max_turns=limits.max_turns, max_dollars=limits.max_dollars)
+    reason = None
+    if not fresh_iteration(run):
+        step = next_step(run)
+        where = step.value if step else "the end"
+        reason = f"resuming at {where} (attempt {run.attempts + 1})"
+    try:
+        return store.transition(
+            run_id,
+            RunStatus.RUNNING,
+            by=by,
+            reason=reason,
+            expect=run.status,
+            change=lambda r: _take(r, budget),
+        )
+    except InvalidTransition:
+        log.info("run #%d was taken or changed by someone else first", run_id)
+        return None
+
+
+def _ours(attempt: int) -> Callable[[Run], None]:
+    def check(run: Run) -> None:
+        if run.attempts != attempt:
+            raise InvalidTransition(run.id, f"attempt {run.attempts}", f"attempt {attempt}")
+
+    return check
+
+
+def fail(deps: Deps, run_id: int, attempt: int, by: str, reason: str) -> None:
+    try:
+        deps.store.transition(
+            run_id,
+            RunStatus.FAILED,
+            by=by,
+            reason=reason,
+            expect=RunStatus.RUNNING,
+            change=_ours(attempt),
+        )
+    except InvalidTransition:
+        log.info("run #%d is no longer ours; not failing it (%s)", run_id, reason)
+
+
+def await_decision(deps: Deps, ctx: RunContext) -> Run:
+    check = _ours(ctx.attempt)
+
+    def waiting(run: Run) -> None:
+        check(run)
+        run.step = Step.AWAIT_DECISION
+
+    try:
+        return deps.store.transition(
+            ctx.run_id,
+            RunStatus.AWAITING_DECISION,
+            by=ctx.by,
+            reason="pull request ready for a decision",
+            expect=RunStatus.RUNNING,
+            change=waiting,
+        )
+    except InvalidTransition as err:
+        raise Superseded(str(err)) from None
+
+
+def _complete(ctx: RunContext, step: Step) -> None:
+    def completed(run: Run) -> None:
+        run.artifacts.completed_steps.append(step)
+
+    ctx.save(completed)
+
+
+def run_steps(ctx: RunContext, session: SandboxSession) -> None:
+    deps = ctx.deps
+    for step, fn in STEPS:
+        run = ctx.run()
+        if step in run.artifacts.completed_steps:
+            continue
+        try:
+            run = deps.store.set_step(ctx.run_id, step, by=ctx.by)
+        except InvalidTransition as err:  # cancelled or failed since the check above
+            raise Superseded(str(err)) from None
+        if deps.on_step is not None:
+            deps.on_step(run, step)
+        fn(ctx, session)
+        _complete(ctx, step)
+
+
+def _steps(deps: Deps, taken: Run, by: str) -> Run:
+    with deps.models.open(taken) as model:
+        counting = CountingModel(model, start=taken.artifacts.model_calls)
+        ctx = RunContext(deps, taken.id, attempt=taken.attempts, by=by, model=counting)
+        session = SandboxSession(ctx)
+        try:
+            run_steps(ctx, session)
+        finally:
+            session.close()
+        return await_decision(deps, ctx)
+
+
+def run_blueprint(deps: Deps, run_id: int, *, by: str = "worker", job_id: str | None = None) -> Run:
+    """Run (or resume) ``run_id`` until it awaits a decision or ends; returns the run.
+
+    Expected failures end the run ``failed`` with their message; a run that is
+    cancelled or taken over meanwhile is left as it is. Anything else propagates (the
+    RQ failure callback records it).
+    """
+    store = deps.store
+    attempt = expected_attempt(store.get(run_id))
+    ttl = deps.config.heartbeat_seconds
+    with Heartbeat(store, run_id, attempt=attempt, ttl=ttl, job_id=job_id) as heartbeat:
+        taken = start(deps, run_id, by=by)
+        if taken is None:
+            return store.get(run_id)
+        if taken.attempts != attempt:  # someone changed the run in between
+            heartbeat.attempt = taken.attempts
+            heartbeat.beat()
+        try:
+            return _steps(deps, taken, by)
+        except EXPECTED as err:
+            log.info("run #%d failed: %s", run_id, err)
+            fail(deps, run_id, taken.attempts, by, _reason(err))
+        except Superseded as err:
+            log.info("run #%d: stopping, %s", run_id, err)
+    return store.get(run_id)
+
+
+def _reason(err: Exception) -> str:
+    if isinstance(err, AgentError):
+        return f"the agent stopped ({err.reason}): {err}"
+    return str(err)

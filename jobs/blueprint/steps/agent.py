@@ -1,0 +1,115 @@
+"""agent: the agent loop on the request (and the thread, earlier iterations and
+feedback), and the fix rounds that other steps run with a failure to fix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.run import Run
+from jobs.agent.loop import run_agent
+from jobs.agent.prompt import Task
+from jobs.agent.recorders import StoreRecorder
+from jobs.blueprint.context import RunContext, StepFailed
+from jobs.blueprint.models import CountingModel
+from jobs.blueprint.sandbox import SandboxSession
+from jobs.repo_config import RepoConfig
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One finished agent pass: what it said and the change in the workspace after it."""
+
+    summary: str
+    notes: str
+    patch: str
+    calls: int
+    prompt_hash: str | None
+
+
+def check_command(config: RepoConfig) -> str | None:
+    commands = [check.run for check in config.checks]
+    return " && ".join(commands) if commands else None
+
+
+def agent_context(run: Run) -> str | None:
+    """What the agent is told besides the request: the thread, earlier iterations, and
+    the feedback this iteration addresses."""
+    parts: list[str] = []
+    if run.context:
+        parts.append(
+            "Earlier messages in the chat thread where this was asked:\n" + run.context.strip()
+        )
+    a = run.artifacts
+    if a.earlier_summaries:
+        done = "\n".join(f"- iteration {n}: {s}" for n, s in enumerate(a.earlier_summaries, 1))
+        parts.append(
+            f"This is iteration {run.iteration}, on the branch the earlier iterations "
+            f"pushed; the workspace already holds their changes. What they did:\n{done}"
+        )
+    if a.feedback:
+        parts.append(
+            "Feedback from the requester on the last iteration; address it now:\n"
+            + "\n".join(f"- {item}" for item in a.feedback)
+        )
+    return "\n\n".join(parts) or None
+
+
+def agent_pass(ctx: RunContext, session: SandboxSession, extra: str | None = None) -> Pass:
+    """Run the agent once in the session's sandbox; ``extra`` adds to its context."""
+    run = ctx.run()
+    config = ctx.repo_config()
+    sandbox = session.get("agent")
+    context = "\n\n".join(part for part in (agent_context(run), extra) if part) or None
+    task = Task(
+        repo=run.repo, request=run.request, check_command=check_command(config), context=context
+    )
+    model = ctx.model
+    result = run_agent(
+        task,
+        sandbox=sandbox,
+        model=model,
+        recorder=StoreRecorder(ctx.store, run.id, by="agent"),
+        config=ctx.agent_config(),
+        role="builder",
+        budget=ctx.budget,
+    )
+    raw = sandbox.export_patch()
+    try:
+        patch = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise StepFailed(
+            "the change touches a text file that is not UTF-8; this bot only publishes "
+            "UTF-8 text and binary files"
+        ) from None
+    counted = model if isinstance(model, CountingModel) else None
+    return Pass(
+        summary=result.summary,
+        notes=result.notes_for_reviewer,
+        patch=patch,
+        calls=counted.calls if counted else 0,
+        prompt_hash=counted.last_prompt_hash if counted else None,
+    )
+
+
+def record_prompt(run: Run, role: str, digest: str | None) -> None:
+    manifest = run.artifacts.manifest
+    if manifest is not None and digest:
+        hashes = dict(manifest.get("prompt_sha256") or {})
+        hashes[role] = digest
+        manifest["prompt_sha256"] = hashes
+
+
+def agent(ctx: RunContext, session: SandboxSession) -> None:
+    done = agent_pass(ctx, session)
+    run = ctx.run()
+    if not done.patch.strip() and run.iteration == 1:
+        raise StepFailed(f"the agent finished without changing anything: {done.summary}")
+
+    def finished(run: Run) -> None:
+        run.artifacts.patch = done.patch
+        run.artifacts.summary = done.summary
+        run.artifacts.notes_for_reviewer = done.notes or None
+        run.artifacts.model_calls = done.calls
+        record_prompt(run, "builder", done.prompt_hash)
+
+    ctx.save(finished)

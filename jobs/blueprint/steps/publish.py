@@ -1,0 +1,125 @@
+"""publish, on the worker side: the diff safety gate, then commit, push and open (or
+find) the pull request. Re-running it after a crash creates nothing twice: the forge
+step recognises its own commit by its ``Agents-Run`` trailer and the PR by its branch."""
+
+from __future__ import annotations
+
+from core.events import MILESTONE_PR, Event, EventType
+from core.run import Run
+from jobs.blueprint.body import pr_body, thread_url
+from jobs.blueprint.context import RunContext, StepFailed
+from jobs.blueprint.sandbox import SandboxSession
+from jobs.forge.git import Identity
+from jobs.forge.steps import PublishRequest, PublishResult
+from jobs.forge.steps import publish as forge_publish
+from jobs.safety import scan
+
+
+def co_author(login: str | None) -> list[Identity]:
+    if not login:
+        return []
+    return [Identity(login, f"{login}@users.noreply.github.com")]
+
+
+def safety_gate(ctx: RunContext, run: Run) -> None:
+    """Refuse to push a diff with a secret-shaped string or a protected path in it."""
+    config = ctx.repo_config()
+    findings = scan(
+        run.artifacts.patch or "",
+        protected=config.protected_paths,
+        allow=config.allow_protected,
+    )
+    if not findings:
+        return
+    described = [finding.describe() for finding in findings]
+    ctx.event(
+        EventType.ERROR,
+        kind="safety_gate",
+        text="the diff safety gate refused to push",
+        findings=described,
+    )
+    allow = (
+        " (a protected path can be allowed with `allow_protected` in .agents.yml)"
+        if any(f.kind == "protected_path" for f in findings)
+        else ""
+    )
+    raise StepFailed(
+        f"the diff safety gate refused to push: {'; '.join(described[:5])}"
+        + (f" and {len(described) - 5} more" if len(described) > 5 else "")
+        + allow
+    )
+
+
+def push(
+    ctx: RunContext, run: Run, *, patch: str, patch_base: str, since: str | None = None
+) -> PublishResult:
+    """Commit ``patch`` on the run's branch and push it; open or update the PR.
+
+    ``since``: the branch head before this push, when this iteration already pushed
+    once (a CI fix round): the commit for this call is looked for after it.
+    """
+    deps = ctx.deps
+    a = run.artifacts
+    if a.base_commit is None:
+        raise StepFailed("the run has no base commit (prepare did not run)")
+    login = deps.config.user_map.get(run.requester)
+    url = deps.forge.clone_url(run.repo)
+    mirror = deps.cache.mirror_path(url)
+    request = PublishRequest(
+        run_id=run.id,
+        repo=run.repo,
+        request=run.request,
+        summary=a.summary or run.request,
+        patch=patch.encode("utf-8"),
+        base_commit=since or a.base_commit,
+        iteration=run.iteration,
+        patch_base=patch_base,
+        branch=a.branch,
+        base_branch=a.base_branch,
+        draft=deps.config.draft or a.escalated,
+        body=pr_body(run, slack_url=deps.config.slack_url, requester_login=login),
+        requester=f"@{login}" if login else None,
+        thread_url=thread_url(run, deps.config.slack_url),
+        co_authors=co_author(login),
+    )
+    workdir = deps.workdir / f"run-{run.id}"
+    reference = mirror if (mirror / "HEAD").is_file() else None
+    return forge_publish(deps.forge, request, workdir, reference=reference)
+
+
+def record(ctx: RunContext, result: PublishResult) -> None:
+    """Save the branch and PR on the run; announce the PR the first time only."""
+    run = ctx.run()
+    first = run.artifacts.pr_number is None
+    pr = result.pr
+
+    def published(run: Run) -> None:
+        run.artifacts.branch = result.branch
+        run.artifacts.head_sha = result.head_sha
+        run.artifacts.pr_url = pr.url
+        run.artifacts.pr_number = pr.number
+
+    if first:
+        data: dict[str, object] = {"kind": MILESTONE_PR, "url": pr.url, "number": pr.number}
+    else:
+        data = {
+            "kind": "pr_updated",
+            "url": pr.url,
+            "number": pr.number,
+            "text": f"pushed iteration {run.iteration} to {result.branch}"
+            if result.changed
+            else f"iteration {run.iteration} changed nothing on {result.branch}",
+        }
+    data.update(branch=result.branch, head_sha=result.head_sha, draft=pr.draft)
+    kind = EventType.ARTIFACT if first else EventType.MESSAGE
+    ctx.save(published, [Event(type=kind, by=ctx.by, data=data)])
+
+
+def publish(ctx: RunContext, session: SandboxSession) -> None:
+    run = ctx.run()
+    safety_gate(ctx, run)
+    start = run.artifacts.start_commit
+    if start is None:
+        raise StepFailed("the run has no start commit (prepare did not run)")
+    result = push(ctx, run, patch=run.artifacts.patch or "", patch_base=start)
+    record(ctx, result)

@@ -1,0 +1,151 @@
+"""watch CI: poll the PR's check runs and combined status until they finish or time
+out, and record the outcome. On failure, optionally one fix round from the CI log,
+pushed as one more commit on the same branch (never forced)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.run import Run
+from jobs.blueprint.context import RunContext, StepFailed
+from jobs.blueprint.sandbox import SandboxSession
+from jobs.blueprint.steps.agent import agent_pass
+from jobs.blueprint.steps.checks import judged, passing, stable, summarize
+from jobs.blueprint.steps.publish import push, record
+from jobs.checks import excerpt
+from jobs.forge.steps import CiOutcome
+from jobs.forge.steps import watch_ci as forge_watch
+
+MAX_CI_SLICE = 6000
+
+
+def outcome_record(outcome: CiOutcome, sha: str) -> dict[str, Any]:
+    return {
+        "state": outcome.state,
+        "sha": sha,
+        "polls": outcome.polls,
+        "waited": round(outcome.waited, 1),
+        "checks": [{"name": r.name, "state": r.state} for r in outcome.checks.runs],
+        "failing": [
+            {"name": r.name, "summary": r.summary, "url": r.url} for r in outcome.checks.failing
+        ],
+    }
+
+
+def ci_slice(ci: dict[str, Any]) -> str:
+    """What the agent is told about failed CI: the failing checks and their output."""
+    blocks = []
+    for item in ci.get("failing") or []:
+        text = f"### {item.get('name')}\n{item.get('summary') or '(no output reported)'}"
+        if item.get("url"):
+            text += f"\n(details: {item['url']})"
+        blocks.append(text)
+    return stable(excerpt("\n\n".join(blocks), MAX_CI_SLICE))
+
+
+def _text(ci: dict[str, Any]) -> str:
+    state = ci["state"]
+    if state == "failure":
+        names = ", ".join(str(f["name"]) for f in ci.get("failing") or [])
+        return f"CI failed on {str(ci['sha'])[:12]}: {names}"
+    texts = {
+        "success": f"CI passed on {str(ci['sha'])[:12]}",
+        "none": "no CI checks reported on the pull request",
+        "timed_out": "CI did not finish before the watch timed out",
+        "skipped": "CI not watched (AGENTS_CI_TIMEOUT_SECONDS=0)",
+    }
+    return texts.get(str(state), str(state))
+
+
+def watch(ctx: RunContext, sha: str) -> dict[str, Any]:
+    deps = ctx.deps
+    run = ctx.run()
+    config = deps.config
+    outcome = forge_watch(
+        deps.forge,
+        run.repo,
+        sha,
+        timeout=config.ci_timeout,
+        interval=config.ci_poll,
+        settle=config.ci_settle,
+    )
+    return outcome_record(outcome, sha)
+
+
+def _save_ci(ctx: RunContext, ci: dict[str, Any]) -> None:
+    def saved(run: Run) -> None:
+        run.artifacts.ci = ci
+
+    ctx.save(saved)
+    ctx.message("ci", _text(ci), state=ci["state"])
+
+
+def fix_ci(ctx: RunContext, session: SandboxSession, ci: dict[str, Any]) -> dict[str, Any]:
+    """One fix round from the CI log, in a sandbox at the pushed head; push if the
+    local checks pass. Returns the updated CI record."""
+    run = ctx.run()
+    head = run.artifacts.head_sha
+    if head is None:
+        raise StepFailed("no pushed head to fix CI on")
+    if ci.get("fix") is None:
+        # From here the iteration continues from the pushed head, like a rework would.
+        ci = {**ci, "fix": "started", "fix_base": head}
+
+        def started(run: Run) -> None:
+            run.artifacts.ci = ci
+            run.artifacts.start_commit = head
+            run.artifacts.patch = None
+
+        ctx.save(started)
+        session.close()
+    if ci["fix"] == "started":
+        fixed = agent_pass(
+            ctx,
+            session,
+            "The change is pushed and its pull request's CI failed. Fix what failed; do "
+            "not weaken or skip checks:\n\n" + ci_slice(ci),
+        )
+        results = judged(ctx, session, ctx.repo_config())
+        state = "checked" if passing(results) else "checks_failed"
+        ci = {**ci, "fix": state, "fix_checks": summarize(results)}
+
+        def after(run: Run) -> None:
+            run.artifacts.patch = fixed.patch
+            run.artifacts.model_calls = fixed.calls
+            run.artifacts.ci = ci
+
+        ctx.save(after)
+    if ci["fix"] == "checked":
+        run = ctx.run()
+        result = push(
+            ctx,
+            run,
+            patch=run.artifacts.patch or "",
+            patch_base=str(ci["fix_base"]),
+            since=str(ci["fix_base"]),
+        )
+        record(ctx, result)
+        ci = {**ci, "fix": "pushed"}
+        _save_ci(ctx, ci)
+    if ci["fix"] == "pushed":
+        after_fix = watch(ctx, str(ctx.run().artifacts.head_sha))
+        ci = {**ci, "after_fix": after_fix, "fix": "done"}
+        _save_ci(ctx, {**ci, "state": after_fix["state"], "sha": after_fix["sha"]})
+    return ci
+
+
+def watch_ci(ctx: RunContext, session: SandboxSession) -> None:
+    run = ctx.run()
+    config = ctx.deps.config
+    head = run.artifacts.head_sha
+    if head is None:
+        raise StepFailed("nothing was pushed, so there is no CI to watch")
+    ci = run.artifacts.ci
+    if config.ci_timeout <= 0:
+        _save_ci(ctx, {"state": "skipped", "sha": head})
+        return
+    if ci is None or (ci.get("sha") != head and ci.get("fix") is None):
+        ci = watch(ctx, head)
+        _save_ci(ctx, ci)
+    if ci["state"] == "failure" and config.ci_fix and ci.get("fix") != "done":
+        fix_ci(ctx, session, ci)

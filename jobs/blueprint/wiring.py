@@ -1,0 +1,133 @@
+"""Building a blueprint's dependencies from the worker's settings.
+
+Everything here creates clients (the forge's HTTP session, the model's SDK client,
+Docker connections), so it runs inside a job, never at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import docker.errors
+
+from core.run import Run, Step
+from core.settings import WorkerSettings
+from core.store import RunStore
+from jobs.agent.model import Model
+from jobs.blueprint.deps import Deps, ModelProvider, SandboxFactory
+from jobs.blueprint.models import AnthropicProvider, ReplayProvider
+from jobs.config import agent_config, blueprint_config
+from jobs.exceptions import TranscriptInvalid
+from jobs.forge import make_forge
+from jobs.forge.auth import GitCredentials
+from jobs.forge.protocol import Forge
+from sandboxes import engine
+from sandboxes.cache import RepoCache, Workspace
+from sandboxes.config import SandboxConfig
+from sandboxes.factory import Backend, create_sandbox
+from sandboxes.protocol import Sandbox
+
+
+class _MissingTranscript:
+    """Replay without a transcript configured: fails the run that needs the model."""
+
+    @contextmanager
+    def open(self, run: Run) -> Iterator[Model]:
+        raise TranscriptInvalid(
+            "AGENTS_MODEL_BACKEND=replay needs AGENTS_REPLAY_TRANSCRIPT (a transcript file "
+            "or a directory of them)"
+        )
+        yield  # a generator, for @contextmanager
+
+
+def model_provider(settings: WorkerSettings) -> ModelProvider:
+    if settings.model_backend == "replay":
+        if settings.replay_transcript is None:
+            return _MissingTranscript()
+        return ReplayProvider(settings.replay_transcript)
+    key = settings.anthropic_api_key
+    if key is None:
+        raise TranscriptInvalid("ANTHROPIC_API_KEY: required when AGENTS_MODEL_BACKEND=anthropic")
+    return AnthropicProvider(
+        key.get_secret_value(),
+        base_url=settings.anthropic_base_url,
+        retry=agent_config(settings).retry,
+    )
+
+
+def sandbox_factory(backend: Backend) -> SandboxFactory:
+    def make(run_id: str, config: SandboxConfig, workspace: Workspace) -> Sandbox:
+        return create_sandbox(run_id, config, workspace=workspace, backend=backend)
+
+    return make
+
+
+def docker_image_id(image: str) -> str | None:
+    """The image's id on this worker's engine, or None if it cannot be read."""
+    try:
+        client = engine.connect()
+    except docker.errors.DockerException:
+        return None
+    try:
+        return str(client.images.get(image).id)
+    except docker.errors.DockerException:
+        return None
+    finally:
+        client.close()
+
+
+def git_auth_for(settings: WorkerSettings) -> Callable[[str], str | None]:
+    """The header the mirror fetch sends to GitHub; nothing for the local forge."""
+    token = settings.github_token
+    if settings.forge != "github" or token is None:
+        return lambda url: None
+    secret = token.get_secret_value()
+
+    def header(url: str) -> str | None:
+        if not url.startswith(("http://", "https://")):
+            return None
+        config = dict(GitCredentials(url, secret).config())
+        return next((v for k, v in config.items() if k.endswith(".extraHeader")), None)
+
+    return header
+
+
+def open_forge(settings: WorkerSettings) -> Forge:
+    token = settings.github_token.get_secret_value() if settings.github_token else None
+    return make_forge(
+        settings.forge,
+        token=token,
+        github_url=settings.github_api_url,
+        local_root=settings.local_forge_dir,
+    )
+
+
+@contextmanager
+def open_deps(
+    settings: WorkerSettings,
+    store: RunStore,
+    *,
+    models: ModelProvider | None = None,
+    on_step: Callable[[Run, Step], None] | None = None,
+) -> Iterator[Deps]:
+    """A job's dependencies; the forge's client is closed when the block ends."""
+    forge = open_forge(settings)
+    backend = settings.sandbox_backend
+    try:
+        yield Deps(
+            store=store,
+            forge=forge,
+            cache=RepoCache(Path(settings.cache_dir) / "repos"),
+            sandboxes=sandbox_factory(backend),
+            models=models or model_provider(settings),
+            agent=agent_config(settings),
+            config=blueprint_config(settings),
+            workdir=Path(settings.cache_dir) / "publish",
+            git_auth=git_auth_for(settings),
+            image_id=docker_image_id if backend != "local" else (lambda image: None),
+            on_step=on_step,
+        )
+    finally:
+        forge.close()

@@ -1,0 +1,267 @@
+"""Crash recovery: finding runs whose worker died, and resuming or failing them.
+
+A job that runs a run keeps a heartbeat in Redis (:class:`Heartbeat`): a key per
+attempt, refreshed every third of its time-to-live, naming the process that holds it.
+A running run is abandoned when its current attempt's heartbeat has expired, or when
+that process is on this machine and dead. RQ's own detection of abandoned jobs
+(``AbandonedJobError``, through the failure callback) leads to the same place.
+
+:func:`recover` then hands the run back to the queue (``running -> queued``, a new RQ
+job, resumed from its last completed step) or, after ``max_attempts`` starts, fails
+it with the reason. Every change is a checked transition pinned to the attempt it saw,
+so two sweepers, or a sweeper and the callback, recover a run once.
+
+Workers run :func:`sweep` when they start and every ``recovery_interval`` seconds
+(:class:`RecoveryThread`, started by :func:`jobs.worker.start_worker`). Containers a
+dead worker left are the reaper's (``sandboxes.reaper``): their owner is dead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from rq.job import JobStatus
+
+from core.exceptions import InvalidTransition, RunNotFound
+from core.run import Run, RunStatus, Step, utcnow
+from core.store import RunStore
+from sandboxes.owner import Owner
+
+if TYPE_CHECKING:
+    from jobs.queue import RunQueue
+
+log = logging.getLogger(__name__)
+
+ORDER = (Step.PREPARE, Step.AGENT, Step.CHECKS, Step.REVIEW, Step.PUBLISH, Step.WATCH_CI)
+_DELETE_IF_OURS = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+#: A queued run without a job is left alone this long (the bot enqueues right after
+#: creating the run).
+QUEUED_GRACE = timedelta(seconds=60)
+_DEAD_JOB = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED}
+
+
+def heartbeat_key(store: RunStore, run_id: int, attempt: int) -> str:
+    return f"{store.prefix}:run:{run_id}:heartbeat:{attempt}"
+
+
+class Heartbeat:
+    """The sign that attempt ``attempt`` of a run is alive, kept fresh by a thread."""
+
+    def __init__(
+        self, store: RunStore, run_id: int, *, attempt: int, ttl: int, job_id: str | None = None
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.attempt = attempt
+        self.ttl = max(int(ttl), 1)
+        self.job_id = job_id
+        self._owner = Owner.current()
+        self._written: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _value(self) -> str:
+        return json.dumps(
+            {
+                "owner": self._owner.label,
+                "token": self._owner.token,
+                "attempt": self.attempt,
+                "job": self.job_id,
+            },
+            sort_keys=True,
+        )
+
+    def beat(self) -> None:
+        key = heartbeat_key(self.store, self.run_id, self.attempt)
+        value = self._value()
+        self.store.redis.set(key, value, ex=self.ttl)
+        self._written[key] = value
+
+    def _loop(self) -> None:
+        interval = max(self.ttl / 3, 0.2)
+        while not self._stop.wait(interval):
+            try:
+                self.beat()
+            except Exception:
+                log.exception("heartbeat of run #%s failed; trying again", self.run_id)
+
+    def __enter__(self) -> Self:
+        self.beat()
+        self._thread = threading.Thread(
+            target=self._loop, name=f"heartbeat-{self.run_id}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        for key, value in self._written.items():
+            try:
+                self.store.redis.eval(_DELETE_IF_OURS, 1, key, value)
+            except Exception:
+                log.exception("removing the heartbeat of run #%s failed", self.run_id)
+
+
+def abandoned(store: RunStore, run: Run) -> str | None:
+    """Why a running run is taken as abandoned, or None while its attempt is alive."""
+    raw: Any = store.redis.get(heartbeat_key(store, run.id, run.attempts))
+    if raw is None:
+        return "its worker stopped sending heartbeats"
+    try:
+        beat = json.loads(raw)
+    except ValueError:
+        return "its heartbeat is unreadable"
+    owner = Owner.from_labels(str(beat.get("owner", "")), str(beat.get("token", "")))
+    if owner is not None and owner.is_alive() is False:
+        return f"its worker process ({owner.label}) died"
+    return None
+
+
+def _next_step(run: Run) -> str:
+    done = set(run.artifacts.completed_steps)
+    step = next((s for s in ORDER if s not in done), None)
+    return step.value if step else "the end"
+
+
+@dataclass(frozen=True)
+class Recovery:
+    run_id: int
+    outcome: str  # "requeued" or "failed"
+    reason: str
+
+
+def recover(
+    store: RunStore,
+    queue: RunQueue,
+    run_id: int,
+    *,
+    reason: str,
+    attempts: int,
+    max_attempts: int,
+    by: str = "recovery",
+) -> Recovery | None:
+    """Resume or fail a running run whose attempt ``attempts`` was found dead."""
+
+    def same_attempt(run: Run) -> None:
+        if run.attempts != attempts:
+            raise InvalidTransition(run.id, f"attempt {run.attempts}", f"attempt {attempts}")
+
+    try:
+        run = store.get(run_id)
+    except RunNotFound:
+        return None
+    if run.status is not RunStatus.RUNNING or run.attempts != attempts:
+        return None
+    where = run.step.value if run.step else "start"
+    try:
+        if run.attempts >= max_attempts:
+            why = (
+                f"{reason} during {where}, and this run has been started {run.attempts} "
+                f"time(s) (the limit is {max_attempts}); giving up"
+            )
+            store.transition(
+                run_id,
+                RunStatus.FAILED,
+                by=by,
+                reason=why,
+                expect=RunStatus.RUNNING,
+                change=same_attempt,
+            )
+            log.warning("run #%d failed: %s", run_id, why)
+            return Recovery(run_id, "failed", why)
+        why = (
+            f"{reason} during {where}; resuming at {_next_step(run)} "
+            f"(attempt {run.attempts + 1} of {max_attempts})"
+        )
+        queued = store.transition(
+            run_id,
+            RunStatus.QUEUED,
+            by=by,
+            reason=why,
+            expect=RunStatus.RUNNING,
+            change=same_attempt,
+        )
+    except InvalidTransition:
+        return None
+    queue.enqueue(queued, replace_finished=True)
+    log.warning("run #%d requeued: %s", run_id, why)
+    return Recovery(run_id, "requeued", why)
+
+
+def _orphaned(queue: RunQueue, run: Run) -> bool:
+    """A queued (or rework) run whose job is gone or already over."""
+    if utcnow() - run.updated_at < QUEUED_GRACE:
+        return False
+    job = queue.job(run)
+    return job is None or job.get_status(refresh=True) in _DEAD_JOB
+
+
+def sweep(
+    store: RunStore, queue: RunQueue, *, max_attempts: int, limit: int = 200
+) -> list[Recovery]:
+    """One pass: resume or fail abandoned running runs; re-enqueue orphaned queued ones."""
+    done: list[Recovery] = []
+    for run in store.list_by_status(RunStatus.RUNNING, limit=limit):
+        reason = abandoned(store, run)
+        if reason is None:
+            continue
+        recovered = recover(
+            store, queue, run.id, reason=reason, attempts=run.attempts, max_attempts=max_attempts
+        )
+        if recovered is not None:
+            done.append(recovered)
+    for status in (RunStatus.QUEUED, RunStatus.REWORK):
+        for run in store.list_by_status(status, limit=limit):
+            if _orphaned(queue, run):
+                queue.enqueue(run, replace_finished=True)
+                done.append(Recovery(run.id, "requeued", "its job was lost"))
+    return done
+
+
+class RecoveryThread:
+    """Sweeps now and then every ``interval`` seconds until stopped; never dies of an
+    error in one pass."""
+
+    def __init__(
+        self, store: RunStore, queue: RunQueue, *, max_attempts: int, interval: float
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.max_attempts = max_attempts
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="run-recovery", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                for item in sweep(self.store, self.queue, max_attempts=self.max_attempts):
+                    log.info("recovery: run #%d %s: %s", item.run_id, item.outcome, item.reason)
+            except Exception:
+                log.exception("recovery sweep failed; retrying in %.0fs", self.interval)
+            if self._stop.wait(self.interval):
+                return

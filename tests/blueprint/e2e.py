@@ -1,0 +1,166 @@
+"""Real parts for the end-to-end tests: `agents worker` processes on the test Redis,
+Docker sandboxes, and waiting for runs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import docker.errors
+import pytest
+
+from core.run import Run, RunStatus
+from core.store import RunStore
+from sandboxes import engine, labels
+from tests.conftest import TEST_REDIS_URL
+
+ROOT = Path(__file__).resolve().parents[2]
+TRANSCRIPTS = ROOT / "examples" / "transcripts" / "blueprint"
+#: The image the end-to-end runs use; it must have python3 and pytest.
+SANDBOX_IMAGE = os.environ.get("AGENTS_TEST_SANDBOX_IMAGE", "agents-sandbox:latest")
+SECRET_PREFIXES = ("AGENTS_", "SLACK_", "ANTHROPIC_", "GITHUB_", "REDIS_", "DOCKER_TLS")
+
+
+def docker_client() -> docker.DockerClient:
+    try:
+        client = engine.connect()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.skip(f"no Docker engine: {exc}")
+    return client
+
+
+def require_image(client: docker.DockerClient) -> None:
+    """The image must run the sample repository's tests; say how to fix it if not."""
+    try:
+        output = client.containers.run(
+            SANDBOX_IMAGE,
+            ["python3", "-c", "import pytest"],
+            network_mode="none",
+            remove=True,
+            stderr=True,
+        )
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"{SANDBOX_IMAGE} is missing: build it with `agents sandbox build`")
+    except docker.errors.ContainerError as exc:
+        pytest.fail(
+            f"{SANDBOX_IMAGE} has no pytest ({exc}); rebuild it with "
+            "`agents sandbox build --force` (the Dockerfile installs python3-pytest)"
+        )
+    del output
+
+
+def containers_of(client: docker.DockerClient, run_ids: list[int]) -> list[str]:
+    found = []
+    for run_id in run_ids:
+        for container in client.containers.list(
+            all=True, filters={"label": f"{labels.RUN_ID}={run_id}"}
+        ):
+            found.append(str(container.name))
+    return found
+
+
+def wait_for(predicate: Callable[[], bool], what: str, limit: float = 240.0) -> None:
+    deadline = time.monotonic() + limit
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.1)
+
+
+def wait_status(store: RunStore, run_id: int, *statuses: RunStatus, limit: float = 240) -> Run:
+    def reached() -> bool:
+        return store.get(run_id).status in statuses
+
+    wait_for(reached, f"run #{run_id} to be {'/'.join(s.value for s in statuses)}", limit)
+    return store.get(run_id)
+
+
+def worker_env(tmp: Path, queue: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SECRET_PREFIXES)}
+    env.update(
+        REDIS_URL=TEST_REDIS_URL,
+        PYTHONPATH=str(ROOT),
+        AGENTS_QUEUE=queue,
+        AGENTS_MODEL_BACKEND="replay",
+        AGENTS_REPLAY_TRANSCRIPT=str(TRANSCRIPTS),
+        AGENTS_FORGE="local",
+        AGENTS_LOCAL_FORGE_DIR=str(tmp / "forge"),
+        AGENTS_CACHE_DIR=str(tmp / "cache"),
+        AGENTS_SANDBOX_BACKEND="docker",
+        AGENTS_SANDBOX_IMAGE=SANDBOX_IMAGE,
+        AGENTS_CI_TIMEOUT_SECONDS="0",
+        AGENTS_HEARTBEAT_SECONDS="4",
+        AGENTS_RECOVERY_INTERVAL="1",
+    )
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Workers:
+    """`agents worker` processes, logging to files; stopped at the end of the test."""
+
+    tmp: Path
+    started: list[tuple[subprocess.Popen[bytes], Path]] = field(default_factory=list)
+    #: Work horses the test paused: killed at the end, whatever happened.
+    horses: list[int] = field(default_factory=list)
+
+    def start(self, env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
+        log = self.tmp / f"worker-{name}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "cli.main", "worker", "--name", f"{name}-{os.getpid()}"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                # Its own process group: the RQ scheduler it forks goes with it.
+                start_new_session=True,
+            )
+        self.started.append((proc, log))
+        return proc
+
+    def logs(self) -> str:
+        return "\n".join(log.read_text(errors="replace") for _, log in self.started)
+
+    def stop(self) -> None:
+        for pid in self.horses:
+            if is_worker_process(pid):  # not a pid reused by something else since
+                kill(pid)
+        for proc, _ in self.started:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            kill_group(proc.pid)  # whatever it left: its scheduler, if it was killed
+
+
+def is_worker_process(pid: int) -> bool:
+    try:
+        return b"cli.main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL a worker's process group (the worker and its RQ scheduler; work horses
+    run in groups of their own)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,327 @@
+"""Crash recovery on fast parts: a job that dies during agent, checks or publish is
+found by the sweep, handed back to the queue and resumed from its last completed step,
+or failed with the reason after too many attempts. One PR, one commit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from rq.exceptions import AbandonedJobError
+from rq.job import Job
+
+from core.events import EventType
+from core.run import Run, RunStatus, Step
+from jobs import recovery
+from jobs.queue import RunQueue, current_job_key, on_job_failure
+from sandboxes.owner import machine_token
+from sandboxes.protocol import ExecResult, Sandbox
+from tests.blueprint.conftest import CLEAN_REQUEST, REPO, Harness, script
+from tests.blueprint.helpers import commits
+
+
+class Crash(BaseException):
+    """The worker dies here."""
+
+
+def queue_of(harness: Harness) -> RunQueue:
+    return RunQueue(harness.connection, harness.store, name="q")
+
+
+def sweep(harness: Harness, max_attempts: int = 3) -> list[recovery.Recovery]:
+    return recovery.sweep(harness.store, queue_of(harness), max_attempts=max_attempts)
+
+
+def crash_once(harness: Harness, arm: Callable[[], None], disarm: Callable[[], None]) -> Run:
+    """Run until the armed crash, recover, run again; return the final run."""
+    arm()
+    run = harness.create(CLEAN_REQUEST)
+    with pytest.raises(Crash):
+        harness.run(run.id)
+    disarm()
+    assert harness.store.get(run.id).status is RunStatus.RUNNING
+    [found] = sweep(harness)
+    assert found.outcome == "requeued"
+    queued = harness.store.get(run.id)
+    assert queued.status is RunStatus.QUEUED
+    job = queue_of(harness).job(queued)
+    assert job is not None
+    assert job.id == f"agents-run-{run.id}-1-r1"
+    return harness.run(run.id)
+
+
+def assert_one_pr_one_commit(harness: Harness, run: Run) -> None:
+    assert run.status is RunStatus.AWAITING_DECISION, run.error
+    assert run.attempts == 2
+    assert run.artifacts.completed_steps == [
+        Step.PREPARE,
+        Step.AGENT,
+        Step.CHECKS,
+        Step.REVIEW,
+        Step.PUBLISH,
+        Step.WATCH_CI,
+    ]
+    assert len(harness.forge.list_prs(REPO)) == 1
+    assert len(commits(harness.forge.repo_path(REPO), run.artifacts.branch or "")) == 1
+
+
+def steps_after_resume(harness: Harness, run_id: int) -> list[str]:
+    events = harness.store.events(run_id)
+    resumed = max(
+        i for i, e in enumerate(events) if e.type is EventType.STATUS and e.data["to"] == "running"
+    )
+    return [e.data["step"] for e in events[resumed:] if e.type is EventType.STEP]
+
+
+def test_a_crash_during_the_agent_resumes_the_agent_step(harness: Harness) -> None:
+    harness.script(script("clean"))
+    original = harness.models.open
+    calls = {"n": 0}
+
+    def dying_open(run: Run):  # type: ignore[no-untyped-def]
+        cm = original(run)
+        model = cm.__enter__()
+        complete = model.complete
+
+        def complete_or_die(request: Any, **kw: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise Crash()
+            return complete(request, **kw)
+
+        model.complete = complete_or_die  # type: ignore[method-assign]
+        return _Entered(model)
+
+    final = crash_once(
+        harness,
+        lambda: setattr(harness.models, "open", dying_open),
+        lambda: setattr(harness.models, "open", original),
+    )
+    assert_one_pr_one_commit(harness, final)
+    assert steps_after_resume(harness, final.id) == [
+        "agent",
+        "checks",
+        "review",
+        "publish",
+        "watch_ci",
+    ]
+    # The agent step started over: 2 calls before the crash, then all 6.
+    assert len(harness.models.requests) == 8
+    reasons = [
+        e.data.get("reason", "")
+        for e in harness.store.events(final.id)
+        if e.type is EventType.STATUS
+    ]
+    assert any("stopped sending heartbeats during agent; resuming at agent" in r for r in reasons)
+
+
+class _Entered:
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def __enter__(self) -> Any:
+        return self.model
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class DyingSandbox:
+    """A sandbox whose check commands kill the worker while ``armed``."""
+
+    armed = True
+
+    def __init__(self, inner: Sandbox) -> None:
+        self.inner = inner
+        self.run_id = inner.run_id
+
+    def exec(
+        self,
+        cmd: str | Sequence[str],
+        timeout: float | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> ExecResult:
+        if DyingSandbox.armed and isinstance(cmd, str) and "--junitxml" in cmd:
+            raise Crash()
+        return self.inner.exec(cmd, timeout=timeout, cwd=cwd, env=env)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_crash_during_the_checks_resumes_at_the_checks(harness: Harness) -> None:
+    harness.script(script("clean"))
+    factory = harness.deps.sandboxes
+
+    def dying(run_id: str, config: Any, workspace: Any) -> Any:
+        return DyingSandbox(factory(run_id, config, workspace))
+
+    harness.deps.sandboxes = dying
+
+    def disarm() -> None:
+        DyingSandbox.armed = False
+
+    DyingSandbox.armed = True
+    final = crash_once(harness, lambda: None, disarm)
+    assert_one_pr_one_commit(harness, final)
+    assert steps_after_resume(harness, final.id) == ["checks", "review", "publish", "watch_ci"]
+    assert len(harness.models.requests) == 6  # the agent was not asked again
+    # The new sandbox got the saved change back: the checks ran on it and passed.
+    checks = [e.data for e in harness.store.events(final.id) if e.type is EventType.CHECKS]
+    assert checks == [{"passed": True, "summary": "pytest passed (8 tests)"}]
+
+
+def test_a_crash_during_publish_makes_no_second_commit_or_pr(harness: Harness) -> None:
+    harness.script(script("clean"))
+    forge = harness.forge
+    create_pr = forge.create_pr
+    armed = {"on": True}
+
+    def dying_create_pr(*args: Any, **kw: Any) -> Any:
+        if armed["on"]:
+            raise Crash()  # after the push, before the PR
+        return create_pr(*args, **kw)
+
+    forge.create_pr = dying_create_pr  # type: ignore[method-assign]
+    final = crash_once(harness, lambda: None, lambda: armed.update(on=False))
+    assert_one_pr_one_commit(harness, final)
+    assert steps_after_resume(harness, final.id) == ["publish", "watch_ci"]
+
+
+def test_after_max_attempts_the_run_fails_with_the_reason(harness: Harness) -> None:
+    harness.script(script("clean"))
+
+    def die(run: Run, step: Step) -> None:
+        if step is Step.CHECKS:
+            raise Crash()
+
+    harness.deps.on_step = die
+    run = harness.create(CLEAN_REQUEST)
+    for attempt in (1, 2):
+        with pytest.raises(Crash):
+            harness.run(run.id)
+        [found] = sweep(harness, max_attempts=2)
+        assert found.outcome == ("requeued" if attempt == 1 else "failed")
+        if attempt == 1:
+            assert harness.store.get(run.id).status is RunStatus.QUEUED
+    failed = harness.store.get(run.id)
+    assert failed.status is RunStatus.FAILED
+    assert failed.error is not None
+    assert "during checks" in failed.error
+    assert "started 2 time(s) (the limit is 2); giving up" in failed.error
+
+
+def _heartbeat(harness: Harness, run_id: int, attempt: int, owner: str, token: str) -> None:
+    value = json.dumps({"owner": owner, "token": token, "attempt": attempt, "job": None})
+    harness.connection.set(recovery.heartbeat_key(harness.store, run_id, attempt), value, ex=60)
+
+
+def _running(harness: Harness) -> Run:
+    run = harness.create("anything")
+    return harness.store.transition(
+        run.id, RunStatus.RUNNING, by="w", change=lambda r: setattr(r, "attempts", 1)
+    )
+
+
+def test_a_live_heartbeat_keeps_the_run(harness: Harness) -> None:
+    run = _running(harness)
+    with recovery.Heartbeat(harness.store, run.id, attempt=1, ttl=30):
+        assert recovery.abandoned(harness.store, run) is None
+        assert sweep(harness) == []
+    # Stopping the heartbeat removes it: the run looks abandoned at once.
+    assert recovery.abandoned(harness.store, run) == "its worker stopped sending heartbeats"
+
+
+def test_a_dead_owner_on_this_machine_is_seen_at_once(harness: Harness) -> None:
+    run = _running(harness)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    _heartbeat(harness, run.id, 1, f"{os.uname().nodename}:{dead.pid}", f"{machine_token()}/1")
+    reason = recovery.abandoned(harness.store, run)
+    assert reason is not None
+    assert "died" in reason
+
+
+def test_an_owner_on_another_machine_counts_while_its_heartbeat_lasts(harness: Harness) -> None:
+    run = _running(harness)
+    _heartbeat(harness, run.id, 1, "elsewhere:4242", "other-boot/ns/99")
+    assert recovery.abandoned(harness.store, run) is None
+
+
+def test_two_sweeps_recover_a_run_once(harness: Harness) -> None:
+    run = _running(harness)
+    first = recovery.recover(
+        harness.store, queue_of(harness), run.id, reason="dead", attempts=1, max_attempts=3
+    )
+    second = recovery.recover(
+        harness.store, queue_of(harness), run.id, reason="dead", attempts=1, max_attempts=3
+    )
+    assert first is not None
+    assert second is None
+    assert queue_of(harness).queue.count == 1
+
+
+def test_a_queued_run_whose_job_is_lost_is_enqueued_again(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recovery, "QUEUED_GRACE", timedelta(0))
+    run = harness.create("anything")  # created, never enqueued (the bot died)
+    [found] = sweep(harness)
+    assert found.reason == "its job was lost"
+    assert queue_of(harness).job(run) is not None
+    assert sweep(harness) == []  # now it has a job
+
+
+def _failed_job(harness: Harness, job_id: str, run_id: int) -> Job:
+    job = Job.create(
+        "jobs.entrypoints.run",
+        args=(run_id,),
+        id=job_id,
+        connection=harness.connection,
+        meta={"run_id": run_id},
+    )
+    job.save()
+    return job
+
+
+def test_an_abandoned_job_does_not_fail_its_run(harness: Harness) -> None:
+    run = _running(harness)
+    harness.connection.set(current_job_key("agents", run.id), "agents-run-1-1")
+    job = _failed_job(harness, "agents-run-1-1", run.id)
+    on_job_failure(job, harness.connection, AbandonedJobError, AbandonedJobError(), None)
+    assert harness.store.get(run.id).status is RunStatus.RUNNING
+
+
+def test_a_superseded_job_does_not_fail_its_run(harness: Harness) -> None:
+    run = _running(harness)
+    harness.connection.set(current_job_key("agents", run.id), "agents-run-1-1-r1")
+    job = _failed_job(harness, "agents-run-1-1", run.id)
+    on_job_failure(job, harness.connection, RuntimeError, RuntimeError("late"), None)
+    assert harness.store.get(run.id).status is RunStatus.RUNNING
+    current = _failed_job(harness, "agents-run-1-1-r1", run.id)
+    on_job_failure(current, harness.connection, RuntimeError, RuntimeError("boom"), None)
+    failed = harness.store.get(run.id)
+    assert failed.status is RunStatus.FAILED
+    assert failed.error == "RuntimeError: boom"
+
+
+def test_a_cancelled_run_stops_at_the_next_step(harness: Harness) -> None:
+    harness.script(script("clean"))
+
+    def cancel_during(run: Run, step: Step) -> None:
+        if step is Step.CHECKS:
+            harness.store.transition(run.id, RunStatus.CANCELLED, by="U9")
+
+    harness.deps.on_step = cancel_during
+    run = harness.create(CLEAN_REQUEST)
+    final = harness.run(run.id)
+    assert final.status is RunStatus.CANCELLED
+    assert final.status_by == "U9"
+    assert harness.forge.list_prs(REPO) == []
+    assert Step.CHECKS not in final.artifacts.completed_steps
