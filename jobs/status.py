@@ -101,8 +101,9 @@ def render_text(view: StatusView) -> str:
             f"cost=${run.cost.dollars:.2f}"
         )
     lines.append(f"queued ({len(view.queued)}):")
-    for position, run in enumerate(view.queued, start=1):
-        lines.append(f"  {position}. {run.label} {run.repo} by {run.requester}")
+    for position, (run, eta) in enumerate(zip(view.queued, view.queued_eta, strict=False), start=1):
+        starts = f", starts in ~{eta // 60}m{eta % 60:02d}s" if eta is not None else ""
+        lines.append(f"  {position}. {run.label} {run.repo} by {run.requester}{starts}")
     lines.append(f"last {len(view.finished)} finished:")
     for run in view.finished:
         outcome = run.status.value + (f": {run.error}" if run.error else "")

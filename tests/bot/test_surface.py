@@ -299,3 +299,30 @@ def test_slash_command_status_help_and_refusals(harness: Harness) -> None:
     assert "Only <@U_ALICE> or an approver can cancel #1" in bob[0]
     assert "#1 acme/api" in bob[1]
     assert h.services.store.get(1).status is RunStatus.QUEUED
+
+
+def test_a_mention_inside_a_thread_brings_the_thread_as_context(harness: Harness) -> None:
+    h = harness
+    root, _ = h.emu.post(BOB, GENERAL, "the retry limit of 3 is too low for the flaky upstream")
+    h.emu.post(ALICE, GENERAL, "agreed, 5 would do", thread_ts=root)
+    ts, _ = h.emu.mention(ALICE, GENERAL, "in acme/api: make it configurable", thread_ts=root)
+    h.settle()
+    run = h.services.store.find_by_thread(GENERAL, root)
+    assert run is not None
+    assert run.message_ts == ts
+    assert run.context is not None
+    assert "<@U_BOB>: the retry limit of 3 is too low" in run.context
+    assert "<@U_ALICE>: agreed, 5 would do" in run.context
+    assert "make it configurable" not in run.context
+
+
+def test_app_home_shows_the_status_view(harness: Harness) -> None:
+    h = harness
+    ask(h)
+    h.emu.app_home_opened(ALICE)
+    h.settle()
+    home = h.emu.home(ALICE)
+    assert home is not None
+    text = json.dumps(home["blocks"])
+    assert "1 waiting" in text
+    assert "acme/api" in text
