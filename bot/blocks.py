@@ -67,15 +67,18 @@ def _safe_url(url: str) -> str | None:
     return None
 
 
+def _mrkdwn(text: str, limit: int) -> dict[str, Any]:
+    # verbatim: Slack must not auto-link URLs or channel names in escaped user text;
+    # the links and mentions the bot means are written out explicitly.
+    return {"type": "mrkdwn", "text": cut(text, limit), "verbatim": True}
+
+
 def section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, MAX_SECTION_TEXT)}}
+    return {"type": "section", "text": _mrkdwn(text, MAX_SECTION_TEXT)}
 
 
 def context(*texts: str) -> Block:
-    return {
-        "type": "context",
-        "elements": [{"type": "mrkdwn", "text": cut(t, MAX_CONTEXT_TEXT)} for t in texts[:10]],
-    }
+    return {"type": "context", "elements": [_mrkdwn(t, MAX_CONTEXT_TEXT) for t in texts[:10]]}
 
 
 def button(text: str, action_id: str, value: str, style: str | None = None) -> Block:

@@ -24,7 +24,7 @@ class Services:
     @classmethod
     def from_settings(cls, settings: BotSettings, connection: redis.Redis) -> Services:
         store = RunStore(connection, retention_seconds=settings.run_retention_seconds)
-        queue = RunQueue(connection, store, name=settings.queue)
+        queue = RunQueue(connection, store, name=settings.queue, job_timeout=settings.job_timeout)
         return cls(settings=settings, connection=connection, store=store, queue=queue)
 
     def first_delivery(self, channel: str, ts: str) -> bool:

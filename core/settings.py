@@ -88,6 +88,11 @@ class CommonSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="log level: DEBUG, INFO, WARNING or ERROR"
     )
+    job_timeout: PositiveInt = Field(
+        7200,
+        description="seconds an RQ job may run before RQ kills it; above the agent's wall "
+        "clock plus checks plus the CI watch",
+    )
     user_map: CommaPairs = Field(
         default_factory=dict,
         description="Slack user id to GitHub login, e.g. U123=octocat,U456=hubot",
@@ -214,9 +219,6 @@ class WorkerSettings(CommonSettings):
     )
     reap_interval: PositiveInt = Field(
         300, description="seconds between passes of the worker's sandbox reaper"
-    )
-    job_timeout: PositiveInt = Field(
-        3600, description="seconds an RQ job may run before RQ kills it"
     )
     sandbox_image: str = Field("agents-sandbox:latest", description="default image for sandboxes")
     cache_dir: Path = Field(

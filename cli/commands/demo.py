@@ -185,18 +185,31 @@ def handle(args: argparse.Namespace) -> int:
     from cli.commands.run import publish_directory
     from core import settings
 
-    work = Path(tempfile.mkdtemp(prefix="agents-demo-"))
     sandbox = choose_sandbox(
         args.sandbox, os.environ.get("AGENTS_SANDBOX_IMAGE", "agents-sandbox:latest")
     )
+    if sandbox == "local" and args.sandbox == "auto" and os.environ.get("ANTHROPIC_API_KEY"):
+        print(
+            "agents demo: ANTHROPIC_API_KEY is set but no Docker engine with the sandbox image "
+            "answers, and a live model must not run commands unisolated on this machine. "
+            "Start Docker and run `agents sandbox build`, or pass --sandbox local knowingly.",
+            file=sys.stderr,
+        )
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="agents-demo-"))
     forge_dir = work / "forge"
     repo = publish_directory(SAMPLE, forge_dir, DEMO_REPO)
     os.environ.update(worker_environment(work, forge_dir, sandbox))
+    try:
+        settings.load(settings.WorkerSettings)
+    except Exception:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     conn, where = connection()
     emu = SlackEmulator(port=args.port).start()
     try:
-        bot_settings = settings.BotSettings(
-            _env_file=None,
+        bot_settings = settings.load(
+            settings.BotSettings,
             slack_bot_token=emu.bot_token,
             slack_signing_secret=emu.signing_secret,
             slack_api_url=emu.api_url,

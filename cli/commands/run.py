@@ -171,6 +171,13 @@ def handle(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         repo = publish_directory(directory, worker.local_forge_dir, args.name)
         print(f"published {directory} to the local forge as {repo}")
+    elif not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repo):
+        print(
+            f"agents run: --repo {repo!r} is neither a directory nor owner/name "
+            "(e.g. --repo acme/api or --repo ./my-checkout)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     conn = connection()
     store = RunStore(conn, retention_seconds=worker.run_retention_seconds, prefix=PREFIX)
     if worker.forge == "local":

@@ -84,14 +84,18 @@ class RunContext:
         return RepoConfig.model_validate(raw)
 
     def agent_config(self) -> AgentConfig:
-        """The worker's agent configuration with the repository's limits applied."""
+        """The worker's agent configuration with the repository's limits applied.
+
+        A repository may only tighten the operator's budget, never raise it: its
+        ``.agents.yml`` is written by whoever can commit, not by whoever pays.
+        """
         base = self.deps.agent
         limits = self.repo_config().limits
         changes: dict[str, Any] = {}
         if limits.max_turns is not None:
-            changes["max_turns"] = limits.max_turns
+            changes["max_turns"] = min(limits.max_turns, base.limits.max_turns)
         if limits.max_dollars is not None:
-            changes["max_dollars"] = limits.max_dollars
+            changes["max_dollars"] = min(limits.max_dollars, base.limits.max_dollars)
         config = base.model_copy(update={"limits": base.limits.model_copy(update=changes)})
         if limits.command_timeout is not None:
             timeout = float(limits.command_timeout)

@@ -80,22 +80,25 @@ def _megabytes(size: str) -> int:
 
 
 def sandbox_config(base: SandboxConfig, repo: RepoConfig) -> SandboxConfig:
-    """The worker's hardened defaults with the repository's image, network and limits."""
+    """The worker's hardened defaults with the repository's image, network and limits.
+
+    Resource limits from the repository can only be lower than the worker's.
+    """
     network = repo.network
     changes: dict[str, object] = {"network": network.setup or network.agent or network.checks}
     if repo.image:
         changes["image"] = repo.image
     limits = repo.limits
     if limits.memory:
-        changes["memory_mb"] = _megabytes(limits.memory)
+        changes["memory_mb"] = min(_megabytes(limits.memory), base.memory_mb)
     if limits.shm:
-        changes["shm_size_mb"] = _megabytes(limits.shm)
+        changes["shm_size_mb"] = min(_megabytes(limits.shm), base.memory_mb // 4)
     if limits.cpus is not None:
-        changes["cpus"] = limits.cpus
+        changes["cpus"] = min(limits.cpus, base.cpus)
     if limits.pids is not None:
-        changes["pids"] = limits.pids
+        changes["pids"] = min(limits.pids, base.pids)
     if limits.command_timeout is not None:
-        changes["command_timeout"] = float(limits.command_timeout)
+        changes["command_timeout"] = min(float(limits.command_timeout), base.command_timeout)
     return base.with_changes(**changes)
 
 

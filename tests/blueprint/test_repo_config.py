@@ -155,3 +155,20 @@ def test_shared_memory_is_opt_in() -> None:
 
     assert sandbox_config(SandboxConfig(), parse(None)).shm_size_mb == 0
     assert sandbox_config(SandboxConfig(), parse("limits: {shm: 64m}")).shm_size_mb == 64
+
+
+def test_a_repository_can_only_tighten_the_workers_limits() -> None:
+    from jobs.blueprint.sandbox import sandbox_config
+    from sandboxes.config import SandboxConfig
+
+    base = SandboxConfig(memory_mb=2048, cpus=1.0, pids=256, command_timeout=600)
+    greedy = parse("limits: {memory: 64g, cpus: 32, pids: 60000, command_timeout: 20000}")
+    config = sandbox_config(base, greedy)
+    assert (config.memory_mb, config.cpus, config.pids, config.command_timeout) == (
+        2048,
+        1.0,
+        256,
+        600,
+    )
+    modest = sandbox_config(base, parse("limits: {memory: 1g, cpus: 0.5, pids: 128}"))
+    assert (modest.memory_mb, modest.cpus, modest.pids) == (1024, 0.5, 128)

@@ -227,7 +227,8 @@ def test_sandbox_config_applies_image_network_and_limits() -> None:
         "image: python:3.12\nnetwork: {setup: true}\n"
         "limits: {memory: 2g, cpus: 2, pids: 512, command_timeout: 120}\n"
     )
-    config = sandbox_config(SandboxConfig(), repo)
+    roomy = SandboxConfig(memory_mb=8192, cpus=4, pids=1024)
+    config = sandbox_config(roomy, repo)
     assert config.image == "python:3.12"
     assert config.network is True
     assert (config.memory_mb, config.cpus, config.pids) == (2048, 2.0, 512)

@@ -112,3 +112,13 @@ def test_text_message_keeps_the_bots_own_mrkdwn() -> None:
     fallback, blocks = text_message(f"<@U1> asked: {escape('<!everyone>')}")
     assert fallback == "<@U1> asked: &lt;!everyone&gt;"
     assert texts(blocks) == [fallback]
+
+
+def test_user_text_is_never_auto_linked() -> None:
+    _, blocks = run_message(
+        project(make(RunStatus.RUNNING, request="see https://x.example #ops"), [])
+    )
+    for block in blocks:
+        for text in [block.get("text"), *block.get("elements", [])]:
+            if isinstance(text, dict) and text.get("type") == "mrkdwn":
+                assert text["verbatim"] is True

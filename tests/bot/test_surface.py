@@ -326,3 +326,23 @@ def test_app_home_shows_the_status_view(harness: Harness) -> None:
     text = json.dumps(home["blocks"])
     assert "1 waiting" in text
     assert "acme/api" in text
+
+
+def test_a_button_from_an_earlier_iteration_changes_nothing(harness: Harness) -> None:
+    h = harness
+    _, run = ask(h)
+    awaiting(h, run)
+    old = buttons(h, run)
+    h.services.queue.request_rework(run.id, by=ALICE, feedback="again")
+    h.services.store.transition(run.id, RunStatus.RUNNING, by="worker")
+    h.services.store.transition(run.id, RunStatus.AWAITING_DECISION, by="worker")
+    h.emu.click(ALICE, GENERAL, old, "agents_approve")
+    h.settle()
+    assert ephemeral_texts(h, ALICE) == [
+        "That button is from iteration 1; #1 is on iteration 2 now. Use the buttons on its "
+        "latest message. Nothing was changed."
+    ]
+    assert not Job.exists("agents-approve-1-2", connection=h.services.connection)
+    h.emu.click(ALICE, GENERAL, buttons(h, run), "agents_approve")
+    h.settle()
+    assert Job.exists("agents-approve-1-2", connection=h.services.connection)

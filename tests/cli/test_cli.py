@@ -151,3 +151,11 @@ def test_status_without_redis_says_how_to_fix(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "cannot reach Redis" in result.stdout
     assert "REDIS_URL" in result.stdout
+
+
+def test_run_with_a_repo_that_is_neither_path_nor_name(tmp_path: Path) -> None:
+    env = {"AGENTS_MODEL_BACKEND": "replay", "AGENTS_FORGE": "local"}
+    result = agents("run", "do it", "--repo", "not-a-repo", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "neither a directory nor owner/name" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -79,6 +79,23 @@ def _stale(run: Run, body: dict[str, Any], client: WebClient) -> str:
     return "stale"
 
 
+def _older_iteration(run: Run, body: dict[str, Any], client: WebClient) -> bool:
+    """A button drawn for an earlier iteration must not decide about a later one."""
+    try:
+        drawn_for = int(json.loads(body["actions"][0]["value"]).get("iteration", run.iteration))
+    except (ValueError, TypeError, AttributeError):
+        return False
+    if drawn_for == run.iteration:
+        return False
+    ephemeral(
+        client,
+        body,
+        f"That button is from iteration {drawn_for}; {run.label} is on iteration "
+        f"{run.iteration} now. Use the buttons on its latest message. Nothing was changed.",
+    )
+    return True
+
+
 def handle_approve(body: dict[str, Any], client: WebClient, services: Services) -> str:
     """Returns what happened, for logs."""
     run, outcome = _decidable(body, client, services, "approve")
@@ -86,6 +103,8 @@ def handle_approve(body: dict[str, Any], client: WebClient, services: Services) 
         return outcome
     if run.status is not RunStatus.AWAITING_DECISION:
         return _stale(run, body, client)
+    if _older_iteration(run, body, client):
+        return "older"
     if services.queue.request_approval(run, by=body["user"]["id"]) is None:
         ephemeral(client, body, f"{run.label} is already being approved.")
         return "duplicate"
@@ -98,6 +117,8 @@ def handle_rework(body: dict[str, Any], client: WebClient, services: Services) -
         return outcome
     if run.status is not RunStatus.AWAITING_DECISION:
         return _stale(run, body, client)
+    if _older_iteration(run, body, client):
+        return "older"
     client.views_open(trigger_id=body["trigger_id"], view=rework_modal(run))
     return "modal"
 
