@@ -145,6 +145,13 @@ class RunStore:
             raise RunNotFound(run_id)
         return Run.model_validate_json(raw)
 
+    @property
+    def identity(self) -> str:
+        """Names this store among others sharing machines: server, database and prefix."""
+        kwargs = self.redis.connection_pool.connection_kwargs
+        where = kwargs.get("path") or f"{kwargs.get('host', 'memory')}:{kwargs.get('port', '')}"
+        return f"{where}/{kwargs.get('db', 0)}/{self.prefix}"
+
     def is_final(self, run_id: str) -> bool | None:
         """Whether the run is over, for the sandbox reaper; None when this store can't
         tell (not a run id, unknown run, Redis unreachable)."""

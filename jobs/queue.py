@@ -116,38 +116,65 @@ class RunQueue:
         """
         job_id = job_id_for(run.id, run.iteration, run.attempts)
         if replace_finished:
-            try:
-                stale = Job.fetch(job_id, connection=self.connection)
-            except NoSuchJobError:
-                stale = None
-            if stale is not None and stale.get_status(refresh=True) in _OVER:
-                stale.delete()
+            self._drop_if_over(job_id)
         # Before the job exists, so its failure callback always knows it is current.
         self.connection.set(
             current_job_key(self.store.prefix, run.id), job_id, ex=self.store.retention_seconds
         )
+        return self._enqueue_once(
+            self.job_func,
+            run,
+            (run.id,),
+            job_id,
+            timeout=self.job_timeout,
+            description=f"run {run.label} on {run.repo} (iteration {run.iteration})",
+            on_failure=Callback(on_job_failure),
+        )
+
+    def _drop_if_over(self, job_id: str) -> None:
+        """Delete an ended job so its id can be used again (a retry, or a resumption)."""
         try:
-            job = self.queue.enqueue_call(
-                self.job_func,
-                args=(run.id,),
+            earlier = Job.fetch(job_id, connection=self.connection)
+        except NoSuchJobError:
+            return
+        if earlier.get_status(refresh=True) in _OVER:
+            earlier.delete()
+
+    def _enqueue_once(
+        self,
+        func: str,
+        run: Run,
+        args: tuple[Any, ...],
+        job_id: str,
+        *,
+        timeout: int,
+        description: str,
+        at_front: bool = False,
+        on_failure: Callback | None = None,
+    ) -> Job | None:
+        """Enqueue ``func`` under ``job_id`` unless a job with that id exists (None)."""
+        try:
+            return self.queue.enqueue_call(
+                func,
+                args=args,
                 job_id=job_id,
                 unique=True,
-                timeout=self.job_timeout,
+                timeout=timeout,
                 result_ttl=self.store.retention_seconds,
                 failure_ttl=self.store.retention_seconds,
-                description=f"run {run.label} on {run.repo} (iteration {run.iteration})",
+                description=description,
                 meta={
                     "run_id": run.id,
                     "iteration": run.iteration,
                     "retention_seconds": self.store.retention_seconds,
                     "store_prefix": self.store.prefix,
                 },
-                on_failure=Callback(on_job_failure),
+                at_front=at_front,
+                on_failure=on_failure,
             )
         except DuplicateJobError:
-            log.info("run %s iteration %s already enqueued as %s", run.label, run.iteration, job_id)
+            log.info("%s is already enqueued", job_id)
             return None
-        return job
 
     def request_rework(self, run_id: int, *, by: str, feedback: str) -> Run:
         """Record feedback and start the next iteration on the same branch.
@@ -180,34 +207,18 @@ class RunQueue:
         it, then moves the run to approved.
         """
         job_id = f"agents-approve-{run.id}-{run.iteration}"
-        try:
-            earlier = Job.fetch(job_id, connection=self.connection)
-        except NoSuchJobError:
-            earlier = None
-        if earlier is not None and earlier.get_status(refresh=True) in _OVER:
-            # The last attempt ended (the forge failed, or the clicker was refused) and
-            # the run still awaits a decision: this click is a fresh try.
-            earlier.delete()
-        try:
-            return self.queue.enqueue_call(
-                APPROVE_JOB,
-                args=(run.id, by),
-                job_id=job_id,
-                unique=True,
-                timeout=600,
-                result_ttl=self.store.retention_seconds,
-                failure_ttl=self.store.retention_seconds,
-                description=f"approve {run.label} for {by}",
-                meta={
-                    "run_id": run.id,
-                    "iteration": run.iteration,
-                    "retention_seconds": self.store.retention_seconds,
-                    "store_prefix": self.store.prefix,
-                },
-                at_front=True,
-            )
-        except DuplicateJobError:
-            return None
+        # An ended attempt (the forge failed, or the clicker was refused) while the run
+        # still awaits a decision: this click is a fresh try.
+        self._drop_if_over(job_id)
+        return self._enqueue_once(
+            APPROVE_JOB,
+            run,
+            (run.id, by),
+            job_id,
+            timeout=600,
+            description=f"approve {run.label} for {by}",
+            at_front=True,
+        )
 
     def job(self, run: Run) -> Job | None:
         """The run's current job: the last one enqueued for it, if RQ still has it."""
@@ -252,26 +263,15 @@ class RunQueue:
     def request_cleanup(self, run: Run, *, by: str) -> Job | None:
         """Enqueue ``jobs.entrypoints.cancel`` for a cancelled run: it removes the run's
         sandboxes on a worker (which can reach Docker). None if already asked."""
-        try:
-            return self.queue.enqueue_call(
-                CANCEL_JOB,
-                args=(run.id, by),
-                job_id=f"agents-cancel-{run.id}",
-                unique=True,
-                timeout=600,
-                result_ttl=self.store.retention_seconds,
-                failure_ttl=self.store.retention_seconds,
-                description=f"clean up after cancelling {run.label}",
-                meta={
-                    "run_id": run.id,
-                    "iteration": run.iteration,
-                    "retention_seconds": self.store.retention_seconds,
-                    "store_prefix": self.store.prefix,
-                },
-                at_front=True,
-            )
-        except DuplicateJobError:
-            return None
+        return self._enqueue_once(
+            CANCEL_JOB,
+            run,
+            (run.id, by),
+            f"agents-cancel-{run.id}",
+            timeout=600,
+            description=f"clean up after cancelling {run.label}",
+            at_front=True,
+        )
 
     def position(self, run: Run) -> int | None:
         """0-based position of the run's job in the queue, or None if not waiting."""

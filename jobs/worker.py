@@ -51,7 +51,8 @@ def start_reaper(settings: WorkerSettings, connection: redis.Redis) -> ReaperThr
         log.warning("no Docker engine (%s): sandbox containers will not be reaped", exc)
         return None
     store = RunStore(connection, retention_seconds=settings.run_retention_seconds)
-    thread = ReaperThread(Reaper(client, is_final=store.is_final), interval=settings.reap_interval)
+    reaper = Reaper(client, is_final=store.is_final, store=store.identity)
+    thread = ReaperThread(reaper, interval=settings.reap_interval)
     thread.start()
     return thread
 

@@ -68,6 +68,11 @@ class SandboxConfig(BaseModel):
     max_patch_bytes: PositiveInt = Field(
         64 * 1024 * 1024, description="export_patch fails rather than return a bigger patch"
     )
+    store: str = Field(
+        "",
+        description="the run store the run lives in (a label); a reaper asks only its own "
+        "store whether a run is final",
+    )
     env: dict[EnvName, str] = Field(
         default_factory=dict, description="extra variables for every command; never secrets"
     )

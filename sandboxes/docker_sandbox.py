@@ -129,7 +129,7 @@ class DockerSandbox:
                     **config.env,
                 },
                 labels=labels.sandbox_labels(
-                    self.run_id, Owner.current(), now, config.max_lifetime
+                    self.run_id, Owner.current(), now, config.max_lifetime, config.store
                 ),
                 network_mode=config.network_name if config.network else "none",
                 cap_drop=["ALL"],

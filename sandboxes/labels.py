@@ -12,11 +12,16 @@ OWNER = "agents.owner"
 OWNER_PROCESS = "agents.owner_process"
 CREATED_AT = "agents.created_at"
 EXPIRES_AT = "agents.expires_at"
+#: Which run store the run lives in: run ids repeat across stores sharing one engine.
+STORE = "agents.store"
 
 
-def sandbox_labels(run_id: str, owner: Owner, now: datetime, lifetime: int) -> dict[str, str]:
+def sandbox_labels(
+    run_id: str, owner: Owner, now: datetime, lifetime: int, store: str = ""
+) -> dict[str, str]:
     return {
         RUN_ID: run_id,
+        STORE: store,
         OWNER: owner.label,
         OWNER_PROCESS: owner.token,
         CREATED_AT: now.isoformat(timespec="seconds"),

@@ -56,10 +56,14 @@ class Reaper:
         client: docker.DockerClient,
         *,
         is_final: IsFinal | None = None,
+        store: str = "",
         clock: Clock = _utcnow,
     ) -> None:
         self.client = client
         self.is_final = is_final
+        #: ``is_final`` speaks for this store only; other stores' runs are judged by
+        #: expiry and owner alone.
+        self.store = store
         self.clock = clock
 
     def reason(self, container_labels: dict[str, str]) -> str | None:
@@ -75,7 +79,8 @@ class Reaper:
         )
         if owner is not None and owner.is_alive() is False:
             return REASON_OWNER_DEAD
-        if self.is_final is not None and self.is_final(run_id):
+        mine = container_labels.get(labels.STORE, "") == self.store
+        if self.is_final is not None and mine and self.is_final(run_id):
             return REASON_FINAL
         return None
 

@@ -30,27 +30,30 @@ def reap(args: argparse.Namespace) -> int:
     connection = redis.Redis.from_url(common.redis_url, socket_connect_timeout=2)
     try:
         connection.ping()
-        is_final: IsFinal | None = RunStore(connection).is_final
+        store = RunStore(connection)
+        is_final: IsFinal | None = store.is_final
+        identity = store.identity
     except redis.RedisError as exc:
         print(
             f"agents reap: run store unreachable ({exc}); judging by expiry and owner only",
             file=sys.stderr,
         )
         is_final = None
+        identity = ""
     try:
-        return _reap(is_final)
+        return _reap(is_final, identity)
     finally:
         connection.close()
 
 
-def _reap(is_final: IsFinal | None) -> int:
+def _reap(is_final: IsFinal | None, store: str) -> int:
     try:
         client = engine.connect()
     except docker.errors.DockerException as exc:
         print(f"agents reap: cannot reach Docker: {exc}", file=sys.stderr)
         return 1
     try:
-        reaper = Reaper(client, is_final=is_final)
+        reaper = Reaper(client, is_final=is_final, store=store)
         removed = reaper.reap()
         volumes = reaper.prune_volumes()
     except docker.errors.DockerException as exc:

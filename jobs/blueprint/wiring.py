@@ -16,6 +16,7 @@ from core.run import Run, Step
 from core.settings import WorkerSettings
 from core.store import RunStore
 from jobs.agent.model import Model
+from jobs.blueprint.config import BlueprintConfig
 from jobs.blueprint.deps import Deps, ModelProvider, SandboxFactory
 from jobs.blueprint.models import AnthropicProvider, ReplayProvider
 from jobs.config import agent_config, blueprint_config
@@ -104,6 +105,12 @@ def open_forge(settings: WorkerSettings) -> Forge:
     )
 
 
+def _with_store(config: BlueprintConfig, store: RunStore) -> BlueprintConfig:
+    """Sandboxes are labelled with their run's store, for the reaper."""
+    sandbox = config.sandbox.with_changes(store=store.identity)
+    return config.model_copy(update={"sandbox": sandbox})
+
+
 @contextmanager
 def open_deps(
     settings: WorkerSettings,
@@ -123,7 +130,7 @@ def open_deps(
             sandboxes=sandbox_factory(backend),
             models=models or model_provider(settings),
             agent=agent_config(settings),
-            config=blueprint_config(settings),
+            config=_with_store(blueprint_config(settings), store),
             workdir=Path(settings.cache_dir) / "publish",
             git_auth=git_auth_for(settings),
             image_id=docker_image_id if backend != "local" else (lambda image: None),

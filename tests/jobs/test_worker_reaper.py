@@ -38,13 +38,18 @@ def test_worker_start_removes_sandboxes_of_final_runs(real_redis_conn: redis.Red
     me = Owner.current()
     made = {}
     try:
-        for run in (done, live):
-            made[run.id] = client.containers.run(
+        for key, run_id, store_label in (
+            ("done", done.id, store.identity),
+            ("live", live.id, store.identity),
+            # Same run id as the final run, but another store's: not this worker's call.
+            ("foreign", done.id, "elsewhere:6379/0/agents"),
+        ):
+            made[key] = client.containers.run(
                 "agents-sandbox:latest",
                 ["sleep", "600"],
                 detach=True,
                 network_mode="none",
-                labels=labels.sandbox_labels(str(run.id), me, datetime.now(UTC), 3600),
+                labels=labels.sandbox_labels(str(run_id), me, datetime.now(UTC), 3600, store_label),
             )
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTS_", "REDIS_"))}
         env.update(
@@ -65,8 +70,9 @@ def test_worker_start_removes_sandboxes_of_final_runs(real_redis_conn: redis.Red
         )
         assert result.returncode == 0, result.stderr
         remaining = {c.id for c in client.containers.list(all=True)}
-        assert made[done.id].id not in remaining
-        assert made[live.id].id in remaining
+        assert made["done"].id not in remaining
+        assert made["live"].id in remaining
+        assert made["foreign"].id in remaining
     finally:
         for container in made.values():
             with contextlib.suppress(docker.errors.NotFound):

@@ -221,3 +221,18 @@ def test_workspace_volumes_left_behind_are_pruned_and_used_ones_kept(
     assert left_behind[0] in pruned
     assert not set(in_use) & set(pruned)
     assert docker_client.volumes.get(in_use[0]) is not None
+
+
+def test_the_store_only_speaks_for_its_own_runs() -> None:
+    from datetime import UTC, datetime
+
+    from sandboxes import labels as sandbox_labels
+    from sandboxes.owner import Owner
+    from sandboxes.reaper import REASON_FINAL, Reaper
+
+    now = datetime.now(UTC)
+    ours = sandbox_labels.sandbox_labels("7", Owner.current(), now, 3600, "redis:6379/0/agents")
+    theirs = sandbox_labels.sandbox_labels("7", Owner.current(), now, 3600, "other/0/agents-cli")
+    reaper = Reaper(None, is_final=lambda run_id: run_id == "7", store="redis:6379/0/agents")  # type: ignore[arg-type]
+    assert reaper.reason(ours) == REASON_FINAL
+    assert reaper.reason(theirs) is None
