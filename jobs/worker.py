@@ -7,7 +7,6 @@ import os
 import socket
 
 import redis
-from docker.errors import DockerException
 from rq import Queue, Worker
 
 from core.settings import WorkerSettings
@@ -44,11 +43,9 @@ def start_reaper(settings: WorkerSettings, connection: redis.Redis) -> ReaperThr
 
     A worker on the local sandbox backend may have no Docker engine; it only says so.
     """
-    try:
-        client = engine.connect()
-        client.ping()
-    except DockerException as exc:
-        log.warning("no Docker engine (%s): sandbox containers will not be reaped", exc)
+    client = engine.try_connect()
+    if client is None:
+        log.warning("no Docker engine: sandbox containers will not be reaped")
         return None
     store = RunStore(connection, retention_seconds=settings.run_retention_seconds)
     reaper = Reaper(client, is_final=store.is_final, store=store.identity)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Mapping
@@ -10,6 +11,8 @@ import docker
 import docker.errors
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
+
+log = logging.getLogger(__name__)
 
 
 def connect(environ: Mapping[str, str] = os.environ) -> docker.DockerClient:
@@ -29,3 +32,32 @@ def connect(environ: Mapping[str, str] = os.environ) -> docker.DockerClient:
                     f"cannot connect to {host}: {exc.strerror or exc}"
                 ) from exc
     return docker.DockerClient.from_env(environment=dict(environ))
+
+
+def try_connect(environ: Mapping[str, str] = os.environ) -> docker.DockerClient | None:
+    """A client for an engine that answers a ping, or None (with the reason logged)."""
+    try:
+        client = connect(environ)
+    except docker.errors.DockerException as exc:
+        log.info("no Docker engine: %s", exc)
+        return None
+    try:
+        client.ping()
+    except docker.errors.DockerException as exc:
+        log.info("the Docker engine does not answer: %s", exc)
+        client.close()
+        return None
+    return client
+
+
+def image_id(image: str) -> str | None:
+    """The image's id on the configured engine, or None if it cannot be read."""
+    client = try_connect()
+    if client is None:
+        return None
+    try:
+        return str(client.images.get(image).id)
+    except docker.errors.DockerException:
+        return None
+    finally:
+        client.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -92,6 +93,26 @@ class Reaper:
             if self.reason(dict(candidate.labels)) is None:
                 continue
             removal = self._remove_if_still_due(str(candidate.id))
+            if removal is not None:
+                removed.append(removal)
+        return removed
+
+    def remove_run(self, run_id: str, *, wait: float = 10.0) -> list[Removal]:
+        """Remove one run's containers, as soon as the reaper's own rules allow.
+
+        For cleaning up after a cancel: the stopped job needs a moment to die, so each
+        container is judged again for up to ``wait`` seconds. A live owner's container,
+        or one on another machine, is left to its own reaper.
+        """
+        removed: list[Removal] = []
+        found = self.client.containers.list(
+            all=True, filters={"label": f"{labels.RUN_ID}={run_id}"}
+        )
+        for container in found:
+            deadline = time.monotonic() + wait
+            while self.reason(dict(container.labels)) is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            removal = self._remove_if_still_due(str(container.id))
             if removal is not None:
                 removed.append(removal)
         return removed

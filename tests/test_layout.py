@@ -12,8 +12,10 @@ ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN: dict[str, set[str]] = {
     "core": {"cli", "bot", "jobs", "sandboxes", "slack_bolt", "slack_sdk", "anthropic", "docker"},
     "sandboxes": {"cli", "bot", "jobs", "slack_bolt", "slack_sdk", "anthropic"},
-    "jobs": {"cli", "bot", "slack_bolt", "slack_sdk"},
-    "bot": {"cli"},
+    # The brain reaches Docker only through sandboxes/.
+    "jobs": {"cli", "bot", "slack_bolt", "slack_sdk", "docker"},
+    # The surface holds Slack tokens only: no model, forge or Docker clients.
+    "bot": {"cli", "anthropic", "github", "docker"},
 }
 
 

@@ -8,10 +8,7 @@ transitions.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
-
-import docker.errors
 
 from core.events import Event, EventType
 from core.exceptions import InvalidTransition
@@ -23,7 +20,7 @@ from jobs.forge.protocol import Forge
 from jobs.forge.steps import approve as forge_approve
 from jobs.forge.steps import may_approve
 from jobs.queue import RunQueue
-from sandboxes import engine, labels
+from sandboxes import engine
 from sandboxes.reaper import Reaper
 
 log = logging.getLogger(__name__)
@@ -138,38 +135,17 @@ def rework(queue: RunQueue, config: BlueprintConfig, run_id: int, user: str, fee
 def remove_sandboxes(run_id: int, *, wait: float = 10.0) -> int:
     """Remove the run's sandbox containers whose owner (the stopped job) has died.
 
-    Only containers the reaper would remove too (owner dead on this machine, or expired)
-    are touched: run ids repeat across stores sharing one Docker engine, and a live
-    owner's container is not ours to take. ``wait``: how long to give a just-stopped
-    job to die. A container whose owner is on another machine is left to its reaper.
+    Only what the reaper would remove too: run ids repeat across stores sharing one
+    Docker engine, and a live owner's container is not ours to take.
     """
-    try:
-        client = engine.connect()
-    except docker.errors.DockerException as exc:
-        log.info("no Docker to clean up run #%d's sandboxes: %s", run_id, exc)
+    client = engine.try_connect()
+    if client is None:
+        log.info("no Docker to clean up run #%d's sandboxes", run_id)
         return 0
-    reaper = Reaper(client)
-    removed = 0
     try:
-        found = client.containers.list(all=True, filters={"label": f"{labels.RUN_ID}={run_id}"})
-        for container in found:
-            container_labels = dict(container.labels)
-            deadline = time.monotonic() + wait
-            while reaper.reason(container_labels) is None and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if reaper.reason(container_labels) is None:
-                continue
-            try:
-                container.remove(force=True, v=True)
-                removed += 1
-            except docker.errors.NotFound:
-                pass
-            except docker.errors.APIError as exc:
-                if exc.status_code != 409:
-                    raise
+        return len(Reaper(client).remove_run(str(run_id), wait=wait))
     finally:
         client.close()
-    return removed
 
 
 def cancel(queue: RunQueue, run_id: int, user: str) -> Run:

@@ -35,9 +35,10 @@ from jobs.blueprint.config import BlueprintConfig
 from jobs.blueprint.deps import Deps, ModelProvider
 from jobs.blueprint.models import AnthropicProvider, RecordingProvider, ReplayProvider
 from jobs.blueprint.runner import run_blueprint
-from jobs.blueprint.wiring import docker_image_id, sandbox_factory
+from jobs.blueprint.wiring import sandbox_factory
 from jobs.forge.local import LocalForge
 from jobs.queue import RunQueue
+from sandboxes import engine
 from sandboxes.cache import RepoCache
 from sandboxes.config import SandboxConfig
 from sandboxes.factory import Backend
@@ -115,7 +116,7 @@ def record(
                 sandbox=SandboxConfig(image=image) if image else SandboxConfig(),
             ),
             workdir=scratch / "publish",
-            image_id=docker_image_id if backend != "local" else (lambda image: None),
+            image_id=engine.image_id if backend != "local" else (lambda image: None),
         )
         run = store.create(requester="U-recorder", repo=repo, request=request, context=context)
         queue = RunQueue(connection, store, name="record")

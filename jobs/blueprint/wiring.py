@@ -10,8 +10,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import docker.errors
-
 from core.run import Run, Step
 from core.settings import WorkerSettings
 from core.store import RunStore
@@ -63,20 +61,6 @@ def sandbox_factory(backend: Backend) -> SandboxFactory:
         return create_sandbox(run_id, config, workspace=workspace, backend=backend)
 
     return make
-
-
-def docker_image_id(image: str) -> str | None:
-    """The image's id on this worker's engine, or None if it cannot be read."""
-    try:
-        client = engine.connect()
-    except docker.errors.DockerException:
-        return None
-    try:
-        return str(client.images.get(image).id)
-    except docker.errors.DockerException:
-        return None
-    finally:
-        client.close()
 
 
 def git_auth_for(settings: WorkerSettings) -> Callable[[str], str | None]:
@@ -133,7 +117,7 @@ def open_deps(
             config=_with_store(blueprint_config(settings), store),
             workdir=Path(settings.cache_dir) / "publish",
             git_auth=git_auth_for(settings),
-            image_id=docker_image_id if backend != "local" else (lambda image: None),
+            image_id=engine.image_id if backend != "local" else (lambda image: None),
             on_step=on_step,
         )
     finally:
