@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Self
 from rq.job import JobStatus
 
 from core.exceptions import InvalidTransition, RunNotFound
+from core.periodic import Periodic
 from core.run import Run, RunStatus, Step, utcnow
 from core.store import RunStore
 from sandboxes.owner import Owner
@@ -234,9 +235,8 @@ def sweep(
     return done
 
 
-class RecoveryThread:
-    """Sweeps now and then every ``interval`` seconds until stopped; never dies of an
-    error in one pass."""
+class RecoveryThread(Periodic):
+    """Sweeps now and then every ``interval`` seconds until stopped."""
 
     def __init__(
         self, store: RunStore, queue: RunQueue, *, max_attempts: int, interval: float
@@ -244,24 +244,8 @@ class RecoveryThread:
         self.store = store
         self.queue = queue
         self.max_attempts = max_attempts
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="run-recovery", daemon=True)
+        super().__init__("run-recovery", interval, self._pass)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float | None = None) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                for item in sweep(self.store, self.queue, max_attempts=self.max_attempts):
-                    log.info("recovery: run #%d %s: %s", item.run_id, item.outcome, item.reason)
-            except Exception:
-                log.exception("recovery sweep failed; retrying in %.0fs", self.interval)
-            if self._stop.wait(self.interval):
-                return
+    def _pass(self) -> None:
+        for item in sweep(self.store, self.queue, max_attempts=self.max_attempts):
+            log.info("recovery: run #%d %s: %s", item.run_id, item.outcome, item.reason)

@@ -37,8 +37,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import docker
 import docker.errors
@@ -51,7 +50,7 @@ from sandboxes.config import DEFAULT_PATH, WORKSPACE, SandboxConfig
 from sandboxes.exceptions import CommandTimeout, SandboxError, SandboxGone, SandboxStartFailed
 from sandboxes.output import BoundedOutput
 from sandboxes.owner import Owner
-from sandboxes.protocol import ExecResult
+from sandboxes.protocol import ExecResult, Lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +78,7 @@ class _Captured:
     duration: float
 
 
-class DockerSandbox:
+class DockerSandbox(Lifecycle):
     """One run's container. Create it, :meth:`start` it (or use ``with``), then use it."""
 
     def __init__(
@@ -235,18 +234,6 @@ class DockerSandbox:
                 if exc.status_code != 409:
                     log.warning("removing sandbox container %s failed: %s", container.id, exc)
         self._release_client()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def set_network(self, enabled: bool) -> None:
         """Connect or disconnect the configured network, e.g. offline after setup.

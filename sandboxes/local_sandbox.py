@@ -24,15 +24,14 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
 from sandboxes import patch, paths
 from sandboxes.cache import Workspace
 from sandboxes.config import DEFAULT_PATH, SandboxConfig
 from sandboxes.exceptions import SandboxError, SandboxGone, SandboxStartFailed
 from sandboxes.output import BoundedOutput
-from sandboxes.protocol import ExecResult
+from sandboxes.protocol import ExecResult, Lifecycle
 from sandboxes.wrapper import TIMEOUT_EXIT_CODE
 
 log = logging.getLogger(__name__)
@@ -47,7 +46,7 @@ LINGER = 1.0
 HELPER_TIMEOUT = 120.0
 
 
-class LocalSandbox:
+class LocalSandbox(Lifecycle):
     """Subprocesses in ``<tmp>/workspace``; same interface as the Docker backend."""
 
     def __init__(
@@ -103,18 +102,6 @@ class LocalSandbox:
         root, self._root = self._root, None
         if root is not None:
             shutil.rmtree(root, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- commands -------------------------------------------------------------------
 

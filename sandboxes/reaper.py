@@ -13,7 +13,6 @@ with :class:`ReaperThread`.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
+from core.periodic import Periodic
 from sandboxes import labels
 from sandboxes.owner import Owner
 
@@ -165,35 +165,13 @@ class Reaper:
         return removal
 
 
-class ReaperThread:
-    """Runs :meth:`Reaper.reap` now and then every ``interval`` seconds until stopped.
-
-    A failed pass (Docker briefly unreachable, say) is logged and retried at the next
-    interval; it never ends the thread.
-    """
+class ReaperThread(Periodic):
+    """Runs :meth:`Reaper.reap` now and then every ``interval`` seconds until stopped."""
 
     def __init__(self, reaper: Reaper, interval: float = 300.0) -> None:
-        if interval <= 0:
-            raise ValueError("interval must be positive")
         self.reaper = reaper
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="sandbox-reaper", daemon=True)
+        super().__init__("sandbox-reaper", interval, self._pass)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float | None = None) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _loop(self) -> None:
-        while True:
-            try:
-                self.reaper.reap()
-                self.reaper.prune_volumes()
-            except Exception:
-                log.exception("reaping sandboxes failed; retrying in %.0fs", self.interval)
-            if self._stop.wait(self.interval):
-                return
+    def _pass(self) -> None:
+        self.reaper.reap()
+        self.reaper.prune_volumes()
