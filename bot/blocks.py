@@ -7,11 +7,13 @@ Everything from users or the model is escaped for mrkdwn, so nobody can ping
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from core.events import Event
 from core.projection import StepState, ThreadView
-from core.run import RunStatus
+from core.run import Run, RunStatus
 from jobs.status import StatusView
 
 MAX_SECTION_TEXT = 3000
@@ -46,6 +48,23 @@ _STATUS_WORDS = {
 def escape(text: str) -> str:
     """Escape the three characters mrkdwn treats as control characters."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_USER_ID = re.compile(r"[UW][A-Z0-9_]{1,40}")
+
+
+def escape_keeping_mentions(text: str, mentions: Iterable[object] = ()) -> str:
+    """``text`` escaped, except the ``<@user>`` mentions the bot itself wrote in it.
+
+    ``mentions`` lists those user ids (the writer of an event names them, never the
+    model); every other ``<``, ``>`` and ``&`` stays escaped, so a model-written
+    ``<!channel>`` or ``<@U123>`` is shown as text.
+    """
+    escaped = escape(text)
+    for user in mentions:
+        if isinstance(user, str) and _USER_ID.fullmatch(user):
+            escaped = escaped.replace(f"&lt;@{user}&gt;", f"<@{user}>")
+    return escaped
 
 
 def cut(text: str, limit: int) -> str:
@@ -187,8 +206,21 @@ def text_message(mrkdwn: str) -> tuple[str, list[Block]]:
     return cut(mrkdwn, MAX_FALLBACK_TEXT), [section(mrkdwn)]
 
 
-def status_blocks(view: StatusView) -> tuple[str, list[Block]]:
-    """``/agents status`` and the App Home tab: the fleet at a glance."""
+HIDDEN = "_in a conversation you're not in_"
+
+
+def status_blocks(
+    view: StatusView, visible: Callable[[Run], bool] | None = None
+) -> tuple[str, list[Block]]:
+    """``/agents status`` and the App Home tab: the fleet at a glance.
+
+    With ``visible``, a run it rejects (asked in a private channel or DM the viewer is
+    not in) is listed by its label only: no repository, requester or request.
+    """
+
+    def shown(run: Run, line: str) -> str:
+        return line if visible is None or visible(run) else f"*{run.label}* {HIDDEN}"
+
     counts = ", ".join(f"{s.value.replace('_', ' ')} {n}" for s, n in view.counts.items() if n)
     blocks: list[Block] = [
         section(
@@ -199,20 +231,30 @@ def status_blocks(view: StatusView) -> tuple[str, list[Block]]:
         {"type": "divider"},
     ]
     running = [
-        f"• *{r.label}* `{escape(r.repo)}` {r.step.value if r.step else 'starting'} · "
-        f"{_elapsed(int((view.at - r.created_at).total_seconds()))} · ${r.cost.dollars:.2f}"
+        "• "
+        + shown(
+            r,
+            f"*{r.label}* `{escape(r.repo)}` {r.step.value if r.step else 'starting'} · "
+            f"{_elapsed(int((view.at - r.created_at).total_seconds()))} · "
+            f"${r.cost.dollars:.2f}",
+        )
         for r in view.running
     ]
     blocks.append(section("*Running*\n" + ("\n".join(running) or "nothing")))
     queued = [
-        f"{i}. *{r.label}* `{escape(r.repo)}` by <@{escape(r.requester)}>"
+        f"{i}. "
+        + shown(r, f"*{r.label}* `{escape(r.repo)}` by <@{escape(r.requester)}>")
         + (f" · starts in ~{_elapsed(eta)}" if eta is not None else "")
         for i, (r, eta) in enumerate(zip(view.queued, view.queued_eta, strict=False), start=1)
     ]
     blocks.append(section("*Queued*\n" + ("\n".join(queued) or "nothing")))
     finished = [
-        f"• *{r.label}* `{escape(r.repo)}` {r.status.value.replace('_', ' ')} · "
-        f"${r.cost.dollars:.2f}"
+        "• "
+        + shown(
+            r,
+            f"*{r.label}* `{escape(r.repo)}` {r.status.value.replace('_', ' ')} · "
+            f"${r.cost.dollars:.2f}",
+        )
         for r in view.finished
     ]
     blocks.append(section("*Last finished*\n" + ("\n".join(finished) or "nothing")))

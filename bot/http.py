@@ -1,54 +1,26 @@
-"""HTTP mode: ``/slack/events`` for Slack and ``/healthz`` for load balancers."""
+"""HTTP mode: ``/slack/events`` for Slack, then ``/healthz`` and ``/metrics``
+(:mod:`bot.ops`) on the same port."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
+from collections.abc import Iterable
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-log = logging.getLogger(__name__)
-
-StartResponse = Callable[..., Any]
-Wsgi = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+from bot.ops import Health, StartResponse, Wsgi, ops_app
+from bot.ops import serve as serve
 
 
-def wsgi_app(app: App, healthy: Callable[[], bool]) -> Wsgi:
+def wsgi_app(app: App, healthy: Health, metrics: Wsgi | None = None) -> Wsgi:
+    """Slack's requests go to bolt, everything else to :func:`bot.ops.ops_app`."""
     slack = SlackRequestHandler(app)
+    ops = ops_app(healthy, metrics)
 
     def route(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if path == "/slack/events":
+        if environ.get("PATH_INFO", "") == "/slack/events":
             return slack(environ, start_response)
-        if path == "/healthz":
-            ok = healthy()
-            start_response(
-                "200 OK" if ok else "503 Service Unavailable",
-                [("Content-Type", "text/plain")],
-            )
-            return [b"ok\n" if ok else b"redis unreachable\n"]
-        start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b"not found\n"]
+        return ops(environ, start_response)
 
     return route
-
-
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
-
-def serve(app: Wsgi, host: str, port: int) -> _ThreadingServer:
-    """A threaded WSGI server, not yet serving: call ``serve_forever`` on it."""
-    server = make_server(
-        host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler
-    )
-    return server

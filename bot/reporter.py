@@ -4,6 +4,17 @@ It follows the store's feed (one stream naming every run whose log grew) through
 consumer group, so bot replicas share the work. For each run it redraws the status
 message with ``chat.update`` at most about once a second, under a per-run lock, and
 posts each milestone reply exactly once, tracked by a per-run cursor in Redis.
+
+Nothing is lost when a bot dies or Slack misbehaves:
+
+- a feed entry is acknowledged only once its run has been drawn, so entries a dead
+  replica read but never drew stay pending, and a live replica claims them after
+  ``claim_idle`` (``XAUTOCLAIM``);
+- the per-run lock is renewed while a draw lasts: the Slack client may sleep through
+  several 429 ``Retry-After`` answers, and the lock must not lapse meanwhile (another
+  replica would then post the same milestone);
+- a run whose first status message was never posted (the bot's ``chat.postMessage``
+  failed for good) gets one from the reporter after ``status_grace``.
 """
 
 from __future__ import annotations
@@ -13,18 +24,26 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.blocks import decision_message, escape, run_message, text_message
+from bot.blocks import (
+    decision_message,
+    escape,
+    escape_keeping_mentions,
+    run_message,
+    text_message,
+)
 from core.events import MILESTONE_ESCALATED, MILESTONE_PR, Event, EventType
 from core.exceptions import RunNotFound
 from core.projection import project
-from core.run import Run, RunStatus
+from core.run import Run, RunStatus, utcnow
 from core.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -37,6 +56,14 @@ _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+return 0
+"""
+#: Pending feed entries idle this long belong to a replica that is gone (or stuck).
+CLAIM_IDLE_MS = 60_000
+#: How long the bot has to post a run's first status message before the reporter does.
+STATUS_GRACE = timedelta(seconds=15)
 
 
 def milestone(event: Event, run: Run) -> tuple[str, list[dict[str, Any]]] | None:
@@ -58,7 +85,10 @@ def milestone(event: Event, run: Run) -> tuple[str, list[dict[str, Any]]] | None
         return text_message(f":raised_hand: Escalated: {escape(str(data.get('text', '')))}")
     if data.get("kind") in ("approve_refused", "rework_refused", "approve_failed"):
         icon = ":warning:" if event.type is EventType.ERROR else ":no_entry:"
-        return text_message(f"{icon} {escape(str(data.get('text') or data.get('kind')))}")
+        text = str(data.get("text") or data.get("kind"))
+        mentions = data.get("mentions")
+        kept = mentions if isinstance(mentions, list) else ()
+        return text_message(f"{icon} {escape_keeping_mentions(text, kept)}")
     if event.type is EventType.STATUS:
         to = data.get("to")
         if to == RunStatus.AWAITING_DECISION.value:
@@ -94,6 +124,9 @@ class Reporter:
         consumer: str | None = None,
         min_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        lock_ms: int = LOCK_MS,
+        claim_idle_ms: int = CLAIM_IDLE_MS,
+        status_grace: timedelta = STATUS_GRACE,
     ) -> None:
         self.store = store
         self.redis: redis.Redis = store.redis
@@ -101,9 +134,16 @@ class Reporter:
         self.consumer = consumer or f"{socket.gethostname()}.{uuid.uuid4().hex[:8]}"
         self.min_interval_ms = int(min_interval * 1000)
         self.clock = clock
+        self.lock_ms = lock_ms
+        self.claim_idle_ms = claim_idle_ms
+        self.status_grace = status_grace
         self.dirty: set[int] = set()
+        #: Feed entries read but not acknowledged yet, by run: acked once it is drawn.
+        self.unacked: dict[int, list[Any]] = {}
         self._release = self.redis.register_script(_RELEASE)
+        self._renew = self.redis.register_script(_RENEW)
         self._group_ready = False
+        self._next_claim = 0.0
         self.last_read = 0
 
     def _key(self, kind: str, run_id: int) -> str:
@@ -122,24 +162,56 @@ class Reporter:
     def poll(self, block_ms: int = 1000) -> int:
         """Read the feed once, then draw what is due. Returns how many runs are dirty."""
         self.ensure_group()
+        self._claim_abandoned()
         wait = 100 if self.dirty else block_ms
         replies: Any = self.redis.xreadgroup(
             GROUP, self.consumer, {self.store.feed_key: ">"}, count=500, block=wait
         )
         self.last_read = sum(len(entries) for _stream, entries in replies or [])
         for _stream, entries in replies or []:
-            ids = []
-            for entry_id, fields in entries:
-                ids.append(entry_id)
-                raw = fields.get(b"run", fields.get("run"))
-                if raw is not None:
-                    self.dirty.add(int(raw))
-            if ids:
-                self.redis.xack(self.store.feed_key, GROUP, *ids)
+            self._take(entries)
         for run_id in sorted(self.dirty):
             if self.draw(run_id):
                 self.dirty.discard(run_id)
+                self._ack(run_id)
         return len(self.dirty)
+
+    def _take(self, entries: Any) -> None:
+        for entry_id, fields in entries:
+            raw = fields.get(b"run", fields.get("run")) if fields else None
+            if raw is None:
+                self.redis.xack(self.store.feed_key, GROUP, entry_id)
+                continue
+            run_id = int(raw)
+            self.dirty.add(run_id)
+            self.unacked.setdefault(run_id, []).append(entry_id)
+
+    def _ack(self, run_id: int) -> None:
+        ids = self.unacked.pop(run_id, [])
+        if ids:
+            self.redis.xack(self.store.feed_key, GROUP, *ids)
+
+    def _claim_abandoned(self) -> None:
+        """Take over entries another replica read and never drew (it died), and, on the
+        first poll, this consumer's own pending ones. At most every ``claim_idle``."""
+        now = self.clock()
+        if now < self._next_claim:
+            return
+        self._next_claim = now + self.claim_idle_ms / 1000
+        start: Any = "0-0"
+        while True:
+            reply: Any = self.redis.xautoclaim(
+                self.store.feed_key,
+                GROUP,
+                self.consumer,
+                min_idle_time=self.claim_idle_ms,
+                start_id=start,
+                count=500,
+            )
+            start, entries = reply[0], reply[1]
+            self._take(entries)
+            if start in (b"0-0", "0-0") or not entries:
+                return
 
     def draw(self, run_id: int) -> bool:
         """Bring one thread up to date. False means "not now, try again shortly"."""
@@ -147,10 +219,11 @@ class Reporter:
             return False
         token = uuid.uuid4().hex
         lock = self._key("lock", run_id)
-        if not self.redis.set(lock, token, nx=True, px=LOCK_MS):
+        if not self.redis.set(lock, token, nx=True, px=self.lock_ms):
             return False
         try:
-            return self._draw_locked(run_id)
+            with self._renewing(lock, token):
+                return self._draw_locked(run_id)
         except SlackApiError as exc:
             log.warning("run #%s: Slack refused an update (%s); will retry", run_id, exc)
             return False
@@ -160,13 +233,37 @@ class Reporter:
         finally:
             self._release(keys=[lock], args=[token])
 
+    @contextmanager
+    def _renewing(self, lock: str, token: str) -> Iterator[None]:
+        """Keep ``lock`` ours while the block runs (renewed every third of its life)."""
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(self.lock_ms / 3000):
+                try:
+                    if not self._renew(keys=[lock], args=[token, self.lock_ms]):
+                        return  # lost it after all; the draw's writes are idempotent
+                except redis.RedisError as exc:
+                    log.warning("reporter: could not renew %s (%s)", lock, exc)
+
+        keeper = threading.Thread(target=renew, name=f"renew-{lock}", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            keeper.join()
+
     def _draw_locked(self, run_id: int) -> bool:
         try:
             run = self.store.get(run_id)
         except RunNotFound:
             return True
+        if run.channel and run.thread_ts and not run.status_ts:
+            if utcnow() - run.created_at < self.status_grace:
+                return False  # the bot is posting the status message; it draws the first state
+            run = self._post_status(run)
         if not run.channel or not run.thread_ts or not run.status_ts:
-            # The bot has not posted the status message yet; it draws the first state.
             return run.channel is None
         cursor_key = self._key("cursor", run_id)
         raw_cursor: Any = self.redis.get(cursor_key)
@@ -188,6 +285,20 @@ class Reporter:
         fallback, blocks = run_message(view, decisions=False)
         self.client.chat_update(channel=run.channel, ts=run.status_ts, text=fallback, blocks=blocks)
         return True
+
+    def _post_status(self, run: Run) -> Run:
+        """Post the status message the bot could not (its ``chat.postMessage`` failed)."""
+        log.warning("run #%s has no status message; posting it", run.id)
+        fallback, blocks = run_message(project(run, self.store.tail_events(run.id, 50)))
+        posted = self.client.chat_postMessage(
+            channel=run.channel or "", thread_ts=run.thread_ts, text=fallback, blocks=blocks
+        )
+
+        def remember(r: Run) -> None:
+            if r.status_ts is None:
+                r.status_ts = posted["ts"]
+
+        return self.store.update(run.id, remember)
 
     def _react(self, run: Run, status: str) -> None:
         name = _REACTION_FOR.get(status)

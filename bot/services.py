@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
+from core.run import Run
 from core.settings import BotSettings
 from core.store import RunStore
 from jobs.queue import RunQueue
+
+log = logging.getLogger(__name__)
 
 #: How long a delivered message is remembered, to drop Slack's retries and duplicates.
 DEDUPE_SECONDS = 3600
@@ -35,3 +42,46 @@ class Services:
         """
         key = f"{self.store.prefix}:slack:seen:{channel}:{ts}"
         return bool(self.connection.set(key, 1, nx=True, ex=DEDUPE_SECONDS))
+
+    def visibility(self, client: WebClient, user: str) -> Callable[[Run], bool]:
+        """Which runs ``user`` may see in detail (``/agents status``, the App Home).
+
+        A run is visible to its requester, to the approvers, and to whoever can read the
+        conversation it was asked in: anyone for a public channel, the members for a
+        private channel, nobody else for a DM. A run without a channel (started from the
+        CLI) is visible to all. When Slack can't say, the answer is no. Slack is asked
+        once per channel per call.
+        """
+        approvers = set(self.settings.approvers)
+        readable: dict[str, bool] = {}
+
+        def can_read(channel: str) -> bool:
+            if channel.startswith("D"):
+                return False
+            try:
+                info = client.conversations_info(channel=channel)
+                conversation = info.get("channel") or {}
+                if conversation.get("is_im") or conversation.get("is_mpim"):
+                    return False
+                if not conversation.get("is_private"):
+                    return True
+                cursor = None
+                while True:
+                    page = client.conversations_members(channel=channel, cursor=cursor, limit=1000)
+                    if user in (page.get("members") or []):
+                        return True
+                    cursor = (page.get("response_metadata") or {}).get("next_cursor")
+                    if not cursor:
+                        return False
+            except SlackApiError as exc:
+                log.warning("can't tell who may read %s (%s); hiding its runs", channel, exc)
+                return False
+
+        def visible(run: Run) -> bool:
+            if user == run.requester or user in approvers or not run.channel:
+                return True
+            if run.channel not in readable:
+                readable[run.channel] = can_read(run.channel)
+            return readable[run.channel]
+
+        return visible

@@ -135,6 +135,26 @@ class Artifacts(BaseModel):
     #: The feedback this iteration addresses, and what earlier iterations did (per run).
     feedback: list[str] = Field(default_factory=list)
     earlier_summaries: list[str] = Field(default_factory=list)
+    #: Set while an approve job acts on the forge (``by``, ``iteration``, ``at``): a
+    #: rework may not land between the approve's checks and its forge call. It lapses
+    #: after :data:`APPROVING_SECONDS`, so an approve job that died blocks nothing.
+    approving: dict[str, Any] | None = None
+
+
+#: How long an approve's guard holds off a rework (above the approve job's timeout).
+APPROVING_SECONDS = 900
+
+
+def approval_in_progress(run: Run, now: datetime | None = None) -> bool:
+    """True while an approve job holds the run's guard for its current iteration."""
+    guard = run.artifacts.approving
+    if not guard or guard.get("iteration") != run.iteration:
+        return False
+    try:
+        since = datetime.fromisoformat(str(guard["at"]))
+    except (KeyError, ValueError):
+        return False
+    return ((now or utcnow()) - since).total_seconds() < APPROVING_SECONDS
 
 
 class Run(BaseModel):

@@ -88,6 +88,18 @@ class CommonSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="log level: DEBUG, INFO, WARNING or ERROR"
     )
+    log_format: Literal["json", "text"] = Field(
+        "json",
+        description="bot and worker logs: json (one object per line, with run_id, step and "
+        "event) or text",
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="also serve /healthz and /metrics on this port (Socket Mode bot, worker); "
+        "unset serves none",
+    )
     job_timeout: PositiveInt = Field(
         7200,
         description="seconds an RQ job may run before RQ kills it; above the agent's wall "

@@ -8,6 +8,8 @@ sorted-set indexes; nothing on the hot path scans the keyspace.
 from __future__ import annotations
 
 import json
+import logging
+import secrets
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -15,9 +17,12 @@ from typing import Any
 import redis
 from redis.exceptions import WatchError
 
+from core.counters import Counters
 from core.events import Event, EventType
 from core.exceptions import AgentsError, InvalidTransition, RunNotFound, ThreadAlreadyHasRun
 from core.run import Cost, Run, RunStatus, Step, check_transition, utcnow
+
+log = logging.getLogger(__name__)
 
 DEFAULT_RETENTION_SECONDS = 30 * 86400
 
@@ -39,6 +44,7 @@ class RunStore:
         self.redis = connection
         self.retention_seconds = retention_seconds
         self.prefix = prefix
+        self._nonce: str | None = None
 
     def _pipeline(self) -> Any:
         """A transactional pipeline; typed loosely because redis-py's WATCH is untyped."""
@@ -134,7 +140,7 @@ class RunStore:
                             data={"repo": repo, "request": request},
                         ),
                     )
-                    pipe.execute()
+                    self._execute(pipe)
                     return run
                 except WatchError:
                     continue
@@ -151,6 +157,21 @@ class RunStore:
         kwargs = self.redis.connection_pool.connection_kwargs
         where = kwargs.get("path") or f"{kwargs.get('host', 'memory')}:{kwargs.get('port', '')}"
         return f"{where}/{kwargs.get('db', 0)}/{self.prefix}"
+
+    @property
+    def nonce(self) -> str:
+        """A short random name made once per store and kept in it (``<prefix>:nonce``).
+
+        Run ids count from 1 in every store, so branch names and commit trailers carry
+        this too: two stores publishing to one repository never collide. Every client
+        of the store reads the same value, whatever host name it reaches Redis by.
+        """
+        if self._nonce is None:
+            key = f"{self.prefix}:nonce"
+            self.redis.set(key, secrets.token_hex(3), nx=True)
+            raw: Any = self.redis.get(key)
+            self._nonce = raw.decode() if isinstance(raw, bytes) else str(raw)
+        return self._nonce
 
     def is_final(self, run_id: str) -> bool | None:
         """Whether the run is over, for the sandbox reaper; None when this store can't
@@ -201,6 +222,11 @@ class RunStore:
 
     def count_by_status(self, status: RunStatus) -> int:
         return int(self.redis.zcard(self._status_key(status)))
+
+    def count_created(self) -> int:
+        """Runs ever created in this store: the id counter, which never goes down."""
+        raw: Any = self.redis.get(self._seq_key)
+        return int(raw or 0)
 
     # -- changes ----------------------------------------------------------------------
 
@@ -299,7 +325,7 @@ class RunStore:
                     if raw is None:
                         raise RunNotFound(run_id)
                     result = write(pipe, Run.model_validate_json(raw))
-                    pipe.execute()
+                    self._execute(pipe)
                     return result
                 except WatchError:
                     continue
@@ -328,7 +354,9 @@ class RunStore:
                 dollars=round(total.dollars + cost.dollars, 6),
             )
 
-        return self.update(run_id, change)
+        run = self.update(run_id, change)
+        Counters(self.redis, prefix=self.prefix).add_cost(cost)
+        return run
 
     # -- events -----------------------------------------------------------------------
 
@@ -348,6 +376,15 @@ class RunStore:
             maxlen=self.FEED_MAXLEN,
             approximate=True,
         )
+        pipe.__dict__.setdefault("agents_events", []).append((run_id, event))
+
+    def _execute(self, pipe: Any) -> Any:
+        """Run the transaction, then log each event it appended (none if it failed)."""
+        queued: list[tuple[int, Event]] = pipe.__dict__.pop("agents_events", [])
+        result = pipe.execute()
+        for run_id, event in queued:
+            _log_event(run_id, event)
+        return result
 
     def append_event(self, run_id: int, event: Event) -> str:
         """Append to the run's log. The log is append-only; entries are never edited."""
@@ -356,7 +393,7 @@ class RunStore:
         with self._pipeline() as pipe:
             pipe.multi()
             self._queue_event(pipe, run_id, event)
-            entry_id, _feed_id = pipe.execute()
+            entry_id, _feed_id = self._execute(pipe)
         return _text(entry_id)
 
     def events(
@@ -390,3 +427,20 @@ class RunStore:
         pipe.expire(self.events_key(run.id), ttl)
         if run.channel and run.thread_ts:
             pipe.expire(self._thread_key(run.channel, run.thread_ts), ttl)
+
+
+def _log_event(run_id: int, event: Event) -> None:
+    """One log line per event, carrying ``run_id`` and ``event`` (and ``step``)."""
+    extra: dict[str, Any] = {"run_id": run_id, "event": event.type.value}
+    detail = ""
+    if event.type is EventType.STATUS:
+        detail = f" {event.data.get('from')} -> {event.data.get('to')}"
+        if event.data.get("reason"):
+            detail += f": {event.data['reason']}"
+    elif event.type is EventType.STEP:
+        extra["step"] = event.data.get("step")
+        detail = f" {extra['step']}"
+    elif isinstance(event.data.get("kind"), str):
+        detail = f" {event.data['kind']}"
+    level = logging.DEBUG if event.type in (EventType.TOOL, EventType.COST) else logging.INFO
+    log.log(level, "run #%d %s%s (by %s)", run_id, event.type.value, detail, event.by, extra=extra)

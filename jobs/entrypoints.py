@@ -33,7 +33,13 @@ def run(run_id: int) -> None:
     job = _job("run")
     worker = settings.load(settings.WorkerSettings)
     with open_deps(worker, store_for(job)) as deps:
-        run_blueprint(deps, run_id, by=f"worker:{job.worker_name or 'unknown'}", job_id=job.id)
+        run_blueprint(
+            deps,
+            run_id,
+            by=f"worker:{job.worker_name or 'unknown'}",
+            job_id=job.id,
+            queue=_queue(job, worker),
+        )
 
 
 def approve(run_id: int, user: str) -> None:

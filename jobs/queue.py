@@ -19,7 +19,7 @@ from rq.exceptions import AbandonedJobError, DuplicateJobError, InvalidJobOperat
 from rq.job import Job, JobStatus
 
 from core.exceptions import InvalidTransition, RunNotFound
-from core.run import Run, RunStatus
+from core.run import Run, RunStatus, approval_in_progress
 from core.store import DEFAULT_RETENTION_SECONDS, RunStore
 
 log = logging.getLogger(__name__)
@@ -185,6 +185,9 @@ class RunQueue:
         """
 
         def next_iteration(run: Run) -> None:
+            if approval_in_progress(run):
+                # An approve is acting on the forge for this iteration: it wins.
+                raise InvalidTransition(run_id, "approving", RunStatus.REWORK.value)
             run.iteration += 1
             run.attempts = 0
             run.pending_feedback.append(feedback)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
@@ -32,6 +33,7 @@ from core.exceptions import InvalidTransition, RunNotFound
 from core.periodic import Periodic
 from core.run import Run, RunStatus, Step, utcnow
 from core.store import RunStore
+from jobs.queue import job_id_for
 from sandboxes.owner import Owner
 
 if TYPE_CHECKING:
@@ -47,6 +49,9 @@ return 0
 #: A queued run without a job is left alone this long (the bot enqueues right after
 #: creating the run).
 QUEUED_GRACE = timedelta(seconds=60)
+#: A run handed back to the queue gets its new job within moments; after this long
+#: without it, the hand-back was cut short.
+REQUEUE_GRACE = timedelta(seconds=5)
 _DEAD_JOB = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED}
 
 
@@ -147,6 +152,37 @@ class Recovery:
     reason: str
 
 
+def _same_attempt(attempts: int) -> Callable[[Run], None]:
+    def check(run: Run) -> None:
+        if run.attempts != attempts:
+            raise InvalidTransition(run.id, f"attempt {run.attempts}", f"attempt {attempts}")
+
+    return check
+
+
+def hand_back(
+    store: RunStore, queue: RunQueue, run_id: int, *, attempts: int, reason: str, by: str
+) -> Run | None:
+    """A job that stops early (its worker is draining, its sandbox went away) gives its
+    running run back to the queue (``running -> queued``, a new job), to resume at its
+    first step not completed. None if the run is no longer this attempt's (cancelled,
+    failed, or recovered meanwhile)."""
+    try:
+        queued = store.transition(
+            run_id,
+            RunStatus.QUEUED,
+            by=by,
+            reason=reason,
+            expect=RunStatus.RUNNING,
+            change=_same_attempt(attempts),
+        )
+    except (InvalidTransition, RunNotFound):
+        return None
+    queue.enqueue(queued, replace_finished=True)
+    log.info("run #%d handed back: %s", run_id, reason)
+    return queued
+
+
 def recover(
     store: RunStore,
     queue: RunQueue,
@@ -158,11 +194,7 @@ def recover(
     by: str = "recovery",
 ) -> Recovery | None:
     """Resume or fail a running run whose attempt ``attempts`` was found dead."""
-
-    def same_attempt(run: Run) -> None:
-        if run.attempts != attempts:
-            raise InvalidTransition(run.id, f"attempt {run.attempts}", f"attempt {attempts}")
-
+    same_attempt = _same_attempt(attempts)
     try:
         run = store.get(run_id)
     except RunNotFound:
@@ -206,10 +238,18 @@ def recover(
 
 
 def _orphaned(queue: RunQueue, run: Run) -> bool:
-    """A queued (or rework) run whose job is gone or already over."""
-    if utcnow() - run.updated_at < QUEUED_GRACE:
-        return False
+    """A queued (or rework) run whose job is gone or already over, or whose current job
+    is still an earlier attempt's: whoever handed the run back (a sweeper, a draining
+    job) died between the status change and the enqueue. That earlier job may look
+    "started" for a long time (its worker was SIGKILLed), so its status proves nothing.
+    """
+    age = utcnow() - run.updated_at
     job = queue.job(run)
+    expected = job_id_for(run.id, run.iteration, run.attempts)
+    if job is not None and job.id != expected and run.attempts > 0:
+        return age >= REQUEUE_GRACE
+    if age < QUEUED_GRACE:
+        return False
     return job is None or job.get_status(refresh=True) in _DEAD_JOB
 
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
 
 import redis
+from redis.backoff import EqualJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 from rq import Queue, Worker
 
 from core.settings import WorkerSettings
 from core.store import RunStore
+from jobs import drain
 from jobs.queue import RunQueue
 from jobs.recovery import RecoveryThread
 from sandboxes import engine
@@ -19,9 +26,51 @@ from sandboxes.reaper import Reaper, ReaperThread
 log = logging.getLogger(__name__)
 
 
+#: How long a command keeps retrying while Redis is away (a restart, a failover):
+#: waits double from 0.1-0.2 s up to 1-2 s, about 20 to 35 s in all.
+REDIS_RETRIES = 20
+
+
 def connect(url: str) -> redis.Redis:
-    """A Redis client for RQ (which needs bytes responses) with bounded connect time."""
-    return redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+    """A Redis client for RQ (which needs bytes responses) with bounded connect time.
+
+    Commands are retried with backoff when the connection drops, so a Redis restart
+    does not fail the run a job is working on: its writes land once the server is back
+    (a transaction that was watching keys is rerun by the store's WATCH loop instead).
+    """
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+        retry=Retry(EqualJitterBackoff(cap=2.0, base=0.2), REDIS_RETRIES),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+
+
+class RunWorker(Worker):
+    """RQ's worker, plus a drain: a warm shutdown (SIGTERM) also tells the work horse,
+    which stops its run at the next step and hands it back (:mod:`jobs.drain`).
+
+    Without it the worker would wait for the whole run, up to the job timeout.
+    """
+
+    def _install_signal_handlers(self) -> None:
+        super()._install_signal_handlers()  # type: ignore[no-untyped-call]
+        # Inherited by each horse until it listens: a drain request that arrives in
+        # between is ignored (the job then runs to its end) rather than killing it.
+        signal.signal(drain.SIGNAL, signal.SIG_IGN)
+
+    def handle_warm_shutdown_request(self) -> None:
+        super().handle_warm_shutdown_request()  # type: ignore[no-untyped-call]
+        horse = self.horse_pid
+        if horse:
+            log.info("worker %s: asking work horse %s to stop at its next step", self.name, horse)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(horse, drain.SIGNAL)
+
+    def setup_work_horse_signals(self) -> None:
+        super().setup_work_horse_signals()  # type: ignore[no-untyped-call]
+        drain.listen()
 
 
 def start_recovery(settings: WorkerSettings, connection: redis.Redis) -> RecoveryThread:
@@ -59,9 +108,13 @@ def start_worker(settings: WorkerSettings, *, burst: bool = False, name: str | N
 
     A recovery thread resumes (or fails) runs whose worker died; see :mod:`jobs.recovery`.
     """
+    # RQ forks a work horse per job: load the jobs' code (the Anthropic SDK alone takes
+    # seconds to import) once here, so every horse inherits it instead of importing it.
+    import jobs.entrypoints  # noqa: F401
+
     connection = connect(settings.redis_url)
     queue = Queue(settings.queue, connection=connection)
-    worker = Worker(
+    worker = RunWorker(
         [queue],
         connection=connection,
         name=name or f"{socket.gethostname()}.{os.getpid()}",

@@ -401,6 +401,8 @@ class DockerSandbox(Lifecycle):
         returned is up to ``find``.
         """
         relative = paths.workspace_relative(path)
+        self._require()
+        self._follow(paths.join(WORKSPACE, relative))  # refuses symlinks leading out
         captured = self._run(
             [
                 "find",
@@ -528,15 +530,45 @@ class DockerSandbox(Lifecycle):
             response.close()
 
     def _follow(self, target: str) -> tuple[str, dict[str, Any] | None]:
-        """Resolve symlinks the way the container would; the final path and its stat."""
-        for _ in range(_MAX_LINKS):
-            stat = self._stat(target)
-            if stat is None or not stat["mode"] & _GO_MODE_SYMLINK:
-                return target, stat
-            target = posixpath.normpath(
-                posixpath.join(posixpath.dirname(target), str(stat["linkTarget"]))
-            )
-        raise OSError(f"too many levels of symbolic links: {target}")
+        """Resolve symlinks the way the container would, in every component, like
+        ``realpath -m``; the final path and its stat (None: it does not exist).
+
+        Raises ``ValueError`` when the result is not inside the workspace: a symlink (or
+        a symlinked parent directory) may not lead the file methods out of it.
+        """
+        done = "/"
+        pending = [p for p in target.split("/") if p]
+        hops = 0
+        stat: dict[str, Any] | None = None
+        stat_of = ""
+        while pending:
+            name = pending.pop(0)
+            if name == ".":
+                continue
+            if name == "..":
+                done = posixpath.dirname(done)
+                continue
+            candidate = posixpath.join(done, name)
+            stat, stat_of = self._stat(candidate), candidate
+            if stat is not None and stat["mode"] & _GO_MODE_SYMLINK:
+                hops += 1
+                if hops > _MAX_LINKS:
+                    raise OSError(f"too many levels of symbolic links: {target}")
+                link = str(stat["linkTarget"])
+                if link.startswith("/"):
+                    done = "/"
+                pending = [p for p in link.split("/") if p] + pending
+                continue
+            done = candidate
+            if stat is None:
+                done = posixpath.join(done, *pending) if pending else done
+                break
+        if done != WORKSPACE and not done.startswith(WORKSPACE.rstrip("/") + "/"):
+            relative = target.removeprefix(WORKSPACE).lstrip("/") or "."
+            raise ValueError(f"{relative!r} leads outside the workspace (through a symlink)")
+        if stat is not None and stat_of != done:
+            stat = self._stat(done)  # the path ended in "." or ".." from a link target
+        return done, stat
 
     @staticmethod
     def _networks(container: Container) -> set[str]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import threading
 
 import redis
 
-from core import settings
+from core import logs, settings
+from core.store import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -19,38 +21,56 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run the Slack bot (Socket Mode with SLACK_APP_TOKEN, else HTTP mode)",
         description="Run the Slack bot and its thread reporter. Needs SLACK_BOT_TOKEN and "
         "either SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode: "
-        "POST /slack/events, GET /healthz on AGENTS_BOT_PORT).",
+        "POST /slack/events, GET /healthz and /metrics on AGENTS_BOT_PORT). "
+        "AGENTS_METRICS_PORT serves /healthz and /metrics on a port of their own.",
     )
-    parser.add_argument("--host", default="0.0.0.0", help="HTTP mode: address to listen on")  # noqa: S104
+    parser.add_argument(
+        "--host",
+        default="0.0.0.0",  # noqa: S104
+        help="address the HTTP server(s) listen on",
+    )
     parser.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     bot_settings = settings.load(settings.BotSettings)
+    logs.setup(bot_settings)
     from bot.app import create_app
-    from bot.http import serve, wsgi_app
+    from bot.http import wsgi_app
+    from bot.metrics import metrics_app
+    from bot.ops import ops_app, ops_connection, redis_health, serve, serve_in_background
     from bot.reporter import Reporter
     from bot.services import Services
     from bot.slack_client import make_client
 
     connection = redis.Redis.from_url(bot_settings.redis_url, socket_connect_timeout=5)
+    ops = ops_connection(bot_settings.redis_url)
+    healthy = redis_health(ops)
+    metrics = metrics_app(
+        RunStore(ops, retention_seconds=bot_settings.run_retention_seconds),
+        [bot_settings.queue],
+    )
     services = Services.from_settings(bot_settings, connection)
     client = make_client(
         bot_settings.slack_bot_token.get_secret_value(), bot_settings.slack_api_url
     )
     app = create_app(services, client)
+    # Everything loaded so far lives as long as the process: keep it out of the full
+    # garbage collections, whose pauses otherwise land on Slack requests (bench/status.py).
+    gc.collect()
+    gc.freeze()
     stop = threading.Event()
     reporter = threading.Thread(
         target=Reporter(services.store, client).run_forever, args=(stop,), daemon=True
     )
     reporter.start()
 
-    def healthy() -> bool:
-        try:
-            return bool(connection.ping())
-        except redis.RedisError:
-            return False
-
+    ops_server = None
+    if bot_settings.metrics_port is not None:
+        ops_server = serve_in_background(
+            ops_app(healthy, metrics), args.host, bot_settings.metrics_port
+        )
+        log.info("bot: /healthz and /metrics on %s:%s", args.host, bot_settings.metrics_port)
     try:
         if bot_settings.slack_app_token is not None:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -59,15 +79,19 @@ def handle(args: argparse.Namespace) -> int:
             handler = SocketModeHandler(app, bot_settings.slack_app_token.get_secret_value())
             handler.start()  # type: ignore[no-untyped-call]
         else:
-            server = serve(wsgi_app(app, healthy), args.host, bot_settings.bot_port)
+            server = serve(wsgi_app(app, healthy, metrics), args.host, bot_settings.bot_port)
             log.info(
-                "bot: HTTP mode on %s:%s (/slack/events, /healthz)",
+                "bot: HTTP mode on %s:%s (/slack/events, /healthz, /metrics)",
                 args.host,
                 bot_settings.bot_port,
             )
             server.serve_forever()
     finally:
         stop.set()
+        if ops_server is not None:
+            ops_server.shutdown()
+            ops_server.server_close()
         reporter.join(timeout=5)
         connection.close()
+        ops.close()
     return 0

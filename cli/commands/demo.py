@@ -27,6 +27,7 @@ import redis
 from rq import SimpleWorker
 from rq.exceptions import StopRequested
 
+from core.logs import mask_url
 from core.run import RunStatus
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ def transcript_for(sandbox: str) -> Path:
 def connection() -> tuple[redis.Redis, str]:
     url = os.environ.get("REDIS_URL")
     if url:
-        return redis.Redis.from_url(url, socket_connect_timeout=3), f"Redis at {url}"
+        return redis.Redis.from_url(url, socket_connect_timeout=3), f"Redis at {mask_url(url)}"
     import fakeredis
 
     return fakeredis.FakeRedis(), "an in-memory Redis (set REDIS_URL to use a server)"
@@ -218,7 +219,7 @@ def handle(args: argparse.Namespace) -> int:
         )
         services = Services.from_settings(bot_settings, conn)
         client = make_client(emu.bot_token, emu.api_url)
-        server = serve(wsgi_app(create_app(services, client), lambda: True), "127.0.0.1", 0)
+        server = serve(wsgi_app(create_app(services, client), lambda: None), "127.0.0.1", 0)
         emu.bot_url = f"http://127.0.0.1:{server.server_port}/slack/events"
         reporter = Reporter(services.store, client, min_interval=0.5)
         reporter.ensure_group()

@@ -11,6 +11,7 @@ from pydantic import Field, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core import settings
+from core.logs import mask_url
 
 DEFAULT_DOCKER_TIMEOUT = 5
 
@@ -71,10 +72,10 @@ def check_redis(raw: dict[str, str | None]) -> Check:
         return Check(
             "redis",
             False,
-            f"cannot reach {url}: {exc}",
+            f"cannot reach {mask_url(url)}: {str(exc).replace(url, mask_url(url))}",
             "start Redis (e.g. `redis-server --daemonize yes`) or set REDIS_URL",
         )
-    return Check("redis", True, f"reachable at {url}")
+    return Check("redis", True, f"reachable at {mask_url(url)}")
 
 
 def check_docker(raw: dict[str, str | None]) -> list[Check]:

@@ -9,6 +9,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue
 
 from core import settings
+from core.logs import mask_url
 from core.store import RunStore
 from jobs.status import collect, render_text
 
@@ -30,7 +31,7 @@ def handle(args: argparse.Namespace) -> int:
         view = collect(store, Queue(common.queue, connection=connection))
     except RedisConnectionError as exc:
         print(
-            f"agents status: cannot reach Redis at {common.redis_url} ({exc}); "
+            f"agents status: cannot reach Redis at {mask_url(common.redis_url)} ({exc}); "
             "start it or set REDIS_URL"
         )
         return 1

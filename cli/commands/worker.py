@@ -1,10 +1,24 @@
-"""``agents worker``: run RQ jobs for runs."""
+"""``agents worker``: run RQ jobs for runs.
+
+Logging is set up here, before RQ forks anything: each job's work horse and the
+scheduler inherit the handler, so they log JSON with secrets masked too.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+from typing import TYPE_CHECKING
 
-from core import settings
+import redis
+
+from core import logs, settings
+from core.store import RunStore
+
+if TYPE_CHECKING:
+    from bot.ops import ThreadingServer
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,12 +32,44 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--burst", action="store_true", help="exit once the queue is empty (drain mode)"
     )
     parser.add_argument("--name", help="worker name (default: host.pid)")
+    parser.add_argument(
+        "--host",
+        default="0.0.0.0",  # noqa: S104
+        help="address /healthz and /metrics listen on, with AGENTS_METRICS_PORT",
+    )
     parser.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     worker_settings = settings.load(settings.WorkerSettings)
+    logs.setup(worker_settings)
     from jobs.worker import start_worker
 
-    start_worker(worker_settings, burst=args.burst, name=args.name)
+    server, ops = _serve_ops(worker_settings, args.host)
+    try:
+        start_worker(worker_settings, burst=args.burst, name=args.name)
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if ops is not None:
+            ops.close()
     return 0
+
+
+def _serve_ops(
+    worker_settings: settings.WorkerSettings, host: str
+) -> tuple[ThreadingServer | None, redis.Redis | None]:
+    """``/healthz`` and ``/metrics`` on ``AGENTS_METRICS_PORT``, if set."""
+    port = worker_settings.metrics_port
+    if port is None:
+        return None, None
+    from bot.metrics import metrics_app
+    from bot.ops import ops_app, ops_connection, redis_health, serve_in_background
+
+    ops = ops_connection(worker_settings.redis_url)
+    store = RunStore(ops, retention_seconds=worker_settings.run_retention_seconds)
+    app = ops_app(redis_health(ops), metrics_app(store, [worker_settings.queue]))
+    server = serve_in_background(app, host, port)
+    log.info("worker: /healthz and /metrics on %s:%s", host, port)
+    return server, ops

@@ -361,7 +361,8 @@ class Toolbox:
         base = self.workspace.resolve(args.path)
         if base.kind == "missing":
             raise ToolError(f"no such file or directory: {args.path}")
-        argv = ["grep", "-rnIE", "--exclude-dir=.git", "--color=never"]
+        # -H: name the file even when the path is one file, so every hit parses.
+        argv = ["grep", "-rnHIE", "--exclude-dir=.git", "--color=never"]
         if args.include:
             argv += ["--include", args.include]
         argv += ["-e", args.pattern, "--", base.path]
@@ -384,6 +385,13 @@ class Toolbox:
         shown = [f"{path}:{number}:{text}" for path, number, text in hits[: args.max_hits]]
         if len(hits) > args.max_hits:
             shown.append(f"[... {len(hits) - args.max_hits} more hits; narrow the search]")
+        if result.stdout_truncated:
+            shown.append(
+                f"[grep printed {result.stdout_truncated:,} bytes more than the sandbox keeps "
+                "(very long lines or very many hits); narrow the pattern or the path]"
+            )
+        if not shown:
+            return ToolOutcome(f"no matches for /{args.pattern}/ in {base.path}")
         return ToolOutcome("\n".join(shown))
 
     def _edit_file(self, args: EditFileInput) -> ToolOutcome:
@@ -442,6 +450,19 @@ class Toolbox:
             )
         elif result.oom_killed:
             parts[0] = "killed: the sandbox ran out of memory"
+        dropped = [
+            f"{n:,} bytes of {name}"
+            for name, n in (
+                ("stdout", result.stdout_truncated),
+                ("stderr", result.stderr_truncated),
+            )
+            if n
+        ]
+        if dropped:
+            parts[0] += (
+                f" (the command printed more than the sandbox keeps: {' and '.join(dropped)} "
+                "were dropped from the middle; redirect to a file and search it instead)"
+            )
         text = "\n".join(parts)
         return ToolOutcome(
             bound(text, self.output_chars), is_error=result.timed_out or result.oom_killed

@@ -44,11 +44,22 @@ def checks_section(run: Run) -> str:
     if not a.check_reports:
         return "No checks were run."
     if not results:
-        return "No check commands are configured in `.agents.yml` or detected."
+        return (
+            "No check commands are configured in `.agents.yml` or detected, so nothing "
+            "verified this change. Add them under `checks:` in `.agents.yml`, for example "
+            '`checks: ["make test"]`.'
+        )
     lines = ["| check | command | result |", "|---|---|---|"]
     for r in results:
         if r.passed:
             outcome = "passed" + (f" ({r.tests} tests)" if r.tests is not None else "")
+        elif r.exit_code in (126, 127) and not r.timed_out:
+            # The shell's "not executable" / "command not found": a setup problem.
+            outcome = (
+                f"could not run (exit {r.exit_code}: command not found or not executable in "
+                "the sandbox); fix it under `checks:` in `.agents.yml`, or install it with "
+                "`setup:`"
+            )
         elif r.only_preexisting:
             outcome = "failed, pre-existing only"
         else:

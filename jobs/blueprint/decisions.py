@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from core.events import Event, EventType
 from core.exceptions import InvalidTransition
-from core.run import Run, RunStatus
+from core.run import Run, RunStatus, utcnow
 from core.store import RunStore
 from jobs.blueprint.config import BlueprintConfig
 from jobs.exceptions import ForgeError
@@ -31,14 +31,52 @@ def may_decide(user: str, run: Run, approvers: Iterable[str]) -> bool:
     return user == run.requester or user in set(approvers)
 
 
-def _note(store: RunStore, run_id: int, by: str, kind: str, text: str) -> None:
-    store.append_event(
-        run_id, Event(type=EventType.MESSAGE, by=by, data={"kind": kind, "text": text})
-    )
+def _note(
+    store: RunStore, run_id: int, by: str, kind: str, text: str, mentions: Iterable[str] = ()
+) -> None:
+    """A note for the thread. ``mentions`` are the Slack user ids the bot itself wrote
+    as ``<@id>`` in ``text``: the reporter keeps those live and escapes the rest."""
+    data: dict[str, object] = {"kind": kind, "text": text}
+    if mentions:
+        data["mentions"] = sorted(set(mentions))
+    store.append_event(run_id, Event(type=EventType.MESSAGE, by=by, data=data))
+
+
+def _claim(store: RunStore, run_id: int, iteration: int, user: str) -> bool:
+    """Take the approve guard: one checked write that only succeeds while the run still
+    awaits a decision on ``iteration``. From then on a rework is refused (see
+    ``RunQueue.request_rework``) until the guard is released or lapses."""
+
+    def claim(run: Run) -> None:
+        if run.status is not RunStatus.AWAITING_DECISION or run.iteration != iteration:
+            raise InvalidTransition(run_id, run.status.value, "approving")
+        run.artifacts.approving = {
+            "by": user,
+            "iteration": iteration,
+            "at": utcnow().isoformat(),
+        }
+
+    try:
+        store.update(run_id, claim)
+    except InvalidTransition:
+        return False
+    return True
+
+
+def _release(store: RunStore, run_id: int) -> None:
+    def release(run: Run) -> None:
+        run.artifacts.approving = None
+
+    store.update(run_id, release)
 
 
 def approve(store: RunStore, forge: Forge, config: BlueprintConfig, run_id: int, user: str) -> Run:
-    """Mark the PR ready for review or merge it, then move the run to ``approved``."""
+    """Mark the PR ready for review or merge it, then move the run to ``approved``.
+
+    Between its checks and the forge call the run holds the approve guard, taken by a
+    checked write: a rework that lands before it makes the approve stand down, and one
+    that comes after it is refused. Any refusal or forge error releases it.
+    """
     run = store.get(run_id)
     if run.status is RunStatus.APPROVED:
         return run
@@ -58,12 +96,25 @@ def approve(store: RunStore, forge: Forge, config: BlueprintConfig, run_id: int,
             user,
             "approve_refused",
             f"<@{user}> may not approve {run.label}: only the requester or an approver can",
+            mentions=[user],
         )
         return run
     number = run.artifacts.pr_number
     if number is None:
         _note(store, run_id, user, "approve_refused", f"{run.label} has no pull request")
         return run
+    if not _claim(store, run_id, run.iteration, user):
+        current = store.get(run_id)
+        _note(
+            store,
+            run_id,
+            user,
+            "approve_refused",
+            f"{run.label} changed before it could be approved (it is now "
+            f"{current.status.value.replace('_', ' ')}, iteration {current.iteration}); "
+            "nothing was merged",
+        )
+        return current
     try:
         if config.require_github_write:
             login = config.user_map.get(user)
@@ -73,9 +124,12 @@ def approve(store: RunStore, forge: Forge, config: BlueprintConfig, run_id: int,
                     run_id,
                     user,
                     "approve_refused",
-                    f"<@{user}> has no GitHub account in AGENTS_USER_MAP, and approving "
-                    "needs write access on GitHub",
+                    f"<@{user}> has no GitHub login mapped, and approving needs write "
+                    f"access on GitHub (AGENTS_REQUIRE_GITHUB_WRITE). Ask an admin to add "
+                    f"`{user}=<github-login>` to AGENTS_USER_MAP; nothing was changed",
+                    mentions=[user],
                 )
+                _release(store, run_id)
                 return run
             if not may_approve(forge, run.repo, login):
                 _note(
@@ -85,6 +139,7 @@ def approve(store: RunStore, forge: Forge, config: BlueprintConfig, run_id: int,
                     "approve_refused",
                     f"GitHub user {login} has no write access to {run.repo}",
                 )
+                _release(store, run_id)
                 return run
         pr = forge_approve(
             forge,
@@ -99,6 +154,7 @@ def approve(store: RunStore, forge: Forge, config: BlueprintConfig, run_id: int,
             run_id,
             Event(type=EventType.ERROR, by=user, data={"kind": "approve_failed", "text": str(err)}),
         )
+        _release(store, run_id)
         return store.get(run_id)
     done = "merged" if pr.merged else "marked ready for review"
     try:
@@ -123,6 +179,7 @@ def rework(queue: RunQueue, config: BlueprintConfig, run_id: int, user: str, fee
             user,
             "rework_refused",
             f"<@{user}> may not rework {run.label}: only the requester or an approver can",
+            mentions=[user],
         )
         return run
     try:

@@ -16,10 +16,16 @@ of those. A run that cannot go on ends ``failed`` with the reason in its thread.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
+from core import logs
+from core.counters import Counters
 from core.exceptions import InvalidTransition
 from core.run import Budget, Run, RunStatus, Step
+from jobs import drain
 from jobs.blueprint.context import RunContext, StepFailed, Superseded
 from jobs.blueprint.deps import Deps
 from jobs.blueprint.models import CountingModel
@@ -31,8 +37,11 @@ from jobs.blueprint.steps.publish import publish
 from jobs.blueprint.steps.review import review
 from jobs.blueprint.steps.watch_ci import watch_ci
 from jobs.exceptions import AgentError, ForgeError
-from jobs.recovery import Heartbeat
-from sandboxes.exceptions import RepoCacheError, SandboxError
+from jobs.recovery import Heartbeat, hand_back
+from sandboxes.exceptions import RepoCacheError, SandboxError, SandboxGone
+
+if TYPE_CHECKING:
+    from jobs.queue import RunQueue
 
 log = logging.getLogger(__name__)
 
@@ -174,45 +183,99 @@ def _complete(ctx: RunContext, step: Step) -> None:
     ctx.save(completed)
 
 
-def run_steps(ctx: RunContext, session: SandboxSession) -> None:
+class Draining(Exception):
+    """The worker is shutting down: stop here, between steps, and hand the run back."""
+
+    def __init__(self, step: Step) -> None:
+        super().__init__(f"its worker is shutting down; resuming at {step.value} on another worker")
+        self.step = step
+
+
+def run_steps(ctx: RunContext, session: SandboxSession, *, drainable: bool = False) -> None:
+    """Run the steps not completed yet. ``drainable``: stop before a step once the
+    worker has been asked to shut down (:mod:`jobs.drain`), raising :class:`Draining`."""
     deps = ctx.deps
     for step, fn in STEPS:
         run = ctx.run()
         if step in run.artifacts.completed_steps:
             continue
+        if drainable and drain.requested():
+            raise Draining(step)
         try:
             run = deps.store.set_step(ctx.run_id, step, by=ctx.by)
         except InvalidTransition as err:  # cancelled or failed since the check above
             raise Superseded(str(err)) from None
         if deps.on_step is not None:
             deps.on_step(run, step)
+        with logs.bind(step=step.value):
+            with _timed(deps, step):
+                _run_step(ctx, session, step, fn)
+            _complete(ctx, step)
+
+
+class SandboxLost(Exception):
+    """The step's sandbox vanished under it: the Docker engine restarted, or the
+    container was removed or outlived its lifetime."""
+
+    def __init__(self, step: Step, err: SandboxGone) -> None:
+        super().__init__(f"the sandbox went away during {step.value} ({err})")
+        self.step = step
+
+
+def _run_step(ctx: RunContext, session: SandboxSession, step: Step, fn: StepFn) -> None:
+    try:
         fn(ctx, session)
-        _complete(ctx, step)
+    except SandboxGone as err:
+        raise SandboxLost(step, err) from err
 
 
-def _steps(deps: Deps, taken: Run, by: str) -> Run:
+@contextmanager
+def _timed(deps: Deps, step: Step) -> Iterator[None]:
+    """Add how long the step took, and whether it raised, to the fleet's totals."""
+    counters = Counters(deps.store.redis, prefix=deps.store.prefix)
+    started = time.monotonic()
+    try:
+        yield
+    except BaseException:
+        counters.observe_step(step.value, time.monotonic() - started, outcome="failed")
+        raise
+    counters.observe_step(step.value, time.monotonic() - started)
+
+
+def _steps(deps: Deps, taken: Run, by: str, *, drainable: bool) -> Run:
     with deps.models.open(taken) as model:
         counting = CountingModel(model, start=taken.artifacts.model_calls)
         ctx = RunContext(deps, taken.id, attempt=taken.attempts, by=by, model=counting)
         session = SandboxSession(ctx)
         try:
-            run_steps(ctx, session)
+            run_steps(ctx, session, drainable=drainable)
         finally:
             session.close()
         return await_decision(deps, ctx)
 
 
-def run_blueprint(deps: Deps, run_id: int, *, by: str = "worker", job_id: str | None = None) -> Run:
+def run_blueprint(
+    deps: Deps,
+    run_id: int,
+    *,
+    by: str = "worker",
+    job_id: str | None = None,
+    queue: RunQueue | None = None,
+) -> Run:
     """Run (or resume) ``run_id`` until it awaits a decision or ends; returns the run.
 
     Expected failures end the run ``failed`` with their message; a run that is
     cancelled or taken over meanwhile is left as it is. Anything else propagates (the
-    RQ failure callback records it).
+    RQ failure callback records it). With ``queue``, a worker asked to shut down stops
+    the run between two steps and hands it back to that queue.
     """
     store = deps.store
     attempt = expected_attempt(store.get(run_id))
     ttl = deps.config.heartbeat_seconds
-    with Heartbeat(store, run_id, attempt=attempt, ttl=ttl, job_id=job_id) as heartbeat:
+    with (
+        logs.bind(run_id=run_id),
+        Heartbeat(store, run_id, attempt=attempt, ttl=ttl, job_id=job_id) as heartbeat,
+    ):
         taken = start(deps, run_id, by=by)
         if taken is None:
             return store.get(run_id)
@@ -220,7 +283,17 @@ def run_blueprint(deps: Deps, run_id: int, *, by: str = "worker", job_id: str | 
             heartbeat.attempt = taken.attempts
             heartbeat.beat()
         try:
-            return _steps(deps, taken, by)
+            return _steps(deps, taken, by, drainable=queue is not None)
+        except Draining as err:
+            assert queue is not None
+            hand_back(store, queue, run_id, attempts=taken.attempts, reason=str(err), by=by)
+        except SandboxLost as err:
+            # Resumed by a new job, as after a crash: a new sandbox from the run record.
+            if queue is not None and taken.attempts < deps.config.max_attempts:
+                why = f"{err}; resuming at {err.step.value} in a new sandbox"
+                hand_back(store, queue, run_id, attempts=taken.attempts, reason=why, by=by)
+            else:
+                fail(deps, run_id, taken.attempts, by, str(err))
         except EXPECTED as err:
             log.info("run #%d failed: %s", run_id, err)
             fail(deps, run_id, taken.attempts, by, _reason(err))

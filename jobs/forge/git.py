@@ -78,9 +78,13 @@ def slugify(text: str, max_length: int = SLUG_MAX) -> str:
     return slug or "change"
 
 
-def branch_name(run_id: int, request: str, prefix: str = BRANCH_PREFIX) -> str:
-    """``agents/<id>-<slug>``: stable for a run, so re-running publish finds its branch."""
-    return f"{prefix}/{run_id}-{slugify(request)}"
+def branch_name(run_id: int, request: str, prefix: str = BRANCH_PREFIX, *, nonce: str = "") -> str:
+    """``agents/<id>-<nonce>-<slug>``: stable for a run, so re-running publish finds its
+    branch. ``nonce`` names the run store (:attr:`core.store.RunStore.nonce`): run ids
+    count from 1 in every store, so two stores publishing to one repository would
+    otherwise both claim ``agents/1-...``."""
+    middle = f"{run_id}-{nonce}" if nonce else str(run_id)
+    return f"{prefix}/{middle}-{slugify(request)}"
 
 
 _BRANCH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]*")
@@ -99,9 +103,12 @@ def check_branch(branch: str) -> str:
     return branch
 
 
-def run_marker(run_id: int, iteration: int) -> str:
-    """The trailer that makes a published commit recognisable after a crash."""
-    return f"{RUN_TRAILER}: #{run_id} iteration {iteration}"
+def run_marker(run_id: int, iteration: int, *, nonce: str = "") -> str:
+    """The trailer that makes a published commit recognisable after a crash:
+    ``Agents-Run: #<id>@<nonce> iteration <n>`` (the nonce names the run store, as in
+    :func:`branch_name`, so another store's run #<id> is never mistaken for this one)."""
+    label = f"#{run_id}@{nonce}" if nonce else f"#{run_id}"
+    return f"{RUN_TRAILER}: {label} iteration {iteration}"
 
 
 def subject_line(text: str, max_length: int = SUBJECT_MAX) -> str:
@@ -121,6 +128,7 @@ def commit_message(
     requester: str | None = None,
     thread_url: str | None = None,
     co_authors: Iterable[Identity] = (),
+    nonce: str = "",
 ) -> str:
     """Subject and body from the agent's summary, then the run's trailers.
 
@@ -143,7 +151,7 @@ def commit_message(
         credit.append(f"in {thread_url}" if requester else f"Requested in {thread_url}")
     if credit:
         parts.append(" ".join(credit) + ".")
-    trailers = [run_marker(run_id, iteration)]
+    trailers = [run_marker(run_id, iteration, nonce=nonce)]
     seen: set[str] = set()
     for person in co_authors:
         if person.email.lower() not in seen:

@@ -80,7 +80,11 @@ class LocalForge:
     def _existing(self, repo: str) -> Path:
         path = self.repo_path(repo)
         if not (path / "HEAD").is_file():
-            raise ForgeRejected(f"{repo}: no such repository in {self.root}", status=404)
+            raise ForgeRejected(
+                f"{repo}: no such repository on the local forge; check the owner/name in the "
+                "request, or ask an admin to create it",
+                status=404,
+            )
         return path
 
     def create_repo(

@@ -3,10 +3,10 @@
 Each function is safe to run again after a crash, which is how the blueprint resumes a
 run from its last completed step:
 
-* :func:`publish` recognises its own commit on the forge (the ``Agents-Run: #<id>
-  iteration <n>`` trailer) and the open PR for its branch, so a second run neither
-  commits, pushes nor opens anything twice. Rework adds a commit on top of the pushed
-  head; nothing is ever force-pushed.
+* :func:`publish` recognises its own commit on the forge (the ``Agents-Run:
+  #<id>@<store nonce> iteration <n>`` trailer) and the open PR for its branch, so a
+  second run neither commits, pushes nor opens anything twice. Rework adds a commit on
+  top of the pushed head; nothing is ever force-pushed.
 * :func:`watch_ci` only reads.
 * :func:`approve` checks the PR's state before each write.
 """
@@ -66,10 +66,12 @@ class PublishRequest:
     thread_url: str | None = None
     co_authors: Sequence[Identity] = ()
     author: Identity = BOT_IDENTITY
+    #: The run store's nonce (branch name and commit trailer), see ``gitops.branch_name``.
+    nonce: str = ""
 
     @property
     def branch_name(self) -> str:
-        return self.branch or gitops.branch_name(self.run_id, self.request)
+        return self.branch or gitops.branch_name(self.run_id, self.request, nonce=self.nonce)
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ def publish(
     """
     branch = req.branch_name
     base = req.base_branch or forge.default_branch(req.repo)
-    marker = gitops.run_marker(req.run_id, req.iteration)
+    marker = gitops.run_marker(req.run_id, req.iteration, nonce=req.nonce)
     notes: list[str] = []
 
     gitops.init_workdir(workdir, reference)
@@ -153,6 +155,7 @@ def publish(
             requester=req.requester,
             thread_url=req.thread_url,
             co_authors=req.co_authors,
+            nonce=req.nonce,
         )
         sha = gitops.commit_patch(
             workdir,

@@ -114,11 +114,14 @@ class Workers:
     #: Work horses the test paused: killed at the end, whatever happened.
     horses: list[int] = field(default_factory=list)
 
-    def start(self, env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
+    def start(
+        self, env: dict[str, str], name: str, module: str = "cli.main"
+    ) -> subprocess.Popen[bytes]:
+        """``module``: what runs ``worker`` (tests.reliability.fault_worker adds hooks)."""
         log = self.tmp / f"worker-{name}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "cli.main", "worker", "--name", f"{name}-{os.getpid()}"],
+                [sys.executable, "-m", module, "worker", "--name", f"{name}-{os.getpid()}"],
                 cwd=ROOT,
                 env=env,
                 stdout=out,
@@ -149,9 +152,10 @@ class Workers:
 
 def is_worker_process(pid: int) -> bool:
     try:
-        return b"cli.main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+    return b"cli.main" in cmdline or b"tests.reliability.fault_worker" in cmdline
 
 
 def kill_group(pgid: int) -> None:

@@ -81,7 +81,7 @@ def test_requests_become_prs_then_approve_merges_and_rework_adds_a_commit(
     assert done.artifacts.completed_steps == ALL_STEPS
     pr = forge.get_pr(REPO, done.artifacts.pr_number or 0)
     assert pr.draft
-    assert pr.branch == "agents/1-make-the-retry-limit-configurable"
+    assert pr.branch == f"agents/1-{store.nonce}-make-the-retry-limit-configurable"
     diff = git(bare, "diff", f"main...{pr.branch}")
     assert "+    max_attempts: int = MAX_ATTEMPTS," in diff
     assert "+def test_the_limit_is_configurable() -> None:" in diff
@@ -133,7 +133,7 @@ def test_requests_become_prs_then_approve_merges_and_rework_adds_a_commit(
     assert branch == first.artifacts.branch
     messages = commits(bare, branch, base=first.artifacts.base_commit or "main")
     assert len(messages) == 2
-    assert "Agents-Run: #3 iteration 2" in messages[1]
+    assert f"Agents-Run: #3@{store.nonce} iteration 2" in messages[1]
     git(bare, "merge-base", "--is-ancestor", head, again.artifacts.head_sha or "")
     reworked = forge.get_pr(REPO, again.artifacts.pr_number or 0)
     assert reworked.number == first.artifacts.pr_number
@@ -238,7 +238,8 @@ def test_a_worker_killed_during_agent_checks_or_publish_is_recovered(
     # Exactly one PR and one commit per run.
     prs = forge.list_prs(REPO)
     assert sorted(pr.branch for pr in prs) == sorted(
-        f"agents/{run_id}-make-the-retry-limit-configurable" for run_id in runs.values()
+        f"agents/{run_id}-{store.nonce}-make-the-retry-limit-configurable"
+        for run_id in runs.values()
     )
     for pr in prs:
         assert len(commits(forge.repo_path(REPO), pr.branch)) == 1

@@ -33,7 +33,7 @@ def test_a_clean_change_ends_in_a_draft_pr_awaiting_a_decision(harness: Harness)
     assert final.artifacts.completed_steps == ALL_STEPS
     assert final.attempts == 1
     a = final.artifacts
-    assert a.branch == "agents/1-make-the-retry-limit-configurable"
+    assert a.branch == f"agents/1-{harness.store.nonce}-make-the-retry-limit-configurable"
     assert a.patch is not None
     assert "max_attempts: int = MAX_ATTEMPTS" in a.patch
     assert a.model_calls == 6
@@ -64,7 +64,7 @@ def test_a_clean_change_ends_in_a_draft_pr_awaiting_a_decision(harness: Harness)
     bare = harness.forge.repo_path(REPO)
     [message] = commits(bare, a.branch)
     assert message.startswith("Made the retry limit configurable")
-    assert "Agents-Run: #1 iteration 1" in message
+    assert f"Agents-Run: #1@{harness.store.nonce} iteration 1" in message
 
     events = harness.store.events(run.id)
     steps = [e.data["step"] for e in events if e.type is EventType.STEP]
@@ -303,7 +303,7 @@ def test_rework_adds_a_second_commit_to_the_same_branch(harness: Harness) -> Non
     bare = harness.forge.repo_path(REPO)
     messages = commits(bare, a.branch or "")
     assert len(messages) == 2
-    assert "Agents-Run: #1 iteration 2" in messages[1]
+    assert f"Agents-Run: #1@{harness.store.nonce} iteration 2" in messages[1]
     # No force push: the first commit is still an ancestor of the new head.
     from tests.blueprint.helpers import git
 
@@ -318,6 +318,4 @@ def test_rework_adds_a_second_commit_to_the_same_branch(harness: Harness) -> Non
     events = harness.store.events(run.id)
     assert len([e for e in events if e.type is EventType.ARTIFACT]) == 1
     [updated] = [e for e in events if e.data.get("kind") == "pr_updated"]
-    assert (
-        updated.data["text"] == "pushed iteration 2 to agents/1-make-the-retry-limit-configurable"
-    )
+    assert updated.data["text"] == f"pushed iteration 2 to {a.branch}"

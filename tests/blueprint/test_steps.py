@@ -97,7 +97,7 @@ def test_the_safety_gate_blocks_an_aws_key(harness: Harness) -> None:
     assert final.error.startswith("the diff safety gate refused to push: possible AWS access key")
     assert "retrying/settings.py:1" in final.error
     assert AWS_KEY not in final.error
-    assert harness.forge.remote_head(REPO, "agents/1-add-settings") is None
+    assert harness.forge.remote_head(REPO, f"agents/1-{harness.store.nonce}-add-settings") is None
     assert harness.forge.list_prs(REPO) == []
     [gate] = [e for e in harness.store.events(final.id) if e.type is EventType.ERROR]
     assert gate.data["kind"] == "safety_gate"
@@ -144,7 +144,8 @@ def test_ci_is_watched_and_recorded(harness: Harness) -> None:
 
     def report_ci() -> None:
         while not stop.wait(0.05):
-            head = harness.forge.remote_head(REPO, "agents/1-make-the-retry-limit-configurable")
+            branch = f"agents/1-{harness.store.nonce}-make-the-retry-limit-configurable"
+            head = harness.forge.remote_head(REPO, branch)
             if head:
                 harness.forge.set_checks(REPO, head, [CheckRun(name="ci/test", state="success")])
                 return
@@ -172,7 +173,7 @@ def test_failed_ci_gets_one_fix_round_pushed_as_a_new_commit(harness: Harness) -
     ]
     harness.script(script("clean") + fix)
     run = harness.create(CLEAN_REQUEST)
-    branch = "agents/1-make-the-retry-limit-configurable"
+    branch = f"agents/1-{harness.store.nonce}-make-the-retry-limit-configurable"
     stop = threading.Event()
 
     def report_ci() -> None:

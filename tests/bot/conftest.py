@@ -61,7 +61,7 @@ def harness(real_redis_conn: redis.Redis, request: pytest.FixtureRequest) -> Ite
     client = make_client(emu.bot_token, emu.api_url)
     executor = ThreadPoolExecutor(max_workers=1)
     app = create_app(services, client, listener_executor=executor)
-    server = serve(wsgi_app(app, lambda: True), "127.0.0.1", 0)
+    server = serve(wsgi_app(app, lambda: None), "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     emu.bot_url = f"http://127.0.0.1:{server.server_port}/slack/events"

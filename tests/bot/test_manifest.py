@@ -22,7 +22,8 @@ def test_events_scopes_command_and_modes() -> None:
     assert settings["socket_mode_enabled"]
     scopes = set(MANIFEST["oauth_config"]["scopes"]["bot"])
     # chat.postMessage/update/postEphemeral, reactions.add/remove, views.open,
-    # conversations.replies in channels, private channels and DMs, users.info.
+    # conversations.replies in channels, private channels and DMs, users.info;
+    # conversations.info and .members (who may see a private channel's runs).
     assert scopes >= {
         "app_mentions:read",
         "chat:write",
@@ -32,6 +33,8 @@ def test_events_scopes_command_and_modes() -> None:
         "groups:history",
         "im:history",
         "users:read",
+        "channels:read",
+        "groups:read",
     }
     (command,) = MANIFEST["features"]["slash_commands"]
     assert command["command"] == BotSettings.model_fields["command"].default

@@ -6,14 +6,17 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from bot.reporter import Reporter
+from bot.slack_client import make_client
 from core.events import Event, EventType
 from core.run import Run, RunStatus, Step
 from tests.bot.conftest import ALICE, GENERAL, Harness
+from tests.reliability.harness import record_fault
 
 pytestmark = pytest.mark.redis
 
@@ -172,6 +175,14 @@ def test_429_500_and_dropped_connections_still_land(
     injected = [c for c in h.emu.calls() if c.injected]
     assert {c.status for c in injected} >= {429, 500}
     assert replies(h, ts).count(":x: #1 failed: out of budget") == 1
+    record_fault(
+        "Slack 429 (Retry-After) / 500 / dropped connection",
+        "Slack emulator: two 429s on chat.update, a 500 and a dropped connection on "
+        "chat.postMessage, while the reporter draws a run to its failure",
+        1,
+        "every update landed, the failure reply once; the reporter kept running",
+        rank=5,
+    )
 
 
 def test_two_replicas_never_post_the_same_milestone(harness: Harness) -> None:
@@ -210,3 +221,98 @@ def test_a_failed_approval_is_told_in_the_thread(harness: Harness) -> None:
     )
     drain(reporter)
     assert replies(h, ts) == [":warning: merge refused: &lt;conflict&gt;"]
+
+
+def test_entries_a_dead_replica_read_but_never_drew_are_drawn_by_another(
+    harness: Harness,
+) -> None:
+    """Feed entries are acknowledged only once drawn: a replica that read them and died
+    (its draw failed first) leaves them pending, and a live replica claims them."""
+    h = harness
+    store = h.services.store
+    no_retries = make_client(h.emu.bot_token, h.emu.api_url, max_retries=0)
+    dead = Reporter(store, no_retries, consumer="dead", min_interval=0.05)
+    dead.ensure_group()
+    ts, run = start_run(h)
+    store.transition(run.id, RunStatus.FAILED, by="worker", reason="boom")
+    h.emu.fail_next("chat.postMessage", status=500)
+    dead.poll(block_ms=200)
+    assert dead.dirty == {run.id}  # read, not drawn; then this replica dies
+    assert replies(h, ts) == []
+
+    live = Reporter(store, h.client, consumer="live", min_interval=0.05, claim_idle_ms=0)
+    drain(live)
+    assert replies(h, ts) == [":x: #1 failed: boom"]
+    pending: Any = store.redis.xpending(store.feed_key, "reporter")
+    assert pending["pending"] == 0
+    record_fault(
+        "bot dies between reading and drawing",
+        "a reporter reads the feed, its draw gets a Slack 500, and it is dropped",
+        1,
+        "the entries stayed pending; another replica claimed and drew them",
+        rank=6,
+    )
+
+
+def test_the_lock_is_kept_while_slack_makes_a_draw_wait(harness: Harness) -> None:
+    """Two 429s with Retry-After: 1 keep one draw busy for over 2 s, far past a 300 ms
+    lock: the lock is renewed, so no other replica draws (and posts) meanwhile."""
+    h = harness
+    store = h.services.store
+    slow = Reporter(store, h.client, consumer="slow", min_interval=0.05, lock_ms=300)
+    slow.ensure_group()
+    ts, run = start_run(h)
+    store.transition(run.id, RunStatus.FAILED, by="worker", reason="boom")
+    h.emu.fail_next("chat.postMessage", status=429, retry_after=1, count=2)
+    drawing = threading.Thread(target=drain, args=(slow,))
+    drawing.start()
+    try:
+        h.wait(
+            lambda: len([c for c in h.emu.calls("chat.postMessage") if c.injected]) == 2,
+            "the second 429",
+        )
+        # A second into the draw, more than three lock lifetimes: still held.
+        assert store.redis.get(f"{store.prefix}:reporter:lock:{run.id}") is not None
+        other = Reporter(store, h.client, consumer="other", min_interval=0.05)
+        store.redis.delete(f"{store.prefix}:reporter:rate:{run.id}")
+        assert other.draw(run.id) is False
+    finally:
+        drawing.join(timeout=60)
+    assert replies(h, ts) == [":x: #1 failed: boom"]
+    record_fault(
+        "Slack 429s longer than the reporter's lock",
+        "two 429 with Retry-After: 1 while the per-run lock lives 300 ms",
+        1,
+        "the lock was renewed; a second replica could not draw; the reply posted once",
+        rank=7,
+    )
+
+
+def test_a_run_whose_first_status_message_failed_is_drawn_by_the_reporter(
+    harness: Harness,
+) -> None:
+    h = harness
+    store = h.services.store
+    h.emu.fail_next("chat.postMessage", error="fatal_error")  # the bot's status message
+    ts, _ = h.emu.mention(ALICE, GENERAL, "in acme/api: make the retry limit configurable")
+    h.settle()
+    run = store.find_by_thread(GENERAL, ts)
+    assert run is not None
+    assert run.status_ts is None
+    reporter = Reporter(store, h.client, min_interval=0.05, status_grace=timedelta(0))
+    reporter.ensure_group()
+    reporter.dirty.add(run.id)
+    drain(reporter)
+    drawn = store.get(run.id)
+    assert drawn.status_ts is not None
+    status = h.emu.message(GENERAL, drawn.status_ts)
+    assert status is not None
+    assert status.get("thread_ts") == ts
+    assert "#1" in str(status["blocks"])
+    record_fault(
+        "first status message fails",
+        "the bot's chat.postMessage for the status message answers an error",
+        1,
+        "the reporter posted the status message itself and drew the run",
+        rank=8,
+    )

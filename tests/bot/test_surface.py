@@ -247,7 +247,14 @@ def test_stale_buttons_say_already(harness: Harness) -> None:
     for action in ("agents_approve", "agents_rework", "agents_cancel"):
         h.emu.click(ALICE, GENERAL, message, action)
     h.settle()
-    assert ephemeral_texts(h, ALICE) == ["#1 is already approved."] * 3
+    assert (
+        ephemeral_texts(h, ALICE)
+        == [
+            "#1 is already approved. Its buttons do nothing now. To ask for something new, "
+            "mention me in a new message."
+        ]
+        * 3
+    )
     assert h.emu.views() == []
 
 

@@ -19,7 +19,7 @@ from bot.listeners.views.rework import rework_modal
 from bot.requests import may_decide
 from bot.services import Services
 from core.exceptions import InvalidTransition, RunNotFound
-from core.run import Run, RunStatus
+from core.run import Run, RunStatus, approval_in_progress
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,12 @@ def _decidable(
 
 
 def _stale(run: Run, body: dict[str, Any], client: WebClient) -> str:
-    ephemeral(client, body, f"{run.label} is {_ALREADY.get(run.status, run.status.value)}.")
+    text = f"{run.label} is {_ALREADY.get(run.status, run.status.value)}."
+    if run.status.is_final:
+        text += (
+            " Its buttons do nothing now. To ask for something new, mention me in a new message."
+        )
+    ephemeral(client, body, text)
     return "stale"
 
 
@@ -119,6 +124,9 @@ def handle_rework(body: dict[str, Any], client: WebClient, services: Services) -
         return _stale(run, body, client)
     if _older_iteration(run, body, client):
         return "older"
+    if approval_in_progress(run):
+        ephemeral(client, body, f"{run.label} is being approved; it can't be reworked now.")
+        return "approving"
     client.views_open(trigger_id=body["trigger_id"], view=rework_modal(run))
     return "modal"
 

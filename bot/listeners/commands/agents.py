@@ -5,17 +5,24 @@ Every reply is ephemeral; an unknown subcommand gets the help text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rq import Queue
 from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
 
 from bot.blocks import escape, run_detail_blocks, status_blocks, text_message
 from bot.requests import may_decide
 from bot.services import Services
 from core.exceptions import InvalidTransition, RunNotFound
 from core.projection import project
+from core.run import Run
 from jobs.status import collect
+
+#: Every subcommand ``/agents`` knows; anything else gets the help text. Tests try each
+#: one as an unauthorized user, so a new one can't skip the authorization checks.
+SUBCOMMANDS = ("status", "cancel", "help")
 
 
 def help_text(command: str) -> str:
@@ -33,14 +40,23 @@ def _run_id(word: str) -> int | None:
     return int(word) if word.isdigit() else None
 
 
-def handle_command(user: str, text: str, services: Services) -> tuple[str, list[dict[str, Any]]]:
-    """The ephemeral reply to ``/agents <text>`` from ``user``."""
+def handle_command(
+    user: str,
+    text: str,
+    services: Services,
+    visible: Callable[[Run], bool] | None = None,
+) -> tuple[str, list[dict[str, Any]]]:
+    """The ephemeral reply to ``/agents <text>`` from ``user``.
+
+    ``visible`` says which runs ``user`` may see in detail (see
+    :meth:`Services.visibility`); None shows all.
+    """
     command = services.settings.command
     words = text.split()
     verb = words[0].lower() if words else "help"
     if verb == "status" and len(words) == 1:
         queue = Queue(services.settings.queue, connection=services.connection)
-        return status_blocks(collect(services.store, queue))
+        return status_blocks(collect(services.store, queue), visible)
     if verb in ("status", "cancel") and len(words) == 2:
         run_id = _run_id(words[1])
         if run_id is None:
@@ -51,6 +67,11 @@ def handle_command(user: str, text: str, services: Services) -> tuple[str, list[
             run = services.store.get(run_id)
         except RunNotFound:
             return text_message(f"There is no run #{run_id} (or its record has expired).")
+        if verb == "status" and visible is not None and not visible(run):
+            return text_message(
+                f"{run.label} was asked in a private channel or DM you're not in, so I "
+                "won't show it. Ask its requester, or an approver, to look it up."
+            )
         if verb == "status":
             view = project(run, services.store.tail_events(run.id, 50))
             return run_detail_blocks(view, services.store.tail_events(run.id, 10))
@@ -72,7 +93,9 @@ def handle_command(user: str, text: str, services: Services) -> tuple[str, list[
 
 def register(app: App, services: Services) -> None:
     @app.command(services.settings.command)
-    def on_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+    def on_command(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ack()
-        fallback, blocks = handle_command(command["user_id"], command.get("text", ""), services)
+        user = command["user_id"]
+        visible = services.visibility(client, user)
+        fallback, blocks = handle_command(user, command.get("text", ""), services, visible)
         respond(text=fallback, blocks=blocks, response_type="ephemeral")

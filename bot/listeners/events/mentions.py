@@ -8,6 +8,7 @@ happens on a worker.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from slack_bolt import App
@@ -15,11 +16,20 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import escape, run_message, text_message
-from bot.requests import USAGE, Ask, Help, may_ask, may_decide, parse, strip_mentions
+from bot.requests import (
+    MAX_REQUEST_CHARS,
+    USAGE,
+    Ask,
+    Help,
+    may_ask,
+    may_decide,
+    parse,
+    strip_mentions,
+)
 from bot.services import Services
 from core.exceptions import InvalidTransition, ThreadAlreadyHasRun
 from core.projection import project
-from core.run import Run, RunStatus
+from core.run import Run, RunStatus, approval_in_progress
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +42,18 @@ def reply(client: WebClient, channel: str, thread_ts: str, text: str) -> None:
     client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=fallback, blocks=blocks)
 
 
-def thread_context(client: WebClient, channel: str, thread_ts: str, before: str) -> str | None:
-    """The thread's earlier messages as ``<@user>: text`` lines, newest kept, bounded."""
+def thread_context(
+    client: WebClient,
+    channel: str,
+    thread_ts: str,
+    before: str,
+    allowed_users: Collection[str] = (),
+) -> str | None:
+    """The thread's earlier messages as ``<@user>: text`` lines, newest kept, bounded.
+
+    With an allow-list (AGENTS_ALLOWED_USERS), only its users' messages are kept: someone
+    who may not ask the bot for anything can't steer a run through the thread either.
+    """
     try:
         response = client.conversations_replies(channel=channel, ts=thread_ts, limit=100)
     except SlackApiError as exc:
@@ -44,6 +64,7 @@ def thread_context(client: WebClient, channel: str, thread_ts: str, before: str)
         f"<@{m.get('user') or m.get('bot_id') or '?'}>: {m.get('text', '')}"
         for m in messages
         if float(m.get("ts", "0")) < float(before)
+        and (not allowed_users or m.get("user") in allowed_users)
     ][-MAX_CONTEXT_MESSAGES:]
     text = "\n".join(lines)
     return text[-MAX_CONTEXT_CHARS:] if text else None
@@ -77,7 +98,11 @@ def handle_message(event: dict[str, Any], client: WebClient, services: Services)
     if not isinstance(parsed, Ask):
         reply(client, channel, reply_to, parsed.message)
         return None
-    context = thread_context(client, channel, thread_ts, ts) if thread_ts else None
+    context = (
+        thread_context(client, channel, thread_ts, ts, services.settings.allowed_users)
+        if thread_ts
+        else None
+    )
     try:
         run = services.store.create(
             requester=user,
@@ -111,6 +136,16 @@ def follow_up(run: Run, user: str, text: str, client: WebClient, services: Servi
     """A mention in a run's thread never forks a second run: it feeds the first one."""
     channel, thread_ts = run.channel or "", run.thread_ts or ""
     feedback = strip_mentions(text)
+    if len(feedback) > MAX_REQUEST_CHARS and not run.status.is_final:
+        reply(
+            client,
+            channel,
+            thread_ts,
+            f"That message is {len(feedback):,} characters; I take at most "
+            f"{MAX_REQUEST_CHARS:,} for {run.label}, so I didn't use it. Put the details in "
+            "an issue or a file in the repository and point me at it.",
+        )
+        return
     if run.status is RunStatus.AWAITING_DECISION:
         if not may_decide(user, run.requester, services.settings):
             reply(
@@ -126,7 +161,13 @@ def follow_up(run: Run, user: str, text: str, client: WebClient, services: Servi
         try:
             reworked = services.queue.request_rework(run.id, by=user, feedback=feedback)
         except InvalidTransition:
-            reply(client, channel, thread_ts, f"{run.label} is no longer awaiting a decision.")
+            current = services.store.get(run.id)
+            why = (
+                "is being approved"
+                if approval_in_progress(current)
+                else "is no longer awaiting a decision"
+            )
+            reply(client, channel, thread_ts, f"{run.label} {why}; your feedback was not used.")
             return
         reply(
             client,

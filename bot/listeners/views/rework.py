@@ -14,7 +14,7 @@ from bot.listeners.events.mentions import reply
 from bot.requests import may_decide
 from bot.services import Services
 from core.exceptions import InvalidTransition, RunNotFound
-from core.run import Run
+from core.run import Run, approval_in_progress
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,22 @@ def handle_submission(
     try:
         run_id = int(json.loads(view["private_metadata"])["run"])
         run = services.store.get(run_id)
-    except (ValueError, KeyError, RunNotFound):
+    except (ValueError, KeyError, TypeError, RunNotFound):
         log.warning("rework submitted for an unknown run: %r", view.get("private_metadata"))
+        client.chat_postEphemeral(
+            channel=user,
+            user=user,
+            text="That run no longer exists (its record has expired); your feedback was not used.",
+        )
         return "missing"
     if not may_decide(user, run.requester, services.settings):
+        client.chat_postEphemeral(
+            channel=run.channel or user,
+            user=user,
+            thread_ts=run.thread_ts,
+            text=f"Only <@{run.requester}> (who asked) or an approver can rework {run.label}. "
+            "Your feedback was not used; nothing was changed.",
+        )
         return "refused"
     try:
         reworked = services.queue.request_rework(run.id, by=user, feedback=feedback)
@@ -82,7 +94,7 @@ def handle_submission(
             channel=run.channel or user,
             user=user,
             thread_ts=run.thread_ts,
-            text=f"{run.label} is no longer awaiting a decision; your feedback was not used.",
+            text=_not_reworked(services.store.get(run.id)),
         )
         return "stale"
     reply(
@@ -93,6 +105,15 @@ def handle_submission(
         f"{reworked.iteration} on the same branch.",
     )
     return "reworking"
+
+
+def _not_reworked(run: Run) -> str:
+    if approval_in_progress(run):
+        return f"{run.label} is being approved; your feedback was not used."
+    return (
+        f"{run.label} is no longer awaiting a decision (it is "
+        f"{run.status.value.replace('_', ' ')}); your feedback was not used."
+    )
 
 
 def register(app: App, services: Services) -> None:

@@ -81,6 +81,7 @@ def push(
         requester=f"@{login}" if login else None,
         thread_url=thread_url(run, deps.config.slack_url),
         co_authors=co_author(login),
+        nonce=deps.store.nonce,
     )
     workdir = deps.workdir / f"run-{run.id}"
     reference = mirror if (mirror / "HEAD").is_file() else None

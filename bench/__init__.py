@@ -1,0 +1,1 @@
+"""Benchmarks: every hop of a run against its physical baseline (``python -m bench``)."""
