@@ -14,7 +14,15 @@ Nothing is lost when a bot dies or Slack misbehaves:
   several 429 ``Retry-After`` answers, and the lock must not lapse meanwhile (another
   replica would then post the same milestone);
 - a run whose first status message was never posted (the bot's ``chat.postMessage``
-  failed for good) gets one from the reporter after ``status_grace``.
+  failed for good, or is still retrying) gets one from the reporter after
+  ``status_grace``; the bot and the reporter both claim ``status_ts`` with a checked
+  write, and whichever loses deletes the message it just posted, so one survives.
+
+Nor does a thread that can't be drawn hold the feed up forever: a Slack answer no
+retry will change (the channel is gone or archived, the bot was removed, the status
+message was deleted) ends that draw, its entries are acknowledged, and the run is
+marked so later entries cost no Slack call; other failures are retried with backoff,
+at most ``max_failed_draws`` times in a row, then given up the same way.
 """
 
 from __future__ import annotations
@@ -64,6 +72,38 @@ return 0
 CLAIM_IDLE_MS = 60_000
 #: How long the bot has to post a run's first status message before the reporter does.
 STATUS_GRACE = timedelta(seconds=15)
+#: Failed draws of one run in a row (each after the client's own retries) before its
+#: entries are acknowledged anyway.
+MAX_FAILED_DRAWS = 8
+#: Longest wait between two failed draws of a run.
+MAX_BACKOFF = 60.0
+
+#: Slack errors meaning the run's thread can't be drawn any more: the reporter stops.
+THREAD_GONE = frozenset(
+    {
+        "channel_not_found",
+        "is_archived",
+        "not_in_channel",
+        "thread_not_found",
+        "restricted_action",
+        "team_access_not_granted",
+    }
+)
+#: Slack errors meaning the status message can't be updated any more (deleted, or not
+#: the bot's): later draws still post milestones, but no longer update it.
+STATUS_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+#: Other answers no retry will change (the request itself is refused): the draw ends.
+REFUSED = frozenset(
+    {
+        "invalid_blocks",
+        "invalid_attachments",
+        "msg_too_long",
+        "no_text",
+        "invalid_arguments",
+        "too_many_attachments",
+        "messages_tab_disabled",
+    }
+)
 
 
 def milestone(event: Event, run: Run) -> tuple[str, list[dict[str, Any]]] | None:
@@ -103,6 +143,29 @@ def milestone(event: Event, run: Run) -> tuple[str, list[dict[str, Any]]] | None
     return None
 
 
+def slack_error(exc: SlackApiError) -> str:
+    """The error code of a Slack answer (never its headers or the request)."""
+    return str(exc.response.get("error") or f"http_{exc.response.status_code}")
+
+
+def claim_status_message(
+    store: RunStore, client: WebClient, run_id: int, channel: str, ts: str
+) -> Run:
+    """Record the just-posted message ``ts`` as the run's status message, unless another
+    one got there first (the bot's, late, or the reporter's, after the grace): then
+    delete ``ts``, so the thread keeps exactly one status message. Returns the run."""
+    kept = store.claim_status_ts(run_id, ts)
+    if kept.status_ts != ts:
+        log.info("run #%s already has a status message; deleting the second one", run_id)
+        try:
+            client.chat_delete(channel=channel, ts=ts)
+        except SlackApiError as exc:
+            log.warning(
+                "run #%s: could not delete a second status message (%s)", run_id, slack_error(exc)
+            )
+    return kept
+
+
 def _plain_url(url: str) -> bool:
     return url.startswith(("https://", "http://")) and not any(c in url for c in "<>| \n")
 
@@ -127,6 +190,7 @@ class Reporter:
         lock_ms: int = LOCK_MS,
         claim_idle_ms: int = CLAIM_IDLE_MS,
         status_grace: timedelta = STATUS_GRACE,
+        max_failed_draws: int = MAX_FAILED_DRAWS,
     ) -> None:
         self.store = store
         self.redis: redis.Redis = store.redis
@@ -137,9 +201,13 @@ class Reporter:
         self.lock_ms = lock_ms
         self.claim_idle_ms = claim_idle_ms
         self.status_grace = status_grace
+        self.max_failed_draws = max_failed_draws
         self.dirty: set[int] = set()
         #: Feed entries read but not acknowledged yet, by run: acked once it is drawn.
-        self.unacked: dict[int, list[Any]] = {}
+        self.unacked: dict[int, set[Any]] = {}
+        #: Failed draws in a row, and when the next may be tried, by run.
+        self.failures: dict[int, int] = {}
+        self._retry_at: dict[int, float] = {}
         self._release = self.redis.register_script(_RELEASE)
         self._renew = self.redis.register_script(_RENEW)
         self._group_ready = False
@@ -170,8 +238,9 @@ class Reporter:
         self.last_read = sum(len(entries) for _stream, entries in replies or [])
         for _stream, entries in replies or []:
             self._take(entries)
+        now = self.clock()
         for run_id in sorted(self.dirty):
-            if self.draw(run_id):
+            if now >= self._retry_at.get(run_id, 0.0) and self.draw(run_id):
                 self.dirty.discard(run_id)
                 self._ack(run_id)
         return len(self.dirty)
@@ -184,12 +253,14 @@ class Reporter:
                 continue
             run_id = int(raw)
             self.dirty.add(run_id)
-            self.unacked.setdefault(run_id, []).append(entry_id)
+            self.unacked.setdefault(run_id, set()).add(entry_id)
 
     def _ack(self, run_id: int) -> None:
-        ids = self.unacked.pop(run_id, [])
+        self.failures.pop(run_id, None)
+        self._retry_at.pop(run_id, None)
+        ids = self.unacked.pop(run_id, set())
         if ids:
-            self.redis.xack(self.store.feed_key, GROUP, *ids)
+            self.redis.xack(self.store.feed_key, GROUP, *sorted(ids))
 
     def _claim_abandoned(self) -> None:
         """Take over entries another replica read and never drew (it died), and, on the
@@ -214,7 +285,8 @@ class Reporter:
                 return
 
     def draw(self, run_id: int) -> bool:
-        """Bring one thread up to date. False means "not now, try again shortly"."""
+        """Bring one thread up to date. False means "not now, try again shortly"; True,
+        that the run's entries may be acknowledged (drawn, or given up for good)."""
         if not self.redis.set(self._key("rate", run_id), 1, nx=True, px=self.min_interval_ms):
             return False
         token = uuid.uuid4().hex
@@ -225,13 +297,34 @@ class Reporter:
             with self._renewing(lock, token):
                 return self._draw_locked(run_id)
         except SlackApiError as exc:
-            log.warning("run #%s: Slack refused an update (%s); will retry", run_id, exc)
-            return False
-        except (OSError, redis.RedisError) as exc:
+            error = slack_error(exc)
+            if error in THREAD_GONE:
+                log.warning("run #%s: Slack answered %s; no longer drawing it", run_id, error)
+                self.redis.set(self._key("gone", run_id), error, ex=CURSOR_TTL)
+                return True
+            if error in STATUS_GONE or error in REFUSED:
+                log.warning("run #%s: Slack answered %s; giving up this update", run_id, error)
+                return True
+            return self._failed(run_id, f"Slack answered {error}")
+        except OSError as exc:
+            return self._failed(run_id, type(exc).__name__)
+        except redis.RedisError as exc:
             log.warning("run #%s: could not draw the thread (%s); will retry", run_id, exc)
             return False
         finally:
             self._release(keys=[lock], args=[token])
+
+    def _failed(self, run_id: int, why: str) -> bool:
+        """Count a failed draw: back off, and give up after ``max_failed_draws``."""
+        failures = self.failures.get(run_id, 0) + 1
+        if failures >= self.max_failed_draws:
+            log.error("run #%s: %s, %d draws in a row; giving up", run_id, why, failures)
+            return True
+        self.failures[run_id] = failures
+        backoff = min(MAX_BACKOFF, self.min_interval_ms / 1000 * 2**failures)
+        self._retry_at[run_id] = self.clock() + backoff
+        log.warning("run #%s: %s; retrying in %.1f s", run_id, why, backoff)
+        return False
 
     @contextmanager
     def _renewing(self, lock: str, token: str) -> Iterator[None]:
@@ -259,6 +352,8 @@ class Reporter:
             run = self.store.get(run_id)
         except RunNotFound:
             return True
+        if self.redis.exists(self._key("gone", run_id)):
+            return True  # Slack said the thread is gone (logged then); nothing to draw
         if run.channel and run.thread_ts and not run.status_ts:
             if utcnow() - run.created_at < self.status_grace:
                 return False  # the bot is posting the status message; it draws the first state
@@ -281,24 +376,34 @@ class Reporter:
             # Advance past each event as soon as its reply is out: a crash between
             # two replies never posts the first one twice.
             self.redis.set(cursor_key, event.id or "", ex=CURSOR_TTL)
+        no_status = self._key("nostatus", run_id)
+        if self.redis.exists(no_status):
+            return True
         view = project(run, self.store.tail_events(run_id, 50))
         fallback, blocks = run_message(view, decisions=False)
-        self.client.chat_update(channel=run.channel, ts=run.status_ts, text=fallback, blocks=blocks)
+        try:
+            self.client.chat_update(
+                channel=run.channel, ts=run.status_ts, text=fallback, blocks=blocks
+            )
+        except SlackApiError as exc:
+            error = slack_error(exc)
+            if error not in STATUS_GONE:
+                raise
+            log.warning(
+                "run #%s: status message unusable (%s); no longer updating it", run_id, error
+            )
+            self.redis.set(no_status, error, ex=CURSOR_TTL)
         return True
 
     def _post_status(self, run: Run) -> Run:
         """Post the status message the bot could not (its ``chat.postMessage`` failed)."""
         log.warning("run #%s has no status message; posting it", run.id)
         fallback, blocks = run_message(project(run, self.store.tail_events(run.id, 50)))
+        channel = run.channel or ""
         posted = self.client.chat_postMessage(
-            channel=run.channel or "", thread_ts=run.thread_ts, text=fallback, blocks=blocks
+            channel=channel, thread_ts=run.thread_ts, text=fallback, blocks=blocks
         )
-
-        def remember(r: Run) -> None:
-            if r.status_ts is None:
-                r.status_ts = posted["ts"]
-
-        return self.store.update(run.id, remember)
+        return claim_status_message(self.store, self.client, run.id, channel, str(posted["ts"]))
 
     def _react(self, run: Run, status: str) -> None:
         name = _REACTION_FOR.get(status)
@@ -308,7 +413,12 @@ class Reporter:
             self.client.reactions_add(channel=run.channel, timestamp=run.message_ts, name=name)
             self.client.reactions_remove(channel=run.channel, timestamp=run.message_ts, name="eyes")
         except SlackApiError as exc:
-            if exc.response.get("error") not in ("already_reacted", "no_reaction"):
+            # message_not_found: the requester deleted their message; nothing to mark.
+            if exc.response.get("error") not in (
+                "already_reacted",
+                "no_reaction",
+                "message_not_found",
+            ):
                 raise
 
     def run_forever(self, stop: threading.Event) -> None:

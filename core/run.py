@@ -128,6 +128,9 @@ class Artifacts(BaseModel):
     review_fixed: bool = False
     #: Model calls answered so far in this iteration (a replayed run resumes after them).
     model_calls: int = 0
+    #: A builder pass stopped at a turn boundary because its worker was draining: the
+    #: step, its conversation and its budget so far, so the next job continues it.
+    agent_resume: dict[str, Any] | None = None
     #: How CI ended on the pushed head: state, sha, failing checks, fix round.
     ci: dict[str, Any] | None = None
     #: Reproducibility: base commit, image id, model ids, prompt hashes, commands.
@@ -178,7 +181,12 @@ class Run(BaseModel):
     status_by: str | None = None
     step: Step | None = None
     iteration: int = 1
+    #: Jobs started on this iteration (each has its own RQ job id and heartbeat).
     attempts: int = 0
+    #: Of those, how many ended by handing the run back on purpose, by cause (``drain``:
+    #: the worker shut down; ``sandbox``: the sandbox vanished). They are not crashes:
+    #: recovery's limit counts ``attempts`` minus these (:func:`jobs.recovery.crashes`).
+    handbacks: dict[str, int] = Field(default_factory=dict)
     artifacts: Artifacts = Field(default_factory=Artifacts)
     cost: Cost = Field(default_factory=Cost)
     budget: Budget | None = None

@@ -313,6 +313,23 @@ class RunStore:
 
         return self._watched(run_id, write)
 
+    def claim_status_ts(self, run_id: int, ts: str) -> Run:
+        """Record ``ts`` as the run's status message unless one is recorded already
+        (a checked write). Returns the stored run: its ``status_ts`` is ``ts`` only if
+        this call won, so a loser can delete the message it posted."""
+        key = self._run_key(run_id)
+
+        def write(pipe: Any, run: Run) -> Run:
+            pipe.multi()
+            if run.status_ts is None:
+                run.status_ts = ts
+                run.updated_at = utcnow()
+                # keepttl: a final run keeps its retention countdown; others have none.
+                pipe.set(key, run.model_dump_json(), keepttl=True)
+            return run
+
+        return self._watched(run_id, write)
+
     def _watched(self, run_id: int, write: Callable[[Any, Run], Run]) -> Run:
         """Read the run under WATCH and let ``write`` queue its changes after
         ``multi()``; if anyone else wrote the run meanwhile, read it again and retry."""

@@ -7,9 +7,11 @@ that process is on this machine and dead. RQ's own detection of abandoned jobs
 (``AbandonedJobError``, through the failure callback) leads to the same place.
 
 :func:`recover` then hands the run back to the queue (``running -> queued``, a new RQ
-job, resumed from its last completed step) or, after ``max_attempts`` starts, fails
-it with the reason. Every change is a checked transition pinned to the attempt it saw,
-so two sweepers, or a sweeper and the callback, recover a run once.
+job, resumed from its last checkpoint) or, once its jobs have died ``max_attempts``
+times, fails it with the reason. Deliberate hand-backs (:func:`hand_back`: a draining
+worker, a lost sandbox) are not crashes and do not count (:func:`crashes`).
+Every change is a checked transition pinned to the attempt it saw, so two sweepers, or
+a sweeper and the callback, recover a run once.
 
 Workers run :func:`sweep` when they start and every ``recovery_interval`` seconds
 (:class:`RecoveryThread`, started by :func:`jobs.worker.start_worker`). Containers a
@@ -152,7 +154,10 @@ class Recovery:
     reason: str
 
 
-def _same_attempt(attempts: int) -> Callable[[Run], None]:
+def same_attempt(attempts: int) -> Callable[[Run], None]:
+    """A ``change`` for a checked transition: refuse it unless the run is still on
+    attempt ``attempts`` (nobody recovered, handed back or restarted it meanwhile)."""
+
     def check(run: Run) -> None:
         if run.attempts != attempts:
             raise InvalidTransition(run.id, f"attempt {run.attempts}", f"attempt {attempts}")
@@ -160,13 +165,33 @@ def _same_attempt(attempts: int) -> Callable[[Run], None]:
     return check
 
 
+def crashes(run: Run) -> int:
+    """Attempts of the current iteration that did not end by a deliberate hand-back:
+    the ones that count against ``max_attempts`` (the current one included)."""
+    return run.attempts - sum(run.handbacks.values())
+
+
 def hand_back(
-    store: RunStore, queue: RunQueue, run_id: int, *, attempts: int, reason: str, by: str
+    store: RunStore,
+    queue: RunQueue,
+    run_id: int,
+    *,
+    attempts: int,
+    reason: str,
+    by: str,
+    cause: str,
 ) -> Run | None:
-    """A job that stops early (its worker is draining, its sandbox went away) gives its
-    running run back to the queue (``running -> queued``, a new job), to resume at its
-    first step not completed. None if the run is no longer this attempt's (cancelled,
-    failed, or recovered meanwhile)."""
+    """A job that stops early on purpose (``cause``: ``drain``, its worker is shutting
+    down; ``sandbox``, its sandbox went away) gives its running run back to the queue
+    (``running -> queued``, a new job with a new id), to resume where it stopped. The
+    attempt is recorded in ``run.handbacks``, so it is not counted as a crash. None if
+    the run is no longer this attempt's (cancelled, failed, or recovered meanwhile)."""
+    check = same_attempt(attempts)
+
+    def handed(run: Run) -> None:
+        check(run)
+        run.handbacks[cause] = run.handbacks.get(cause, 0) + 1
+
     try:
         queued = store.transition(
             run_id,
@@ -174,7 +199,7 @@ def hand_back(
             by=by,
             reason=reason,
             expect=RunStatus.RUNNING,
-            change=_same_attempt(attempts),
+            change=handed,
         )
     except (InvalidTransition, RunNotFound):
         return None
@@ -193,8 +218,9 @@ def recover(
     max_attempts: int,
     by: str = "recovery",
 ) -> Recovery | None:
-    """Resume or fail a running run whose attempt ``attempts`` was found dead."""
-    same_attempt = _same_attempt(attempts)
+    """Resume or fail a running run whose attempt ``attempts`` was found dead: fail it
+    once this makes ``max_attempts`` crashes (hand-backs do not count)."""
+    ours = same_attempt(attempts)
     try:
         run = store.get(run_id)
     except RunNotFound:
@@ -202,39 +228,29 @@ def recover(
     if run.status is not RunStatus.RUNNING or run.attempts != attempts:
         return None
     where = run.step.value if run.step else "start"
-    try:
-        if run.attempts >= max_attempts:
-            why = (
-                f"{reason} during {where}, and this run has been started {run.attempts} "
-                f"time(s) (the limit is {max_attempts}); giving up"
-            )
-            store.transition(
-                run_id,
-                RunStatus.FAILED,
-                by=by,
-                reason=why,
-                expect=RunStatus.RUNNING,
-                change=same_attempt,
-            )
-            log.warning("run #%d failed: %s", run_id, why)
-            return Recovery(run_id, "failed", why)
+    crashed = crashes(run)
+    if crashed >= max_attempts:
+        outcome, status = "failed", RunStatus.FAILED
+        why = (
+            f"{reason} during {where}, and this run's jobs have died {crashed} "
+            f"time(s) (the limit is {max_attempts}); giving up"
+        )
+    else:
+        outcome, status = "requeued", RunStatus.QUEUED
         why = (
             f"{reason} during {where}; resuming at {_next_step(run)} "
-            f"(attempt {run.attempts + 1} of {max_attempts})"
+            f"(attempt {crashed + 1} of {max_attempts})"
         )
-        queued = store.transition(
-            run_id,
-            RunStatus.QUEUED,
-            by=by,
-            reason=why,
-            expect=RunStatus.RUNNING,
-            change=same_attempt,
+    try:
+        changed = store.transition(
+            run_id, status, by=by, reason=why, expect=RunStatus.RUNNING, change=ours
         )
     except InvalidTransition:
         return None
-    queue.enqueue(queued, replace_finished=True)
-    log.warning("run #%d requeued: %s", run_id, why)
-    return Recovery(run_id, "requeued", why)
+    if status is RunStatus.QUEUED:
+        queue.enqueue(changed, replace_finished=True)
+    log.warning("run #%d %s: %s", run_id, outcome, why)
+    return Recovery(run_id, outcome, why)
 
 
 def _orphaned(queue: RunQueue, run: Run) -> bool:

@@ -561,7 +561,15 @@ class DockerSandbox(Lifecycle):
                 continue
             done = candidate
             if stat is None:
-                done = posixpath.join(done, *pending) if pending else done
+                # Nothing below a missing directory exists, so the rest is plain names.
+                # A ".." after it would be resolved lexically by the archive API (the
+                # kernel would refuse it), so it is refused here too.
+                if ".." in pending:
+                    raise ValueError(
+                        f"{target!r} leads outside the workspace (with '..' after a directory"
+                        " that does not exist)"
+                    )
+                done = posixpath.join(done, *[p for p in pending if p != "."])
                 break
         if done != WORKSPACE and not done.startswith(WORKSPACE.rstrip("/") + "/"):
             relative = target.removeprefix(WORKSPACE).lstrip("/") or "."

@@ -36,3 +36,24 @@ def test_package_imports_only_downward(package: str) -> None:
         for path in (ROOT / package).rglob("*.py")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+#: Modules outside those packages that one role runs without the other's package: the
+#: worker command serves ``/healthz`` and ``/metrics`` from ``core.ops`` and
+#: ``jobs.metrics``, never from the Slack surface.
+FORBIDDEN_FILES: dict[str, set[str]] = {
+    "cli/commands/worker.py": {"bot", "slack_bolt", "slack_sdk"},
+    "core/ops.py": {"rq", "jobs", "bot", "slack_bolt", "slack_sdk"},
+}
+
+
+@pytest.mark.parametrize("module", sorted(FORBIDDEN_FILES))
+def test_module_does_not_import(module: str) -> None:
+    assert sorted(imported_roots(ROOT / module) & FORBIDDEN_FILES[module]) == []
+
+
+def test_imported_roots_sees_imports_inside_functions(tmp_path: Path) -> None:
+    """The worker command imports lazily, inside functions: those count too."""
+    module = tmp_path / "lazy.py"
+    module.write_text("def handle() -> None:\n    from bot.metrics import metrics_app\n")
+    assert imported_roots(module) == {"bot"}

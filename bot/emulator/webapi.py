@@ -3,7 +3,8 @@
 Each call is recorded (:class:`ApiCall`) with a monotonic timestamp, so tests can
 check what the bot sent and how often. :meth:`WebApi.fail_next` injects failures
 (429 with ``Retry-After``, 5xx, an error code, or a dropped connection) and
-:meth:`WebApi.rate_limit` turns on a per-method, per-channel rate limit.
+:meth:`WebApi.rate_limit` turns on a per-method, per-channel rate limit;
+:meth:`WebApi.hold_next` holds a call until the test releases it.
 """
 
 from __future__ import annotations
@@ -90,6 +91,20 @@ class _Failure:
     error: str
     retry_after: float | None
     drop: bool
+
+
+@dataclass
+class Hold:
+    """A call held by :meth:`WebApi.hold_next`: ``arrived`` is set when it comes in, and
+    it is answered only once :meth:`release` is called (or after ``timeout``)."""
+
+    method: str
+    timeout: float
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
 
 
 @dataclass
@@ -192,6 +207,7 @@ class WebApi:
         self.trigger_ttl = 3.0
         self.calls: list[ApiCall] = []
         self._failures: list[_Failure] = []
+        self._holds: list[Hold] = []
         self._limits: dict[str, _RateLimit] = {}
         self._lock = threading.Lock()
         self.new_response_url: Callable[..., str] = lambda **_: ""
@@ -247,6 +263,24 @@ class WebApi:
             retry_after = 1
         with self._lock:
             self._failures.append(_Failure(method, count, status, error, retry_after, drop))
+
+    def hold_next(self, method: str, *, timeout: float = 10.0) -> Hold:
+        """Hold the next call of ``method`` that is not answered by :meth:`fail_next`,
+        before it is served, until released: stops a client mid-call deterministically."""
+        hold = Hold(method, timeout)
+        with self._lock:
+            self._holds.append(hold)
+        return hold
+
+    def _wait_if_held(self, method: str) -> None:
+        with self._lock:
+            hold = next((h for h in self._holds if h.method == method), None)
+            if hold is not None:
+                self._holds.remove(hold)
+        if hold is not None:
+            hold.arrived.set()
+            self.ws.touch()
+            hold.released.wait(hold.timeout)
 
     def rate_limit(
         self, method: str, *, per_seconds: float = 1.0, burst: int = 1, by_channel: bool = True
@@ -309,6 +343,7 @@ class WebApi:
             if failure.retry_after is not None:
                 headers["Retry-After"] = str(math.ceil(failure.retry_after))
             return ApiResult(failure.status, {"ok": False, "error": failure.error}, headers)
+        self._wait_if_held(method)
         if not token:
             return ApiResult(200, {"ok": False, "error": "not_authed"})
         if token != self.bot_token:

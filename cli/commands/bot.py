@@ -37,11 +37,11 @@ def handle(args: argparse.Namespace) -> int:
     logs.setup(bot_settings)
     from bot.app import create_app
     from bot.http import wsgi_app
-    from bot.metrics import metrics_app
-    from bot.ops import ops_app, ops_connection, redis_health, serve, serve_in_background
     from bot.reporter import Reporter
     from bot.services import Services
     from bot.slack_client import make_client
+    from core.ops import ops_app, ops_connection, redis_health, serve, serve_in_background
+    from jobs.metrics import metrics_app
 
     connection = redis.Redis.from_url(bot_settings.redis_url, socket_connect_timeout=5)
     ops = ops_connection(bot_settings.redis_url)

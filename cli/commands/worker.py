@@ -16,7 +16,7 @@ from core import logs, settings
 from core.store import RunStore
 
 if TYPE_CHECKING:
-    from bot.ops import ThreadingServer
+    from core.ops import ThreadingServer
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,8 @@ def _serve_ops(
     port = worker_settings.metrics_port
     if port is None:
         return None, None
-    from bot.metrics import metrics_app
-    from bot.ops import ops_app, ops_connection, redis_health, serve_in_background
+    from core.ops import ops_app, ops_connection, redis_health, serve_in_background
+    from jobs.metrics import metrics_app
 
     ops = ops_connection(worker_settings.redis_url)
     store = RunStore(ops, retention_seconds=worker_settings.run_retention_seconds)

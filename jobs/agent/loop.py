@@ -10,6 +10,7 @@ recorder why.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -64,6 +65,44 @@ class AgentResult:
     cost: Cost
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a pass stood at a turn boundary: its conversation (the system prompt as
+    sent, and every message so far) and what its budget had spent. The workspace at
+    that moment is the sandbox's patch, saved next to it by the caller."""
+
+    system: str
+    messages: list[dict[str, Any]]
+    turns: int
+    cost: Cost
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "system": self.system,
+            "messages": self.messages,
+            "turns": self.turns,
+            "cost": self.cost.model_dump(mode="json"),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Checkpoint:
+        return cls(
+            system=str(data["system"]),
+            messages=list(data["messages"]),
+            turns=int(data["turns"]),
+            cost=Cost.model_validate(data["cost"]),
+        )
+
+
+class Interrupted(Exception):
+    """``should_stop`` said stop: raised between two turns, with the pass's
+    :class:`Checkpoint`, so that :func:`run_agent` with ``resume`` continues it."""
+
+    def __init__(self, checkpoint: Checkpoint) -> None:
+        super().__init__(f"stopped on request after turn {checkpoint.turns}")
+        self.checkpoint = checkpoint
+
+
 def run_agent(
     task: Task,
     *,
@@ -74,12 +113,20 @@ def run_agent(
     role: Role = "builder",
     budget: Budget | None = None,
     clock: Clock = time.monotonic,
+    should_stop: Callable[[], bool] | None = None,
+    resume: Checkpoint | None = None,
 ) -> AgentResult:
     """Run the agent on ``task`` in ``sandbox`` until it calls ``finish``.
 
     Pass ``budget`` to share limits across fix rounds of one step; otherwise a fresh
     budget starts now. Raises :class:`~jobs.exceptions.LimitsExceeded` (or another
     :class:`~jobs.exceptions.AgentError`) after ``recorder.on_stop``.
+
+    ``should_stop`` is asked after every turn (the model answered and its tools ran);
+    when it says yes the loop raises :class:`Interrupted` before the next model call.
+    ``resume`` continues such a pass: same system prompt and messages, so the next
+    request is the one the stopped pass would have sent, and its turns and cost count
+    against the budget (the sandbox must hold the pass's change so far).
     """
     config = config or AgentConfig()
     by = f"agent:{role}"
@@ -96,9 +143,17 @@ def run_agent(
             remaining_seconds=budget.remaining_seconds,
         )
         progress = ProgressTracker(config.limits.no_progress_turns)
-        system = system_prompt(task, load_conventions(workspace, config.conventions_chars))
         tools = toolbox.specs
-        messages: list[dict[str, Any]] = [first_message(task)]
+        system: str
+        messages: list[dict[str, Any]]
+        if resume is None:
+            system = system_prompt(task, load_conventions(workspace, config.conventions_chars))
+            messages = [first_message(task)]
+        else:
+            system, messages = resume.system, list(resume.messages)
+            budget.turns = max(budget.turns, resume.turns)
+            if resume.cost.dollars > budget.cost.dollars:
+                budget.cost = resume.cost
 
         def on_retry(notice: RetryNotice) -> None:
             recorder.on_event(_retry_event(notice, by))
@@ -131,6 +186,8 @@ def run_agent(
                 results = [_text(NUDGE_CUT_OFF if cut else NUDGE_NO_TOOLS)]
             messages.append({"role": "user", "content": results})
             progress.record_turn(calls)
+            if should_stop is not None and should_stop():
+                raise Interrupted(Checkpoint(system, messages, budget.turns, budget.cost))
     except AgentError as err:
         recorder.on_stop(err.reason, str(err))
         raise

@@ -16,6 +16,7 @@ from core.events import Event, EventType
 from core.exceptions import AgentsError
 from core.run import Run, RunStatus
 from core.store import RunStore
+from jobs import drain
 from jobs.agent.config import AgentConfig
 from jobs.agent.limits import Budget
 from jobs.agent.model import Model
@@ -43,6 +44,9 @@ class RunContext:
         self.by = by
         self.model = model
         self._budget: Budget | None = None
+        #: Whether this job stops at its checkpoints when its worker drains (a job run
+        #: by a worker with a queue to hand the run back to; see :mod:`jobs.drain`).
+        self.drainable = False
 
     @property
     def store(self) -> RunStore:
@@ -70,6 +74,18 @@ class RunContext:
 
         run: Run = self.deps.store.update(self.run_id, guarded, events=list(events))
         return run
+
+    def draining(self) -> bool:
+        """True once this job's worker asked it to stop at its next checkpoint."""
+        return self.drainable and drain.requested()
+
+    def stop_if_draining(self, where: str | None = None) -> None:
+        """A checkpoint where nothing is left to save: raise :class:`~jobs.drain.Draining`
+        (resume at the current step) if the worker is shutting down."""
+        if self.draining():
+            step = self.run().step
+            assert step is not None
+            raise drain.Draining(step, where)
 
     def event(self, type: EventType, **data: Any) -> None:
         self.save(lambda run: None, [Event(type=type, by=self.by, data=data)])

@@ -10,7 +10,9 @@ A step that completes is added to ``artifacts.completed_steps`` (for the current
 iteration, ``artifacts.steps_iteration``) in the same write as its results, and a job
 that resumes a run skips the steps already there. Within a step, every model pass
 saves its patch and the model calls used, so re-running the step starts from the last
-of those. A run that cannot go on ends ``failed`` with the reason in its thread.
+of those; a pass stopped by a draining worker also saves its conversation, and the
+next job continues it (:mod:`jobs.drain`). A run that cannot go on ends ``failed``
+with the reason in its thread.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ from jobs.blueprint.steps.prepare import prepare
 from jobs.blueprint.steps.publish import publish
 from jobs.blueprint.steps.review import review
 from jobs.blueprint.steps.watch_ci import watch_ci
+from jobs.drain import Draining
 from jobs.exceptions import AgentError, ForgeError
-from jobs.recovery import Heartbeat, hand_back
+from jobs.recovery import Heartbeat, hand_back, same_attempt
 from sandboxes.exceptions import RepoCacheError, SandboxError, SandboxGone
 
 if TYPE_CHECKING:
@@ -75,7 +78,7 @@ def begin_iteration(run: Run) -> None:
     a.completed_steps = []
     a.steps_iteration = run.iteration
     a.start_commit = a.head_sha
-    for name in ("patch", "summary", "notes_for_reviewer", "review", "ci"):
+    for name in ("patch", "summary", "notes_for_reviewer", "review", "ci", "agent_resume"):
         setattr(a, name, None)
     a.check_reports = []
     a.fix_rounds = a.review_rounds = a.model_calls = 0
@@ -100,6 +103,7 @@ def _take(run: Run, budget: Budget) -> None:
         run.artifacts.feedback = list(run.pending_feedback)
         run.pending_feedback = []
         run.attempts = 1
+        run.handbacks = {}
     else:
         run.attempts += 1
     run.budget = budget
@@ -134,14 +138,6 @@ def start(deps: Deps, run_id: int, *, by: str) -> Run | None:
         return None
 
 
-def _ours(attempt: int) -> Callable[[Run], None]:
-    def check(run: Run) -> None:
-        if run.attempts != attempt:
-            raise InvalidTransition(run.id, f"attempt {run.attempts}", f"attempt {attempt}")
-
-    return check
-
-
 def fail(deps: Deps, run_id: int, attempt: int, by: str, reason: str) -> None:
     try:
         deps.store.transition(
@@ -150,14 +146,14 @@ def fail(deps: Deps, run_id: int, attempt: int, by: str, reason: str) -> None:
             by=by,
             reason=reason,
             expect=RunStatus.RUNNING,
-            change=_ours(attempt),
+            change=same_attempt(attempt),
         )
     except InvalidTransition:
         log.info("run #%d is no longer ours; not failing it (%s)", run_id, reason)
 
 
 def await_decision(deps: Deps, ctx: RunContext) -> Run:
-    check = _ours(ctx.attempt)
+    check = same_attempt(ctx.attempt)
 
     def waiting(run: Run) -> None:
         check(run)
@@ -183,18 +179,13 @@ def _complete(ctx: RunContext, step: Step) -> None:
     ctx.save(completed)
 
 
-class Draining(Exception):
-    """The worker is shutting down: stop here, between steps, and hand the run back."""
-
-    def __init__(self, step: Step) -> None:
-        super().__init__(f"its worker is shutting down; resuming at {step.value} on another worker")
-        self.step = step
-
-
 def run_steps(ctx: RunContext, session: SandboxSession, *, drainable: bool = False) -> None:
-    """Run the steps not completed yet. ``drainable``: stop before a step once the
-    worker has been asked to shut down (:mod:`jobs.drain`), raising :class:`Draining`."""
+    """Run the steps not completed yet. ``drainable``: once the worker has been asked
+    to shut down (:mod:`jobs.drain`), stop at the next checkpoint, raising
+    :class:`~jobs.drain.Draining`: before a step, between two turns of an agent pass,
+    or between two CI polls."""
     deps = ctx.deps
+    ctx.drainable = drainable
     for step, fn in STEPS:
         run = ctx.run()
         if step in run.artifacts.completed_steps:
@@ -267,7 +258,8 @@ def run_blueprint(
     Expected failures end the run ``failed`` with their message; a run that is
     cancelled or taken over meanwhile is left as it is. Anything else propagates (the
     RQ failure callback records it). With ``queue``, a worker asked to shut down stops
-    the run between two steps and hands it back to that queue.
+    the run at its next checkpoint and hands it back to that queue (not a crash: the
+    attempt does not count against ``max_attempts``).
     """
     store = deps.store
     attempt = expected_attempt(store.get(run_id))
@@ -286,12 +278,19 @@ def run_blueprint(
             return _steps(deps, taken, by, drainable=queue is not None)
         except Draining as err:
             assert queue is not None
-            hand_back(store, queue, run_id, attempts=taken.attempts, reason=str(err), by=by)
+            hand_back(
+                store, queue, run_id, attempts=taken.attempts, reason=str(err), by=by, cause="drain"
+            )
         except SandboxLost as err:
             # Resumed by a new job, as after a crash: a new sandbox from the run record.
-            if queue is not None and taken.attempts < deps.config.max_attempts:
+            # Not a crash either, but bounded: a sandbox that keeps vanishing fails the run.
+            lost = taken.handbacks.get("sandbox", 0) + 1
+            if queue is not None and lost < deps.config.max_attempts:
                 why = f"{err}; resuming at {err.step.value} in a new sandbox"
-                hand_back(store, queue, run_id, attempts=taken.attempts, reason=why, by=by)
+                attempts = taken.attempts
+                hand_back(
+                    store, queue, run_id, attempts=attempts, reason=why, by=by, cause="sandbox"
+                )
             else:
                 fail(deps, run_id, taken.attempts, by, str(err))
         except EXPECTED as err:

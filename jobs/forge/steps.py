@@ -235,8 +235,12 @@ def watch_ci(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     on_poll: Callable[[CheckSummary], None] | None = None,
+    between_polls: Callable[[], None] | None = None,
 ) -> CiOutcome:
     """Poll check runs and statuses on ``sha`` until they finish or ``timeout`` passes.
+
+    ``between_polls`` is called before each wait; it may raise to end the watch early
+    (a draining worker does: the watch only reads, so the next job just polls again).
 
     Checks can take a while to register after a push, so "nothing reported" is only
     final after ``settle`` seconds. A forge outage during the watch is logged and polled
@@ -261,6 +265,8 @@ def watch_ci(
             return CiOutcome(state="none", checks=summary, polls=polls, waited=waited)
         if waited >= timeout:
             return CiOutcome(state="timed_out", checks=summary, polls=polls, waited=waited)
+        if between_polls is not None:
+            between_polls()
         sleep(max(0.0, min(interval, timeout - waited)))
 
 

@@ -18,6 +18,8 @@ from jobs.agent.loop import (
     NUDGE_CUT_OFF,
     NUDGE_NO_TOOLS,
     AgentResult,
+    Checkpoint,
+    Interrupted,
     run_agent,
 )
 from jobs.agent.model import AnthropicModel
@@ -333,3 +335,52 @@ def test_a_finish_in_the_call_that_crossed_a_limit_still_counts(
     config = AgentConfig(limits=AgentLimits(max_turns=1))
     api.add(finish())
     assert run(sandbox, model, config).turns == 1
+
+
+def test_a_stop_request_ends_the_turn_and_resume_continues_the_conversation(
+    api: FakeMessagesAPI,
+    model: AnthropicModel,
+    sandbox: LocalSandbox,
+    workspace: Path,
+    config: AgentConfig,
+) -> None:
+    """A draining worker: the loop stops between two turns with its checkpoint, and a
+    later run_agent with ``resume`` sends the request the stopped one would have sent."""
+    api.add(
+        message(
+            tool_use(
+                "toolu_1",
+                "edit_file",
+                {
+                    "path": "retrying/retry.py",
+                    "old_text": "MAX_ATTEMPTS = 3",
+                    "new_text": "MAX_ATTEMPTS = 5",
+                },
+            )
+        ),
+        finish(),
+    )
+    asked: list[int] = []
+
+    def should_stop() -> bool:
+        asked.append(len(api.bodies))
+        return True
+
+    with pytest.raises(Interrupted) as stopped:
+        run(sandbox, model, config, should_stop=should_stop)
+    checkpoint = stopped.value.checkpoint
+    assert asked == [1]  # asked once, after the first turn's tools ran
+    assert "MAX_ATTEMPTS = 5" in (workspace / "retrying/retry.py").read_text()
+    assert checkpoint.turns == 1
+    assert checkpoint.cost.output_tokens > 0
+    assert [m["role"] for m in checkpoint.messages] == ["user", "assistant", "user"]
+    assert checkpoint.messages[2]["content"][0]["tool_use_id"] == "toolu_1"
+
+    saved = Checkpoint.from_dict(json.loads(json.dumps(checkpoint.to_dict())))
+    result = run(sandbox, model, config, resume=saved)
+    assert result.turns == 2  # the stopped pass's turn counts
+    first, resumed = api.bodies
+    assert resumed["system"] == first["system"]
+    assert [strip_cache(m["content"]) for m in resumed["messages"]] == [
+        strip_cache(m["content"]) for m in checkpoint.messages
+    ]

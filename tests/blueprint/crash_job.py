@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -52,11 +52,13 @@ class _PausingModel:
         return response
 
 
-class _PausingSandbox:
-    def __init__(self, inner: Sandbox, store: RunStore, run_id: int) -> None:
+class HookedSandbox:
+    """A sandbox that calls ``before_checks`` when a check command (``--junitxml``) is
+    about to run; everything else goes to the sandbox it wraps."""
+
+    def __init__(self, inner: Sandbox, before_checks: Callable[[], None]) -> None:
         self.inner = inner
-        self.store = store
-        self.run_id = run_id
+        self.before_checks = before_checks
 
     def exec(
         self,
@@ -66,11 +68,24 @@ class _PausingSandbox:
         env: Mapping[str, str] | None = None,
     ) -> ExecResult:
         if isinstance(cmd, str) and "--junitxml" in cmd:
-            pause(self.store, self.run_id)
+            self.before_checks()
         return self.inner.exec(cmd, timeout=timeout, cwd=cwd, env=env)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+class WrappedModels:
+    """The worker's model provider, with each model it opens wrapped by ``wrap``."""
+
+    def __init__(self, provider: Any, wrap: Callable[[Any], Any]) -> None:
+        self.provider = provider
+        self.wrap = wrap
+
+    @contextmanager
+    def open(self, run: Run) -> Iterator[Any]:
+        with self.provider.open(run) as model:
+            yield self.wrap(model)
 
 
 def run(run_id: int) -> None:
@@ -79,19 +94,15 @@ def run(run_id: int) -> None:
     worker = settings.load(settings.WorkerSettings)
     store = store_for(job)
     where = os.environ["AGENTS_TEST_PAUSE_AT"]
-    provider = model_provider(worker)
-
-    class Models:
-        @contextmanager
-        def open(self, run: Run) -> Iterator[Any]:
-            with provider.open(run) as model:
-                yield _PausingModel(model, store, run_id) if where == "agent" else model
-
-    with open_deps(worker, store, models=Models()) as deps:
+    models = WrappedModels(
+        model_provider(worker),
+        lambda model: _PausingModel(model, store, run_id) if where == "agent" else model,
+    )
+    with open_deps(worker, store, models=models) as deps:
         if where == "checks":
             factory = deps.sandboxes
-            deps.sandboxes = lambda rid, config, ws: _PausingSandbox(  # type: ignore[assignment,return-value]
-                factory(rid, config, ws), store, run_id
+            deps.sandboxes = lambda rid, config, ws: HookedSandbox(  # type: ignore[assignment,return-value]
+                factory(rid, config, ws), lambda: pause(store, run_id)
             )
         if where == "publish":
             forge = deps.forge

@@ -4,18 +4,22 @@ Docker sandboxes, and waiting for runs."""
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
 import signal
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
 import pytest
+import redis
 
 from core.run import Run, RunStatus
 from core.store import RunStore
@@ -68,11 +72,18 @@ def containers_of(client: docker.DockerClient, run_ids: list[int]) -> list[str]:
     return found
 
 
-def wait_for(predicate: Callable[[], bool], what: str, limit: float = 240.0) -> None:
+def wait_for(
+    predicate: Callable[[], bool],
+    what: str,
+    limit: float = 240.0,
+    detail: Callable[[], str] | None = None,
+) -> None:
+    """Poll until `predicate` holds; a hang guard, so `limit` is generous on purpose."""
     deadline = time.monotonic() + limit
     while not predicate():
         if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
+            extra = f": {detail()}" if detail is not None else ""
+            pytest.fail(f"gave up waiting for {what}{extra}")
         time.sleep(0.1)
 
 
@@ -84,8 +95,13 @@ def wait_status(store: RunStore, run_id: int, *statuses: RunStatus, limit: float
     return store.get(run_id)
 
 
+def clean_env() -> dict[str, str]:
+    """This process's environment without anything that could hold a secret."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(SECRET_PREFIXES)}
+
+
 def worker_env(tmp: Path, queue: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(SECRET_PREFIXES)}
+    env = clean_env()
     env.update(
         REDIS_URL=TEST_REDIS_URL,
         PYTHONPATH=str(ROOT),
@@ -103,6 +119,62 @@ def worker_env(tmp: Path, queue: str, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def github_env(tmp: Path, queue: str, api_url: str, token: str, **extra: str) -> dict[str, str]:
+    """``worker_env`` for a fake GitHub at ``api_url``, whose CI it polls quickly."""
+    return worker_env(
+        tmp,
+        queue,
+        AGENTS_FORGE="github",
+        GITHUB_TOKEN=token,
+        AGENTS_GITHUB_API_URL=api_url,
+        AGENTS_CI_TIMEOUT_SECONDS="120",
+        AGENTS_CI_POLL_SECONDS="0.2",
+        AGENTS_CI_SETTLE_SECONDS="60",
+        **extra,
+    )
+
+
+def unpacked(blob: bytes) -> list[bytes]:
+    """``blob`` and, if it is zlib or gzip data (RQ compresses job payloads), what it holds."""
+    out = [blob]
+    for unpack in (zlib.decompress, gzip.decompress):
+        try:
+            out.append(unpack(blob))
+        except Exception:  # noqa: S112 - not compressed that way
+            continue
+    return out
+
+
+def redis_dump(connection: redis.Redis) -> list[tuple[str, bytes]]:
+    """Every key, field and value in the database, as bytes, with its key."""
+    out: list[tuple[str, bytes]] = []
+    for raw_key in connection.scan_iter(count=1000):
+        key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
+        kind = connection.type(raw_key)
+        kind = kind.decode() if isinstance(kind, bytes) else kind
+        values: list[Any] = []
+        if kind == "string":
+            values = [connection.get(raw_key)]
+        elif kind == "hash":
+            values = [v for pair in connection.hgetall(raw_key).items() for v in pair]
+        elif kind == "list":
+            values = connection.lrange(raw_key, 0, -1)
+        elif kind == "set":
+            values = list(connection.smembers(raw_key))
+        elif kind == "zset":
+            values = connection.zrange(raw_key, 0, -1)
+        elif kind == "stream":
+            values = [
+                part
+                for _, fields in connection.xrange(raw_key)
+                for pair in fields.items()
+                for part in pair
+            ]
+        out.extend((key, v if isinstance(v, bytes) else str(v).encode()) for v in values)
+        out.append((key, raw_key if isinstance(raw_key, bytes) else key.encode()))
+    return out
 
 
 @dataclass

@@ -6,11 +6,8 @@ the sandbox's environment, the worker's logs, and the run records in Redis."""
 from __future__ import annotations
 
 import base64
-import gzip
 import threading
-import zlib
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -25,9 +22,11 @@ from tests.blueprint.conftest import CLEAN_REQUEST, REPO, SAMPLE
 from tests.blueprint.e2e import (
     Workers,
     docker_client,
+    github_env,
+    redis_dump,
     require_image,
+    unpacked,
     wait_status,
-    worker_env,
 )
 from tests.blueprint.helpers import commits
 
@@ -39,38 +38,7 @@ BASIC = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
 
 def leaks(data: bytes) -> bool:
     forms = (TOKEN.encode(), BASIC.encode())
-    candidates = [data]
-    for unpack in (gzip.decompress, zlib.decompress):
-        try:
-            candidates.append(unpack(data))
-        except Exception:  # noqa: S112 - not compressed that way
-            continue
-    return any(form in blob for form in forms for blob in candidates)
-
-
-def redis_dump(connection: redis.Redis) -> list[tuple[str, bytes]]:
-    """Every value in the test database, as bytes, with its key."""
-    out: list[tuple[str, bytes]] = []
-    for raw_key in connection.scan_iter(count=1000):
-        key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
-        kind = connection.type(raw_key)
-        kind = kind.decode() if isinstance(kind, bytes) else kind
-        values: list[Any] = []
-        if kind == "string":
-            values = [connection.get(raw_key)]
-        elif kind == "hash":
-            values = [v for pair in connection.hgetall(raw_key).items() for v in pair]
-        elif kind == "list":
-            values = connection.lrange(raw_key, 0, -1)
-        elif kind == "set":
-            values = list(connection.smembers(raw_key))
-        elif kind == "zset":
-            values = connection.zrange(raw_key, 0, -1)
-        elif kind == "stream":
-            values = [v for _, fields in connection.xrange(raw_key) for v in fields.values()]
-        out.extend((key, v if isinstance(v, bytes) else str(v).encode()) for v in values)
-        out.append((key, raw_key if isinstance(raw_key, bytes) else key.encode()))
-    return out
+    return any(form in blob for form in forms for blob in unpacked(data))
 
 
 class SandboxSpy(threading.Thread):
@@ -123,15 +91,11 @@ def test_the_flow_against_github_makes_the_expected_calls_and_leaks_no_token(
     with FakeGitHub(token=TOKEN) as fake:
         fake.add_repo(REPO, bare=bare)
         fake.set_permission(REPO, "octocat", "write")
-        env = worker_env(
+        env = github_env(
             tmp_path,
             "e2e-gh",
-            AGENTS_FORGE="github",
-            GITHUB_TOKEN=TOKEN,
-            AGENTS_GITHUB_API_URL=fake.base_url,
-            AGENTS_CI_TIMEOUT_SECONDS="120",
-            AGENTS_CI_POLL_SECONDS="0.2",
-            AGENTS_CI_SETTLE_SECONDS="60",
+            fake.base_url,
+            TOKEN,
             AGENTS_APPROVE_ACTION="merge",
             AGENTS_REQUIRE_GITHUB_WRITE="true",
             AGENTS_USER_MAP="U1=octocat",

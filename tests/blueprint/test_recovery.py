@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +18,8 @@ from rq.job import Job
 
 from core.events import EventType
 from core.run import Run, RunStatus, Step
-from jobs import recovery
+from jobs import drain, recovery
+from jobs.blueprint.runner import run_blueprint
 from jobs.queue import RunQueue, current_job_key, on_job_failure
 from sandboxes.owner import machine_token
 from sandboxes.protocol import ExecResult, Sandbox
@@ -214,7 +216,105 @@ def test_after_max_attempts_the_run_fails_with_the_reason(harness: Harness) -> N
     assert failed.status is RunStatus.FAILED
     assert failed.error is not None
     assert "during checks" in failed.error
-    assert "started 2 time(s) (the limit is 2); giving up" in failed.error
+    assert "jobs have died 2 time(s) (the limit is 2); giving up" in failed.error
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if k != "cache_control"}
+    return value
+
+
+class DrainAt:
+    """The harness's scripted models; the worker is asked to drain once the call
+    numbered ``at`` (counted over the iteration) has been answered."""
+
+    def __init__(self, inner: Any, at: int) -> None:
+        self.inner = inner
+        self.at = at
+
+    @contextmanager
+    def open(self, run: Run) -> Iterator[Any]:
+        at = self.at
+
+        class Model:
+            def __init__(self, model: Any) -> None:
+                self.model = model
+
+            def complete(self, request: Any, **kw: Any) -> Any:
+                response = self.model.complete(request, **kw)
+                if self.model.position == at:
+                    drain.request()  # as the worker's signal would, mid-turn
+                return response
+
+        with self.inner.open(run) as model:
+            yield Model(model)
+
+
+def test_a_drain_stops_between_agent_turns_and_is_not_a_crash(harness: Harness) -> None:
+    """A worker drains during the agent step: the pass stops after its turn, saves its
+    patch and conversation, and the run goes back to the queue at the agent step. The
+    next job continues that conversation; the hand-back is not one of the crashes
+    ``max_attempts`` allows, so one more crash is still resumed with a limit of 2."""
+    harness.script(script("clean"))
+    harness.deps.models = DrainAt(harness.models, at=2)  # the turn that edits retry.py
+    queue = queue_of(harness)
+
+    def on_step(run: Run, step: Step) -> None:
+        if step is Step.CHECKS and run.attempts == 2:
+            raise Crash()
+
+    harness.deps.on_step = on_step
+    run = harness.create(CLEAN_REQUEST)
+    try:
+        handed = run_blueprint(harness.deps, run.id, by="test", queue=queue)
+    finally:
+        drain.reset()
+    assert handed.status is RunStatus.QUEUED
+    assert handed.step is Step.AGENT
+    assert handed.artifacts.completed_steps == [Step.PREPARE]
+    assert handed.handbacks == {"drain": 1}
+    assert handed.artifacts.model_calls == 2
+    pending = handed.artifacts.agent_resume
+    assert pending is not None
+    assert pending["step"] == "agent"
+    assert pending["turns"] == 2
+    assert handed.error is None
+    _, second = harness.models.requests
+    # the second turn's edits are kept, for the next job's sandbox
+    assert "+++ b/retrying/retry.py" in (handed.artifacts.patch or "")
+    job = queue.job(handed)
+    assert job is not None
+    assert job.id == f"agents-run-{run.id}-1-r1"
+    reasons = [
+        e.data.get("reason")
+        for e in harness.store.events(run.id)
+        if e.type is EventType.STATUS and e.data.get("to") == "queued"
+    ]
+    assert (
+        reasons[-1]
+        == "its worker is shutting down; resuming at agent (after turn 2) on another worker"
+    )
+
+    with pytest.raises(Crash):  # attempt 2: the pass goes on, then the job dies in checks
+        run_blueprint(harness.deps, run.id, by="test", queue=queue)
+    resumed = harness.models.requests[2]
+    assert resumed["system"] == second["system"]
+    # The same conversation, continued (prompt-cache markers move to the last message).
+    assert _plain(resumed["messages"][: len(second["messages"])]) == _plain(second["messages"])
+    assert len(resumed["messages"]) == len(second["messages"]) + 2  # turn 2 and its results
+    [found] = sweep(harness, max_attempts=2)
+    assert found.outcome == "requeued", found.reason  # 2 attempts, 1 crash
+
+    final = run_blueprint(harness.deps, run.id, by="test", queue=queue)
+    assert final.status is RunStatus.AWAITING_DECISION, final.error
+    assert final.attempts == 3
+    assert final.handbacks == {"drain": 1}
+    assert final.artifacts.agent_resume is None
+    assert len(harness.models.requests) == len(script("clean"))  # no call made twice
+    assert len(commits(harness.forge.repo_path(REPO), final.artifacts.branch or "")) == 1
 
 
 def _heartbeat(harness: Harness, run_id: int, attempt: int, owner: str, token: str) -> None:

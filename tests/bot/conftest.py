@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +16,7 @@ import redis
 from slack_sdk import WebClient
 
 from bot.app import create_app
+from bot.emulator.delivery import sign
 from bot.emulator.server import SlackEmulator
 from bot.http import serve, wsgi_app
 from bot.services import Services
@@ -51,13 +55,13 @@ def bot_settings(emu: SlackEmulator, **overrides: Any) -> BotSettings:
     return BotSettings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-@pytest.fixture
-def harness(real_redis_conn: redis.Redis, request: pytest.FixtureRequest) -> Iterator[Harness]:
-    overrides = getattr(request, "param", {})
+@contextmanager
+def open_harness(connection: redis.Redis, **overrides: Any) -> Iterator[Harness]:
+    """The bolt app served over HTTP on a free port, the emulator delivering to it."""
     emu = SlackEmulator().start()
     emu.add_user(CAROL, "carol")
     emu.subscriptions = {"app_mention", "message.im"}
-    services = Services.from_settings(bot_settings(emu, **overrides), real_redis_conn)
+    services = Services.from_settings(bot_settings(emu, **overrides), connection)
     client = make_client(emu.bot_token, emu.api_url)
     executor = ThreadPoolExecutor(max_workers=1)
     app = create_app(services, client, listener_executor=executor)
@@ -73,3 +77,38 @@ def harness(real_redis_conn: redis.Redis, request: pytest.FixtureRequest) -> Ite
         thread.join(timeout=10)
         executor.shutdown(wait=True)
         emu.stop()
+
+
+@pytest.fixture
+def harness(real_redis_conn: redis.Redis, request: pytest.FixtureRequest) -> Iterator[Harness]:
+    with open_harness(real_redis_conn, **getattr(request, "param", {})) as h:
+        yield h
+
+
+def post_raw(
+    url: str,
+    body: str,
+    content_type: str,
+    *,
+    secret: str | None,
+    timestamp: int,
+    signed_body: str | None = None,
+) -> int:
+    """POST ``body``; signed with ``secret`` over ``signed_body`` (default: ``body``),
+    or without any signature headers when ``secret`` is None. Returns the HTTP status."""
+    headers = {"Content-Type": content_type}
+    if secret is not None:
+        headers["X-Slack-Request-Timestamp"] = str(timestamp)
+        headers["X-Slack-Signature"] = sign(
+            secret, str(timestamp), body if signed_body is None else signed_body
+        )
+    request = urllib.request.Request(  # noqa: S310 - a loopback URL we built
+        url, data=body.encode(), method="POST", headers=headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as err:
+        status = int(err.code)
+        err.close()
+        return status

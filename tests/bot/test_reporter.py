@@ -256,7 +256,8 @@ def test_entries_a_dead_replica_read_but_never_drew_are_drawn_by_another(
 
 def test_the_lock_is_kept_while_slack_makes_a_draw_wait(harness: Harness) -> None:
     """Two 429s with Retry-After: 1 keep one draw busy for over 2 s, far past a 300 ms
-    lock: the lock is renewed, so no other replica draws (and posts) meanwhile."""
+    lock, and the emulator then holds its third attempt until the checks are done: the
+    lock is renewed, so no other replica draws (and posts) meanwhile."""
     h = harness
     store = h.services.store
     slow = Reporter(store, h.client, consumer="slow", min_interval=0.05, lock_ms=300)
@@ -264,19 +265,19 @@ def test_the_lock_is_kept_while_slack_makes_a_draw_wait(harness: Harness) -> Non
     ts, run = start_run(h)
     store.transition(run.id, RunStatus.FAILED, by="worker", reason="boom")
     h.emu.fail_next("chat.postMessage", status=429, retry_after=1, count=2)
+    held = h.emu.api.hold_next("chat.postMessage", timeout=60)
     drawing = threading.Thread(target=drain, args=(slow,))
     drawing.start()
     try:
-        h.wait(
-            lambda: len([c for c in h.emu.calls("chat.postMessage") if c.injected]) == 2,
-            "the second 429",
-        )
-        # A second into the draw, more than three lock lifetimes: still held.
+        h.wait(held.arrived.is_set, "the attempt after the two 429s")
+        # Two Retry-After sleeps into the draw, over six lock lifetimes, and the draw
+        # can't end before the release: the lock must still be held.
         assert store.redis.get(f"{store.prefix}:reporter:lock:{run.id}") is not None
         other = Reporter(store, h.client, consumer="other", min_interval=0.05)
         store.redis.delete(f"{store.prefix}:reporter:rate:{run.id}")
         assert other.draw(run.id) is False
     finally:
+        held.release()
         drawing.join(timeout=60)
     assert replies(h, ts) == [":x: #1 failed: boom"]
     record_fault(
@@ -316,3 +317,175 @@ def test_a_run_whose_first_status_message_failed_is_drawn_by_the_reporter(
         "the reporter posted the status message itself and drew the run",
         rank=8,
     )
+
+
+def status_messages(h: Harness, ts: str) -> list[dict[str, Any]]:
+    """The bot's messages in the thread that show a run's status (not milestones)."""
+    return [m for m in h.emu.thread(GENERAL, ts)[1:] if "#1" in str(m.get("blocks"))]
+
+
+def assert_one_status_message_drawn(h: Harness, reporter: Reporter, ts: str, kept: str) -> None:
+    store = h.services.store
+    run = store.find_by_thread(GENERAL, ts)
+    assert run is not None
+    assert run.status_ts == kept
+    assert [m["ts"] for m in status_messages(h, ts)] == [kept]
+    # The survivor is the one being drawn.
+    store.transition(run.id, RunStatus.RUNNING, by="worker")
+    store.append_event(run.id, tool(3))
+    drain(reporter)
+    status = h.emu.message(GENERAL, kept)
+    assert status is not None
+    assert "turn 3" in str(status["blocks"])
+    assert [m["ts"] for m in status_messages(h, ts)] == [kept]
+
+
+def test_a_status_post_slower_than_the_grace_leaves_one_status_message(
+    harness: Harness,
+) -> None:
+    """The bot's chat.postMessage is held past the grace: the reporter posts a status
+    message of its own; when the bot's lands, the bot deletes it and keeps the other."""
+    h = harness
+    reporter = Reporter(h.services.store, h.client, min_interval=0.05, status_grace=timedelta(0))
+    reporter.ensure_group()
+    bots = h.emu.api.hold_next("chat.postMessage", timeout=60)
+    ts, _ = h.emu.mention(ALICE, GENERAL, "in acme/api: make the retry limit configurable")
+    h.wait(bots.arrived.is_set, "the bot's status message to reach Slack")
+    drain(reporter)
+    run = h.services.store.find_by_thread(GENERAL, ts)
+    assert run is not None
+    assert run.status_ts is not None
+    reporters = run.status_ts
+    bots.release()
+    h.settle()
+    deleted = [c for c in h.emu.calls("chat.delete") if c.ok]
+    assert len(deleted) == 1
+    assert deleted[0].args["ts"] != reporters
+    assert_one_status_message_drawn(h, reporter, ts, reporters)
+
+
+def test_a_reporter_status_post_that_loses_the_race_is_deleted(harness: Harness) -> None:
+    """Both post; the bot's claim lands first (its post was held until the reporter's was
+    on the way): the reporter deletes its own and draws the bot's."""
+    h = harness
+    reporter = Reporter(h.services.store, h.client, min_interval=0.05, status_grace=timedelta(0))
+    reporter.ensure_group()
+    bots = h.emu.api.hold_next("chat.postMessage", timeout=60)
+    reporters = h.emu.api.hold_next("chat.postMessage", timeout=60)
+    ts, _ = h.emu.mention(ALICE, GENERAL, "in acme/api: make the retry limit configurable")
+    h.wait(bots.arrived.is_set, "the bot's status message to reach Slack")
+    drawing = threading.Thread(target=drain, args=(reporter,))
+    drawing.start()
+    try:
+        h.wait(reporters.arrived.is_set, "the reporter's status message to reach Slack")
+        bots.release()
+        h.settle()
+    finally:
+        bots.release()
+        reporters.release()
+        drawing.join(timeout=60)
+    assert not reporter.dirty
+    run = h.services.store.find_by_thread(GENERAL, ts)
+    assert run is not None
+    assert run.status_ts is not None
+    deleted = [c for c in h.emu.calls("chat.delete") if c.ok]
+    assert len(deleted) == 1
+    assert deleted[0].args["ts"] != run.status_ts
+    assert_one_status_message_drawn(h, reporter, ts, run.status_ts)
+
+
+def pending(h: Harness) -> int:
+    store = h.services.store
+    info: Any = store.redis.xpending(store.feed_key, "reporter")
+    return int(info["pending"])
+
+
+def calls_about(h: Harness, run: Run, since: int) -> list[Any]:
+    """Slack calls made after the ``since``-th one that touch ``run``'s thread."""
+    mine = {run.thread_ts, run.status_ts, run.message_ts}
+    return [
+        c
+        for c in h.emu.calls()[since:]
+        if mine & {c.args.get("thread_ts"), c.args.get("ts"), c.args.get("timestamp")}
+    ]
+
+
+def test_a_deleted_status_message_is_no_longer_updated(harness: Harness) -> None:
+    h = harness
+    reporter = Reporter(h.services.store, h.client, min_interval=0.05)
+    reporter.ensure_group()
+    ts, run = start_run(h)
+    drain(reporter)
+    status_ts = run.status_ts or ""
+    h.client.chat_delete(channel=GENERAL, ts=status_ts)  # someone removed it
+    store = h.services.store
+    store.transition(run.id, RunStatus.RUNNING, by="worker")
+    store.append_event(run.id, tool(1))
+    drain(reporter)
+    tried = [c for c in h.emu.calls("chat.update") if c.args.get("ts") == status_ts]
+    assert [c.error for c in tried[-1:]] == ["message_not_found"]
+    assert pending(h) == 0
+    # Later entries still bring milestones, but no more updates of the missing message.
+    store.append_event(run.id, tool(2))
+    store.transition(run.id, RunStatus.FAILED, by="worker", reason="boom")
+    drain(reporter)
+    # (The thread holds no status message any more: the reply comes right after the ask.)
+    assert [m["text"] for m in h.emu.thread(GENERAL, ts)[1:]] == [":x: #1 failed: boom"]
+    again = [c for c in h.emu.calls("chat.update") if c.args.get("ts") == status_ts]
+    assert len(again) == len(tried)
+    assert pending(h) == 0
+
+
+def test_a_thread_slack_refuses_for_good_is_given_up_and_others_still_drawn(
+    harness: Harness,
+) -> None:
+    h = harness
+    store = h.services.store
+    reporter = Reporter(store, h.client, min_interval=0.05)
+    reporter.ensure_group()
+    _, lost = start_run(h)
+    other_ts, other = start_run(h)
+    drain(reporter)
+    h.emu.fail_next("chat.postMessage", error="is_archived")  # the channel was archived
+    store.transition(lost.id, RunStatus.RUNNING, by="worker")
+    store.append_event(lost.id, Event(type=EventType.CHECKS, by="worker", data={"passed": False}))
+    drain(reporter)
+    archived = [c for c in h.emu.calls("chat.postMessage") if c.error == "is_archived"]
+    assert len(archived) == 1
+    assert pending(h) == 0
+    since = len(h.emu.calls())
+    for turn in range(1, 6):
+        store.append_event(lost.id, tool(turn))
+        drain(reporter)
+    store.transition(lost.id, RunStatus.FAILED, by="worker", reason="boom")
+    store.transition(other.id, RunStatus.FAILED, by="worker", reason="other boom")
+    drain(reporter)
+    assert calls_about(h, lost, since) == []
+    assert replies(h, other_ts) == [f":x: {other.label} failed: other boom"]
+    assert pending(h) == 0
+
+
+def test_a_run_slack_keeps_failing_is_given_up_after_a_few_draws(harness: Harness) -> None:
+    h = harness
+    store = h.services.store
+    no_retries = make_client(h.emu.bot_token, h.emu.api_url, max_retries=0)
+    reporter = Reporter(store, no_retries, min_interval=0.05, claim_idle_ms=0, max_failed_draws=3)
+    reporter.ensure_group()
+    _, run = start_run(h)
+    h.emu.fail_next("chat.update", status=500, count=100)
+    store.transition(run.id, RunStatus.RUNNING, by="worker")
+    for _ in range(200):
+        reporter.poll(block_ms=200)
+        if reporter.failures.get(run.id) == 2:
+            break
+    # Every poll re-claimed this consumer's own pending entries: each is held once.
+    entries: Any = store.redis.xpending_range(store.feed_key, "reporter", "-", "+", 100)
+    assert sorted(reporter.unacked[run.id]) == sorted(e["message_id"] for e in entries)
+    assert len(entries) == 2
+    drain(reporter)
+    failed = [c for c in h.emu.calls("chat.update") if c.injected]
+    assert len(failed) == 3
+    for _ in range(3):
+        reporter.poll(block_ms=50)
+    assert len([c for c in h.emu.calls("chat.update") if c.injected]) == 3
+    assert pending(h) == 0

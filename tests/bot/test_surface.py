@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 import pytest
@@ -16,9 +12,11 @@ from rq.job import Job
 from bot.blocks import decision_message
 from core.projection import project
 from core.run import Run, RunStatus
-from tests.bot.conftest import ALICE, BOB, CAROL, GENERAL, Harness
+from tests.bot.conftest import ALICE, BOB, CAROL, GENERAL, Harness, post_raw
 
 pytestmark = pytest.mark.redis
+
+JSON = "application/json"
 
 
 def bot_replies(h: Harness, root_ts: str) -> list[dict[str, Any]]:
@@ -72,28 +70,6 @@ def test_the_same_event_delivered_four_times_makes_one_run(harness: Harness) -> 
     assert h.services.queue.queue.count == 1
 
 
-def signed_post(url: str, secret: str, body: str, timestamp: int) -> int:
-    base = f"v0:{timestamp}:{body}".encode()
-    signature = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-    request = urllib.request.Request(  # noqa: S310 - a loopback URL we built
-        url,
-        data=body.encode(),
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "X-Slack-Request-Timestamp": str(timestamp),
-            "X-Slack-Signature": signature,
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            return int(response.status)
-    except urllib.error.HTTPError as err:
-        status = int(err.code)
-        err.close()
-        return status
-
-
 def mention_body(h: Harness) -> str:
     return json.dumps(
         {
@@ -118,12 +94,12 @@ def test_forged_and_stale_signatures_are_rejected(harness: Harness) -> None:
     url = h.emu.bot_url or ""
     body = mention_body(h)
     now = int(time.time())
-    assert signed_post(url, "not-the-secret", body, now) == 401
-    assert signed_post(url, h.emu.signing_secret, body, now - 6 * 60) == 401
+    assert post_raw(url, body, JSON, secret="not-the-secret", timestamp=now) == 401
+    assert post_raw(url, body, JSON, secret=h.emu.signing_secret, timestamp=now - 6 * 60) == 401
     h.settle()
     assert runs_created(h) == 0
     # The same body, signed properly and fresh, is accepted: the test can fail.
-    assert signed_post(url, h.emu.signing_secret, body, now) == 200
+    assert post_raw(url, body, JSON, secret=h.emu.signing_secret, timestamp=now) == 200
     h.settle()
     assert runs_created(h) == 1
 

@@ -22,17 +22,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from rq import Queue
 
 from bot.emulator.server import SlackEmulator
-from bot.metrics import metrics_app
-from bot.ops import (
+from core.counters import Counters
+from core.ops import (
     ThreadingServer,
     ops_app,
     ops_connection,
     redis_health,
     serve_in_background,
 )
-from core.counters import Counters
 from core.run import Cost, RunStatus
 from core.store import RunStore
+from jobs.metrics import metrics_app
 from tests.conftest import TEST_REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[2]

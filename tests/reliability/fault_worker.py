@@ -32,22 +32,22 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import redis
 from rq import get_current_job
 
 from core import settings
-from core.run import Run, Step
+from core.run import Step
 from core.store import RunStore
 from jobs import drain
 from jobs import entrypoints as real
 from jobs.blueprint.runner import run_blueprint
 from jobs.blueprint.wiring import model_provider, open_deps
 from jobs.queue import RunQueue, store_for
-from sandboxes.protocol import ExecResult, Sandbox
+from sandboxes.protocol import Sandbox
+from tests.blueprint.crash_job import HookedSandbox, WrappedModels
 
 KEY = "fault-test"
 
@@ -127,28 +127,14 @@ class _Model:
         return response
 
 
-class _Sandbox:
+class _Sandbox(HookedSandbox):
     def __init__(self, inner: Sandbox, hooks: Hooks) -> None:
-        self.inner = inner
+        super().__init__(inner, lambda: hooks.at(Step.CHECKS))
         self.hooks = hooks
 
     def start(self) -> None:
         self.inner.start()
         self.hooks.at(Step.PREPARE)
-
-    def exec(
-        self,
-        cmd: str | Sequence[str],
-        timeout: float | None = None,
-        cwd: str | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> ExecResult:
-        if isinstance(cmd, str) and "--junitxml" in cmd:
-            self.hooks.at(Step.CHECKS)
-        return self.inner.exec(cmd, timeout=timeout, cwd=cwd, env=env)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 def run(run_id: int) -> None:
@@ -158,15 +144,8 @@ def run(run_id: int) -> None:
     worker = settings.load(settings.WorkerSettings)
     store = store_for(job)
     hooks = Hooks(store, run_id)
-    provider = model_provider(worker)
-
-    class Models:
-        @contextmanager
-        def open(self, run: Run) -> Iterator[Any]:
-            with provider.open(run) as model:
-                yield _Model(model, hooks)
-
-    with open_deps(worker, store, models=Models()) as deps:
+    models = WrappedModels(model_provider(worker), lambda model: _Model(model, hooks))
+    with open_deps(worker, store, models=models) as deps:
         factory = deps.sandboxes
         deps.sandboxes = lambda rid, config, ws: _Sandbox(factory(rid, config, ws), hooks)  # type: ignore[assignment,return-value]
         forge = deps.forge

@@ -1,6 +1,7 @@
 """Figures the reliability tests measure, kept for `docs/reliability.md`.
 
-Each test that produces a figure calls `record` with one table. The tables land in
+A test that measures a whole figure calls `record` with one table; a module whose tests
+each add rows to one figure collects them in a `Table`. The tables land in
 ``artifacts/reliability/<name>.json``; `tests.reliability.report` renders them into
 the doc after the suite, so the doc always shows the figures of the last run.
 """
@@ -9,8 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES_DIR = Path(os.environ.get("AGENTS_RELIABILITY_FIGURES", ROOT / "artifacts" / "reliability"))
@@ -52,3 +56,52 @@ def record(
 def load_all(directory: Path = FIGURES_DIR) -> list[dict[str, object]]:
     tables = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(directory.glob("*.json"))]
     return sorted(tables, key=lambda t: (int(t["order"]), str(t["name"])))
+
+
+class Table:
+    """The rows a test module collects for one figure, recorded once the module is done.
+
+    A module makes one, registers :meth:`fixture` (``record_table = TABLE.fixture()``)
+    and its tests call :meth:`add` once what a row says has been asserted. When the
+    module's last test has run, the rows collected are recorded, whatever tests ran (a
+    ``-k`` run records the rows of the tests it ran); no rows, no record.
+    """
+
+    def __init__(
+        self, name: str, title: str, columns: Sequence[str], notes: str = "", order: int = 50
+    ) -> None:
+        self.name = name
+        self.title = title
+        self.columns = list(columns)
+        self.notes = notes
+        self.order = order
+        self.rows: list[list[Cell]] = []
+
+    def add(self, *cells: Cell) -> None:
+        if len(cells) != len(self.columns):
+            raise ValueError(f"{self.name}: every row needs {len(self.columns)} cells")
+        self.rows.append(list(cells))
+
+    def reset(self) -> None:
+        self.rows.clear()
+
+    def collected(self) -> list[list[Cell]]:
+        """The rows to record (a subclass may build them from what it collected)."""
+        return self.rows
+
+    def record(self) -> Path | None:
+        rows = self.collected()
+        if not rows:
+            return None
+        return record(self.name, self.title, self.columns, rows, self.notes, self.order)
+
+    def fixture(self) -> Any:
+        """A module-scoped autouse fixture that records the table after the module."""
+
+        @pytest.fixture(scope="module", autouse=True, name="figure_table")
+        def recording() -> Iterator[Table]:
+            self.reset()
+            yield self
+            self.record()
+
+        return recording

@@ -31,8 +31,11 @@ import redis
 from core.run import Run, RunStatus, Step
 from core.store import RunStore
 from jobs.forge.fake_github import FakeGitHub
+from jobs.forge.local import LocalForge
+from jobs.queue import RunQueue
 from sandboxes import labels
 from sandboxes.reaper import Reaper
+from tests.blueprint.conftest import REPO, SAMPLE
 from tests.blueprint.e2e import SANDBOX_IMAGE, Workers, kill, kill_group, wait_for
 from tests.reliability import fault_worker
 from tests.reliability.figures import FIGURES_DIR, record
@@ -260,6 +263,17 @@ def private_dockerd(tmp: Path, shared: docker.DockerClient) -> Iterator[PrivateD
 # -- workers with fault hooks ---------------------------------------------------------------
 
 
+def sample_on_local_forge(
+    connection: redis.Redis, tmp: Path, queue: str
+) -> tuple[LocalForge, RunStore, RunQueue]:
+    """The sample repository on a local forge in ``tmp`` (where `worker_env` points the
+    workers), a run store on ``connection`` and the run queue ``queue``."""
+    forge = LocalForge(tmp / "forge")
+    forge.create_repo(REPO, source=SAMPLE)
+    store = RunStore(connection)
+    return forge, store, RunQueue(connection, store, name=queue)
+
+
 def start_fault_worker(workers: Workers, env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
     return workers.start(env, name, module=FAULT_WORKER)
 
@@ -378,8 +392,8 @@ def elapsed(start: float) -> str:
 
 @pytest.fixture
 def workers(tmp_path: Path) -> Iterator[Workers]:
-    """`agents worker` processes for one test, stopped afterwards (import this fixture
-    into a test module to use it)."""
+    """`agents worker` processes for one test, stopped afterwards (``tests/reliability``
+    gets it from its conftest; elsewhere, import it into the test module)."""
     started = Workers(tmp_path)
     yield started
     started.stop()

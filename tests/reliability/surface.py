@@ -1,85 +1,23 @@
 """The Slack surface for the security tests: the bolt app over real signed HTTP, the
-emulator as Slack, real Redis. The same wiring as ``tests/bot/conftest.py``; these
-helpers add raw requests (to forge, age and tamper with them) and snapshots of what a
-request could change.
+emulator as Slack, real Redis, opened with ``tests.bot.conftest.open_harness`` (raw
+requests, to forge, age and tamper with them: ``tests.bot.conftest.post_raw``). These
+helpers drive runs to where a test needs them, drain the reporter and take snapshots
+of what a request could change.
 """
 
 from __future__ import annotations
 
-import threading
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+import time
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from rq import Queue
 
-from bot.app import create_app
-from bot.blocks import decision_message
-from bot.emulator.delivery import sign
-from bot.emulator.server import SlackEmulator
-from bot.http import serve, wsgi_app
-from bot.services import Services
-from bot.slack_client import make_client
+from bot.blocks import ACTION_REWORK, decision_message
+from bot.reporter import Reporter
 from core.projection import project
 from core.run import Run, RunStatus
-from tests.bot.conftest import ALICE, CAROL, GENERAL, Harness, bot_settings
-
-
-@contextmanager
-def open_surface(connection: redis.Redis, **overrides: Any) -> Iterator[Harness]:
-    emu = SlackEmulator().start()
-    emu.add_user(CAROL, "carol")
-    emu.subscriptions = {"app_mention", "message.im"}
-    services = Services.from_settings(bot_settings(emu, **overrides), connection)
-    client = make_client(emu.bot_token, emu.api_url)
-    executor = ThreadPoolExecutor(max_workers=1)
-    app = create_app(services, client, listener_executor=executor)
-    server = serve(wsgi_app(app, lambda: None), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    emu.bot_url = f"http://127.0.0.1:{server.server_port}/slack/events"
-    try:
-        yield Harness(emu=emu, services=services, client=client, executor=executor)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-        executor.shutdown(wait=True)
-        emu.stop()
-
-
-def post_raw(
-    url: str,
-    body: str,
-    content_type: str,
-    *,
-    secret: str | None,
-    timestamp: int,
-    signed_body: str | None = None,
-) -> int:
-    """POST ``body``; signed with ``secret`` over ``signed_body`` (default: ``body``),
-    or without any signature headers when ``secret`` is None. Returns the HTTP status."""
-    headers = {"Content-Type": content_type}
-    if secret is not None:
-        headers["X-Slack-Request-Timestamp"] = str(timestamp)
-        headers["X-Slack-Signature"] = sign(
-            secret, str(timestamp), body if signed_body is None else signed_body
-        )
-    request = urllib.request.Request(  # noqa: S310 - a loopback URL we built
-        url, data=body.encode(), method="POST", headers=headers
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            return int(response.status)
-    except urllib.error.HTTPError as err:
-        status = int(err.code)
-        err.close()
-        return status
+from tests.bot.conftest import ALICE, GENERAL, Harness
 
 
 def bot_replies(h: Harness, channel: str, root_ts: str) -> list[dict[str, Any]]:
@@ -119,6 +57,26 @@ def buttons(h: Harness, run: Run) -> str:
         channel=run.channel or GENERAL, thread_ts=run.thread_ts, text=fallback, blocks=blocks
     )
     return str(posted["ts"])
+
+
+def rework_modal(h: Harness, run: Run, message: str | None = None) -> dict[str, Any]:
+    """The requester clicks Rework on ``message`` (default: newly posted buttons); the
+    modal that opens."""
+    h.emu.click(ALICE, GENERAL, message or buttons(h, run), ACTION_REWORK)
+    h.settle()
+    modal = h.emu.modal(ALICE)
+    assert modal is not None
+    return modal
+
+
+def drain(reporter: Reporter, limit: float = 60.0) -> None:
+    """Poll until nothing is dirty (a bound against a hang, not a timing assertion)."""
+    deadline = time.monotonic() + limit
+    while reporter.poll(block_ms=100) and time.monotonic() < deadline:
+        pass
+    assert not reporter.dirty, (
+        f"the reporter hung: runs {sorted(reporter.dirty)} not drawn after {limit:.0f} s"
+    )
 
 
 def ephemeral_texts(h: Harness, user: str) -> list[str]:

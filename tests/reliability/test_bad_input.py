@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,15 +33,16 @@ from jobs.blueprint.runner import run_blueprint
 from jobs.blueprint.wiring import sandbox_factory
 from jobs.forge.local import LocalForge
 from sandboxes.cache import RepoCache
-from tests.bot.conftest import ALICE, GENERAL, Harness
-from tests.reliability.figures import record
+from tests.bot.conftest import ALICE, GENERAL, Harness, open_harness
+from tests.reliability.figures import Table
 from tests.reliability.surface import (
     ask,
     awaiting,
     bot_replies,
     buttons,
+    drain,
     ephemeral_texts,
-    open_surface,
+    rework_modal,
     runs_created,
 )
 
@@ -50,16 +50,26 @@ pytestmark = pytest.mark.redis
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample-repo"
-ROWS: list[list[str]] = []
-
-
-def row(what: str, where: str, message: str) -> None:
-    ROWS.append([what, where, message])
+TABLE = Table(
+    "bad-input",
+    "Bad input: what the user sees",
+    ["input", "where the user sees it", "exact message"],
+    notes=(
+        "Each input goes through the real surface (signed HTTP to the bolt app, the "
+        "Slack emulator) and, for repository and approval cases, the worker's code with "
+        "the real reporter drawing the thread. The bot's allow-list here is `acme/*`. "
+        "Write access on GitHub is required with `AGENTS_REQUIRE_GITHUB_WRITE=true`; "
+        "Slack users map to GitHub logins through `AGENTS_USER_MAP`."
+    ),
+    order=70,
+)
+record_table = TABLE.fixture()
+row = TABLE.add
 
 
 @pytest.fixture
 def surface(real_redis_conn: redis.Redis) -> Iterator[Harness]:
-    with open_surface(real_redis_conn, allowed_repos=["acme/*"]) as h:
+    with open_harness(real_redis_conn, allowed_repos=["acme/*"]) as h:
         yield h
 
 
@@ -85,6 +95,7 @@ def test_mentions_that_start_nothing(surface: Harness) -> None:
         ("a repository outside the allow-list", "in evil/repo: fix it"),
         ("a repository and no request", "in acme/api:"),
     ]
+    answers = []
     for what, text in cases:
         if text is None:
             h.emu.add_channel("C_RANDOM", "random")
@@ -94,12 +105,15 @@ def test_mentions_that_start_nothing(surface: Harness) -> None:
         else:
             told, _ = answer_to(h, text)
         assert runs_created(h) == 0, what
+        answers.append(told)
+    empty, no_repo, malformed, outside, no_request = answers
+    assert empty.startswith("Ask me to change a repository")
+    assert "AGENTS_CHANNEL_REPOS" in no_repo
+    assert "Write it as `owner/name`" in malformed
+    assert "AGENTS_ALLOWED_REPOS" in outside
+    assert "Add the request after the repository" in no_request
+    for (what, _), told in zip(cases, answers, strict=True):
         row(what, "thread reply", told)
-    assert ROWS[-5][2].startswith("Ask me to change a repository")
-    assert "AGENTS_CHANNEL_REPOS" in ROWS[-4][2]
-    assert "Write it as `owner/name`" in ROWS[-3][2]
-    assert "AGENTS_ALLOWED_REPOS" in ROWS[-2][2]
-    assert "Add the request after the repository" in ROWS[-1][2]
 
 
 def test_a_button_on_a_finished_run(surface: Harness) -> None:
@@ -120,10 +134,7 @@ def test_a_button_on_a_finished_run(surface: Harness) -> None:
 def test_rework_feedback_left_empty(surface: Harness) -> None:
     h = surface
     run = awaiting(h, ask(h))
-    h.emu.click(ALICE, GENERAL, buttons(h, run), ACTION_REWORK)
-    h.settle()
-    modal = h.emu.modal(ALICE)
-    assert modal is not None
+    modal = rework_modal(h, run)
     blank = h.emu.submit_view(ALICE, modal["id"], {"feedback": {"feedback_text": "  \n "}})
     answer = json.loads(blank.response_body)
     assert answer == {"response_action": "errors", "errors": {"feedback": EMPTY_ERROR}}
@@ -132,6 +143,7 @@ def test_rework_feedback_left_empty(surface: Harness) -> None:
     h.emu.mention(ALICE, GENERAL, "", thread_ts=run.thread_ts)
     h.settle()
     told = str(bot_replies(h, GENERAL, run.thread_ts or "")[-1]["text"])
+    assert told.startswith("Tell me what to change")
     assert h.services.store.get(run.id).status is RunStatus.AWAITING_DECISION
     row("rework feedback left empty (a bare mention in the thread)", "thread reply", told)
 
@@ -144,6 +156,8 @@ def test_unknown_subcommands(surface: Harness) -> None:
     unknown, not_an_id, missing = ephemeral_texts(h, ALICE)
     assert unknown.startswith("I don't know `frobnicate`.")
     assert "`/agents status`" in unknown
+    assert not_an_id.startswith("`banana` is not a run id")
+    assert missing.startswith("There is no run #999")
     row("an unknown subcommand (`/agents frobnicate`)", "ephemeral", unknown)
     row("a run id that isn't one (`/agents status banana`)", "ephemeral", not_an_id)
     row("a run that doesn't exist (`/agents cancel 999`)", "ephemeral", missing)
@@ -187,12 +201,6 @@ class Agreeable:
                 ],
             }
         )
-
-
-def drain(reporter: Reporter, limit: float = 60.0) -> None:
-    deadline = time.monotonic() + limit
-    while reporter.poll(block_ms=100) and time.monotonic() < deadline:
-        pass
 
 
 class Worker:
@@ -320,22 +328,4 @@ def test_no_github_login_when_write_access_is_required(worker: Worker) -> None:
         "approve by a Slack user with no GitHub login, write access required",
         "thread reply (worker)",
         told,
-    )
-
-
-def test_zz_record_the_table() -> None:
-    assert len(ROWS) >= 18, "run the whole module"
-    record(
-        "bad-input",
-        "Bad input: what the user sees",
-        ["input", "where the user sees it", "exact message"],
-        ROWS,
-        notes=(
-            "Each input goes through the real surface (signed HTTP to the bolt app, the "
-            "Slack emulator) and, for repository and approval cases, the worker's code with "
-            "the real reporter drawing the thread. The bot's allow-list here is `acme/*`. "
-            "Write access on GitHub is required with `AGENTS_REQUIRE_GITHUB_WRITE=true`; "
-            "Slack users map to GitHub logins through `AGENTS_USER_MAP`."
-        ),
-        order=70,
     )

@@ -21,7 +21,6 @@ from core.store import RunStore
 from jobs.agent.fake_api import Failure, FakeMessagesAPI, Reply, load_script
 from jobs.forge.local import LocalForge
 from jobs.forge.steps import PublishRequest, publish
-from jobs.queue import RunQueue
 from tests.blueprint.conftest import CLEAN_REQUEST, REPO, SAMPLE, SCRIPTS
 from tests.blueprint.e2e import (
     Workers,
@@ -31,9 +30,11 @@ from tests.blueprint.e2e import (
     worker_env,
 )
 from tests.blueprint.helpers import commits, git
-from tests.reliability.harness import record_fault, store_containers, workers
-
-__all__ = ["workers"]  # the fixture
+from tests.reliability.harness import (
+    record_fault,
+    sample_on_local_forge,
+    store_containers,
+)
 
 API_KEY = "sk-ant-fault-test-0123456789"
 NOW = {"retry-after": "0"}
@@ -63,10 +64,7 @@ def test_model_faults_are_retried_and_a_persistent_one_fails_the_run_clearly(
 ) -> None:
     client = docker_client()
     require_image(client)
-    forge = LocalForge(tmp_path / "forge")
-    forge.create_repo(REPO, source=SAMPLE)
-    store = RunStore(real_redis_conn)
-    queue = RunQueue(real_redis_conn, store, name="faults-model")
+    forge, store, queue = sample_on_local_forge(real_redis_conn, tmp_path, "faults-model")
     with FakeMessagesAPI(flaky_script(), api_key=API_KEY) as api:
         env = worker_env(
             tmp_path,

@@ -20,11 +20,8 @@ import redis
 
 from core.events import EventType
 from core.run import RunStatus, Step
-from core.store import RunStore
-from jobs.forge.local import LocalForge
-from jobs.queue import RunQueue
 from sandboxes import labels
-from tests.blueprint.conftest import CLEAN_REQUEST, REPO, SAMPLE
+from tests.blueprint.conftest import CLEAN_REQUEST, REPO
 from tests.blueprint.e2e import (
     Workers,
     docker_client,
@@ -40,13 +37,12 @@ from tests.reliability.harness import (
     private_dockerd,
     reap_and_count,
     record_fault,
+    sample_on_local_forge,
     start_fault_worker,
     store_containers,
-    workers,
 )
 
 pytestmark = [pytest.mark.redis, pytest.mark.docker, pytest.mark.slow]
-__all__ = ["workers"]  # the fixture
 
 
 @pytest.fixture
@@ -63,10 +59,7 @@ def engine(tmp_path: Path) -> Iterator[PrivateDockerd]:
 def test_a_dockerd_restart_mid_run_resumes_the_run_and_leaves_no_container(
     real_redis_conn: redis.Redis, engine: PrivateDockerd, workers: Workers, tmp_path: Path
 ) -> None:
-    forge = LocalForge(tmp_path / "forge")
-    forge.create_repo(REPO, source=SAMPLE)
-    store = RunStore(real_redis_conn)
-    queue = RunQueue(real_redis_conn, store, name="faults-dockerd")
+    forge, store, queue = sample_on_local_forge(real_redis_conn, tmp_path, "faults-dockerd")
     env = worker_env(tmp_path, "faults-dockerd", DOCKER_HOST=engine.host)
     start_fault_worker(workers, env, "dockerd")
 

@@ -28,7 +28,7 @@ from jobs.forge.fake_github import FakeGitHub
 from jobs.forge.local import LocalForge
 from jobs.queue import RunQueue
 from tests.blueprint.conftest import CLEAN_REQUEST, REPO, SAMPLE
-from tests.blueprint.e2e import Workers, docker_client, require_image, wait_for, worker_env
+from tests.blueprint.e2e import Workers, docker_client, github_env, require_image, wait_for
 from tests.blueprint.helpers import commits
 from tests.reliability import fault_worker
 from tests.reliability.figures import record
@@ -41,31 +41,15 @@ from tests.reliability.harness import (
     reap_and_count,
     record_fault,
     start_fault_worker,
-    workers,
 )
 
 pytestmark = [pytest.mark.redis, pytest.mark.docker, pytest.mark.slow]
-__all__ = ["workers"]  # the fixture
 
 TOKEN = "ghs_faultT0KEN0123456789abcdefabcdef"
 KILLED_STEPS = (Step.PREPARE, Step.AGENT, Step.CHECKS, Step.PUBLISH, Step.WATCH_CI)
 ALL_STEPS = [Step.PREPARE, Step.AGENT, Step.CHECKS, Step.REVIEW, Step.PUBLISH, Step.WATCH_CI]
 RUNS = 5
 POOL = 3
-
-
-def github_env(tmp: Path, fake: FakeGitHub, queue: str) -> dict[str, str]:
-    return worker_env(
-        tmp,
-        queue,
-        AGENTS_FORGE="github",
-        GITHUB_TOKEN=TOKEN,
-        AGENTS_GITHUB_API_URL=fake.base_url,
-        AGENTS_CI_TIMEOUT_SECONDS="120",
-        AGENTS_CI_POLL_SECONDS="0.2",
-        AGENTS_CI_SETTLE_SECONDS="60",
-        AGENTS_MAX_ATTEMPTS="8",
-    )
 
 
 def test_sigkill_inside_every_step_resumes_every_run_with_one_pr(
@@ -82,7 +66,7 @@ def test_sigkill_inside_every_step_resumes_every_run_with_one_pr(
         fake.add_repo(REPO, bare=bare)
         fake.fail_next("POST", r"/pulls$", 502, count=2)
         fake.fail_next("POST", r"/pulls$", 500, after=True)
-        env = github_env(tmp_path, fake, "faults-kill")
+        env = github_env(tmp_path, "faults-kill", fake.base_url, TOKEN, AGENTS_MAX_ATTEMPTS="8")
         spawned = 0
         for _ in range(POOL):
             start_fault_worker(workers, env, f"kill-{spawned}")

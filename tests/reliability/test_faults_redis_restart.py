@@ -43,11 +43,9 @@ from tests.reliability.harness import (
     start_fault_worker,
     store_containers,
     wait_settled,
-    workers,
 )
 
 pytestmark = [pytest.mark.redis, pytest.mark.docker, pytest.mark.slow]
-__all__ = ["workers"]  # the fixture
 
 CHANNEL = "C_GENERAL"
 

@@ -1,8 +1,10 @@
 """SIGTERM a worker in the middle of a run: a warm shutdown that does not wait for the
-whole run. The worker passes the request to its work horse (``jobs.drain``); the job
-finishes the step it is in, hands the run back to the queue at the next checkpoint,
-and another worker resumes it there. Real Redis, real `agents worker` processes,
-Docker, the replay model and the local forge."""
+whole run, nor for the step. The worker passes the request to its work horse
+(``jobs.drain``); the job stops at its next checkpoint (here: the end of the agent's
+current turn, inside the agent step), hands the run back to the queue, and another
+worker resumes that step's conversation. Real Redis, real `agents worker` processes,
+Docker, the replay model (which refuses any request the recording does not have at
+that point) and the local forge."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import redis
 from core.events import EventType
 from core.run import RunStatus, Step
 from core.store import RunStore
+from jobs import recovery
 from jobs.forge.local import LocalForge
 from jobs.queue import RunQueue
 from tests.blueprint.conftest import CLEAN_REQUEST, REPO, SAMPLE
@@ -42,7 +45,7 @@ __all__ = ["workers"]  # the fixture
 ALL_STEPS = [Step.PREPARE, Step.AGENT, Step.CHECKS, Step.REVIEW, Step.PUBLISH, Step.WATCH_CI]
 
 
-def test_sigterm_finishes_the_step_and_another_worker_resumes_the_run(
+def test_sigterm_stops_the_agent_at_a_turn_and_another_worker_resumes_it(
     real_redis_conn: redis.Redis, workers: Workers, tmp_path: Path
 ) -> None:
     client = docker_client()
@@ -55,6 +58,7 @@ def test_sigterm_finishes_the_step_and_another_worker_resumes_the_run(
 
     first = start_fault_worker(workers, env, "term-first")
     run = store.create(requester="U1", repo=REPO, request=CLEAN_REQUEST)
+    # Held once the model has answered the agent step's first call, until the drain.
     fault_worker.plan(real_redis_conn, run.id, hold=[Step.AGENT])
     queue.enqueue(run)
     wait_for(lambda: paused(real_redis_conn, run.id) is not None, "the run to be in its agent step")
@@ -65,13 +69,17 @@ def test_sigterm_finishes_the_step_and_another_worker_resumes_the_run(
     try:
         code = first.wait(timeout=180)
     except subprocess.TimeoutExpired:
-        pytest.fail("the SIGTERMed worker did not shut down after its step")
+        pytest.fail("the SIGTERMed worker did not shut down at its next checkpoint")
     assert code == 0
 
     final = wait_status(store, run.id, RunStatus.AWAITING_DECISION, RunStatus.FAILED)
     assert final.status is RunStatus.AWAITING_DECISION, final.error
     assert final.artifacts.completed_steps == ALL_STEPS
+    assert final.artifacts.agent_resume is None
+    # Two jobs, one of them handed back on purpose: no crash attempt was burnt.
     assert final.attempts == 2
+    assert final.handbacks == {"drain": 1}
+    assert recovery.crashes(final) == 1  # the job that finished it
     assert second.poll() is None  # the other worker is still serving
 
     events = store.events(run.id)
@@ -81,14 +89,28 @@ def test_sigterm_finishes_the_step_and_another_worker_resumes_the_run(
         if e.type is EventType.STATUS and e.data.get("to") == RunStatus.QUEUED.value
     ]
     assert [e.data.get("reason") for e in handed] == [
-        "its worker is shutting down; resuming at checks on another worker"
+        "its worker is shutting down; resuming at agent (after turn 1) on another worker"
     ]
     assert "term-first" in handed[0].by
-    # The agent step ran once, to its end, on the first worker; the rest on the second.
+    # The agent step began on the first worker and was finished on the second, which
+    # then ran the rest.
     steps = [(e.data["step"], e.by) for e in events if e.type is EventType.STEP]
-    assert [s for s, _ in steps] == [s.value for s in ALL_STEPS]
+    assert [s for s, _ in steps] == ["prepare", "agent", *(s.value for s in ALL_STEPS[1:])]
     assert all("term-first" in by for s, by in steps[:2])
     assert all("term-second" in by for s, by in steps[2:])
+    # Handed back at the turn boundary: turn 1 before the hand-back, the conversation
+    # continued from turn 2 after it (the replay model takes no other request), and no
+    # model call was made twice.
+    at = events.index(handed[0])
+    builder_turns = [
+        e.data["turn"] for e in events if e.type is EventType.TOOL and e.by == "agent:builder"
+    ]
+    before = [
+        e.data["turn"] for e in events[:at] if e.type is EventType.TOOL and e.by == "agent:builder"
+    ]
+    assert before == [1]
+    assert builder_turns == list(range(1, len(builder_turns) + 1))
+    assert len(builder_turns) > 1
     [pr] = forge.list_prs(REPO)
     assert len(commits(forge.repo_path(REPO), pr.branch)) == 1
     assert store_containers(client, store, [run.id]) == []  # each job removed its own sandbox
@@ -98,7 +120,8 @@ def test_sigterm_finishes_the_step_and_another_worker_resumes_the_run(
         "SIGTERM (warm shutdown)",
         "SIGTERM to an `agents worker` while its run is in the agent step",
         1,
-        "the step finished, the run was handed back at checks and resumed by another "
-        "worker: awaiting decision, 1 PR, 1 commit, 0 containers left; the worker exited 0",
+        "the agent stopped after its current turn, the run was handed back mid-step (not "
+        "counted as a crash) and another worker continued the agent's conversation: "
+        "awaiting decision, 1 PR, 1 commit, 0 containers left; the worker exited 0",
         rank=1,
     )

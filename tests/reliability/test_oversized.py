@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import docker
-import docker.errors
 import pytest
 import redis
 
@@ -21,22 +20,36 @@ from bot.requests import MAX_REQUEST_CHARS
 from core.run import RunStatus
 from jobs.agent.tools import Toolbox
 from jobs.agent.workspace import MAX_READ_BYTES, Workspace
-from sandboxes.config import DEFAULT_IMAGE, SandboxConfig
+from sandboxes.config import SandboxConfig
 from sandboxes.docker_sandbox import DockerSandbox
-from tests.bot.conftest import ALICE, GENERAL, Harness
-from tests.reliability.figures import record
+from tests.bot.conftest import ALICE, GENERAL, Harness, open_harness
+from tests.reliability.figures import Table
 from tests.reliability.surface import (
     ask,
     awaiting,
     bot_replies,
-    open_surface,
     runs_created,
     snapshot,
 )
 
 HUGE = 100_000
 OUTPUT_CHARS = 20_000
-ROWS: list[list[str]] = []
+TABLE = Table(
+    "security-oversized",
+    "Security: oversized input",
+    ["input", "bound", "who sees it (worker peak RSS)", "exact message"],
+    notes=(
+        f"Requests and thread replies over {MAX_REQUEST_CHARS:,} characters are refused "
+        "before anything is stored. The read tool refuses files over "
+        f"{MAX_READ_BYTES:,} bytes from their size alone; every tool result is cut to "
+        f"the loop's output limit ({OUTPUT_CHARS:,} characters here) keeping head and "
+        "tail, and the sandbox keeps only a bounded head and tail of a command's output "
+        "while it drains the rest. Peak RSS is the worker process's `VmHWM`, reset "
+        "before each call."
+    ),
+    order=64,
+)
+record_table = TABLE.fixture()
 
 
 def peak_reset() -> None:
@@ -57,7 +70,7 @@ def huge_text() -> str:
 
 @pytest.mark.redis
 def test_a_100k_character_message(real_redis_conn: redis.Redis) -> None:
-    with open_surface(real_redis_conn) as h:
+    with open_harness(real_redis_conn) as h:
         text = huge_text()
         ts, delivery = h.emu.mention(ALICE, GENERAL, f"in acme/api: {text}")
         assert delivery.status == 200
@@ -66,7 +79,7 @@ def test_a_100k_character_message(real_redis_conn: redis.Redis) -> None:
         (answer,) = bot_replies(h, GENERAL, ts)
         told = answer["text"]
         assert told.startswith(f"That request is {HUGE:,} characters; I take at most 4,000.")
-        ROWS.append(["a 100,000-character mention", "no run", "thread reply", told])
+        TABLE.add("a 100,000-character mention", "no run", "thread reply", told)
 
         # The same as a follow-up while a run works, and as rework feedback.
         run = ask(h)
@@ -85,23 +98,14 @@ def follow_up(h: Harness, thread_ts: str, text: str, when: str) -> None:
     assert (after.runs, after.jobs) == (before.runs, before.jobs)
     told = bot_replies(h, GENERAL, thread_ts)[-1]["text"]
     assert told.startswith(f"That message is {HUGE:,} characters; I take at most 4,000")
-    ROWS.append([f"a 100,000-character thread reply {when}", "not used", "thread reply", told])
+    TABLE.add(f"a 100,000-character thread reply {when}", "not used", "thread reply", told)
 
 
 @pytest.fixture(scope="module")
-def docker_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerSandbox]:
-    try:
-        client = docker.from_env()
-        client.ping()
-        client.images.get(DEFAULT_IMAGE)
-    except docker.errors.DockerException as exc:
-        pytest.skip(f"no Docker engine or no {DEFAULT_IMAGE} ({exc})")
+def docker_sandbox(docker_client: docker.DockerClient) -> Iterator[DockerSandbox]:
     config = SandboxConfig(workspace_size_mb=256, tmp_size_mb=64)
-    try:
-        with DockerSandbox("oversized", config, client=client) as sandbox:
-            yield sandbox
-    finally:
-        client.close()
+    with DockerSandbox("oversized", config, client=docker_client) as sandbox:
+        yield sandbox
 
 
 def toolbox(sandbox: DockerSandbox) -> Toolbox:
@@ -132,13 +136,11 @@ def test_a_50_mb_file_read_by_the_agent(docker_sandbox: DockerSandbox) -> None:
         "search, or `run` with head/sed to look at part of it"
     )
     assert size > MAX_READ_BYTES
-    ROWS.append(
-        [
-            "the read tool on a 50 MB file",
-            "refused before reading",
-            f"agent ({peak:.0f} MB peak)",
-            told,
-        ]
+    TABLE.add(
+        "the read tool on a 50 MB file",
+        "refused before reading",
+        f"agent ({peak:.0f} MB peak)",
+        told,
     )
     # A search that hits the one 50 MB line comes back cut to a line's worth.
     peak_reset()
@@ -148,13 +150,11 @@ def test_a_50_mb_file_read_by_the_agent(docker_sandbox: DockerSandbox) -> None:
     assert len(hits.content) <= 600
     assert "narrow the pattern or the path" in hits.content
     assert hits.content.startswith("big.txt:1:aaaa")
-    ROWS.append(
-        [
-            "search hitting that file's 50 MB line",
-            f"{len(hits.content)} characters back",
-            f"agent ({peak:.0f} MB peak)",
-            hits.content[:40] + "…",
-        ]
+    TABLE.add(
+        "search hitting that file's 50 MB line",
+        f"{len(hits.content)} characters back",
+        f"agent ({peak:.0f} MB peak)",
+        hits.content[:40] + "…",
     )
 
 
@@ -178,31 +178,9 @@ def test_a_command_printing_1_gb(docker_sandbox: DockerSandbox) -> None:
     assert out.content.endswith("[stderr]\nfinished")
     # The worker keeps a bounded head and tail while it drains the stream.
     assert peak - baseline < 100, (baseline, peak)
-    ROWS.append(
-        [
-            "a command printing 1 GB",
-            f"{len(out.content):,} characters back",
-            f"agent (worker peak {peak:.0f} MB, {peak - baseline:+.0f} MB over the call)",
-            first,
-        ]
-    )
-
-
-def test_zz_record_the_table() -> None:
-    assert len(ROWS) == 6, "run the whole module"
-    record(
-        "security-oversized",
-        "Security: oversized input",
-        ["input", "bound", "who sees it (worker peak RSS)", "exact message"],
-        ROWS,
-        notes=(
-            f"Requests and thread replies over {MAX_REQUEST_CHARS:,} characters are refused "
-            "before anything is stored. The read tool refuses files over "
-            f"{MAX_READ_BYTES:,} bytes from their size alone; every tool result is cut to "
-            f"the loop's output limit ({OUTPUT_CHARS:,} characters here) keeping head and "
-            "tail, and the sandbox keeps only a bounded head and tail of a command's output "
-            "while it drains the rest. Peak RSS is the worker process's `VmHWM`, reset "
-            "before each call."
-        ),
-        order=64,
+    TABLE.add(
+        "a command printing 1 GB",
+        f"{len(out.content):,} characters back",
+        f"agent (worker peak {peak:.0f} MB, {peak - baseline:+.0f} MB over the call)",
+        first,
     )

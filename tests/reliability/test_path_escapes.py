@@ -15,33 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import docker
-import docker.errors
 import pytest
 
 from jobs.agent.tools import Toolbox
 from jobs.agent.workspace import Workspace
 from sandboxes.cache import RepoCache
-from sandboxes.config import DEFAULT_IMAGE
 from sandboxes.docker_sandbox import DockerSandbox
 from sandboxes.local_sandbox import LocalSandbox
 from sandboxes.protocol import Sandbox
-from tests.reliability.figures import record
+from tests.reliability.figures import Cell, Table
 from tests.sandboxes.conftest import make_repo
 
 SECRET = "outside-the-workspace-secret"
-RESULTS: dict[str, dict[str, str]] = {}
-
-
-@pytest.fixture(scope="module")
-def docker_engine() -> Iterator[docker.DockerClient]:
-    try:
-        client = docker.from_env()
-        client.ping()
-        client.images.get(DEFAULT_IMAGE)
-    except docker.errors.DockerException as exc:
-        pytest.skip(f"no Docker engine or no {DEFAULT_IMAGE} ({exc})")
-    yield client
-    client.close()
 
 
 @pytest.fixture(params=["local", pytest.param("docker", marks=pytest.mark.docker)])
@@ -52,7 +37,7 @@ def sandbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sandbox]
     workspace = cache.workspace(str(tmp_path / "origin"), "HEAD")
     box: Sandbox
     if request.param == "docker":
-        client = request.getfixturevalue("docker_engine")
+        client = request.getfixturevalue("docker_client")
         assert isinstance(client, docker.DockerClient)
         box = DockerSandbox("path-escapes", workspace=workspace, client=client)
     else:
@@ -79,18 +64,69 @@ def plant(sandbox: Sandbox) -> str:
     return made.stdout.strip()
 
 
-#: The path the tools are given, and what the refusal says.
+DOTS = "uses '..'; give a path relative to the repository root without '..'"
+ABSOLUTE = "is absolute; give a path relative to the repository root"
+OUTSIDE = (
+    "resolves outside the workspace (through a symlink); only files inside the repository "
+    "can be used"
+)
+#: The path the tools are given, what it is, and what every tool says of it (after the
+#: path), on either backend.
 ESCAPES = {
-    "../../etc/passwd": "uses '..'",
-    "src/../../outside.txt": "uses '..'",
-    "/etc/passwd": "is absolute",
-    "link_file": "resolves outside the workspace",
-    "link_dir": "resolves outside the workspace",
-    "link_dir/secret.txt": "resolves outside the workspace",
-    "rel_dir/secret.txt": "resolves outside the workspace",
-    "nested/hop/secret.txt": "resolves outside the workspace",
-    "link_dir/planted.txt": "resolves outside the workspace",
+    "../../etc/passwd": ("climbs out with `..`", DOTS),
+    "src/../../outside.txt": ("climbs out with `..` after a directory", DOTS),
+    "/etc/passwd": ("absolute", ABSOLUTE),
+    "link_file": ("symlink to a file outside", OUTSIDE),
+    "link_dir": ("symlink to a directory outside", OUTSIDE),
+    "link_dir/secret.txt": ("a file under a symlinked parent directory", OUTSIDE),
+    "rel_dir/secret.txt": ("under a relative symlink that climbs out", OUTSIDE),
+    "nested/hop/secret.txt": (
+        "under a symlink to a symlink (leaves at the second hop)",
+        OUTSIDE,
+    ),
+    "link_dir/planted.txt": ("a new file under a symlinked parent directory", OUTSIDE),
 }
+
+
+class Refusals(Table):
+    """One row per path, naming the backends whose tools refused every path."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "security-path-escapes",
+            "Security: path escapes in tool arguments",
+            ["path", "what it is", "read, write, edit, list, search", "what the agent is told"],
+            notes=(
+                "`link_file`, `link_dir` (absolute symlinks), `rel_dir` (a relative one that "
+                "climbs out) and `nested/hop` (a symlink to `link_dir`, so it leaves at the "
+                "second hop) point at a directory made with `mktemp -d` outside the "
+                "workspace. The tools check paths lexically, then with `realpath` inside the "
+                "sandbox. The backends' own `read_file`, `write_file` and `list_files` "
+                "refuse the same paths with `ValueError` (the Docker backend resolves every "
+                "path component through the Docker archive API). The secret outside was "
+                "never read or changed."
+            ),
+            order=63,
+        )
+        self.backends: list[str] = []
+
+    def reset(self) -> None:
+        super().reset()
+        self.backends.clear()
+
+    def collected(self) -> list[list[Cell]]:
+        if not self.backends:
+            return []
+        plural = "es" if len(self.backends) > 1 else ""
+        refused = f"refused on the {' and '.join(self.backends)} sandbox{plural}"
+        return [
+            [f"`{path}`", what, refused, f"{path!r} {told}"]
+            for path, (what, told) in ESCAPES.items()
+        ]
+
+
+TABLE = Refusals()
+record_table = TABLE.fixture()
 
 
 def calls(path: str) -> dict[str, dict[str, Any]]:
@@ -103,23 +139,25 @@ def calls(path: str) -> dict[str, dict[str, Any]]:
     }
 
 
-def test_the_tools_refuse_every_escape(sandbox: Sandbox, request: pytest.FixtureRequest) -> None:
-    backend = "docker" if isinstance(sandbox, DockerSandbox) else "local"
+def test_the_tools_refuse_every_escape(sandbox: Sandbox) -> None:
+    backend = "Docker" if isinstance(sandbox, DockerSandbox) else "local"
     outside = plant(sandbox)
     tools = Toolbox(
         Workspace(sandbox), output_chars=20_000, command_timeout=30, max_command_timeout=60
     )
-    for path, complaint in ESCAPES.items():
+    for path, (_, told) in ESCAPES.items():
         for name, args in calls(path).items():
             out = tools.call(name, args)
             assert out.is_error, (backend, path, name, out.content)
-            assert complaint in out.content, (backend, path, name, out.content)
+            # The same answer from every tool, on both backends.
+            first = out.content.splitlines()[0]
+            assert first == f"{name} failed: {path!r} {told}", (backend, first)
             assert SECRET not in out.content
-            RESULTS.setdefault(f"{path}|{name}", {})[backend] = out.content.splitlines()[0]
     # Nothing outside changed, nothing was planted, and the workspace still works.
     check = sandbox.exec(["sh", "-c", 'cat "$1/secret.txt"; ls "$1"', "sh", outside])
     assert check.stdout == f"{SECRET}secret.txt\n"
     assert not tools.call("read_file", {"path": "src/app.py"}).is_error
+    TABLE.backends.append(backend)
 
 
 def test_the_sandbox_refuses_too(sandbox: Sandbox) -> None:
@@ -128,7 +166,15 @@ def test_the_sandbox_refuses_too(sandbox: Sandbox) -> None:
     for path in ("../../etc/passwd", "/etc/passwd", "link_file", "link_dir/secret.txt"):
         with pytest.raises(ValueError, match="workspace"):
             sandbox.read_file(path)
-    for path in ("link_file", "link_dir/planted.txt", "nested/hop/planted.txt"):
+    # A link through a directory that does not exist: the kernel would refuse the "..",
+    # but a path cleaned lexically would land in /etc.
+    sandbox.exec(["ln", "-s", "missing/../../../etc", "through_missing"])
+    for path in (
+        "link_file",
+        "link_dir/planted.txt",
+        "nested/hop/planted.txt",
+        "through_missing/planted.txt",
+    ):
         with pytest.raises(ValueError, match="workspace"):
             sandbox.write_file(path, b"planted")
     for path in ("link_dir", "nested/hop", "rel_dir"):
@@ -139,50 +185,3 @@ def test_the_sandbox_refuses_too(sandbox: Sandbox) -> None:
     # Symlinks that stay inside still work.
     sandbox.exec(["ln", "-s", "src/app.py", "alias.py"])
     assert sandbox.read_file("alias.py") == b"x = 1\n"
-
-
-WHAT = {
-    "../../etc/passwd": "climbs out with `..`",
-    "src/../../outside.txt": "climbs out with `..` after a directory",
-    "/etc/passwd": "absolute",
-    "link_file": "symlink to a file outside",
-    "link_dir": "symlink to a directory outside",
-    "link_dir/secret.txt": "a file under a symlinked parent directory",
-    "rel_dir/secret.txt": "under a relative symlink that climbs out",
-    "nested/hop/secret.txt": "under a symlink to a symlink (leaves at the second hop)",
-    "link_dir/planted.txt": "a new file under a symlinked parent directory",
-}
-
-
-def test_zz_record_the_table() -> None:
-    assert RESULTS, "run the whole module"
-    assert all(len(v) == 2 for v in RESULTS.values()), "run both backends"
-    rows = []
-    for path, what in WHAT.items():
-        told = set()
-        for tool in calls(path):
-            for message in RESULTS[f"{path}|{tool}"].values():
-                told.add(message.removeprefix(f"{tool} failed: "))
-        assert len(told) == 1, told  # the same answer from every tool, on both backends
-        rows.append([f"`{path}`", what, "refused", told.pop()])
-    record(
-        "security-path-escapes",
-        "Security: path escapes in tool arguments (local and Docker sandboxes)",
-        [
-            "path",
-            "what it is",
-            "read, write, edit, list, search (local and Docker)",
-            "what the agent is told",
-        ],
-        rows,
-        notes=(
-            "`link_file`, `link_dir` (absolute symlinks), `rel_dir` (a relative one that "
-            "climbs out) and `nested/hop` (a symlink to `link_dir`, so it leaves at the second "
-            "hop) point at a directory made with `mktemp -d` outside the workspace. The tools "
-            "check paths lexically, then with `realpath` inside the sandbox. The backends' own "
-            "`read_file`, `write_file` and `list_files` refuse the same paths with "
-            "`ValueError` (the Docker backend resolves every path component through the "
-            "Docker archive API). The secret outside was never read or changed."
-        ),
-        order=63,
-    )

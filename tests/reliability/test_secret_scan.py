@@ -21,11 +21,9 @@ filesystem) while the agent's command is running in it.
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import secrets
 import subprocess
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,19 +44,21 @@ from tests.blueprint.conftest import CLEAN_REQUEST, REPO, SAMPLE, SCRIPTS
 from tests.blueprint.e2e import (
     Workers,
     docker_client,
+    redis_dump,
     require_image,
+    unpacked,
+    wait_for,
     wait_status,
     worker_env,
 )
-from tests.conftest import TEST_REDIS_URL
-from tests.reliability.figures import record as record_figure
-from tests.reliability.test_soak import (
+from tests.reliability.bot_process import (
     BotProcess,
     all_messages,
     approve_button_ts,
-    clean_env,
+    bot_env,
     start_bot,
 )
+from tests.reliability.figures import record as record_figure
 
 pytestmark = [pytest.mark.redis, pytest.mark.docker, pytest.mark.slow]
 
@@ -119,45 +119,9 @@ def needles(name: str, value: str) -> list[bytes]:
 
 
 def count_hits(blobs: list[bytes], forms: list[bytes]) -> int:
-    hits = 0
-    for blob in blobs:
-        candidates = [blob]
-        for unpack in (zlib.decompress, gzip.decompress):
-            try:
-                candidates.append(unpack(blob))
-            except Exception:  # noqa: S112 - not compressed that way
-                continue
-        hits += sum(candidate.count(form) for candidate in candidates for form in forms)
-    return hits
-
-
-def redis_values(connection: redis.Redis) -> list[bytes]:
-    """Every key and value in the test database, as bytes."""
-    out: list[bytes] = []
-    for key in connection.scan_iter(count=1000):
-        kind = connection.type(key)
-        kind = kind.decode() if isinstance(kind, bytes) else kind
-        values: list[Any] = []
-        if kind == "string":
-            values = [connection.get(key)]
-        elif kind == "hash":
-            values = [v for pair in connection.hgetall(key).items() for v in pair]
-        elif kind == "list":
-            values = connection.lrange(key, 0, -1)
-        elif kind == "set":
-            values = list(connection.smembers(key))
-        elif kind == "zset":
-            values = connection.zrange(key, 0, -1)
-        elif kind == "stream":
-            values = [
-                part
-                for _, fields in connection.xrange(key)
-                for pair in fields.items()
-                for part in pair
-            ]
-        out.append(key if isinstance(key, bytes) else str(key).encode())
-        out.extend(v if isinstance(v, bytes) else str(v).encode() for v in values if v is not None)
-    return out
+    return sum(
+        candidate.count(form) for blob in blobs for candidate in unpacked(blob) for form in forms
+    )
 
 
 def files_under(root: Path, skip: tuple[Path, ...]) -> list[bytes]:
@@ -171,10 +135,17 @@ def files_under(root: Path, skip: tuple[Path, ...]) -> list[bytes]:
 
 
 def environ_of(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return b""
+    """The environment ``pid`` was started with. Popen returns once the child's exec
+    has begun, a moment before the kernel shows its environment, so this waits for it."""
+
+    def shown() -> bytes:
+        try:
+            return Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            return b""
+
+    wait_for(lambda: shown() != b"", f"/proc/{pid}/environ to show the environment", 30)
+    return shown()
 
 
 def api_key(headers: dict[str, str]) -> str:
@@ -227,17 +198,18 @@ def test_no_secret_reaches_the_sandbox_logs_records_slack_or_the_pr(
         github.add_repo(REPO, bare=bare)
         github.set_permission(REPO, "octocat", "write")
         try:
-            bot_env = clean_env()
-            bot_env.update(
-                emu.env(),
-                REDIS_URL=TEST_REDIS_URL,
-                AGENTS_CHANNEL_REPOS=f"{CHANNEL}={REPO}",
-                AGENTS_QUEUE=QUEUE,
-                AGENTS_LOG_LEVEL="DEBUG",
-                GITHUB_TOKEN=values["GITHUB_TOKEN"],
-                ANTHROPIC_API_KEY=values["ANTHROPIC_API_KEY"],
+            bot = start_bot(
+                tmp_path,
+                bot_env(
+                    emu,
+                    CHANNEL,
+                    REPO,
+                    QUEUE,
+                    AGENTS_LOG_LEVEL="DEBUG",
+                    GITHUB_TOKEN=values["GITHUB_TOKEN"],
+                    ANTHROPIC_API_KEY=values["ANTHROPIC_API_KEY"],
+                ),
             )
-            bot = start_bot(tmp_path, bot_env)
             emu.bot_url = bot.events_url
             worker = workers.start(
                 worker_env(
@@ -337,7 +309,7 @@ def test_no_secret_reaches_the_sandbox_logs_records_slack_or_the_pr(
         seen["worker's files"] = files_under(
             tmp_path, skip=(tmp_path / "origin", *(tmp_path.glob("*.log")))
         )
-        seen["run records (Redis)"] = redis_values(real_redis_conn)
+        seen["run records (Redis)"] = [value for _, value in redis_dump(real_redis_conn)]
         seen["Slack messages"].append(json.dumps(all_messages(emu)).encode())
         seen["Slack messages"].append(json.dumps(emu.views()).encode())
         pulls = github.pulls(REPO)

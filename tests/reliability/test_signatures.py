@@ -21,17 +21,16 @@ import pytest
 import redis
 from rq import Queue
 
-from bot.blocks import ACTION_APPROVE, ACTION_REWORK
+from bot.blocks import ACTION_APPROVE
 from bot.emulator.delivery import Delivery
 from core.run import RunStatus
-from tests.bot.conftest import ALICE, BOB, CAROL, GENERAL, Harness
-from tests.reliability.figures import record
+from tests.bot.conftest import ALICE, BOB, CAROL, GENERAL, Harness, open_harness, post_raw
+from tests.reliability.figures import Table
 from tests.reliability.surface import (
     ask,
     awaiting,
     buttons,
-    open_surface,
-    post_raw,
+    rework_modal,
     runs_created,
     snapshot,
 )
@@ -40,12 +39,27 @@ pytestmark = pytest.mark.redis
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
-ROWS: list[list[str | int]] = []
+TABLE = Table(
+    "security-signatures",
+    "Security: Slack request signatures",
+    ["request", "attack", "HTTP status", "effect"],
+    notes=(
+        "Every request goes over real HTTP to the bolt app (signature check by "
+        "slack-bolt with `SLACK_SIGNING_SECRET`; 5-minute window either way). "
+        "*Replayed* means a captured request re-sent byte for byte with its valid "
+        "signature inside the window: the signature cannot tell it from the original, "
+        "so idempotency protects it: one run per Slack message (`Services."
+        "first_delivery`, keyed on channel and message ts), decisions as checked "
+        "status transitions and unique RQ job ids. A replay after the window is stale."
+    ),
+    order=60,
+)
+record_table = TABLE.fixture()
 
 
 @pytest.fixture
 def surface(real_redis_conn: redis.Redis) -> Iterator[Harness]:
-    with open_surface(real_redis_conn) as h:
+    with open_harness(real_redis_conn) as h:
         yield h
 
 
@@ -75,7 +89,7 @@ def tamper_form(body: str, **changes: str) -> str:
 
 
 def attacks(
-    h: Harness, kind: str, delivery: Delivery, content_type: str, tampered: str
+    h: Harness, delivery: Delivery, content_type: str, tampered: str
 ) -> list[tuple[str, int]]:
     """The request sent without signature, stale, from the future, and tampered."""
     url, body, secret = delivery.url, delivery.body, h.emu.signing_secret
@@ -103,35 +117,47 @@ def attacks(
     return sent
 
 
-def check_rejected(kind: str, sent: list[tuple[str, int]], effect: str) -> None:
-    for attack, status in sent:
+def rejected(
+    h: Harness, kind: str, delivery: Delivery, content_type: str, tampered: str, effect: str
+) -> None:
+    """Every attack on ``delivery`` is answered 401 and changes nothing."""
+    before = snapshot(h)
+    for attack, status in attacks(h, delivery, content_type, tampered):
         assert status == 401, (kind, attack, status)
-        ROWS.append([kind, attack, status, effect])
+        TABLE.add(kind, attack, status, effect)
+    assert snapshot(h) == before
+
+
+def replay(
+    h: Harness, delivery: Delivery, content_type: str, times: int, timestamp: int | None = None
+) -> int:
+    """Send ``delivery``'s body ``times`` times, validly signed at ``timestamp`` (now by
+    default), each answered 200; the timestamp, to replay the same request again."""
+    now = int(time.time()) if timestamp is None else timestamp
+    secret = h.emu.signing_secret
+    for _ in range(times):
+        status = post_raw(delivery.url, delivery.body, content_type, secret=secret, timestamp=now)
+        assert status == 200
+    h.settle()
+    return now
 
 
 def test_events_api(surface: Harness) -> None:
     h = surface
     delivery = forged(h, lambda: h.emu.mention(ALICE, GENERAL, "in acme/api: steal it")[1])
     tampered = delivery.body.replace("steal it", "steal everything")
-    before = snapshot(h)
-    check_rejected("event (app_mention)", attacks(h, "event", delivery, JSON, tampered), "no run")
-    assert snapshot(h) == before
+    rejected(h, "event (app_mention)", delivery, JSON, tampered, "no run")
     assert runs_created(h) == 0
     # The genuine body, signed and fresh, is accepted: the rejections above are real.
-    now = int(time.time())
-    secret = h.emu.signing_secret
-    assert post_raw(delivery.url, delivery.body, JSON, secret=secret, timestamp=now) == 200
-    h.settle()
+    now = replay(h, delivery, JSON, times=1)
     assert runs_created(h) == 1
-    ROWS.append(["event (app_mention)", "genuine (control)", 200, "1 run created"])
+    TABLE.add("event (app_mention)", "genuine (control)", 200, "1 run created")
     # Replayed within the window, with its valid signature: accepted, but one message
     # makes one run (delivery dedupe on channel + message ts).
-    for _ in range(3):
-        assert post_raw(delivery.url, delivery.body, JSON, secret=secret, timestamp=now) == 200
-    h.settle()
+    replay(h, delivery, JSON, times=3, timestamp=now)
     assert runs_created(h) == 1
     assert Queue("bot-tests", connection=h.services.connection).count == 1
-    ROWS.append(["event (app_mention)", "replayed 3 times in the window", 200, "no second run"])
+    TABLE.add("event (app_mention)", "replayed 3 times in the window", 200, "no second run")
 
 
 def test_buttons(surface: Harness) -> None:
@@ -141,61 +167,36 @@ def test_buttons(surface: Harness) -> None:
     delivery = forged(h, lambda: h.emu.click(BOB, GENERAL, message, ACTION_APPROVE))
     # Bob may not approve; the tamperer claims to be Carol, an approver.
     tampered = tamper_form(delivery.body, id=CAROL, username="carol", name="carol")
-    before = snapshot(h)
-    sent = attacks(h, "button", delivery, FORM, tampered)
-    check_rejected("button (approve)", sent, "run unchanged, no job")
-    assert snapshot(h) == before
+    rejected(h, "button (approve)", delivery, FORM, tampered, "run unchanged, no job")
     assert h.services.store.get(run.id).status is RunStatus.AWAITING_DECISION
     # Alice's genuine click, replayed: one approve job.
     genuine = h.emu.click(ALICE, GENERAL, message, ACTION_APPROVE)
     assert genuine.status == 200
     h.settle()
-    now = int(time.time())
-    for _ in range(3):
-        status = post_raw(
-            genuine.url, genuine.body, FORM, secret=h.emu.signing_secret, timestamp=now
-        )
-        assert status == 200
-    h.settle()
+    replay(h, genuine, FORM, times=3)
     jobs = Queue("bot-tests", connection=h.services.connection).get_job_ids()
     assert jobs.count(f"agents-approve-{run.id}-1") == 1
-    ROWS.append(["button (approve)", "replayed 3 times in the window", 200, "one approve job"])
+    TABLE.add("button (approve)", "replayed 3 times in the window", 200, "one approve job")
 
 
 def test_modal_submission(surface: Harness) -> None:
     h = surface
     run = awaiting(h, ask(h))
-    h.emu.click(ALICE, GENERAL, buttons(h, run), ACTION_REWORK)
-    h.settle()
-    modal = h.emu.modal(ALICE)
-    assert modal is not None
+    modal = rework_modal(h, run)
     values = {"feedback": {"feedback_text": "use an env var"}}
     delivery = forged(h, lambda: h.emu.submit_view(ALICE, modal["id"], values))
     tampered = tamper_form(delivery.body, id=BOB)
-    before = snapshot(h)
-    check_rejected(
-        "modal (rework submission)",
-        attacks(h, "modal", delivery, FORM, tampered),
-        "run unchanged",
-    )
-    assert snapshot(h) == before
+    rejected(h, "modal (rework submission)", delivery, FORM, tampered, "run unchanged")
     # The genuine submission, then replayed: one rework, one new iteration.
-    now = int(time.time())
-    secret = h.emu.signing_secret
-    for _ in range(3):
-        status = post_raw(delivery.url, delivery.body, FORM, secret=secret, timestamp=now)
-        assert status == 200
-    h.settle()
+    replay(h, delivery, FORM, times=3)
     reworked = h.services.store.get(run.id)
     assert (reworked.status, reworked.iteration) == (RunStatus.REWORK, 2)
     assert reworked.pending_feedback == ["use an env var"]
-    ROWS.append(
-        [
-            "modal (rework submission)",
-            "genuine, then replayed 2 times",
-            200,
-            "one rework (iteration 2)",
-        ]
+    TABLE.add(
+        "modal (rework submission)",
+        "genuine, then replayed 2 times",
+        200,
+        "one rework (iteration 2)",
     )
 
 
@@ -204,51 +205,16 @@ def test_slash_command(surface: Harness) -> None:
     run = ask(h)
     delivery = forged(h, lambda: h.emu.slash(ALICE, GENERAL, "/agents", f"cancel {run.id}"))
     tampered = tamper_form(delivery.body, text=f"cancel {run.id} now")
-    before = snapshot(h)
-    check_rejected(
-        "slash command (/agents cancel)",
-        attacks(h, "slash", delivery, FORM, tampered),
-        "run unchanged",
-    )
-    assert snapshot(h) == before
+    rejected(h, "slash command (/agents cancel)", delivery, FORM, tampered, "run unchanged")
     assert h.services.store.get(run.id).status is RunStatus.QUEUED
-    now = int(time.time())
-    secret = h.emu.signing_secret
-    for _ in range(3):
-        status = post_raw(delivery.url, delivery.body, FORM, secret=secret, timestamp=now)
-        assert status == 200
-    h.settle()
+    replay(h, delivery, FORM, times=3)
     cancelled = h.services.store.get(run.id)
     assert cancelled.status is RunStatus.CANCELLED
     transitions = [e for e in h.services.store.events(run.id) if e.type.value == "status"]
     assert [e.data["to"] for e in transitions] == ["cancelled"]
-    ROWS.append(
-        [
-            "slash command (/agents cancel)",
-            "genuine, then replayed 2 times",
-            200,
-            "one cancellation",
-        ]
-    )
-
-
-def test_zz_record_the_table() -> None:
-    """Runs last in this module (pytest keeps file order): writes the figure."""
-    kinds = {row[0] for row in ROWS}
-    assert len(kinds) == 4, "run the whole module to record the table"
-    record(
-        "security-signatures",
-        "Security: Slack request signatures",
-        ["request", "attack", "HTTP status", "effect"],
-        ROWS,
-        notes=(
-            "Every request goes over real HTTP to the bolt app (signature check by "
-            "slack-bolt with `SLACK_SIGNING_SECRET`; 5-minute window either way). "
-            "*Replayed* means a captured request re-sent byte for byte with its valid "
-            "signature inside the window: the signature cannot tell it from the original, "
-            "so idempotency protects it: one run per Slack message (`Services."
-            "first_delivery`, keyed on channel and message ts), decisions as checked "
-            "status transitions and unique RQ job ids. A replay after the window is stale."
-        ),
-        order=60,
+    TABLE.add(
+        "slash command (/agents cancel)",
+        "genuine, then replayed 2 times",
+        200,
+        "one cancellation",
     )

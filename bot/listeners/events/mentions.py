@@ -1,7 +1,8 @@
 """Mentions and DMs: turn a message into a run, or into input for the thread's run.
 
 On success, in this order: create the run, enqueue it, add :eyes: to the message, post
-the status message in the thread. Only Redis and a few Slack calls run here; the work
+the status message in the thread (and claim it as the run's, unless the reporter posted
+one first). Only Redis and a few Slack calls run here; the work
 happens on a worker.
 """
 
@@ -16,6 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import escape, run_message, text_message
+from bot.reporter import claim_status_message
 from bot.requests import (
     MAX_REQUEST_CHARS,
     USAGE,
@@ -125,11 +127,9 @@ def handle_message(event: dict[str, Any], client: WebClient, services: Services)
     posted = client.chat_postMessage(
         channel=channel, thread_ts=reply_to, text=fallback, blocks=blocks
     )
-
-    def remember(r: Run) -> None:
-        r.status_ts = posted["ts"]
-
-    return services.store.update(run.id, remember)
+    # If this post took longer than the reporter's grace (Slack retries), the reporter
+    # has posted a status message of its own: one of the two is deleted, never both kept.
+    return claim_status_message(services.store, client, run.id, channel, str(posted["ts"]))
 
 
 def follow_up(run: Run, user: str, text: str, client: WebClient, services: Services) -> None:

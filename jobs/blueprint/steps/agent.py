@@ -6,12 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.run import Run
-from jobs.agent.loop import run_agent
+from jobs.agent.loop import Checkpoint, Interrupted, run_agent
 from jobs.agent.prompt import Task
 from jobs.agent.recorders import StoreRecorder
 from jobs.blueprint.context import RunContext, StepFailed
 from jobs.blueprint.models import CountingModel
 from jobs.blueprint.sandbox import SandboxSession
+from jobs.drain import Draining
 from jobs.repo_config import RepoConfig
 
 
@@ -54,8 +55,34 @@ def agent_context(run: Run) -> str | None:
     return "\n\n".join(parts) or None
 
 
+def pending_pass(run: Run) -> Checkpoint | None:
+    """The pass a draining worker stopped in the run's current step, if any."""
+    pending = run.artifacts.agent_resume
+    if pending is None or run.step is None or pending.get("step") != run.step.value:
+        return None
+    return Checkpoint.from_dict(pending)
+
+
+def _decode(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise StepFailed(
+            "the change touches a text file that is not UTF-8; this bot only publishes "
+            "UTF-8 text and binary files"
+        ) from None
+
+
 def agent_pass(ctx: RunContext, session: SandboxSession, extra: str | None = None) -> Pass:
-    """Run the agent once in the session's sandbox; ``extra`` adds to its context."""
+    """Run the agent once in the session's sandbox; ``extra`` adds to its context.
+
+    When the job's worker drains (:mod:`jobs.drain`), the pass stops after its current
+    turn: it saves the patch so far, the calls used and its conversation
+    (``artifacts.agent_resume``), and raises :class:`~jobs.drain.Draining`. The next
+    job's pass in this step continues that conversation instead of starting one (its
+    sandbox is rebuilt with the saved patch). Whoever saves the pass's result clears
+    ``agent_resume`` in the same write (:func:`finish_pass`).
+    """
     run = ctx.run()
     config = ctx.repo_config()
     sandbox = session.get("agent")
@@ -64,24 +91,34 @@ def agent_pass(ctx: RunContext, session: SandboxSession, extra: str | None = Non
         repo=run.repo, request=run.request, check_command=check_command(config), context=context
     )
     model = ctx.model
-    result = run_agent(
-        task,
-        sandbox=sandbox,
-        model=model,
-        recorder=StoreRecorder(ctx.store, run.id, by="agent"),
-        config=ctx.agent_config(),
-        role="builder",
-        budget=ctx.budget,
-    )
-    raw = sandbox.export_patch()
-    try:
-        patch = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise StepFailed(
-            "the change touches a text file that is not UTF-8; this bot only publishes "
-            "UTF-8 text and binary files"
-        ) from None
     counted = model if isinstance(model, CountingModel) else None
+    try:
+        result = run_agent(
+            task,
+            sandbox=sandbox,
+            model=model,
+            recorder=StoreRecorder(ctx.store, run.id, by="agent"),
+            config=ctx.agent_config(),
+            role="builder",
+            budget=ctx.budget,
+            should_stop=ctx.draining,
+            resume=pending_pass(run),
+        )
+    except Interrupted as stop:
+        step = run.step
+        assert step is not None
+        patch = _decode(sandbox.export_patch())
+        checkpoint = {"step": step.value, **stop.checkpoint.to_dict()}
+
+        def stopped(run: Run) -> None:
+            run.artifacts.patch = patch
+            run.artifacts.agent_resume = checkpoint
+            if counted is not None:
+                run.artifacts.model_calls = counted.calls
+
+        ctx.save(stopped)
+        raise Draining(step, f"after turn {stop.checkpoint.turns}") from None
+    patch = _decode(sandbox.export_patch())
     return Pass(
         summary=result.summary,
         notes=result.notes_for_reviewer,
@@ -89,6 +126,13 @@ def agent_pass(ctx: RunContext, session: SandboxSession, extra: str | None = Non
         calls=counted.calls if counted else 0,
         prompt_hash=counted.last_prompt_hash if counted else None,
     )
+
+
+def finish_pass(run: Run, done: Pass) -> None:
+    """Save a finished pass's change and calls; no pass is pending after it."""
+    run.artifacts.patch = done.patch
+    run.artifacts.model_calls = done.calls
+    run.artifacts.agent_resume = None
 
 
 def record_prompt(run: Run, role: str, digest: str | None) -> None:
@@ -106,10 +150,9 @@ def agent(ctx: RunContext, session: SandboxSession) -> None:
         raise StepFailed(f"the agent finished without changing anything: {done.summary}")
 
     def finished(run: Run) -> None:
-        run.artifacts.patch = done.patch
+        finish_pass(run, done)
         run.artifacts.summary = done.summary
         run.artifacts.notes_for_reviewer = done.notes or None
-        run.artifacts.model_calls = done.calls
         record_prompt(run, "builder", done.prompt_hash)
 
     ctx.save(finished)

@@ -16,7 +16,7 @@ from core.events import MILESTONE_ESCALATED, Event, EventType
 from core.run import Run
 from jobs.blueprint.context import RunContext, StepFailed
 from jobs.blueprint.sandbox import SandboxSession, open_sandbox, set_network
-from jobs.blueprint.steps.agent import Pass, agent_pass
+from jobs.blueprint.steps.agent import Pass, agent_pass, finish_pass, pending_pass
 from jobs.checks import CheckResult, evaluate, failure_slice, mark_preexisting
 from jobs.repo_config import JUNIT_DIR, CheckCommand, RepoConfig
 from sandboxes.protocol import Sandbox
@@ -182,9 +182,8 @@ def _add_report(ctx: RunContext, entry: dict[str, Any], event: Event) -> None:
 
 def _save_fix(ctx: RunContext, fixed: Pass, rounds: int) -> None:
     def fixed_round(run: Run) -> None:
-        run.artifacts.patch = fixed.patch
+        finish_pass(run, fixed)
         run.artifacts.fix_rounds = rounds
-        run.artifacts.model_calls = fixed.calls
         if run.artifacts.check_reports:
             run.artifacts.check_reports[-1]["fix_summary"] = fixed.summary
 
@@ -195,6 +194,11 @@ def checks(ctx: RunContext, session: SandboxSession, *, phase: str = "checks") -
     """Run the checks, then fix rounds while they fail and rounds are left."""
     config = ctx.repo_config()
     most = config.fix_rounds
+    run = ctx.run()
+    if pending_pass(run) is not None:  # a fix round its last worker stopped to drain
+        fixed = agent_pass(ctx, session)
+        _save_fix(ctx, fixed, run.artifacts.fix_rounds + 1)
+        ctx.stop_if_draining()
     while True:
         results = judged(ctx, session, config)
         run = ctx.run()
@@ -210,6 +214,7 @@ def checks(ctx: RunContext, session: SandboxSession, *, phase: str = "checks") -
         _add_report(ctx, entry, _checks_event(ctx, False, summary, attempt=rounds + 1, most=most))
         fixed = agent_pass(ctx, session, fix_context(results, ctx.deps.config.failure_slice_chars))
         _save_fix(ctx, fixed, rounds + 1)
+        ctx.stop_if_draining()  # the round is saved: the next job runs the checks again
 
 
 def _checks_event(

@@ -10,7 +10,7 @@ from jobs.blueprint.context import RunContext
 from jobs.blueprint.models import CountingModel
 from jobs.blueprint.reviewer import review as call_reviewer
 from jobs.blueprint.sandbox import SandboxSession
-from jobs.blueprint.steps.agent import agent_pass, record_prompt
+from jobs.blueprint.steps.agent import agent_pass, finish_pass, record_prompt
 from jobs.blueprint.steps.checks import checks as run_checks_step
 from jobs.blueprint.steps.checks import latest_results, stable
 from jobs.checks import CheckResult, excerpt
@@ -83,8 +83,7 @@ def _fix_for_review(ctx: RunContext, session: SandboxSession) -> None:
     )
 
     def after(run: Run) -> None:
-        run.artifacts.patch = fixed.patch
-        run.artifacts.model_calls = fixed.calls
+        finish_pass(run, fixed)
         run.artifacts.review_fixed = True
 
     ctx.save(after)

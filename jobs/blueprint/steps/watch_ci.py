@@ -9,7 +9,7 @@ from typing import Any
 from core.run import Run
 from jobs.blueprint.context import RunContext, StepFailed
 from jobs.blueprint.sandbox import SandboxSession
-from jobs.blueprint.steps.agent import agent_pass
+from jobs.blueprint.steps.agent import agent_pass, finish_pass
 from jobs.blueprint.steps.checks import judged, passing, stable, summarize
 from jobs.blueprint.steps.publish import push, record
 from jobs.checks import excerpt
@@ -68,6 +68,7 @@ def watch(ctx: RunContext, sha: str) -> dict[str, Any]:
         timeout=config.ci_timeout,
         interval=config.ci_poll,
         settle=config.ci_settle,
+        between_polls=ctx.stop_if_draining,
     )
     return outcome_record(outcome, sha)
 
@@ -110,8 +111,7 @@ def fix_ci(ctx: RunContext, session: SandboxSession, ci: dict[str, Any]) -> dict
         ci = {**ci, "fix": state, "fix_checks": summarize(results)}
 
         def after(run: Run) -> None:
-            run.artifacts.patch = fixed.patch
-            run.artifacts.model_calls = fixed.calls
+            finish_pass(run, fixed)
             run.artifacts.ci = ci
 
         ctx.save(after)

@@ -23,8 +23,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from rq import Queue, Worker
 
-from bot.ops import Wsgi
 from core.counters import Counters
+from core.ops import Wsgi
 from core.run import RunStatus
 from core.store import RunStore
 

@@ -1,7 +1,8 @@
 """``/healthz`` and ``/metrics`` for operators, and the threaded WSGI server.
 
-No Slack here: a worker (``AGENTS_METRICS_PORT``) serves these without loading bolt.
-HTTP mode adds ``/slack/events`` in front of them (:mod:`bot.http`).
+No Slack and no RQ here, so both roles may use it: a worker (``AGENTS_METRICS_PORT``)
+serves these without loading bolt, and HTTP mode adds ``/slack/events`` in front of them
+(:mod:`bot.http`). The ``/metrics`` app is :func:`jobs.metrics.metrics_app`.
 """
 
 from __future__ import annotations
