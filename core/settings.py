@@ -207,7 +207,23 @@ class WorkerSettings(CommonSettings):
     github_token: SecretStr | None = Field(
         None,
         validation_alias="GITHUB_TOKEN",
-        description="token for pushes and PRs; required when AGENTS_FORGE=github",
+        description="token for pushes and PRs; with AGENTS_FORGE=github, this or a GitHub App",
+    )
+    github_app_id: PositiveInt | None = Field(
+        None,
+        description="GitHub App id: the worker mints an installation token per job "
+        "(instead of GITHUB_TOKEN; with AGENTS_GITHUB_APP_PRIVATE_KEY)",
+    )
+    github_app_private_key: SecretStr | None = Field(
+        None,
+        description="the GitHub App's private key (PEM; \\n escapes allowed)",
+    )
+    github_app_private_key_file: Path | None = Field(
+        None, description="a file holding the GitHub App's private key, instead of the key itself"
+    )
+    github_app_installation_id: PositiveInt | None = Field(
+        None,
+        description="the App's installation to use; unset looks it up per repository",
     )
     max_turns: PositiveInt = Field(40, description="most model turns in one agent step")
     max_tokens: PositiveInt = Field(
@@ -307,11 +323,58 @@ class WorkerSettings(CommonSettings):
                 "ANTHROPIC_API_KEY: required when AGENTS_MODEL_BACKEND=anthropic "
                 "(or set AGENTS_MODEL_BACKEND=replay)"
             )
-        if self.forge == "github" and self.github_token is None:
-            raise ValueError(
-                "GITHUB_TOKEN: required when AGENTS_FORGE=github (or set AGENTS_FORGE=local)"
-            )
+        self._check_github_app()
         return self
+
+    def _check_github_app(self) -> None:
+        """``GITHUB_TOKEN`` or a GitHub App (id and key), exactly one, for the github forge."""
+        if self.github_token is not None and not self.github_token.get_secret_value():
+            self.github_token = None  # compose passes an unset token as ""
+        key_file = self.github_app_private_key_file
+        if key_file is not None:
+            if self.github_app_private_key is not None:
+                raise ValueError(
+                    "AGENTS_GITHUB_APP_PRIVATE_KEY_FILE: set it or "
+                    "AGENTS_GITHUB_APP_PRIVATE_KEY, not both"
+                )
+            try:
+                self.github_app_private_key = SecretStr(key_file.read_text())
+            except OSError as exc:
+                raise ValueError(
+                    f"AGENTS_GITHUB_APP_PRIVATE_KEY_FILE: cannot read {key_file} ({exc.strerror})"
+                ) from None
+        key = self.github_app_private_key
+        if key is not None:
+            pem = key.get_secret_value().strip()
+            if "\n" not in pem and "\\n" in pem:
+                pem = pem.replace("\\n", "\n")
+            if not (pem.startswith("-----BEGIN") and "PRIVATE KEY-----" in pem):
+                raise ValueError(
+                    "AGENTS_GITHUB_APP_PRIVATE_KEY: expected the App's PEM private key "
+                    "(-----BEGIN ... PRIVATE KEY-----)"
+                )
+            self.github_app_private_key = key = SecretStr(pem)
+        app = self.github_app_id is not None or key is not None
+        if self.forge != "github":
+            return
+        if app and self.github_token is not None:
+            raise ValueError(
+                "GITHUB_TOKEN: set either GITHUB_TOKEN or a GitHub App "
+                "(AGENTS_GITHUB_APP_ID and AGENTS_GITHUB_APP_PRIVATE_KEY), not both"
+            )
+        if self.github_app_id is not None and key is None:
+            raise ValueError(
+                "AGENTS_GITHUB_APP_PRIVATE_KEY: required with AGENTS_GITHUB_APP_ID "
+                "(or set AGENTS_GITHUB_APP_PRIVATE_KEY_FILE)"
+            )
+        if key is not None and self.github_app_id is None:
+            raise ValueError("AGENTS_GITHUB_APP_ID: required with AGENTS_GITHUB_APP_PRIVATE_KEY")
+        if not app and self.github_token is None:
+            raise ValueError(
+                "GITHUB_TOKEN: required when AGENTS_FORGE=github, or a GitHub App "
+                "(AGENTS_GITHUB_APP_ID and AGENTS_GITHUB_APP_PRIVATE_KEY); "
+                "or set AGENTS_FORGE=local"
+            )
 
 
 ROLES: dict[str, type[CommonSettings]] = {"bot": BotSettings, "worker": WorkerSettings}

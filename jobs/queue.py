@@ -9,6 +9,7 @@ cancelling finds the job that crash recovery enqueued, not only the first one.
 from __future__ import annotations
 
 import logging
+import time
 from types import TracebackType
 from typing import Any
 
@@ -130,6 +131,36 @@ class RunQueue:
             description=f"run {run.label} on {run.repo} (iteration {run.iteration})",
             on_failure=Callback(on_job_failure),
         )
+
+    def rescue_stranded(self, grace_seconds: float) -> list[str]:
+        """Put back jobs a worker took off the queue but never started.
+
+        RQ moves a job into ``<queue>:intermediate`` when a worker takes it and out when
+        the job starts. A worker killed in between leaves it there, where nothing runs it
+        and RQ's own clean-up only fails it some ten minutes on. A job seen there for
+        ``grace_seconds`` (a live worker needs milliseconds) goes back to the front of the
+        queue. Only the caller whose LREM removed it pushes it back, so concurrent
+        sweepers rescue a job once. Returns the ids put back.
+        """
+        intermediate = self.queue.intermediate_queue_key
+        started = self.queue.started_job_registry
+        rescued: list[str] = []
+        now = time.time()
+        for raw in self.connection.lrange(intermediate, 0, -1):
+            job_id = _text(raw)
+            if job_id in started:
+                continue
+            seen_key = f"{self.store.prefix}:stranded:{job_id}"
+            self.connection.set(seen_key, now, nx=True, ex=3600)
+            first_seen = float(_text(self.connection.get(seen_key) or str(now)))
+            if now - first_seen < grace_seconds:
+                continue
+            if self.connection.lrem(intermediate, 1, job_id):
+                self.connection.delete(seen_key)
+                self.queue.push_job_id(job_id, at_front=True)
+                log.warning("job %s was taken by a worker that died before starting it", job_id)
+                rescued.append(job_id)
+        return rescued
 
     def _drop_if_over(self, job_id: str) -> None:
         """Delete an ended job so its id can be used again (a retry, or a resumption)."""

@@ -54,6 +54,8 @@ QUEUED_GRACE = timedelta(seconds=60)
 #: A run handed back to the queue gets its new job within moments; after this long
 #: without it, the hand-back was cut short.
 REQUEUE_GRACE = timedelta(seconds=5)
+#: How long a job may sit taken-but-not-started before a sweep puts it back.
+STRANDED_GRACE = timedelta(seconds=20)
 _DEAD_JOB = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED}
 
 
@@ -288,6 +290,8 @@ def sweep(
             if _orphaned(queue, run):
                 queue.enqueue(run, replace_finished=True)
                 done.append(Recovery(run.id, "requeued", "its job was lost"))
+    # Any job (run, approve, cancel) a dying worker took but never started.
+    queue.rescue_stranded(STRANDED_GRACE.total_seconds())
     return done
 
 

@@ -228,6 +228,12 @@ def check_model_and_forge(raw: dict[str, str | None]) -> list[Check]:
         checks.append(Check("forge token", True, "local forge: no token needed"))
     elif raw["GITHUB_TOKEN"]:
         checks.append(Check("forge token", True, "GITHUB_TOKEN is set"))
+    elif raw.get("AGENTS_GITHUB_APP_ID") and (
+        raw.get("AGENTS_GITHUB_APP_PRIVATE_KEY") or raw.get("AGENTS_GITHUB_APP_PRIVATE_KEY_FILE")
+    ):
+        checks.append(
+            Check("forge token", True, "a GitHub App: installation tokens are minted per job")
+        )
     else:
         checks.append(
             Check(

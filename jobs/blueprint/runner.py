@@ -174,7 +174,8 @@ def await_decision(deps: Deps, ctx: RunContext) -> Run:
 
 def _complete(ctx: RunContext, step: Step) -> None:
     def completed(run: Run) -> None:
-        run.artifacts.completed_steps.append(step)
+        if step not in run.artifacts.completed_steps:  # a step may complete itself
+            run.artifacts.completed_steps.append(step)
 
     ctx.save(completed)
 

@@ -19,8 +19,10 @@ from jobs.blueprint.deps import Deps, ModelProvider, SandboxFactory
 from jobs.blueprint.models import AnthropicProvider, ReplayProvider
 from jobs.config import agent_config, blueprint_config
 from jobs.exceptions import TranscriptInvalid
+from jobs.forge import credentials as github_credentials
 from jobs.forge import make_forge
 from jobs.forge.auth import GitCredentials
+from jobs.forge.credentials import GitHubCredentials
 from jobs.forge.protocol import Forge
 from sandboxes import engine
 from sandboxes.cache import RepoCache, Workspace
@@ -63,27 +65,36 @@ def sandbox_factory(backend: Backend) -> SandboxFactory:
     return make
 
 
-def git_auth_for(settings: WorkerSettings) -> Callable[[str], str | None]:
-    """The header the mirror fetch sends to GitHub; nothing for the local forge."""
-    token = settings.github_token
-    if settings.forge != "github" or token is None:
+def git_auth_for(
+    settings: WorkerSettings, credentials: GitHubCredentials | None = None
+) -> Callable[[str], str | None]:
+    """The header the mirror fetch sends to GitHub; nothing for the local forge.
+
+    Pass the job's forge credentials so a GitHub App job uses (and refreshes) the same
+    installation token as its forge; the token is read at each fetch."""
+    if settings.forge != "github":
         return lambda url: None
-    secret = token.get_secret_value()
+    creds = credentials or github_credentials.from_settings(settings)
+    if creds is None:
+        return lambda url: None
 
     def header(url: str) -> str | None:
         if not url.startswith(("http://", "https://")):
             return None
-        config = dict(GitCredentials(url, secret).config())
+        token = creds.token(github_credentials.repo_of(url))
+        config = dict(GitCredentials(url, token).config())
         return next((v for k, v in config.items() if k.endswith(".extraHeader")), None)
 
     return header
 
 
-def open_forge(settings: WorkerSettings) -> Forge:
-    token = settings.github_token.get_secret_value() if settings.github_token else None
+def open_forge(settings: WorkerSettings, credentials: GitHubCredentials | None = None) -> Forge:
+    """The job's forge; a GitHub App's first installation token is minted on first use."""
+    if settings.forge == "github" and credentials is None:
+        credentials = github_credentials.from_settings(settings)
     return make_forge(
         settings.forge,
-        token=token,
+        credentials=credentials,
         github_url=settings.github_api_url,
         local_root=settings.local_forge_dir,
     )
@@ -104,7 +115,8 @@ def open_deps(
     on_step: Callable[[Run, Step], None] | None = None,
 ) -> Iterator[Deps]:
     """A job's dependencies; the forge's client is closed when the block ends."""
-    forge = open_forge(settings)
+    credentials = github_credentials.from_settings(settings)
+    forge = open_forge(settings, credentials)
     backend = settings.sandbox_backend
     try:
         yield Deps(
@@ -116,7 +128,7 @@ def open_deps(
             agent=agent_config(settings),
             config=_with_store(blueprint_config(settings), store),
             workdir=Path(settings.cache_dir) / "publish",
-            git_auth=git_auth_for(settings),
+            git_auth=git_auth_for(settings, credentials),
             image_id=engine.image_id if backend != "local" else (lambda image: None),
             on_step=on_step,
         )

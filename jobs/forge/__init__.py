@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from jobs.forge.credentials import AppInstallation, GitHubCredentials, StaticToken
 from jobs.forge.git import BOT_IDENTITY, Identity, branch_name, commit_message, run_marker
 from jobs.forge.protocol import (
     CheckRun,
@@ -34,10 +35,12 @@ from jobs.forge.steps import (
 
 __all__ = [
     "BOT_IDENTITY",
+    "AppInstallation",
     "CheckRun",
     "CheckSummary",
     "CiOutcome",
     "Forge",
+    "GitHubCredentials",
     "Identity",
     "MergeMethod",
     "Permission",
@@ -45,6 +48,7 @@ __all__ = [
     "PublishResult",
     "PullRequest",
     "RetryPolicy",
+    "StaticToken",
     "approve",
     "branch_name",
     "can_write",
@@ -62,17 +66,26 @@ def make_forge(
     kind: Literal["github", "local"],
     *,
     token: str | None = None,
+    credentials: GitHubCredentials | None = None,
     github_url: str = "https://api.github.com",
     local_root: Path | None = None,
     retry: RetryPolicy | None = None,
 ) -> Forge:
-    """The forge the worker settings ask for (``AGENTS_FORGE``)."""
+    """The forge the worker settings ask for (``AGENTS_FORGE``).
+
+    GitHub takes ``credentials`` (:mod:`jobs.forge.credentials`: a token, or a GitHub
+    App's installation tokens) or a plain ``token``."""
     if kind == "github":
-        if not token:
-            raise ValueError("GITHUB_TOKEN: required when AGENTS_FORGE=github")
+        if credentials is None:
+            if not token:
+                raise ValueError(
+                    "GITHUB_TOKEN: required when AGENTS_FORGE=github "
+                    "(or AGENTS_GITHUB_APP_ID and AGENTS_GITHUB_APP_PRIVATE_KEY)"
+                )
+            credentials = StaticToken(token)
         from jobs.forge.github import GitHubForge
 
-        return GitHubForge(token, base_url=github_url, retry=retry)
+        return GitHubForge(credentials=credentials, base_url=github_url, retry=retry)
     if kind == "local":
         if local_root is None:
             raise ValueError("the local forge needs a directory (local_root)")

@@ -17,6 +17,12 @@ Every request is recorded (:attr:`FakeGitHub.requests`), the API demands
 ``Authorization: token|Bearer <token>`` and git demands HTTP Basic with the token as
 password (401 otherwise), and :meth:`FakeGitHub.fail_next` injects faults, including
 "did it, then answered 502".
+
+:meth:`FakeGitHub.enable_app` turns it into a GitHub App's view of GitHub: ``GET
+/repos/{owner}/{repo}/installation`` and ``POST /app/installations/{id}/access_tokens``
+demand the App's RS256 JWT (checked against its public key), and every other endpoint,
+git included, then accepts only an unexpired installation token it minted (not the JWT,
+not the static token).
 """
 
 from __future__ import annotations
@@ -28,12 +34,13 @@ import json
 import logging
 import os
 import re
+import secrets
 import socket
 import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -51,6 +58,15 @@ _MERGER = Identity("GitHub", "noreply@github.com")
 
 Response = tuple[int, Any, dict[str, str]]
 
+#: The permissions docs/github.md asks a GitHub App for.
+APP_PERMISSIONS = {
+    "metadata": "read",
+    "contents": "write",
+    "pull_requests": "write",
+    "checks": "read",
+    "statuses": "read",
+}
+
 
 @dataclass(frozen=True)
 class RecordedRequest:
@@ -63,6 +79,9 @@ class RecordedRequest:
     headers: dict[str, str]
     authorized: bool
     status: int
+    #: Which credential it carried: ``token``, ``jwt``, ``installation-<n>`` (the n-th
+    #: installation token minted, from 1), or ``""`` (none that the fake accepts).
+    credential: str = ""
 
 
 @dataclass
@@ -74,6 +93,17 @@ class _Fault:
     after: bool
     retry_after: float | None
     message: str
+
+
+@dataclass
+class _App:
+    app_id: int
+    public_key: Any
+    installation_id: int
+    lifetime: timedelta
+    clock: Callable[[], datetime]
+    #: token -> (n, expires_at), n counting from 1.
+    tokens: dict[str, tuple[int, datetime]] = field(default_factory=dict)
 
 
 @dataclass
@@ -140,6 +170,7 @@ class FakeGitHub:
         self.requests: list[RecordedRequest] = []
         #: False: creating a draft PR fails with 422, as on plans without draft PRs.
         self.draft_prs = True
+        self._app: _App | None = None
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -203,6 +234,36 @@ class FakeGitHub:
                 bare=Path(bare) if bare is not None else None,
                 private=private,
             )
+
+    def enable_app(
+        self,
+        app_id: int,
+        public_key: Any,
+        *,
+        installation_id: int = 4242,
+        lifetime: timedelta = timedelta(hours=1),
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        """Authenticate as GitHub does for a GitHub App (see the module's docstring).
+
+        ``public_key``: the App's (a ``cryptography`` public key, or PEM). Installation
+        tokens expire ``lifetime`` after ``clock()`` (default: now), checked on ``clock``
+        too, so a test moves time on by moving its clock. The App is installed on every
+        repository, as ``installation_id``."""
+        with self._lock:
+            self._app = _App(
+                app_id,
+                public_key,
+                installation_id,
+                lifetime,
+                clock or (lambda: datetime.now(UTC)),
+            )
+
+    @property
+    def minted_tokens(self) -> list[str]:
+        """The installation tokens minted so far, oldest first."""
+        with self._lock:
+            return [] if self._app is None else list(self._app.tokens)
 
     def set_branch(self, full_name: str, branch: str, sha: str) -> None:
         """Point a branch at a commit (for repositories without a bare repository)."""
@@ -293,14 +354,17 @@ class FakeGitHub:
                 parsed = json.loads(body)
             except ValueError:
                 parsed = None
-        authorized = self._authorized(handler.headers.get("Authorization"), git=is_git)
+        credential = self._credential(handler.headers.get("Authorization"), git=is_git)
+        authorized = self._accepts(credential, path, is_git)
         method = handler.command.upper()
 
         def record(status: int) -> None:
             headers = {k: v for k, v in handler.headers.items() if k.lower() != "authorization"}
             with self._lock:
                 self.requests.append(
-                    RecordedRequest(method, path, query, parsed, headers, authorized, status)
+                    RecordedRequest(
+                        method, path, query, parsed, headers, authorized, status, credential
+                    )
                 )
 
         if not authorized:
@@ -340,20 +404,56 @@ class FakeGitHub:
         else:
             _send_json(handler, status, data, extra)
 
-    def _authorized(self, header: str | None, *, git: bool) -> bool:
+    def _credential(self, header: str | None, *, git: bool) -> str:
+        """What the ``Authorization`` header carries, as :attr:`RecordedRequest.credential`."""
         if not header:
-            return False
+            return ""
         scheme, _, value = header.partition(" ")
         scheme = scheme.lower()
         if git:
             if scheme != "basic":
-                return False
+                return ""
             try:
-                decoded = base64.b64decode(value, validate=True).decode()
+                value = base64.b64decode(value, validate=True).decode().partition(":")[2]
             except ValueError:
-                return False
-            return decoded.partition(":")[2] == self.token
-        return scheme in ("token", "bearer") and value == self.token
+                return ""
+        elif scheme not in ("token", "bearer"):
+            return ""
+        app = self._app
+        if app is None:
+            return "token" if value == self.token else ""
+        with self._lock:
+            minted = app.tokens.get(value)
+            if minted is not None:
+                return f"installation-{minted[0]}" if minted[1] > app.clock() else ""
+        if not git and scheme == "bearer" and self._valid_jwt(app, value):
+            return "jwt"
+        return ""
+
+    @staticmethod
+    def _valid_jwt(app: _App, value: str) -> bool:
+        import jwt
+
+        try:
+            claims = jwt.decode(
+                value,
+                app.public_key,
+                algorithms=["RS256"],
+                options={"require": ["iat", "exp", "iss"]},
+                leeway=0,
+            )
+        except jwt.PyJWTError:
+            return False
+        # GitHub refuses JWTs that live longer than 10 minutes.
+        return str(claims["iss"]) == str(app.app_id) and 0 < claims["exp"] - claims["iat"] <= 660
+
+    def _accepts(self, credential: str, path: str, git: bool) -> bool:
+        if self._app is None:
+            return credential == "token"
+        app_endpoint = not git and (
+            path.startswith("/app/") or re.fullmatch(r"/repos/[^/]+/[^/]+/installation", path)
+        )
+        return credential == "jwt" if app_endpoint else credential.startswith("installation-")
 
     def _take_fault(self, method: str, path: str) -> _Fault | None:
         with self._lock:
@@ -429,6 +529,9 @@ class FakeGitHub:
     ) -> tuple[int, Any, dict[str, str]]:
         if method == "POST" and path == "/graphql":
             return self._graphql(body or {})
+        minting = re.fullmatch(r"/app/installations/(\d+)/access_tokens", path)
+        if minting is not None and method == "POST":
+            return self._mint(int(minting.group(1)))
         match = re.fullmatch(r"/repos/([^/]+/[^/]+)(/.*)?", path)
         if match is None:
             return _not_found()
@@ -439,6 +542,7 @@ class FakeGitHub:
             rest = match.group(2) or ""
             routes: list[tuple[str, str, Callable[..., Response]]] = [
                 ("GET", r"", lambda: (200, self._repo_json(repo), {})),
+                ("GET", r"/installation", lambda: self._installation(repo)),
                 ("GET", r"/pulls", lambda: self._list_pulls(repo, query)),
                 ("POST", r"/pulls", lambda: self._create_pull(repo, body or {})),
                 ("GET", r"/pulls/(\d+)", lambda n: self._get_pull(repo, int(n))),
@@ -476,6 +580,48 @@ class FakeGitHub:
                         return 200, {"data": {name: data}}, {}
         error = {"type": "NOT_FOUND", "message": f"Could not resolve to a node with id {node_id}"}
         return 200, {"errors": [error]}, {}
+
+    def _installation(self, repo: _Repo) -> Response:
+        app = self._app
+        if app is None:
+            return _not_found()
+        owner = repo.full_name.split("/")[0]
+        iid = app.installation_id
+        return (
+            200,
+            {
+                "id": iid,
+                "app_id": app.app_id,
+                "target_type": "Organization",
+                "account": self._user(owner),
+                "repository_selection": "selected",
+                "access_tokens_url": f"{self.base_url}/app/installations/{iid}/access_tokens",
+                "html_url": f"{self.base_url}/organizations/{owner}/settings/installations/{iid}",
+                "permissions": dict(APP_PERMISSIONS),
+                "created_at": _now(),
+                "updated_at": _now(),
+            },
+            {},
+        )
+
+    def _mint(self, installation_id: int) -> Response:
+        app = self._app
+        if app is None or installation_id != app.installation_id:
+            return _not_found()
+        token = "ghs_" + secrets.token_urlsafe(27)
+        expires_at = (app.clock() + app.lifetime).astimezone(UTC)
+        with self._lock:
+            app.tokens[token] = (len(app.tokens) + 1, expires_at)
+        return (
+            201,
+            {
+                "token": token,
+                "expires_at": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "permissions": dict(APP_PERMISSIONS),
+                "repository_selection": "selected",
+            },
+            {},
+        )
 
     def _list_pulls(self, repo: _Repo, query: dict[str, str]) -> Response:
         state = query.get("state", "open")

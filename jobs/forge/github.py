@@ -5,8 +5,10 @@ open a second pull request). Every call goes through :func:`jobs.forge.retry.wit
 instead: bounded backoff on 5xx, 429, rate limits and connection errors, and for
 "create PR" a look-up by branch before each retry.
 
-The token is held by the PyGithub client and, for git, handed to one git process at a
-time (:class:`jobs.forge.auth.GitCredentials`). It is never put in a URL, a file, or a
+The credentials (:mod:`jobs.forge.credentials`: a static token, or a GitHub App's
+installation tokens minted per job) are held by the PyGithub client and, for git, read
+right before each git call and handed to that one git process
+(:class:`jobs.forge.auth.GitCredentials`). It is never put in a URL, a file, or a
 message: every error is redacted before it leaves this module.
 """
 
@@ -31,6 +33,7 @@ from jobs.exceptions import (
 )
 from jobs.forge import git as gitops
 from jobs.forge.auth import GitCredentials, redact
+from jobs.forge.credentials import GitHubCredentials, StaticToken
 from jobs.forge.protocol import (
     CheckRun,
     CheckSummary,
@@ -56,28 +59,36 @@ class GitHubForge:
 
     def __init__(
         self,
-        token: str,
+        token: str | None = None,
         *,
+        credentials: GitHubCredentials | None = None,
         base_url: str = DEFAULT_API_URL,
         retry: RetryPolicy | None = None,
         timeout: int = 30,
         throttle: bool = True,
     ) -> None:
-        """``throttle``: keep PyGithub's spacing between requests (GitHub asks for it)."""
-        if not token:
-            raise ValueError("GitHubForge needs a token")
-        self._token = token
+        """``token`` or ``credentials`` (a GitHub App's, say), one of them.
+
+        ``throttle``: keep PyGithub's spacing between requests (GitHub asks for it)."""
+        if credentials is None:
+            if not token:
+                raise ValueError("GitHubForge needs a token")
+            credentials = StaticToken(token)
+        elif token:
+            raise ValueError("GitHubForge takes a token or credentials, not both")
+        self._credentials = credentials
         self._retry = retry or RetryPolicy()
-        self._gh = Github(
-            auth=Auth.Token(token),
-            base_url=base_url.rstrip("/"),
-            timeout=timeout,
-            user_agent=USER_AGENT,
-            retry=None,
-            lazy=True,
-            seconds_between_requests=0.25 if throttle else None,
-            seconds_between_writes=1.0 if throttle else None,
-        )
+        self._client_options: dict[str, Any] = {
+            "base_url": base_url.rstrip("/"),
+            "timeout": timeout,
+            "user_agent": USER_AGENT,
+            "retry": None,
+            "lazy": True,
+            "seconds_between_requests": 0.25 if throttle else None,
+            "seconds_between_writes": 1.0 if throttle else None,
+        }
+        #: One PyGithub client per auth (a GitHub App has one per installation).
+        self._clients: dict[int, tuple[Auth.Auth, Github]] = {}
         self._repos: dict[str, Any] = {}
 
     def __enter__(self) -> Self:
@@ -92,14 +103,22 @@ class GitHubForge:
         self.close()
 
     def close(self) -> None:
-        self._gh.close()
+        for _, client in self._clients.values():
+            client.close()
+        self._clients.clear()
+        self._credentials.close()
 
     # -- repositories -----------------------------------------------------------------
 
     def _repo(self, repo: str) -> Any:
         cached = self._repos.get(repo)
         if cached is None:
-            cached = self._gh.get_repo(repo)
+            auth = self._call(f"authenticate for {repo}", lambda: self._credentials.auth(repo))
+            entry = self._clients.get(id(auth))
+            if entry is None:
+                entry = (auth, Github(auth=auth, **self._client_options))
+                self._clients[id(auth)] = entry
+            cached = entry[1].get_repo(repo)
             self._repos[repo] = cached
         return cached
 
@@ -118,22 +137,33 @@ class GitHubForge:
 
     # -- git transport ----------------------------------------------------------------
 
-    def _credentials(self, repo: str) -> tuple[str, GitCredentials]:
-        url = self.clone_url(repo)
-        return url, GitCredentials(url, self._token)
+    def _git_credentials(self, repo: str, url: str) -> GitCredentials:
+        """For one git call: the current token, taken right before it (an installation
+        token is refreshed here when it is about to expire)."""
+        token = self._call(f"authenticate for {repo}", lambda: self._credentials.token(repo))
+        return GitCredentials(url, token)
 
     def remote_head(self, repo: str, branch: str) -> str | None:
-        url, credentials = self._credentials(repo)
-        return self._git(f"read {branch}", lambda: gitops.ls_remote(url, branch, credentials))
+        url = self.clone_url(repo)
+        return self._git(
+            f"read {branch}",
+            lambda: gitops.ls_remote(url, branch, self._git_credentials(repo, url)),
+        )
 
     def fetch(self, repo: str, workdir: Path, refspecs: Sequence[str]) -> None:
-        url, credentials = self._credentials(repo)
-        self._git(f"fetch {repo}", lambda: gitops.fetch(workdir, url, refspecs, credentials))
+        url = self.clone_url(repo)
+        self._git(
+            f"fetch {repo}",
+            lambda: gitops.fetch(workdir, url, refspecs, self._git_credentials(repo, url)),
+        )
 
     def push(self, repo: str, workdir: Path, sha: str, branch: str) -> None:
         """Pushing the same commit again is a no-op, so a lost response is safe to retry."""
-        url, credentials = self._credentials(repo)
-        self._git(f"push {branch}", lambda: gitops.push(workdir, url, sha, branch, credentials))
+        url = self.clone_url(repo)
+        self._git(
+            f"push {branch}",
+            lambda: gitops.push(workdir, url, sha, branch, self._git_credentials(repo, url)),
+        )
 
     def _git(self, what: str, call: Callable[[], T]) -> T:
         return with_retries(
@@ -289,7 +319,7 @@ class GitHubForge:
     def _call(
         self, what: str, call: Callable[[], T], *, recover: Callable[[], T | None] | None = None
     ) -> T:
-        secrets = (self._token,)
+        credentials = self._credentials
         try:
             return with_retries(
                 self._retry,
@@ -299,13 +329,14 @@ class GitHubForge:
                 recover=recover,
                 give_up=lambda last, attempts: ForgeUnavailable(
                     redact(
-                        f"{what}: GitHub still failing after {attempts} attempts ({last})", secrets
+                        f"{what}: GitHub still failing after {attempts} attempts ({last})",
+                        credentials.secrets,
                     ),
                     attempts=attempts,
                 ),
             )
         except GithubException as exc:
-            detail = redact(_message(exc), secrets)
+            detail = redact(_message(exc), credentials.secrets)
             raise ForgeRejected(
                 f"{what}: GitHub answered {exc.status}: {detail}", status=exc.status
             ) from None

@@ -19,6 +19,7 @@ from rq.job import Job
 from core.events import EventType
 from core.run import Run, RunStatus, Step
 from jobs import drain, recovery
+from jobs.blueprint.context import RunContext
 from jobs.blueprint.runner import run_blueprint
 from jobs.queue import RunQueue, current_job_key, on_job_failure
 from sandboxes.owner import machine_token
@@ -120,6 +121,36 @@ def test_a_crash_during_the_agent_resumes_the_agent_step(harness: Harness) -> No
         if e.type is EventType.STATUS
     ]
     assert any("stopped sending heartbeats during agent; resuming at agent" in r for r in reasons)
+
+
+def test_a_crash_right_after_the_agent_saved_its_pass_does_not_run_it_again(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The soak found this window: the job died after the agent step's result was saved
+    and before the step was marked complete. The resumed job ran the pass again, and a
+    replayed model, already past the pass's calls, diverged."""
+    harness.script(script("clean"))
+    real_save = RunContext.save
+    armed = {"on": True}
+
+    def save_then_die(self: RunContext, change: Any, events: Any = ()) -> Run:
+        saved = real_save(self, change, events)
+        if (
+            armed["on"]
+            and saved.artifacts.summary
+            and Step.CHECKS not in (saved.artifacts.completed_steps)
+        ):
+            raise Crash()  # the agent's result is written; nothing after it ran
+        return saved
+
+    final = crash_once(
+        harness,
+        lambda: monkeypatch.setattr(RunContext, "save", save_then_die),
+        lambda: armed.update(on=False),
+    )
+    assert_one_pr_one_commit(harness, final)
+    assert steps_after_resume(harness, final.id) == ["checks", "review", "publish", "watch_ci"]
+    assert len(harness.models.requests) == 6  # every scripted call once, none repeated
 
 
 class _Entered:

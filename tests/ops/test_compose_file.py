@@ -22,9 +22,11 @@ from tests.ops.compose import COMPOSE_FILE, ROOT, compose_command
 
 SECRETS = {
     "bot": {"SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"},
-    "worker": {"ANTHROPIC_API_KEY", "GITHUB_TOKEN"},
+    "worker": {"ANTHROPIC_API_KEY", "GITHUB_TOKEN", "AGENTS_GITHUB_APP_PRIVATE_KEY"},
 }
-REQUIRED = {"bot": ["SLACK_BOT_TOKEN"], "worker": ["ANTHROPIC_API_KEY", "GITHUB_TOKEN"]}
+REQUIRED = {"bot": ["SLACK_BOT_TOKEN"], "worker": ["ANTHROPIC_API_KEY"]}
+#: One of GITHUB_TOKEN or a GitHub App: compose cannot say "one of", the worker checks.
+EITHER = {"worker": "GITHUB_TOKEN"}
 #: Set by the compose file itself, the same in every deployment.
 FIXED = {"REDIS_URL", "AGENTS_BOT_PORT"}
 SOCKET = "/var/run/docker.sock"
@@ -84,6 +86,8 @@ def test_each_role_passes_its_own_settings_and_no_other_roles_secrets() -> None:
         env = services[role]["environment"]
         for name in names:
             assert re.fullmatch(rf"\$\{{{name}:\?.+\}}", env[name]), f"{role}: {name}"
+    for role, name in EITHER.items():
+        assert services[role]["environment"][name] == f"${{{name}:-}}", f"{role}: {name}"
     for role in settings.ROLES:
         for name in FIXED & set(services[role]["environment"]):
             assert services[role]["environment"][name], f"{role}: {name} must be fixed"
@@ -141,6 +145,7 @@ def test_a_setting_in_dotenv_reaches_only_the_roles_that_read_it(tmp_path: Path)
     env_file = (
         secrets
         + "AGENTS_MAX_TURNS=7\nAGENTS_CHANNEL_REPOS=C1=acme/api\nREDIS_URL=redis://elsewhere\n"
+        + "AGENTS_GITHUB_APP_ID=7\n"
     )
     result = run_config({}, tmp_path, env_file=env_file, quiet=False)
     assert result.returncode == 0, result.stderr
@@ -150,5 +155,9 @@ def test_a_setting_in_dotenv_reaches_only_the_roles_that_read_it(tmp_path: Path)
     assert "AGENTS_MAX_TURNS" not in bot
     assert bot["AGENTS_CHANNEL_REPOS"] == "C1=acme/api"
     assert "AGENTS_CHANNEL_REPOS" not in worker
+    # The GitHub App path: no GITHUB_TOKEN needed (the worker checks for one or the App).
+    assert worker["AGENTS_GITHUB_APP_ID"] == "7"
+    assert "AGENTS_GITHUB_APP_ID" not in bot
+    assert worker["GITHUB_TOKEN"] == ""
     # A REDIS_URL meant for processes outside compose does not redirect the stack.
     assert worker["REDIS_URL"] == bot["REDIS_URL"] == "redis://redis:6379/0"

@@ -10,6 +10,8 @@ from datetime import timedelta
 
 import fakeredis
 import pytest
+import redis
+from rq import SimpleWorker
 from rq.job import JobStatus
 
 from core.run import RunStatus
@@ -42,3 +44,38 @@ def test_a_run_requeued_by_a_process_that_died_before_enqueueing_is_enqueued_aga
     assert job.id == "agents-run-1-1-r1"
     assert recovery.sweep(store, queue, max_attempts=3) == []  # now it has its job
     connection.close()
+
+
+@pytest.mark.redis
+def test_a_job_taken_by_a_worker_that_died_before_starting_it_runs_after_a_sweep(
+    real_redis_conn: redis.Redis,
+) -> None:
+    """The soak found this window: RQ moves a job to ``<queue>:intermediate`` when a
+    worker takes it and out when the job starts. A worker SIGKILLed in between strands
+    it there; nothing ran it until RQ's ten-minute clean-up failed it."""
+    store = RunStore(real_redis_conn)
+    queue = RunQueue(
+        real_redis_conn, store, name="q-stranded", job_func="tests.jobs.slow_job.take_and_fail"
+    )
+    run = store.create(requester="U1", repo="acme/retrying", request="anything")
+    job = queue.enqueue(run)
+    assert job is not None
+    # What a worker does when it takes the job, and then it dies.
+    real_redis_conn.lmove(queue.queue.key, queue.queue.intermediate_queue_key)
+    assert queue.queue.count == 0
+
+    # Seen for the first time: a live worker may be about to start it, so it stays.
+    assert recovery.sweep(store, queue, max_attempts=3) == []
+    assert queue.rescue_stranded(grace_seconds=3600) == []
+    assert queue.queue.count == 0
+    # Past the grace it goes back to the front of the queue, once.
+    assert queue.rescue_stranded(grace_seconds=0) == [job.id]
+    assert queue.rescue_stranded(grace_seconds=0) == []
+    assert queue.queue.job_ids == [job.id]
+    assert real_redis_conn.llen(queue.queue.intermediate_queue_key) == 0
+
+    # And a worker now runs it: the job takes the run (and then fails, as written).
+    SimpleWorker([queue.queue], connection=real_redis_conn).work(burst=True)
+    final = store.get(run.id)
+    assert final.status is RunStatus.FAILED
+    assert "the job broke" in (final.error or "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.run import Run
+from core.run import Run, Step
 from jobs.agent.loop import Checkpoint, Interrupted, run_agent
 from jobs.agent.prompt import Task
 from jobs.agent.recorders import StoreRecorder
@@ -154,5 +154,9 @@ def agent(ctx: RunContext, session: SandboxSession) -> None:
         run.artifacts.summary = done.summary
         run.artifacts.notes_for_reviewer = done.notes or None
         record_prompt(run, "builder", done.prompt_hash)
+        # Completed in the same write as the pass's calls: a job killed after this
+        # write must not run the pass again (a replayed model would be past its end).
+        if Step.AGENT not in run.artifacts.completed_steps:
+            run.artifacts.completed_steps.append(Step.AGENT)
 
     ctx.save(finished)
