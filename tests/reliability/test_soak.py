@@ -411,6 +411,8 @@ def test_soak_200_runs_with_random_worker_kills(
         run_ids = list(range(1, RUNS + 1))
         runs = [store.get(run_id) for run_id in run_ids]
         states = Counter(run.status.value for run in runs)
+        # Every run must have been approved before waiting for the threads to say so.
+        assert states == {"approved": RUNS}, [(r.id, r.status, r.error) for r in runs if r.error]
 
         # The thread of every run says so: the reporter caught up with all of them.
         def unreported() -> list[int]:
