@@ -21,23 +21,20 @@ from typing import Any
 
 import redis
 
-from bot.app import create_app
 from bot.emulator.server import SlackEmulator
-from bot.http import serve, wsgi_app
 from bot.reporter import Reporter
 from bot.services import Services
-from bot.slack_client import make_client
 from cli.commands.demo import (
     CHANNEL,
     DEMO_REPO,
     DEMO_REQUEST,
     REQUESTER,
     SAMPLE,
+    serve_bot,
     transcript_for,
     worker_environment,
 )
 from cli.commands.run import publish_directory
-from core import settings
 from core.run import RunStatus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,18 +68,8 @@ def slack_stack(
     stop = threading.Event()
     threads: list[threading.Thread] = []
     try:
-        bot_settings = settings.load(
-            settings.BotSettings,
-            slack_bot_token=emu.bot_token,
-            slack_signing_secret=emu.signing_secret,
-            slack_api_url=emu.api_url,
-            channel_repos={CHANNEL: DEMO_REPO},
-            queue=queue,
-        )
-        services = Services.from_settings(bot_settings, conn)
-        client = make_client(emu.bot_token, emu.api_url)
-        server = serve(wsgi_app(create_app(services, client), lambda: None), "127.0.0.1", 0)
-        emu.bot_url = f"http://127.0.0.1:{server.server_port}/slack/events"
+        bot = serve_bot(emu, conn, channel_repos={CHANNEL: DEMO_REPO}, queue=queue)
+        services, client, server = bot.services, bot.client, bot.server
         gc.collect()  # as `agents bot` does once its app is built
         gc.freeze()
         threads.append(threading.Thread(target=server.serve_forever, daemon=True))

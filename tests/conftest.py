@@ -8,12 +8,15 @@ exercised.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 
 import fakeredis
 import pytest
 import redis
+
+from core import logs
 
 SERVICE_MARKERS = ("redis", "docker", "browser")
 TEST_REDIS_URL = os.environ.get("AGENTS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -75,3 +78,17 @@ def redis_conn(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
     yield client
     client.flushdb()
     client.close()
+
+
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """``logs.configure`` takes over the root logger; afterwards remove its handler and
+    restore the level (pytest adds its own handlers afresh for each phase)."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in list(root.handlers):
+        if any(isinstance(f, logs.Redactor) for f in handler.filters):
+            root.removeHandler(handler)
+    root.setLevel(level)
+    logging.captureWarnings(False)

@@ -20,8 +20,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from rq import SimpleWorker
@@ -29,6 +30,13 @@ from rq.exceptions import StopRequested
 
 from core.logs import mask_url
 from core.run import RunStatus
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+
+    from bot.emulator.server import SlackEmulator
+    from bot.services import Services
+    from core.ops import ThreadingServer
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +177,39 @@ def work_until(
         time.sleep(0.2)
 
 
+@dataclass
+class ServedBot:
+    services: Services
+    client: WebClient
+    server: ThreadingServer
+
+
+def serve_bot(
+    emu: SlackEmulator, conn: redis.Redis, *, channel_repos: dict[str, str], queue: str
+) -> ServedBot:
+    """The bolt app over HTTP on a free loopback port, wired to ``emu`` both ways: its
+    Web API calls go to the emulator and the emulator delivers events to it."""
+    from bot.app import create_app
+    from bot.http import serve, wsgi_app
+    from bot.services import Services
+    from bot.slack_client import make_client
+    from core import settings
+
+    bot_settings = settings.load(
+        settings.BotSettings,
+        slack_bot_token=emu.bot_token,
+        slack_signing_secret=emu.signing_secret,
+        slack_api_url=emu.api_url,
+        channel_repos=channel_repos,
+        queue=queue,
+    )
+    services = Services.from_settings(bot_settings, conn)
+    client = make_client(emu.bot_token, emu.api_url)
+    server = serve(wsgi_app(create_app(services, client), lambda: None), "127.0.0.1", 0)
+    emu.bot_url = f"http://127.0.0.1:{server.server_port}/slack/events"
+    return ServedBot(services, client, server)
+
+
 def handle(args: argparse.Namespace) -> int:
     if not SAMPLE.is_dir():
         print(
@@ -177,12 +218,8 @@ def handle(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    from bot.app import create_app
     from bot.emulator.server import SlackEmulator
-    from bot.http import serve, wsgi_app
     from bot.reporter import Reporter
-    from bot.services import Services
-    from bot.slack_client import make_client
     from cli.commands.run import publish_directory
     from core import settings
 
@@ -209,18 +246,8 @@ def handle(args: argparse.Namespace) -> int:
     conn, where = connection()
     emu = SlackEmulator(port=args.port).start()
     try:
-        bot_settings = settings.load(
-            settings.BotSettings,
-            slack_bot_token=emu.bot_token,
-            slack_signing_secret=emu.signing_secret,
-            slack_api_url=emu.api_url,
-            channel_repos={CHANNEL: repo},
-            queue=QUEUE,
-        )
-        services = Services.from_settings(bot_settings, conn)
-        client = make_client(emu.bot_token, emu.api_url)
-        server = serve(wsgi_app(create_app(services, client), lambda: None), "127.0.0.1", 0)
-        emu.bot_url = f"http://127.0.0.1:{server.server_port}/slack/events"
+        bot = serve_bot(emu, conn, channel_repos={CHANNEL: repo}, queue=QUEUE)
+        services, client, server = bot.services, bot.client, bot.server
         reporter = Reporter(services.store, client, min_interval=0.5)
         reporter.ensure_group()
         worker = SimpleWorker([services.queue.queue], connection=conn)

@@ -307,18 +307,6 @@ def test_an_app_not_installed_on_the_repository_is_a_clear_error(
 # -- a whole job, wired from the worker's settings -------------------------------------
 
 
-@pytest.fixture
-def root_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    level = root.level
-    yield
-    for handler in list(root.handlers):
-        if any(isinstance(f, logs.Redactor) for f in handler.filters):
-            root.removeHandler(handler)
-    root.setLevel(level)
-    logging.captureWarnings(False)
-
-
 @pytest.mark.redis
 @pytest.mark.usefixtures("clean_env", "root_logging")
 def test_a_job_with_an_app_mints_once_and_leaves_no_secret_in_logs_or_records(

@@ -9,7 +9,6 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,20 +37,6 @@ SIGNING_SECRET = "8f14e45fceea167a5a36dedd4bea2543"
 ANTHROPIC_KEY = "sk-ant-api03-modelkeyvalue"
 GITHUB_TOKEN = "ghp_forgetokenvalue0123456789"
 REDIS_PASSWORD = "redis-pass-w0rd"
-
-
-@pytest.fixture
-def root_logging() -> Iterator[None]:
-    """``logs.configure`` takes over the root logger; afterwards remove its handler and
-    restore the level (pytest adds its own handlers afresh for each phase)."""
-    root = logging.getLogger()
-    level = root.level
-    yield
-    for handler in list(root.handlers):
-        if any(isinstance(f, logs.Redactor) for f in handler.filters):
-            root.removeHandler(handler)
-    root.setLevel(level)
-    logging.captureWarnings(False)
 
 
 @pytest.fixture
