@@ -44,13 +44,14 @@ import docker.errors
 from docker.models.containers import Container
 from docker.types import DriverConfig, Mount, Ulimit
 
+from core.lifecycle import Lifecycle
 from sandboxes import engine, labels, patch, paths, wrapper
 from sandboxes.cache import Workspace
 from sandboxes.config import DEFAULT_PATH, WORKSPACE, SandboxConfig
 from sandboxes.exceptions import CommandTimeout, SandboxError, SandboxGone, SandboxStartFailed
 from sandboxes.output import BoundedOutput
 from sandboxes.owner import Owner
-from sandboxes.protocol import ExecResult, Lifecycle
+from sandboxes.protocol import ExecResult
 
 log = logging.getLogger(__name__)
 

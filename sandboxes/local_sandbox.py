@@ -26,12 +26,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from core.lifecycle import Lifecycle
 from sandboxes import patch, paths
 from sandboxes.cache import Workspace
 from sandboxes.config import DEFAULT_PATH, SandboxConfig
 from sandboxes.exceptions import SandboxError, SandboxGone, SandboxStartFailed
 from sandboxes.output import BoundedOutput
-from sandboxes.protocol import ExecResult, Lifecycle
+from sandboxes.protocol import ExecResult
 from sandboxes.wrapper import TIMEOUT_EXIT_CODE
 
 log = logging.getLogger(__name__)

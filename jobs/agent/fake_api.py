@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
+
+from core.lifecycle import Lifecycle
 
 Block = dict[str, Any]
 
@@ -94,7 +95,7 @@ class Received:
     body: dict[str, Any]
 
 
-class FakeMessagesAPI:
+class FakeMessagesAPI(Lifecycle):
     """``POST /v1/messages`` with scripted replies, in order.
 
     With ``api_key`` set, a request carrying another key gets a 401 like the real API's.
@@ -152,17 +153,6 @@ class FakeMessagesAPI:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def reply_to(self, received: Received) -> Reply:
         """Record the request and take the next reply (under the lock)."""

@@ -43,10 +43,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from core.lifecycle import Lifecycle
 from jobs.exceptions import MergeRejected
 from jobs.forge import git as gitops
 from jobs.forge.git import Identity
@@ -154,7 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_POST = do_PATCH = do_PUT = do_DELETE = do_GET
 
 
-class FakeGitHub:
+class FakeGitHub(Lifecycle):
     """A threaded fake GitHub. Use as a context manager, or call start() and close()."""
 
     def __init__(self, token: str, *, host: str = "127.0.0.1") -> None:
@@ -196,17 +196,6 @@ class FakeGitHub:
         server.server_close()
         if self._thread is not None:
             self._thread.join()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @property
     def base_url(self) -> str:

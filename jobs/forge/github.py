@@ -18,12 +18,12 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 from github import Auth, Github, GithubException, RateLimitExceededException
 
+from core.lifecycle import Lifecycle
 from jobs.exceptions import (
     ForgeRejected,
     ForgeUnavailable,
@@ -52,7 +52,7 @@ USER_AGENT = "agents-bot"
 T = TypeVar("T")
 
 
-class GitHubForge:
+class GitHubForge(Lifecycle):
     """A forge on GitHub (or GitHub Enterprise, or a fake, through ``base_url``)."""
 
     kind = "github"
@@ -90,17 +90,6 @@ class GitHubForge:
         #: One PyGithub client per auth (a GitHub App has one per installation).
         self._clients: dict[int, tuple[Auth.Auth, Github]] = {}
         self._repos: dict[str, Any] = {}
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         for _, client in self._clients.values():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from bot.app import create_app
 from bot.emulator.delivery import sign
 from bot.emulator.server import SlackEmulator
 from bot.http import serve, wsgi_app
+from bot.reporter import Reporter
 from bot.services import Services
 from bot.slack_client import make_client
 from core.settings import BotSettings
@@ -112,3 +114,13 @@ def post_raw(
         status = int(err.code)
         err.close()
         return status
+
+
+def drain(reporter: Reporter, limit: float = 60.0) -> None:
+    """Poll until nothing is dirty (a bound against a hang, not a timing assertion)."""
+    deadline = time.monotonic() + limit
+    while reporter.poll(block_ms=100) and time.monotonic() < deadline:
+        pass
+    assert not reporter.dirty, (
+        f"the reporter hung: runs {sorted(reporter.dirty)} not drawn after {limit:.0f} s"
+    )

@@ -15,7 +15,7 @@ from bot.reporter import Reporter
 from bot.slack_client import make_client
 from core.events import Event, EventType
 from core.run import Run, RunStatus, Step
-from tests.bot.conftest import ALICE, GENERAL, Harness
+from tests.bot.conftest import ALICE, GENERAL, Harness, drain
 from tests.reliability.harness import record_fault
 
 pytestmark = pytest.mark.redis
@@ -28,14 +28,6 @@ def start_run(h: Harness) -> tuple[str, Run]:
     assert run is not None
     assert run.status_ts is not None
     return ts, run
-
-
-def drain(reporter: Reporter, limit: float = 60.0) -> None:
-    """Poll until nothing is dirty (bounded; not a timing assertion)."""
-    deadline = time.monotonic() + limit
-    while reporter.poll(block_ms=200) and time.monotonic() < deadline:
-        pass
-    assert not reporter.dirty
 
 
 def tool(turn: int) -> Event:

@@ -7,14 +7,12 @@ of what a request could change.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from rq import Queue
 
 from bot.blocks import ACTION_REWORK, decision_message
-from bot.reporter import Reporter
 from core.projection import project
 from core.run import Run, RunStatus
 from tests.bot.conftest import ALICE, GENERAL, Harness
@@ -67,16 +65,6 @@ def rework_modal(h: Harness, run: Run, message: str | None = None) -> dict[str, 
     modal = h.emu.modal(ALICE)
     assert modal is not None
     return modal
-
-
-def drain(reporter: Reporter, limit: float = 60.0) -> None:
-    """Poll until nothing is dirty (a bound against a hang, not a timing assertion)."""
-    deadline = time.monotonic() + limit
-    while reporter.poll(block_ms=100) and time.monotonic() < deadline:
-        pass
-    assert not reporter.dirty, (
-        f"the reporter hung: runs {sorted(reporter.dirty)} not drawn after {limit:.0f} s"
-    )
 
 
 def ephemeral_texts(h: Harness, user: str) -> list[str]:

@@ -41,9 +41,9 @@ from jobs.blueprint.runner import run_blueprint
 from jobs.blueprint.wiring import sandbox_factory
 from jobs.forge.local import LocalForge
 from sandboxes.cache import RepoCache
-from tests.bot.conftest import ALICE, GENERAL, Harness, open_harness
+from tests.bot.conftest import ALICE, GENERAL, Harness, drain, open_harness
 from tests.reliability.figures import Table
-from tests.reliability.surface import bot_replies, drain
+from tests.reliability.surface import bot_replies
 
 pytestmark = [pytest.mark.redis, pytest.mark.docker, pytest.mark.slow]
 
