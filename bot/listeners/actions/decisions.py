@@ -101,15 +101,26 @@ def _older_iteration(run: Run, body: dict[str, Any], client: WebClient) -> bool:
     return True
 
 
+def _awaiting(
+    body: dict[str, Any], client: WebClient, services: Services, verb: str
+) -> tuple[Run | None, str]:
+    """The run an Approve or Rework button decides, if the clicker may and the run is
+    waiting for a decision on the iteration the button was drawn for; else why not."""
+    run, outcome = _decidable(body, client, services, verb)
+    if run is None:
+        return None, outcome
+    if run.status is not RunStatus.AWAITING_DECISION:
+        return None, _stale(run, body, client)
+    if _older_iteration(run, body, client):
+        return None, "older"
+    return run, ""
+
+
 def handle_approve(body: dict[str, Any], client: WebClient, services: Services) -> str:
     """Returns what happened, for logs."""
-    run, outcome = _decidable(body, client, services, "approve")
+    run, outcome = _awaiting(body, client, services, "approve")
     if run is None:
         return outcome
-    if run.status is not RunStatus.AWAITING_DECISION:
-        return _stale(run, body, client)
-    if _older_iteration(run, body, client):
-        return "older"
     if services.queue.request_approval(run, by=body["user"]["id"]) is None:
         ephemeral(client, body, f"{run.label} is already being approved.")
         return "duplicate"
@@ -117,13 +128,9 @@ def handle_approve(body: dict[str, Any], client: WebClient, services: Services) 
 
 
 def handle_rework(body: dict[str, Any], client: WebClient, services: Services) -> str:
-    run, outcome = _decidable(body, client, services, "rework")
+    run, outcome = _awaiting(body, client, services, "rework")
     if run is None:
         return outcome
-    if run.status is not RunStatus.AWAITING_DECISION:
-        return _stale(run, body, client)
-    if _older_iteration(run, body, client):
-        return "older"
     if approval_in_progress(run):
         ephemeral(client, body, f"{run.label} is being approved; it can't be reworked now.")
         return "approving"
