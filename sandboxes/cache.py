@@ -17,6 +17,7 @@ import fcntl
 import gzip
 import hashlib
 import io
+import logging
 import os
 import re
 import shutil
@@ -32,6 +33,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from sandboxes.exceptions import RepoCacheError
+
+log = logging.getLogger(__name__)
 
 BASE_REF = "refs/agents/base"
 #: Workspace archives kept per repository, newest first; older ones are deleted.
@@ -121,6 +124,7 @@ class RepoCache:
             )
         with self._lock(url, exclusive=True):
             if (path / "HEAD").is_file():
+                _remove_stale_locks(path)
                 self._git(["fetch", "--prune", "--quiet", "origin"], cwd=path, env=env, url=url)
                 return path
             tmp = Path(tempfile.mkdtemp(dir=self.root / "tmp", prefix="clone-"))
@@ -226,9 +230,15 @@ class RepoCache:
         tars = sorted(archives.glob("*.tar.gz"), key=_mtime, reverse=True)
         for old in tars[KEEP_ARCHIVES:]:
             old.unlink(missing_ok=True)
+        # Left by a worker that died mid-write or mid-clone; a live one finishes (or
+        # times out) long before this age.
+        stale_after = max(3600.0, 2 * self.fetch_timeout)
         for partial in archives.glob("*.partial"):
-            if time.time() - _mtime(partial) > 3600:  # left by a worker that died mid-write
+            if time.time() - _mtime(partial) > stale_after:
                 partial.unlink(missing_ok=True)
+        for leftover in (self.root / "tmp").iterdir():
+            if time.time() - _mtime(leftover) > stale_after:
+                shutil.rmtree(leftover, ignore_errors=True)
 
     @contextmanager
     def _lock(self, url: str, *, exclusive: bool) -> Iterator[None]:
@@ -261,6 +271,20 @@ class RepoCache:
                 f"git {verb} for {redact(url)} failed: {stderr or f'exit {proc.returncode}'}"
             )
         return proc.stdout
+
+
+def _remove_stale_locks(mirror: Path) -> None:
+    """Delete the ``*.lock`` files a git killed mid-fetch left in ``mirror``.
+
+    Only a fetch, under this cache's exclusive lock, writes to a mirror; so when that
+    lock is held no live git owns one, and left alone they would fail every later
+    fetch ("cannot lock ref") until someone deleted them by hand.
+    """
+    for name in ("HEAD.lock", "config.lock", "packed-refs.lock", "shallow.lock", "index.lock"):
+        (mirror / name).unlink(missing_ok=True)
+    for stale in (mirror / "refs").rglob("*.lock"):
+        log.warning("removing %s, left by a git that was killed", stale)
+        stale.unlink(missing_ok=True)
 
 
 def _mtime(path: Path) -> float:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import subprocess
 import tempfile
 import unicodedata
@@ -249,15 +250,26 @@ def init_workdir(workdir: Path, reference: Path | None = None) -> None:
     does, so publishing fetches only what the mirror lacks instead of the history.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    if not (workdir / ".git").is_dir():
-        git.Repo.init(workdir).close()
+    dot_git = workdir / ".git"
+    if not (dot_git / "HEAD").is_file():
+        # A worker killed inside ``git init`` leaves a half-made ``.git``; the repository
+        # is made beside it and renamed into place, so one that exists is whole.
+        shutil.rmtree(dot_git, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{workdir.name}.init-", dir=workdir.parent))
+        try:
+            git.Repo.init(staging).close()
+            (staging / ".git").rename(dot_git)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     if reference is not None:
         objects = reference / "objects"
         if not objects.is_dir():
             objects = reference / ".git" / "objects"
         if not objects.is_dir():
             raise GitFailed(f"{reference} is not a git repository to borrow objects from")
-        (workdir / ".git" / "objects" / "info" / "alternates").write_text(f"{objects.resolve()}\n")
+        info = dot_git / "objects" / "info"
+        info.mkdir(parents=True, exist_ok=True)
+        (info / "alternates").write_text(f"{objects.resolve()}\n")
 
 
 def read_branch(git_dir: Path, branch: str) -> str | None:

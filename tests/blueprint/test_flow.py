@@ -280,6 +280,8 @@ def test_rework_adds_a_second_commit_to_the_same_branch(harness: Harness) -> Non
     first = harness.run(run.id)
     assert first.status is RunStatus.AWAITING_DECISION
     first_head = first.artifacts.head_sha
+    # The publish directory is scratch: the rework below starts from the forge again.
+    assert not (harness.deps.workdir / f"run-{run.id}").exists()
 
     reworked = harness.rework(run.id, REWORK_FEEDBACK)
     assert reworked.status is RunStatus.REWORK

@@ -114,6 +114,25 @@ def test_commit_patch_and_a_non_fast_forward_push(
         gitops.push(work, bare.as_uri(), "HEAD", "agents/1-x")
 
 
+@pytest.mark.parametrize("left", [[], ["objects"], ["objects", "refs"]])
+def test_init_workdir_replaces_a_half_made_repository(
+    tmp_path: Path, bare: Path, base_commit: str, left: list[str]
+) -> None:
+    """A worker killed inside ``git init`` leaves ``.git`` without ``HEAD`` (or without
+    ``objects/info``); the resumed publish must not trip over it."""
+    work = tmp_path / "w"
+    for name in left:
+        (work / ".git" / name).mkdir(parents=True)
+    (work / ".git").mkdir(parents=True, exist_ok=True)
+
+    gitops.init_workdir(work, reference=bare)
+
+    alternates = work / ".git" / "objects" / "info" / "alternates"
+    assert alternates.read_text() == f"{(bare / 'objects').resolve()}\n"
+    assert gitops.has_commit(work, base_commit)  # borrowed, so nothing was fetched
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".w.init-")) == []
+
+
 def test_retry_policy_backoff() -> None:
     policy = RetryPolicy(attempts=6, initial_delay=1, max_delay=10)
     assert [policy.delay(n) for n in range(1, 6)] == [1, 2, 4, 8, 10]

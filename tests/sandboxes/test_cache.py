@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import io
 import multiprocessing
+import os
 import subprocess
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -79,6 +81,27 @@ def test_refresh_fetches_into_the_existing_mirror(tmp_path: Path) -> None:
     assert cache.resolve(str(repo), "main") == new_commit
 
 
+def test_a_refresh_clears_locks_a_killed_fetch_left(tmp_path: Path) -> None:
+    """git killed mid-fetch leaves ``*.lock`` files; with them every later fetch fails
+    with "cannot lock ref" until someone cleans up by hand."""
+    repo = tmp_path / "origin"
+    make_repo(repo)
+    cache = RepoCache(tmp_path / "cache")
+    mirror = cache.mirror(str(repo))
+    subprocess.run(["git", "pack-refs", "--all"], cwd=mirror, check=True)
+    (mirror / "refs" / "heads").mkdir(parents=True, exist_ok=True)
+    left = [mirror / "refs" / "heads" / "main.lock", mirror / "packed-refs.lock"]
+    for lock in left:
+        lock.write_text("")
+
+    (repo / "new.txt").write_text("new\n")
+    new_commit = commit_all(repo, "new")
+    assert cache.mirror(str(repo)) == mirror
+
+    assert cache.resolve(str(repo), "main") == new_commit
+    assert [lock for lock in left if lock.exists()] == []
+
+
 def test_workspace_needs_no_network_once_mirrored(tmp_path: Path) -> None:
     repo = tmp_path / "origin"
     commit = make_repo(repo)
@@ -113,6 +136,30 @@ def test_archives_are_reused_and_pruned(tmp_path: Path) -> None:
         cache.workspace(str(repo), commit)
     kept = list((tmp_path / "cache" / "workspaces" / repo_key(str(repo))).glob("*.tar.gz"))
     assert len(kept) == 4
+
+
+def test_a_build_prunes_what_killed_workers_left(tmp_path: Path) -> None:
+    repo = tmp_path / "origin"
+    commit = make_repo(repo)
+    cache = RepoCache(tmp_path / "cache")
+    cache.mirror(str(repo))
+    archives = tmp_path / "cache" / "workspaces" / repo_key(str(repo))
+    archives.mkdir()
+    old_clone = tmp_path / "cache" / "tmp" / "clone-old"
+    (old_clone / "mirror.git").mkdir(parents=True)
+    old_partial = archives / f"{'0' * 40}.1.1.partial"
+    old_partial.write_bytes(b"half")
+    live_clone = tmp_path / "cache" / "tmp" / "clone-live"
+    live_clone.mkdir()
+    two_hours_ago = time.time() - 7200
+    for path in (old_clone, old_partial):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+
+    cache.workspace(str(repo), commit)
+
+    assert not old_clone.exists()
+    assert not old_partial.exists()
+    assert live_clone.is_dir()  # it may be a clone in progress
 
 
 def test_credentials_stay_out_of_keys_and_messages(tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ step recognises its own commit by its ``Agents-Run`` trailer and the PR by its b
 
 from __future__ import annotations
 
+import shutil
+
 from core.events import MILESTONE_PR, Event, EventType
 from core.run import Run
 from jobs.blueprint.body import pr_body, thread_url
@@ -85,7 +87,14 @@ def push(
     )
     workdir = deps.workdir / f"run-{run.id}"
     reference = mirror if (mirror / "HEAD").is_file() else None
-    return forge_publish(deps.forge, request, workdir, reference=reference)
+    # Scratch only, made afresh each time: the branch on the forge is the record, so
+    # nothing a killed attempt left here (a half-made .git, a stale index.lock) is
+    # trusted, and a worker's disk keeps no run-N directories.
+    shutil.rmtree(workdir, ignore_errors=True)
+    try:
+        return forge_publish(deps.forge, request, workdir, reference=reference)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def record(ctx: RunContext, result: PublishResult) -> None:
