@@ -237,6 +237,10 @@ class WorkerSettings(CommonSettings):
         5, description="turns that repeat themselves or change nothing before the agent stops"
     )
     max_output_tokens: PositiveInt = Field(8192, description="max_tokens of each model response")
+    context_tokens: PositiveInt = Field(
+        120_000,
+        description="prompt size in tokens above which old tool output leaves the conversation",
+    )
     model_builder: str = Field("claude-sonnet-5-5", description="model that writes the change")
     model_reviewer: str = Field("claude-sonnet-5-5", description="model that reviews the diff")
     model_summarizer: str = Field("claude-haiku-5-5", description="model that writes summaries")

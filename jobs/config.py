@@ -28,6 +28,7 @@ def agent_config(settings: WorkerSettings) -> AgentConfig:
         ),
         prices=DEFAULT_PRICES.with_overrides(settings.prices),
         max_output_tokens=settings.max_output_tokens,
+        context_tokens=settings.context_tokens,
     )
 
 

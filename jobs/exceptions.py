@@ -84,6 +84,13 @@ class ModelRejected(ModelError):
         super().__init__(message)
 
 
+class PromptTooLong(ModelRejected):
+    """The API refused the request because its prompt does not fit the context window
+    (400 "prompt is too long", or 413). The loop trims its history and tries again."""
+
+    reason = "context_window"
+
+
 class ModelUnavailable(ModelError):
     """Transient failures (429, 529, 5xx, connection) outlasted the retry budget."""
 

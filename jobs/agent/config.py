@@ -86,6 +86,13 @@ class AgentConfig(BaseModel):
     max_command_timeout: PositiveFloat = Field(
         900.0, description="most seconds the model may ask for a `run` command"
     )
+    context_tokens: PositiveInt = Field(
+        120_000,
+        description="prompt size in tokens above which old tool output leaves the conversation",
+    )
+    keep_turns: PositiveInt = Field(
+        4, description="newest turns whose tool output is always kept whole"
+    )
     conventions_chars: PositiveInt = Field(
         8000, description="most characters of AGENTS.md / CLAUDE.md / CONTRIBUTING.md shown"
     )

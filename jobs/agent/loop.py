@@ -17,12 +17,13 @@ from typing import Any, Protocol
 from core.events import Event, EventType
 from core.run import Cost
 from jobs.agent.config import AgentConfig, Role
+from jobs.agent.history import Trimmed, trim_history
 from jobs.agent.limits import Budget, CallRecord, Clock, ProgressTracker
 from jobs.agent.model import Block, Model, ModelResponse, RetryNotice
 from jobs.agent.prompt import Task, build_request, first_message, load_conventions, system_prompt
 from jobs.agent.tools import Finish, Toolbox, ToolOutcome, describe_call
 from jobs.agent.workspace import Workspace
-from jobs.exceptions import AgentError, ContextWindowFull, ModelRefused
+from jobs.exceptions import AgentError, ContextWindowFull, ModelRefused, PromptTooLong
 from sandboxes.protocol import Sandbox
 
 NUDGE_NO_TOOLS = (
@@ -168,11 +169,19 @@ def run_agent(
                 tools=tools,
                 messages=messages,
             )
-            response = model.complete(request, on_retry=on_retry)
+            try:
+                response = model.complete(request, on_retry=on_retry)
+            except PromptTooLong as err:
+                _make_room(messages, recorder, by, why=str(err))
+                continue
             cost = config.prices.cost(model_id, response.usage)
             budget.charge(cost)
             recorder.on_cost(cost)
             _check_stop_reason(response)
+            if response.stop_reason == "model_context_window_exceeded":
+                # The answer was cut off by the window; ask again with less history.
+                _make_room(messages, recorder, by, why="the context window filled up")
+                continue
             messages.append({"role": "assistant", "content": response.content or [_text("…")]})
             results, calls, finish = _run_tools(response, toolbox, budget)
             recorder.on_event(_turn_event(response, calls, cost, budget, by))
@@ -185,6 +194,8 @@ def run_agent(
                 cut = response.stop_reason == "max_tokens"
                 results = [_text(NUDGE_CUT_OFF if cut else NUDGE_NO_TOOLS)]
             messages.append({"role": "user", "content": results})
+            if response.usage.prompt_tokens > config.context_tokens:
+                _trim(messages, recorder, by, keep_turns=config.keep_turns)
             progress.record_turn(calls)
             if should_stop is not None and should_stop():
                 raise Interrupted(Checkpoint(system, messages, budget.turns, budget.cost))
@@ -196,10 +207,37 @@ def run_agent(
 def _check_stop_reason(response: ModelResponse) -> None:
     if response.stop_reason == "refusal":
         raise ModelRefused(f"the model declined the request: {response.text[:300]!r}")
-    if response.stop_reason == "model_context_window_exceeded":
+
+
+def _trim(
+    messages: list[dict[str, Any]], recorder: RunRecorder, by: str, *, keep_turns: int
+) -> Trimmed:
+    """Elide old tool output (see :mod:`jobs.agent.history`) and say so in the run."""
+    trimmed = trim_history(messages, keep_turns=keep_turns)
+    if trimmed.blocks:
+        recorder.on_event(
+            Event(
+                type=EventType.MESSAGE,
+                by=by,
+                data={
+                    "kind": "context_trimmed",
+                    "blocks": trimmed.blocks,
+                    "chars": trimmed.chars,
+                    "text": f"removed {trimmed.blocks} old tool outputs ({trimmed.chars:,} "
+                    "characters) to stay within the context window",
+                },
+            )
+        )
+    return trimmed
+
+
+def _make_room(messages: list[dict[str, Any]], recorder: RunRecorder, by: str, why: str) -> None:
+    """The prompt did not fit: keep only the newest turn whole, or stop if that is all
+    there is already."""
+    if not _trim(messages, recorder, by, keep_turns=1).blocks:
         raise ContextWindowFull(
-            "the conversation no longer fits the model's context window; "
-            "split the request into smaller ones"
+            f"the conversation no longer fits the model's context window ({why}), even "
+            "with old tool output removed; split the request into smaller ones"
         )
 
 

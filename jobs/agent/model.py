@@ -19,7 +19,7 @@ import anthropic
 
 from jobs.agent.config import RetryPolicy
 from jobs.agent.pricing import Usage
-from jobs.exceptions import ModelRejected, ModelUnavailable
+from jobs.exceptions import ModelRejected, ModelUnavailable, PromptTooLong
 
 log = logging.getLogger(__name__)
 
@@ -248,9 +248,12 @@ def _rejected(err: anthropic.APIStatusError, request: Request) -> ModelRejected:
     elif status == 400 and "model" in detail:
         setting = "AGENTS_MODEL_*"
         hint = f"set this role's AGENTS_MODEL_* to a valid model id (now {model!r})"
-    elif status == 413:
-        setting = None
-        hint = "the conversation is too large for one request"
+    elif status == 413 or (status == 400 and "prompt is too long" in detail):
+        return PromptTooLong(
+            f"model call rejected ({detail}): the conversation is too large for one request",
+            status=status,
+            setting=None,
+        )
     elif status >= 500:
         setting = None
         hint = "the API failed and asked not to be retried"

@@ -33,6 +33,11 @@ class Usage(BaseModel):
     cache_read_tokens: NonNegativeInt = 0
     cache_write_tokens: NonNegativeInt = 0
 
+    @property
+    def prompt_tokens(self) -> int:
+        """The size of the prompt the call sent, which the API reports in three parts."""
+        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+
 
 class Rates(BaseModel):
     """USD per million tokens."""

@@ -11,7 +11,8 @@ import pytest
 
 from core.events import EventType
 from jobs.agent.config import AgentConfig, AgentLimits, ModelRoles
-from jobs.agent.fake_api import FakeMessagesAPI, message, text, tool_use
+from jobs.agent.fake_api import Failure, FakeMessagesAPI, message, text, tool_use
+from jobs.agent.history import ELIDED_RESULT
 from jobs.agent.loop import (
     CUT_OFF_CALL,
     FINISH_REFUSED,
@@ -308,14 +309,105 @@ def test_refusal_stops_the_run(
     assert len(recorder.costs) == 1
 
 
-def test_a_full_context_window_stops_the_run(
+def test_a_full_context_window_with_nothing_to_trim_stops_the_run(
     api: FakeMessagesAPI, model: AnthropicModel, sandbox: LocalSandbox, config: AgentConfig
 ) -> None:
     api.add(message(text("..."), stop_reason="model_context_window_exceeded"))
     recorder = MemoryRecorder()
-    with pytest.raises(ContextWindowFull):
+    with pytest.raises(ContextWindowFull, match="split the request"):
         run(sandbox, model, config, recorder)
     assert recorder.stops[0][0] == "context_window"
+
+
+def read_turn(n: int) -> dict[str, Any]:
+    return message(tool_use(f"toolu_{n}", "read_file", {"path": "retrying/retry.py"}))
+
+
+def tool_results(body: dict[str, Any]) -> list[Any]:
+    return [
+        block["content"]
+        for m in body["messages"]
+        if m["role"] == "user"
+        for block in m["content"]
+        if block.get("type") == "tool_result"
+    ]
+
+
+def test_a_growing_prompt_sheds_old_tool_output(
+    api: FakeMessagesAPI, model: AnthropicModel, sandbox: LocalSandbox, config: AgentConfig
+) -> None:
+    config = config.model_copy(update={"context_tokens": 5000, "keep_turns": 2})
+    api.add(
+        read_turn(1),
+        read_turn(2),
+        # This answer reports a prompt past context_tokens: the history is trimmed
+        # before the next call.
+        message(tool_use("toolu_3", "read_file", {"path": "retrying/retry.py"}), input_tokens=6000),
+        finish(),
+    )
+    recorder = MemoryRecorder()
+    run(sandbox, model, config, recorder)
+
+    before, after = api.bodies[2], api.bodies[3]
+    assert ELIDED_RESULT not in tool_results(before)
+    kept = tool_results(after)
+    assert kept[0] == ELIDED_RESULT
+    assert kept[1] == tool_results(before)[1]
+    assert "MAX_ATTEMPTS" in kept[2]
+    [note] = [e for e in recorder.events if e.data.get("kind") == "context_trimmed"]
+    assert note.data["blocks"] == 1
+    assert "removed 1 old tool outputs" in note.data["text"]
+
+
+def test_a_prompt_the_api_finds_too_long_is_trimmed_and_sent_again(
+    api: FakeMessagesAPI, model: AnthropicModel, sandbox: LocalSandbox, config: AgentConfig
+) -> None:
+    api.add(
+        read_turn(1),
+        read_turn(2),
+        Failure(400, "invalid_request_error", "prompt is too long: 210000 tokens > 200000"),
+        finish(),
+    )
+    recorder = MemoryRecorder()
+    result = run(sandbox, model, config, recorder)
+
+    assert result.summary == "made it configurable"
+    assert result.turns == 3  # the refused call cost nothing and is not a turn
+    refused, resent = api.bodies[2], api.bodies[3]
+    assert ELIDED_RESULT not in tool_results(refused)
+    assert tool_results(resent)[0] == ELIDED_RESULT  # only the newest turn kept whole
+    assert "MAX_ATTEMPTS" in tool_results(resent)[1]
+
+
+def test_a_prompt_too_long_with_nothing_left_to_trim_fails_with_its_reason(
+    api: FakeMessagesAPI, model: AnthropicModel, sandbox: LocalSandbox, config: AgentConfig
+) -> None:
+    api.add(Failure(400, "invalid_request_error", "prompt is too long: 210000 tokens > 200000"))
+    recorder = MemoryRecorder()
+    with pytest.raises(ContextWindowFull, match="prompt is too long"):
+        run(sandbox, model, config, recorder)
+    assert recorder.stops[0][0] == "context_window"
+    assert len(api.bodies) == 1
+
+
+def test_a_reply_cut_off_by_the_window_is_asked_again_with_less_history(
+    api: FakeMessagesAPI, model: AnthropicModel, sandbox: LocalSandbox, config: AgentConfig
+) -> None:
+    api.add(
+        read_turn(1),
+        read_turn(2),
+        message(text("Now I will"), stop_reason="model_context_window_exceeded"),
+        finish(),
+    )
+    result = run(sandbox, model, config)
+
+    assert result.summary == "made it configurable"
+    resent = api.bodies[3]
+    # The cut-off answer is not in the history; the trimmed conversation is.
+    roles = [m["role"] for m in resent["messages"]]
+    assert roles == ["user", "assistant", "user", "assistant", "user"]
+    assert resent["messages"][-2]["content"][0]["id"] == "toolu_2"
+    assert tool_results(resent)[0] == ELIDED_RESULT
 
 
 def test_an_unpriced_model_is_refused_before_any_call(

@@ -1,0 +1,85 @@
+"""Keeping a long conversation inside the model's context window.
+
+A pass that reads many files or runs many commands grows its prompt every turn, and
+most of that is old tool output the model has already acted on. When the prompt
+passes ``AgentConfig.context_tokens``, the loop replaces the output of every turn but
+the newest few with a one-line note (and shortens the long arguments of old calls,
+such as a whole file given to ``write_file``). The calls themselves stay, so the
+model still knows what it did and can run a command again if it needs the output.
+
+Elision is deterministic and only ever shortens history, so a replayed transcript
+elides exactly as the recorded run did, and the prompt cache is rebuilt once per trim
+rather than every turn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+ELIDED_RESULT = (
+    "[output of an earlier turn, removed to keep the conversation within the context "
+    "window; run the call again if you need it]"
+)
+ELIDED_ARGUMENT = "[long argument of an earlier turn, removed to save context]"
+#: Arguments of old calls longer than this many characters are shortened.
+LONG_ARGUMENT = 400
+
+
+@dataclass(frozen=True)
+class Trimmed:
+    """What one trim removed: how many blocks it touched and how many characters."""
+
+    blocks: int
+    chars: int
+
+
+def trim_history(messages: list[dict[str, Any]], *, keep_turns: int) -> Trimmed:
+    """Elide tool output and long call arguments older than the last ``keep_turns``
+    turns, in place. The first message (the task) is never touched. Blocks already
+    elided are skipped, so trimming twice removes nothing the second time."""
+    turn_starts = [
+        index
+        for index, message in enumerate(messages)
+        if index > 0 and message["role"] == "assistant"
+    ]
+    if len(turn_starts) <= keep_turns:
+        return Trimmed(0, 0)
+    cutoff = turn_starts[-keep_turns] if keep_turns else len(messages)
+    blocks = chars = 0
+    for message in messages[1:cutoff]:
+        content = message["content"]
+        if not isinstance(content, list):
+            continue
+        for block in content:
+            saved = _elide(block)
+            if saved:
+                blocks += 1
+                chars += saved
+    return Trimmed(blocks, chars)
+
+
+def _elide(block: dict[str, Any]) -> int:
+    """Shorten one block in place; the number of characters it lost (0: unchanged)."""
+    if block.get("type") == "tool_result":
+        before = _size(block.get("content"))
+        if block.get("content") == ELIDED_RESULT or before <= len(ELIDED_RESULT):
+            return 0
+        block["content"] = ELIDED_RESULT
+        return before - len(ELIDED_RESULT)
+    if block.get("type") == "tool_use" and isinstance(block.get("input"), dict):
+        saved = 0
+        for key, value in block["input"].items():
+            if isinstance(value, str) and len(value) > LONG_ARGUMENT:
+                block["input"][key] = ELIDED_ARGUMENT
+                saved += len(value) - len(ELIDED_ARGUMENT)
+        return saved
+    return 0
+
+
+def _size(content: Any) -> int:
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):
+        return sum(len(str(part.get("text", ""))) for part in content if isinstance(part, dict))
+    return 0
