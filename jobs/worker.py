@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 #: How long a command keeps retrying while Redis is away (a restart, a failover):
 #: waits double from 0.1-0.2 s up to 1-2 s, about 20 to 35 s in all.
 REDIS_RETRIES = 20
+#: Seconds RQ keeps an idle worker's registration alive between heartbeats (its key
+#: lives 60 s longer). RQ's default, 420, let a SIGKILLed worker count as alive in
+#: ``/agents status`` and ``/metrics`` for eight minutes; this makes it two at most.
+WORKER_TTL = 60
 
 
 def connect(url: str) -> redis.Redis:
@@ -118,6 +122,7 @@ def start_worker(settings: WorkerSettings, *, burst: bool = False, name: str | N
         [queue],
         connection=connection,
         name=name or f"{socket.gethostname()}.{os.getpid()}",
+        worker_ttl=WORKER_TTL,
     )
     recovery = start_recovery(settings, connect(settings.redis_url))
     reaper = start_reaper(settings, connection)

@@ -1,0 +1,66 @@
+"""The worker's registration in Redis, as ``/agents status`` and ``/metrics`` count it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from rq import Queue, Worker
+
+from jobs.worker import WORKER_TTL
+from tests.conftest import TEST_REDIS_URL
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.redis
+def test_a_killed_worker_stops_counting_within_two_minutes(
+    real_redis_conn: redis.Redis, tmp_path: Path
+) -> None:
+    """Its key expires WORKER_TTL + 60 s after the last heartbeat (RQ's default TTL kept
+    a dead worker "alive" for eight minutes). Checked on the key's TTL, not by waiting."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTS_", "REDIS_"))}
+    env.update(
+        REDIS_URL=TEST_REDIS_URL,
+        AGENTS_QUEUE="q-ttl",
+        AGENTS_MODEL_BACKEND="replay",
+        AGENTS_FORGE="local",
+        AGENTS_CACHE_DIR=str(tmp_path / "cache"),
+        DOCKER_HOST="unix:///nonexistent/docker.sock",
+        PYTHONPATH=str(ROOT),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "worker", "--name", "ttl-probe"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        queue = Queue("q-ttl", connection=real_redis_conn)
+        deadline = time.monotonic() + 120
+        workers: list[Worker] = []
+        while not workers and proc.poll() is None and time.monotonic() < deadline:
+            workers = Worker.all(queue=queue)
+            time.sleep(0.2)
+        assert [w.name for w in workers] == ["ttl-probe"], proc.stderr and proc.stderr.read()
+        ttl = real_redis_conn.ttl(workers[0].key)
+        assert 0 < ttl <= WORKER_TTL + 60
+        assert Worker.count(queue=queue) == 1
+
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        # No goodbye: the key stays until it expires, within the bound above.
+        assert 0 < real_redis_conn.ttl(workers[0].key) <= WORKER_TTL + 60
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        if proc.stderr is not None:
+            proc.stderr.close()
