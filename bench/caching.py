@@ -44,6 +44,8 @@ def run() -> Result:
         prompt = read = written = 0
         cached = uncached = 0.0
         for exchange in transcript.exchanges:
+            if exchange.response is None:  # refused as too long: nothing was charged
+                continue
             model = str(exchange.request.get("model"))
             usage = usage_of(exchange.response)
             total_in = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens

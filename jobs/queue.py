@@ -30,6 +30,15 @@ RUN_JOB = "jobs.entrypoints.run"
 APPROVE_JOB = "jobs.entrypoints.approve"
 CANCEL_JOB = "jobs.entrypoints.cancel"
 #: Job states after which a job id may be reused for the same run (crash recovery).
+#: Move a job id from the list KEYS[1] to the front of the queue KEYS[2], atomically;
+#: 1 if this call moved it, 0 if it was no longer there.
+_MOVE_TO_FRONT = """
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
+  redis.call('LPUSH', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+"""
 _OVER = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED}
 
 
@@ -108,6 +117,7 @@ class RunQueue:
         self.store = store
         self.queue = Queue(name, connection=connection)
         self.job_timeout = job_timeout
+        self._move_to_front = connection.register_script(_MOVE_TO_FRONT)
 
     def enqueue(self, run: Run, *, replace_finished: bool = False) -> Job | None:
         """Enqueue ``run``'s current iteration. Returns None if it was already enqueued.
@@ -155,9 +165,10 @@ class RunQueue:
             first_seen = float(_text(self.connection.get(seen_key) or str(now)))
             if now - first_seen < grace_seconds:
                 continue
-            if self.connection.lrem(intermediate, 1, job_id):
+            # One script: a sweeper killed between taking the id out and putting it
+            # back would leave the job in no list at all, queued for ever.
+            if self._move_to_front(keys=[intermediate, self.queue.key], args=[job_id]):
                 self.connection.delete(seen_key)
-                self.queue.push_job_id(job_id, at_front=True)
                 log.warning("job %s was taken by a worker that died before starting it", job_id)
                 rescued.append(job_id)
         return rescued

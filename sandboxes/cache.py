@@ -52,6 +52,10 @@ _ISOLATED_GIT_ENV = {
 }
 
 
+#: Options that keep ``git gc --auto`` (and ``git maintenance``) inside the command
+#: that starts it instead of in a background process that outlives it.
+_NO_DETACHED_GC = ("-c", "gc.autoDetach=false", "-c", "maintenance.autoDetach=false")
+
 # Variables that would point git at some other repository than the one we name.
 _REPOSITORY_VARIABLES = frozenset(
     {
@@ -122,10 +126,18 @@ class RepoCache:
                 GIT_CONFIG_KEY_0="http.extraHeader",
                 GIT_CONFIG_VALUE_0=auth_header,
             )
-        with self._lock(url, exclusive=True):
+        with self._lock(url, exclusive=True) as lock:
             if (path / "HEAD").is_file():
                 _remove_stale_locks(path)
-                self._git(["fetch", "--prune", "--quiet", "origin"], cwd=path, env=env, url=url)
+                # gc --auto in the foreground: detached, it would go on writing the
+                # mirror (and holding ref locks) after this lock is released.
+                self._git(
+                    [*_NO_DETACHED_GC, "fetch", "--prune", "--quiet", "origin"],
+                    cwd=path,
+                    env=env,
+                    url=url,
+                    lock=lock,
+                )
                 return path
             tmp = Path(tempfile.mkdtemp(dir=self.root / "tmp", prefix="clone-"))
             try:
@@ -144,6 +156,7 @@ class RepoCache:
                     cwd=self.root,
                     env=env,
                     url=url,
+                    lock=lock,
                 )
                 (tmp / "mirror.git").rename(path)
             finally:
@@ -210,8 +223,14 @@ class RepoCache:
 
         # An empty template: no sample hooks or description in the sandbox's .git.
         self._git(["init", "--quiet", "--template=", str(repo)], cwd=self.root, env=env, url=url)
-        with self._lock(url, exclusive=False):
-            git("fetch", "--quiet", "--no-tags", "--depth=1", str(self.mirror_path(url)), sha)
+        with self._lock(url, exclusive=False) as lock:
+            self._git(
+                ["fetch", "--quiet", "--no-tags", "--depth=1", str(self.mirror_path(url)), sha],
+                cwd=repo,
+                env=env,
+                url=url,
+                lock=lock,
+            )
         git("update-ref", "--no-deref", "HEAD", sha)
         git("update-ref", BASE_REF, sha)
         git("read-tree", sha)
@@ -241,16 +260,29 @@ class RepoCache:
                 shutil.rmtree(leftover, ignore_errors=True)
 
     @contextmanager
-    def _lock(self, url: str, *, exclusive: bool) -> Iterator[None]:
+    def _lock(self, url: str, *, exclusive: bool) -> Iterator[int]:
+        """Hold the repository's lock; yields its file descriptor for :meth:`_git`."""
         path = self.root / "locks" / f"{repo_key(url)}.lock"
         with path.open("a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             try:
-                yield
+                yield handle.fileno()
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _git(self, args: list[str], *, cwd: Path, env: Mapping[str, str], url: str) -> bytes:
+    def _git(
+        self,
+        args: list[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        url: str,
+        lock: int | None = None,
+    ) -> bytes:
+        """Run git. ``lock``: the descriptor :meth:`_lock` yielded, handed to git so the
+        lock outlives this process if it is killed while git (and the gc it may start)
+        still writes the mirror: the next holder then waits for them instead."""
+        verb = next((a for a in args if not a.startswith("-") and "=" not in a), "")
         try:
             proc = subprocess.run(
                 ["git", *args],
@@ -259,14 +291,14 @@ class RepoCache:
                 capture_output=True,
                 timeout=self.fetch_timeout,
                 check=False,
+                pass_fds=() if lock is None else (lock,),
             )
         except subprocess.TimeoutExpired:
             raise RepoCacheError(
-                f"git {args[0]} for {redact(url)} took longer than {self.fetch_timeout:.0f}s"
+                f"git {verb} for {redact(url)} took longer than {self.fetch_timeout:.0f}s"
             ) from None
         if proc.returncode != 0:
             stderr = proc.stderr.decode(errors="replace").strip().replace(url, redact(url))
-            verb = next((a for a in args if not a.startswith("-") and "=" not in a), "")
             raise RepoCacheError(
                 f"git {verb} for {redact(url)} failed: {stderr or f'exit {proc.returncode}'}"
             )
@@ -276,9 +308,11 @@ class RepoCache:
 def _remove_stale_locks(mirror: Path) -> None:
     """Delete the ``*.lock`` files a git killed mid-fetch left in ``mirror``.
 
-    Only a fetch, under this cache's exclusive lock, writes to a mirror; so when that
-    lock is held no live git owns one, and left alone they would fail every later
-    fetch ("cannot lock ref") until someone deleted them by hand.
+    Only a fetch writes to a mirror: under this cache's exclusive lock, which its git
+    holds too (so a worker killed mid-fetch keeps it until git is done), and with its
+    automatic gc kept in the foreground. So when that lock is ours no live git owns a
+    ``*.lock``; left alone they would fail every later fetch ("cannot lock ref") until
+    someone deleted them by hand.
     """
     for name in ("HEAD.lock", "config.lock", "packed-refs.lock", "shallow.lock", "index.lock"):
         (mirror / name).unlink(missing_ok=True)

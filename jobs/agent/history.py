@@ -36,7 +36,8 @@ class Trimmed:
 
 def trim_history(messages: list[dict[str, Any]], *, keep_turns: int) -> Trimmed:
     """Elide tool output and long call arguments older than the last ``keep_turns``
-    turns, in place. The first message (the task) is never touched. Blocks already
+    turns: ``messages`` is updated in place, with new content lists and blocks where
+    something was cut. The first message (the task) is never touched. Blocks already
     elided are skipped, so trimming twice removes nothing the second time."""
     turn_starts = [
         index
@@ -51,30 +52,33 @@ def trim_history(messages: list[dict[str, Any]], *, keep_turns: int) -> Trimmed:
         content = message["content"]
         if not isinstance(content, list):
             continue
-        for block in content:
-            saved = _elide(block)
+        for index, block in enumerate(content):
+            shorter, saved = _elided(block)
             if saved:
+                # A new list and block, never an edit of the old ones: they may be
+                # shared (a replayed transcript's response, a checkpoint's copy).
+                message["content"] = content = [*content[:index], shorter, *content[index + 1 :]]
                 blocks += 1
                 chars += saved
     return Trimmed(blocks, chars)
 
 
-def _elide(block: dict[str, Any]) -> int:
-    """Shorten one block in place; the number of characters it lost (0: unchanged)."""
+def _elided(block: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """``block`` shortened, and the number of characters it lost (0: unchanged)."""
     if block.get("type") == "tool_result":
         before = _size(block.get("content"))
         if block.get("content") == ELIDED_RESULT or before <= len(ELIDED_RESULT):
-            return 0
-        block["content"] = ELIDED_RESULT
-        return before - len(ELIDED_RESULT)
+            return block, 0
+        return {**block, "content": ELIDED_RESULT}, before - len(ELIDED_RESULT)
     if block.get("type") == "tool_use" and isinstance(block.get("input"), dict):
+        arguments = dict(block["input"])
         saved = 0
-        for key, value in block["input"].items():
+        for key, value in arguments.items():
             if isinstance(value, str) and len(value) > LONG_ARGUMENT:
-                block["input"][key] = ELIDED_ARGUMENT
+                arguments[key] = ELIDED_ARGUMENT
                 saved += len(value) - len(ELIDED_ARGUMENT)
-        return saved
-    return 0
+        return ({**block, "input": arguments}, saved) if saved else (block, 0)
+    return block, 0
 
 
 def _size(content: Any) -> int:

@@ -145,6 +145,11 @@ class ProgressTracker:
         self.stale_turns = 0
         self._seen: set[str] = set()
 
+    def forget(self) -> None:
+        """Count every call as new again: after old output was trimmed from the
+        conversation, reading it again is what the model was told to do."""
+        self._seen.clear()
+
     def record_turn(self, calls: Sequence[CallRecord]) -> None:
         prints = {_fingerprint(call) for call in calls}
         progressed = bool(prints - self._seen)

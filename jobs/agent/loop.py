@@ -156,6 +156,8 @@ def run_agent(
             if resume.cost.dollars > budget.cost.dollars:
                 budget.cost = resume.cost
 
+        history = _History(messages, recorder, by, progress, config.keep_turns)
+
         def on_retry(notice: RetryNotice) -> None:
             recorder.on_event(_retry_event(notice, by))
             budget.check_wait(notice.wait_seconds)  # never sleep past the deadline
@@ -172,7 +174,7 @@ def run_agent(
             try:
                 response = model.complete(request, on_retry=on_retry)
             except PromptTooLong as err:
-                _make_room(messages, recorder, by, why=str(err))
+                history.make_room(str(err), budget.turns)
                 continue
             cost = config.prices.cost(model_id, response.usage)
             budget.charge(cost)
@@ -180,7 +182,8 @@ def run_agent(
             _check_stop_reason(response)
             if response.stop_reason == "model_context_window_exceeded":
                 # The answer was cut off by the window; ask again with less history.
-                _make_room(messages, recorder, by, why="the context window filled up")
+                recorder.on_event(_turn_event(response, [], cost, budget, by))
+                history.make_room("the context window filled up", budget.turns)
                 continue
             messages.append({"role": "assistant", "content": response.content or [_text("…")]})
             results, calls, finish = _run_tools(response, toolbox, budget)
@@ -194,9 +197,9 @@ def run_agent(
                 cut = response.stop_reason == "max_tokens"
                 results = [_text(NUDGE_CUT_OFF if cut else NUDGE_NO_TOOLS)]
             messages.append({"role": "user", "content": results})
-            if response.usage.prompt_tokens > config.context_tokens:
-                _trim(messages, recorder, by, keep_turns=config.keep_turns)
             progress.record_turn(calls)
+            if response.usage.prompt_tokens > config.context_tokens:
+                history.trim(budget.turns)
             if should_stop is not None and should_stop():
                 raise Interrupted(Checkpoint(system, messages, budget.turns, budget.cost))
     except AgentError as err:
@@ -209,36 +212,60 @@ def _check_stop_reason(response: ModelResponse) -> None:
         raise ModelRefused(f"the model declined the request: {response.text[:300]!r}")
 
 
-def _trim(
-    messages: list[dict[str, Any]], recorder: RunRecorder, by: str, *, keep_turns: int
-) -> Trimmed:
-    """Elide old tool output (see :mod:`jobs.agent.history`) and say so in the run."""
-    trimmed = trim_history(messages, keep_turns=keep_turns)
-    if trimmed.blocks:
-        recorder.on_event(
-            Event(
-                type=EventType.MESSAGE,
-                by=by,
-                data={
-                    "kind": "context_trimmed",
-                    "blocks": trimmed.blocks,
-                    "chars": trimmed.chars,
-                    "text": f"removed {trimmed.blocks} old tool outputs ({trimmed.chars:,} "
-                    "characters) to stay within the context window",
-                },
+class _History:
+    """The pass's conversation, kept inside the context window (:mod:`jobs.agent.history`).
+
+    A soft trim (the prompt passed ``context_tokens``) keeps the newest ``keep_turns``
+    turns whole and happens at most once per ``keep_turns`` turns, so the prompt cache
+    is rewritten from the cut only that often. A hard one (the API refused the prompt)
+    keeps only the newest turn, and stops the pass if nothing is left to remove.
+    """
+
+    def __init__(
+        self,
+        messages: list[dict[str, Any]],
+        recorder: RunRecorder,
+        by: str,
+        progress: ProgressTracker,
+        keep_turns: int,
+    ) -> None:
+        self.messages = messages
+        self.recorder = recorder
+        self.by = by
+        self.progress = progress
+        self.keep_turns = keep_turns
+        self.trimmed_at: int | None = None
+
+    def trim(self, turn: int) -> None:
+        if self.trimmed_at is None or turn - self.trimmed_at >= self.keep_turns:
+            self._trim(self.keep_turns, turn)
+
+    def make_room(self, why: str, turn: int) -> None:
+        if not self._trim(1, turn).blocks:
+            raise ContextWindowFull(
+                f"the conversation no longer fits the model's context window ({why}), even "
+                "with old tool output removed; split the request into smaller ones"
             )
-        )
-    return trimmed
 
-
-def _make_room(messages: list[dict[str, Any]], recorder: RunRecorder, by: str, why: str) -> None:
-    """The prompt did not fit: keep only the newest turn whole, or stop if that is all
-    there is already."""
-    if not _trim(messages, recorder, by, keep_turns=1).blocks:
-        raise ContextWindowFull(
-            f"the conversation no longer fits the model's context window ({why}), even "
-            "with old tool output removed; split the request into smaller ones"
-        )
+    def _trim(self, keep_turns: int, turn: int) -> Trimmed:
+        trimmed = trim_history(self.messages, keep_turns=keep_turns)
+        if trimmed.blocks:
+            self.trimmed_at = turn
+            self.progress.forget()  # re-reading what was cut is progress, not a loop
+            self.recorder.on_event(
+                Event(
+                    type=EventType.MESSAGE,
+                    by=self.by,
+                    data={
+                        "kind": "context_trimmed",
+                        "blocks": trimmed.blocks,
+                        "chars": trimmed.chars,
+                        "text": f"removed {trimmed.blocks} old tool outputs "
+                        f"({trimmed.chars:,} characters) to stay within the context window",
+                    },
+                )
+            )
+        return trimmed
 
 
 def _run_tools(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,11 @@ log = logging.getLogger(__name__)
 
 Request = dict[str, Any]
 Block = dict[str, Any]
+
+#: How the API says a prompt does not fit: "prompt is too long: 210000 tokens > 200000
+#: maximum", or "input length and `max_tokens` exceed context limit: 195000 + 8192 >
+#: 200000" (which must not be read as a bad max_tokens setting).
+_CONTEXT_FULL = re.compile(r"prompt is too long|exceed(s|ed)? (the )?context (limit|window)")
 
 #: Statuses worth another attempt: timeouts, lock conflicts, rate limits, overload, 5xx.
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
@@ -239,6 +245,12 @@ def _rejected(err: anthropic.APIStatusError, request: Request) -> ModelRejected:
     elif status == 404:
         setting = "AGENTS_MODEL_*"
         hint = f"model {model!r} was not found; set this role's AGENTS_MODEL_* to a model id"
+    elif status == 413 or (status == 400 and _CONTEXT_FULL.search(detail)):
+        return PromptTooLong(
+            f"model call rejected ({detail}): the conversation is too large for one request",
+            status=status,
+            setting=None,
+        )
     elif status == 400 and "credit balance" in detail:
         setting = "ANTHROPIC_API_KEY"
         hint = "the account behind ANTHROPIC_API_KEY needs credit"
@@ -248,12 +260,6 @@ def _rejected(err: anthropic.APIStatusError, request: Request) -> ModelRejected:
     elif status == 400 and "model" in detail:
         setting = "AGENTS_MODEL_*"
         hint = f"set this role's AGENTS_MODEL_* to a valid model id (now {model!r})"
-    elif status == 413 or (status == 400 and "prompt is too long" in detail):
-        return PromptTooLong(
-            f"model call rejected ({detail}): the conversation is too large for one request",
-            status=status,
-            setting=None,
-        )
     elif status >= 500:
         setting = None
         hint = "the API failed and asked not to be retried"

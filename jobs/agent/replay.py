@@ -2,9 +2,10 @@
 
 A transcript is a JSON Lines file (documented in ``docs/transcripts.md``): a header
 line, then one line per model call with the request the loop sent and the response it
-got. :class:`RecordingModel` writes one around any model; :class:`ReplayModel` answers
-from one and fails loudly, naming the first difference, as soon as the loop sends a
-request the recording does not have at that point.
+got (or, for a prompt the API found too long, that refusal). :class:`RecordingModel`
+writes one around any model; :class:`ReplayModel` answers from one and fails loudly,
+naming the first difference, as soon as the loop sends a request the recording does
+not have at that point.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.agent.model import Model, ModelResponse, OnRetry, Request
-from jobs.exceptions import TranscriptDiverged, TranscriptInvalid
+from jobs.exceptions import PromptTooLong, TranscriptDiverged, TranscriptInvalid
 
 FORMAT = "agents-transcript"
 VERSION = 1
@@ -30,8 +31,12 @@ _VOLATILE = re.compile(r"\d+\.\d+")
 
 @dataclass(frozen=True)
 class Exchange:
+    """One model call: its request, and the response, or (``rejected``) the message of
+    the "prompt is too long" refusal it got instead."""
+
     request: Request
-    response: dict[str, Any]
+    response: dict[str, Any] | None
+    rejected: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,9 +60,12 @@ class Transcript:
             )
         exchanges = []
         for number, record in enumerate(records[1:], start=1):
-            if record.get("call") != number or "request" not in record or "response" not in record:
+            answered = "response" in record or isinstance(record.get("rejected"), dict)
+            if record.get("call") != number or "request" not in record or not answered:
                 raise TranscriptInvalid(f"{path}: line {number + 1} is not call {number}")
-            exchanges.append(Exchange(record["request"], record["response"]))
+            exchanges.append(
+                Exchange(record["request"], record.get("response"), record.get("rejected"))
+            )
         return cls(header, exchanges)
 
 
@@ -89,6 +97,13 @@ class ReplayModel:
                 f"model call {number} diverged from the transcript: {difference}"
             )
         self.calls = number
+        if expected.response is None:
+            rejected = expected.rejected or {}
+            raise PromptTooLong(
+                str(rejected.get("message", "prompt is too long")),
+                status=int(rejected.get("status", 400)),
+                setting=None,
+            )
         return ModelResponse.from_api(expected.response)
 
 
@@ -123,12 +138,20 @@ class RecordingModel:
         path.write_text(json.dumps(header) + "\n", encoding="utf-8")
 
     def complete(self, request: Request, *, on_retry: OnRetry | None = None) -> ModelResponse:
-        response = self.model.complete(request, on_retry=on_retry)
+        try:
+            response = self.model.complete(request, on_retry=on_retry)
+        except PromptTooLong as err:
+            # The loop trims and asks again: the replay must refuse at the same call.
+            self._write(request, rejected={"status": err.status, "message": str(err)})
+            raise
+        self._write(request, response=response.to_api())
+        return response
+
+    def _write(self, request: Request, **outcome: dict[str, Any]) -> None:
         self.calls += 1
-        line = {"call": self.calls, "request": request, "response": response.to_api()}
+        line = {"call": self.calls, "request": request, **outcome}
         with self.path.open("a", encoding="utf-8") as out:
             out.write(json.dumps(line, sort_keys=True) + "\n")
-        return response
 
 
 def _masked(value: Any) -> Any:

@@ -99,3 +99,18 @@ def test_structured_result_content_is_elided_too() -> None:
     trimmed = trim_history(messages, keep_turns=2)
     assert messages[2]["content"][0]["content"] == ELIDED_RESULT
     assert trimmed.chars == 500 - len(ELIDED_RESULT)
+
+
+def test_blocks_shared_with_others_are_replaced_not_edited() -> None:
+    """A replayed response's blocks are the transcript's own; trimming must not reach
+    into them."""
+    messages = conversation(3, argument="y" * (LONG_ARGUMENT + 1))
+    shared_call = messages[1]["content"][1]
+    shared_result = messages[2]["content"][0]
+    originals = copy.deepcopy([shared_call, shared_result])
+
+    trim_history(messages, keep_turns=1)
+
+    assert [shared_call, shared_result] == originals
+    assert messages[1]["content"][1] is not shared_call
+    assert messages[2]["content"][0]["content"] == ELIDED_RESULT

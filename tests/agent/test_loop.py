@@ -359,6 +359,53 @@ def test_a_growing_prompt_sheds_old_tool_output(
     assert "removed 1 old tool outputs" in note.data["text"]
 
 
+def test_soft_trims_come_at_most_once_per_keep_turns_turns(
+    api: FakeMessagesAPI, model: AnthropicModel, sandbox: LocalSandbox, config: AgentConfig
+) -> None:
+    """Each trim rewrites the prompt cache from the cut, so a prompt that stays large
+    (the kept turns alone pass the threshold) must not be trimmed every turn."""
+    config = config.model_copy(update={"context_tokens": 5000, "keep_turns": 2})
+    files = ["retrying/retry.py", "tests/test_retry.py", "retrying/__init__.py"]
+    api.add(
+        *[
+            message(
+                tool_use(f"toolu_{n}", "read_file", {"path": files[n % 3]}),
+                text(f"turn {n}"),
+                input_tokens=6000,
+            )
+            for n in range(1, 8)
+        ],
+        finish(),
+    )
+    recorder = MemoryRecorder()
+    run(sandbox, model, config, recorder)
+    trims = [e for e in recorder.events if e.data.get("kind") == "context_trimmed"]
+    turns_before = [
+        len([e for e in recorder.events[: recorder.events.index(t)] if e.type is EventType.TOOL])
+        for t in trims
+    ]
+    # Over the threshold from turn 1, but kept turns must pile up first: turns 3, 5, 7.
+    assert turns_before == [3, 5, 7]
+
+
+def test_reading_again_what_a_trim_removed_is_progress(
+    api: FakeMessagesAPI, model: AnthropicModel, sandbox: LocalSandbox, config: AgentConfig
+) -> None:
+    """The elided note tells the model to run the call again; with no_progress_turns=3
+    three identical reads in a row would otherwise stop the pass as going in circles."""
+    config = config.model_copy(update={"context_tokens": 5000, "keep_turns": 1})
+    same = {"path": "retrying/retry.py"}
+    api.add(
+        *[
+            message(tool_use(f"toolu_{n}", "read_file", same), input_tokens=6000)
+            for n in range(1, 6)
+        ],
+        finish(),
+    )
+    result = run(sandbox, model, config)
+    assert result.turns == 6
+
+
 def test_a_prompt_the_api_finds_too_long_is_trimmed_and_sent_again(
     api: FakeMessagesAPI, model: AnthropicModel, sandbox: LocalSandbox, config: AgentConfig
 ) -> None:

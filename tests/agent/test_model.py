@@ -13,7 +13,7 @@ from jobs.agent.loop import run_agent
 from jobs.agent.model import AnthropicModel, ModelResponse, RetryNotice, make_client, retry_after
 from jobs.agent.prompt import Task
 from jobs.agent.recorders import MemoryRecorder
-from jobs.exceptions import ModelRejected, ModelUnavailable
+from jobs.exceptions import ModelRejected, ModelUnavailable, PromptTooLong
 from sandboxes.local_sandbox import LocalSandbox
 from tests.agent.conftest import API_KEY, Sleeps
 
@@ -179,6 +179,32 @@ def test_errors_a_retry_cannot_fix_are_not_retried(
     assert caught.value.status == failure.status
     assert caught.value.setting == setting
     assert says in str(caught.value)
+    assert len(api.requests) == 1
+    assert sleeps == []
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        Failure(400, "invalid_request_error", "prompt is too long: 210000 tokens > 200000"),
+        # Names max_tokens, but is about the prompt: not a bad AGENTS_MAX_OUTPUT_TOKENS.
+        Failure(
+            400,
+            "invalid_request_error",
+            "input length and `max_tokens` exceed context limit: 195000 + 8192 > 200000",
+        ),
+        Failure(413, "request_too_large", "Request exceeds the maximum allowed size"),
+    ],
+)
+def test_a_prompt_that_does_not_fit_is_told_apart(
+    api: FakeMessagesAPI, model: AnthropicModel, sleeps: Sleeps, failure: Failure
+) -> None:
+    api.add(failure)
+    with pytest.raises(PromptTooLong) as caught:
+        model.complete(REQUEST)
+    assert caught.value.status == failure.status
+    assert caught.value.setting is None
+    assert caught.value.reason == "context_window"
     assert len(api.requests) == 1
     assert sleeps == []
 

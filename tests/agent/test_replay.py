@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from jobs.agent import record
+from jobs.agent.fake_api import Failure, FakeMessagesAPI, message, tool_use
 from jobs.agent.loop import AgentResult, run_agent
+from jobs.agent.model import AnthropicModel
 from jobs.agent.prompt import Task
 from jobs.agent.recorders import MemoryRecorder
-from jobs.agent.replay import ReplayModel, Transcript, first_difference
+from jobs.agent.replay import RecordingModel, ReplayModel, Transcript, first_difference
 from jobs.exceptions import TranscriptDiverged, TranscriptInvalid
 from sandboxes.cache import Workspace as SampleArchive
 from sandboxes.local_sandbox import LocalSandbox
@@ -164,3 +166,35 @@ def test_replay_returns_recorded_responses_unchanged() -> None:
     assert response.to_api()["content"] == transcript.exchanges[0].response["content"]
     assert response.to_api()["usage"] == transcript.exchanges[0].response["usage"]
     assert model.remaining == 5
+
+
+def test_a_prompt_refused_as_too_long_is_recorded_and_replayed(
+    api: FakeMessagesAPI,
+    model: AnthropicModel,
+    sample_archive: SampleArchive,
+    tmp_path: Path,
+) -> None:
+    """The loop trims and asks again; the replay must see the same refusal at the same
+    call, or the trimmed request would not match the recording."""
+    api.add(
+        message(tool_use("toolu_1", "read_file", {"path": "retrying/retry.py"})),
+        message(tool_use("toolu_2", "read_file", {"path": "tests/test_retry.py"})),
+        Failure(400, "invalid_request_error", "prompt is too long: 210000 tokens > 200000"),
+        message(tool_use("toolu_3", "finish", {"summary": "done", "notes_for_reviewer": "-"})),
+    )
+    path = tmp_path / "trimmed.jsonl"
+    task = Task(repo="acme/retrying", request="look around", check_command="true")
+    recording = RecordingModel(model, path, source="fake-messages-api", meta={})
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    with LocalSandbox("rec", workspace=sample_archive, parent=tmp_path / "a") as box:
+        recorded = run_agent(task, sandbox=box, model=recording, recorder=MemoryRecorder())
+
+    transcript = Transcript.load(path)
+    assert [e.response is None for e in transcript.exchanges] == [False, False, True, False]
+    assert "prompt is too long" in str(transcript.exchanges[2].rejected)
+    replaying = ReplayModel(transcript)
+    with LocalSandbox("rep", workspace=sample_archive, parent=tmp_path / "b") as box:
+        replayed = run_agent(task, sandbox=box, model=replaying, recorder=MemoryRecorder())
+    assert replaying.remaining == 0
+    assert (replayed.summary, replayed.turns) == (recorded.summary, recorded.turns) == ("done", 3)

@@ -4,6 +4,8 @@ the review's extra round, and rework."""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 from core.events import EventType
@@ -274,6 +276,21 @@ def test_a_blocking_review_buys_one_more_round(harness: Harness) -> None:
     assert verdicts == ["block", "approve"]
 
 
+def test_publish_prunes_what_killed_workers_left_and_leaves_nothing(harness: Harness) -> None:
+    scratch = harness.deps.workdir
+    stale, live = scratch / "run-7-dead", scratch / "run-8-live"
+    (stale / ".git").mkdir(parents=True)  # half-made by a killed git init
+    (live / ".git").mkdir(parents=True)  # another worker's publish, in progress
+    seven_hours_ago = time.time() - 7 * 3600
+    os.utime(stale, (seven_hours_ago, seven_hours_ago))
+    harness.script(script("clean"))
+
+    final = harness.run(harness.create(CLEAN_REQUEST).id)
+
+    assert final.status is RunStatus.AWAITING_DECISION, final.error
+    assert sorted(p.name for p in scratch.iterdir()) == ["run-8-live"]
+
+
 def test_rework_adds_a_second_commit_to_the_same_branch(harness: Harness) -> None:
     harness.script(script("clean"), script("rework"))
     run = harness.create(CLEAN_REQUEST)
@@ -281,7 +298,7 @@ def test_rework_adds_a_second_commit_to_the_same_branch(harness: Harness) -> Non
     assert first.status is RunStatus.AWAITING_DECISION
     first_head = first.artifacts.head_sha
     # The publish directory is scratch: the rework below starts from the forge again.
-    assert not (harness.deps.workdir / f"run-{run.id}").exists()
+    assert list(harness.deps.workdir.iterdir()) == []
 
     reworked = harness.rework(run.id, REWORK_FEEDBACK)
     assert reworked.status is RunStatus.REWORK

@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import fcntl
 import io
 import multiprocessing
 import os
+import shutil
 import subprocess
+import sys
 import tarfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,6 +105,76 @@ def test_a_refresh_clears_locks_a_killed_fetch_left(tmp_path: Path) -> None:
 
     assert cache.resolve(str(repo), "main") == new_commit
     assert [lock for lock in left if lock.exists()] == []
+
+
+def test_a_worker_killed_mid_fetch_leaves_the_lock_with_its_git(tmp_path: Path) -> None:
+    """The lock is handed to git: killed while its fetch runs on, the worker's lock
+    must not pass to the next fetch (which would delete the live git's ref locks)."""
+    repo = tmp_path / "origin"
+    make_repo(repo)
+    root = tmp_path / "cache"
+    RepoCache(root).mirror(str(repo))
+    started, hold = tmp_path / "fetch-started", tmp_path / "hold"
+    hold.touch()
+    shim = tmp_path / "bin" / "git"
+    shim.parent.mkdir()
+    shim.write_text(
+        "#!/bin/sh\n"
+        f'case " $* " in *" fetch "*) touch {started}\n'
+        f"  while [ -e {hold} ]; do sleep 0.05; done;; esac\n"
+        f'exec {shutil.which("git")} "$@"\n'
+    )
+    shim.chmod(0o755)
+    env = {**os.environ, "PATH": f"{shim.parent}{os.pathsep}{os.environ['PATH']}"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from sandboxes.cache import RepoCache; "
+            "RepoCache(Path(sys.argv[1])).mirror(sys.argv[2])",
+            str(root),
+            str(repo),
+        ],
+        env=env,
+    )
+    lockfile = root / "locks" / f"{repo_key(str(repo))}.lock"
+    try:
+        wait_until(started.exists)
+        worker.kill()
+        worker.wait(timeout=30)
+        with lockfile.open("a") as handle:
+            with pytest.raises(BlockingIOError):  # git still has it
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            hold.unlink()  # git finishes its fetch, and the lock goes with it
+            wait_until(lambda: try_lock(handle))
+    finally:
+        hold.unlink(missing_ok=True)
+        if worker.poll() is None:
+            worker.kill()
+    assert cache_mirror_is_usable(root, repo)
+
+
+def try_lock(handle: Any) -> bool:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    fcntl.flock(handle, fcntl.LOCK_UN)
+    return True
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {condition}"
+        time.sleep(0.05)
+
+
+def cache_mirror_is_usable(root: Path, repo: Path) -> bool:
+    cache = RepoCache(root)
+    cache.mirror(str(repo))
+    return len(cache.resolve(str(repo), "main")) == 40
 
 
 def test_workspace_needs_no_network_once_mirrored(tmp_path: Path) -> None:

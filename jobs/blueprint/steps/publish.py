@@ -5,6 +5,9 @@ step recognises its own commit by its ``Agents-Run`` trailer and the PR by its b
 from __future__ import annotations
 
 import shutil
+import tempfile
+import time
+from pathlib import Path
 
 from core.events import MILESTONE_PR, Event, EventType
 from core.run import Run
@@ -15,6 +18,10 @@ from jobs.forge.git import Identity
 from jobs.forge.steps import PublishRequest, PublishResult
 from jobs.forge.steps import publish as forge_publish
 from jobs.safety import scan
+
+#: Age after which a publish directory is a leftover of a killed worker: a publish
+#: (fetch, commit, push, PR) takes seconds to minutes.
+SCRATCH_STALE_SECONDS = 6 * 3600
 
 
 def co_author(login: str | None) -> list[Identity]:
@@ -85,16 +92,28 @@ def push(
         co_authors=co_author(login),
         nonce=deps.store.nonce,
     )
-    workdir = deps.workdir / f"run-{run.id}"
     reference = mirror if (mirror / "HEAD").is_file() else None
-    # Scratch only, made afresh each time: the branch on the forge is the record, so
-    # nothing a killed attempt left here (a half-made .git, a stale index.lock) is
-    # trusted, and a worker's disk keeps no run-N directories.
-    shutil.rmtree(workdir, ignore_errors=True)
+    # Scratch only, new for every call: the branch on the forge is the record, so
+    # nothing a killed attempt left (a half-made .git, a stale index.lock) is reused,
+    # and two attempts of one run on one host never share a directory.
+    deps.workdir.mkdir(parents=True, exist_ok=True)
+    _prune_scratch(deps.workdir)
+    workdir = Path(tempfile.mkdtemp(prefix=f"run-{run.id}-", dir=deps.workdir))
     try:
         return forge_publish(deps.forge, request, workdir, reference=reference)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _prune_scratch(root: Path) -> None:
+    """Remove what killed workers left in ``root``; a live publish is far younger."""
+    for leftover in root.iterdir():
+        try:
+            old = time.time() - leftover.stat().st_mtime > SCRATCH_STALE_SECONDS
+        except FileNotFoundError:  # removed by a concurrent prune
+            continue
+        if old:
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def record(ctx: RunContext, result: PublishResult) -> None:
