@@ -291,6 +291,26 @@ def test_publish_prunes_what_killed_workers_left_and_leaves_nothing(harness: Har
     assert sorted(p.name for p in scratch.iterdir()) == ["run-8-live"]
 
 
+def test_a_rework_after_the_pr_was_merged_fails_and_pushes_nothing(harness: Harness) -> None:
+    harness.script(script("clean"), script("rework"))
+    run = harness.create(CLEAN_REQUEST)
+    first = harness.run(run.id)
+    assert first.status is RunStatus.AWAITING_DECISION, first.error
+    harness.forge.mark_ready(REPO, 1)
+    harness.forge.merge(REPO, 1)  # by hand on GitHub, or by an approve that died after
+
+    harness.rework(run.id, REWORK_FEEDBACK)
+    final = harness.run(run.id)
+
+    assert final.status is RunStatus.FAILED
+    assert final.error is not None
+    assert "pull request #1 was merged before this rework started" in final.error
+    assert commits(harness.forge.repo_path(REPO), first.artifacts.branch or "") == commits(
+        harness.forge.repo_path(REPO), first.artifacts.head_sha or ""
+    )
+    assert len(harness.models.requests) == 6  # the rework never reached the model
+
+
 def test_rework_adds_a_second_commit_to_the_same_branch(harness: Harness) -> None:
     harness.script(script("clean"), script("rework"))
     run = harness.create(CLEAN_REQUEST)

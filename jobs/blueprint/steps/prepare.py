@@ -42,9 +42,26 @@ def _version() -> str:
         return "unknown"
 
 
+def check_pr_still_open(ctx: RunContext, run: Run) -> None:
+    """A rework pushes onto the run's PR branch: refuse if that PR was merged or closed
+    since (on GitHub by hand, or by an approve whose worker died before it could say
+    so), instead of adding commits to a branch nobody will look at."""
+    number = run.artifacts.pr_number
+    if run.iteration < 2 or number is None:
+        return
+    pr = ctx.deps.forge.get_pr(run.repo, number)
+    if pr.merged or pr.state == "closed":
+        how = "merged" if pr.merged else "closed"
+        raise StepFailed(
+            f"pull request #{number} was {how} before this rework started, so its branch "
+            f"takes no more commits: {pr.url}. Mention the bot again for a new change"
+        )
+
+
 def prepare(ctx: RunContext, session: SandboxSession) -> None:
     deps = ctx.deps
     run = ctx.run()
+    check_pr_still_open(ctx, run)
     known = run.artifacts
     base_branch = known.base_branch or deps.forge.default_branch(run.repo)
     url = deps.forge.clone_url(run.repo)
