@@ -187,6 +187,13 @@ class PushRejected(GitFailed):
     reason = "push_rejected"
 
 
+class RefLocked(GitFailed):
+    """The forge could not lock the branch for the push ("cannot lock ref"): another
+    push to it was in flight, such as one from a worker killed mid-push. Worth a retry."""
+
+    reason = "ref_locked"
+
+
 class PatchDoesNotApply(ForgeError):
     """The agent's patch does not apply to the commit it is published on."""
 

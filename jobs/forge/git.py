@@ -23,7 +23,13 @@ from pathlib import Path
 
 import git
 
-from jobs.exceptions import GitFailed, MergeRejected, PatchDoesNotApply, PushRejected
+from jobs.exceptions import (
+    GitFailed,
+    MergeRejected,
+    PatchDoesNotApply,
+    PushRejected,
+    RefLocked,
+)
 from jobs.forge.auth import GitCredentials, git_env, redact
 
 log = logging.getLogger(__name__)
@@ -191,6 +197,8 @@ def run_git(
         output = redact(f"{proc.stdout.strip()}\n{proc.stderr.strip()}".strip(), secrets)
         output = output[-STDERR_MAX:]
         message = f"git {args[0]} failed (exit {proc.returncode}): {output}"
+        if args[0] == "push" and "cannot lock ref" in output:
+            raise RefLocked(message)
         if args[0] == "push" and ("rejected" in output or "non-fast-forward" in output):
             raise PushRejected(message)
         raise GitFailed(message)

@@ -30,6 +30,7 @@ from jobs.exceptions import (
     GitFailed,
     MergeRejected,
     PushRejected,
+    RefLocked,
 )
 from jobs.forge import git as gitops
 from jobs.forge.auth import GitCredentials, redact
@@ -356,6 +357,8 @@ _TRANSIENT_GIT = re.compile(
 
 
 def _classify_git(exc: Exception) -> Transient | None:
+    if isinstance(exc, RefLocked):
+        return Transient("git: the branch was locked by another push")
     if isinstance(exc, GitFailed) and not isinstance(exc, PushRejected):
         match = _TRANSIENT_GIT.search(str(exc))
         if match:

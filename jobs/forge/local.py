@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import git
 
-from jobs.exceptions import ForgeRejected, MergeRejected
+from jobs.exceptions import ForgeRejected, MergeRejected, RefLocked
 from jobs.forge import git as gitops
 from jobs.forge.git import BOT_IDENTITY, Identity
 from jobs.forge.protocol import (
@@ -39,6 +41,15 @@ from jobs.forge.protocol import (
     PullRequest,
     normalise_permission,
 )
+
+log = logging.getLogger(__name__)
+
+#: A ref lock this old belongs to a push that was killed, not to one in progress.
+STALE_REF_LOCK_SECONDS = 10.0
+#: Pushes to a locked branch: tried this often, this many seconds apart (long enough
+#: for a lock to become stale).
+PUSH_ATTEMPTS = 15
+PUSH_RETRY_SECONDS = 1.0
 
 _REPO_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*/[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
@@ -147,7 +158,32 @@ class LocalForge:
         gitops.fetch(workdir, self.clone_url(repo), refspecs)
 
     def push(self, repo: str, workdir: Path, sha: str, branch: str) -> None:
-        gitops.push(workdir, self.clone_url(repo), sha, branch)
+        """Push; if the branch is locked, clear a lock a killed push left and try again.
+
+        A live push holds a ref lock for milliseconds; one older than
+        :data:`STALE_REF_LOCK_SECONDS` belongs to a git that was killed (as a worker's
+        push is, with its worker), and would refuse every later push to the branch.
+        """
+        for attempt in range(1, PUSH_ATTEMPTS + 1):
+            try:
+                gitops.push(workdir, self.clone_url(repo), sha, branch)
+                return
+            except RefLocked:
+                if attempt == PUSH_ATTEMPTS:
+                    raise
+                self._remove_stale_ref_locks(repo)
+                time.sleep(PUSH_RETRY_SECONDS)
+
+    def _remove_stale_ref_locks(self, repo: str) -> None:
+        bare = self._existing(repo)
+        for lock in [*(bare / "refs").rglob("*.lock"), bare / "packed-refs.lock"]:
+            try:
+                stale = time.time() - lock.stat().st_mtime > STALE_REF_LOCK_SECONDS
+            except FileNotFoundError:
+                continue
+            if stale:
+                log.warning("%s: removing %s, left by a push that was killed", repo, lock.name)
+                lock.unlink(missing_ok=True)
 
     # -- pull requests ----------------------------------------------------------------
 

@@ -161,6 +161,32 @@ def test_an_outage_gives_up_and_a_rerun_finishes_without_a_second_commit(
     assert git(bare, "rev-list", f"{base_commit}..refs/heads/{BRANCH}").split() == [result.head_sha]
 
 
+def test_a_push_to_a_branch_another_push_holds_is_retried(
+    fake_github: FakeGitHub,
+    request_7: PublishRequest,
+    tmp_path: Path,
+    sleeps: list[float],
+    bare: Path,
+) -> None:
+    """ "cannot lock ref": another push to the branch (one from a killed worker, say) is
+    in flight. A retry, not a failed run."""
+    lock = bare / "refs" / "heads" / f"{BRANCH}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("")
+
+    def wait(seconds: float) -> None:
+        sleeps.append(seconds)
+        lock.unlink(missing_ok=True)  # the other push finishes
+
+    policy = RetryPolicy(attempts=4, initial_delay=0.5, sleep=wait)
+    with GitHubForge(TOKEN, base_url=fake_github.base_url, retry=policy, throttle=False) as forge:
+        result = publish(forge, request_7, tmp_path / "publish")
+
+    assert result.committed
+    assert sleeps == [0.5]
+    assert git(bare, "rev-parse", f"refs/heads/{BRANCH}") == result.head_sha
+
+
 def test_an_existing_pr_is_returned_instead_of_a_second(
     github_forge: GitHubForge, fake_github: FakeGitHub, request_7: PublishRequest, tmp_path: Path
 ) -> None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from jobs.exceptions import ForgeRejected, MergeRejected
+from jobs.exceptions import ForgeRejected, MergeRejected, RefLocked
 from jobs.forge import CheckRun, CheckSummary, make_forge
 from jobs.forge import git as gitops
+from jobs.forge import local as local_module
 from jobs.forge.local import LocalForge
 from tests.forge.conftest import REPO, MakePatch, first_change, git
 
@@ -145,3 +148,69 @@ def test_make_forge(tmp_path: Path) -> None:
     github = make_forge("github", token="t", github_url="http://127.0.0.1:1")
     assert github.kind == "github"
     github.close()
+
+
+def test_a_push_clears_a_ref_lock_a_killed_push_left(
+    local_forge: LocalForge,
+    bare: Path,
+    base_commit: str,
+    make_patch: MakePatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A push killed with its worker leaves ``<ref>.lock`` in the bare repository; with
+    it every later push of the branch fails "cannot lock ref", so the resumed run did."""
+    monkeypatch.setattr(local_module, "PUSH_RETRY_SECONDS", 0.0)
+    work = tmp_path / "w"
+    gitops.init_workdir(work)
+    local_forge.fetch(REPO, work, [base_commit])
+    sha = gitops.commit_patch(
+        work,
+        make_patch(base_commit, first_change),
+        parent=base_commit,
+        message="change\n",
+        author=gitops.BOT_IDENTITY,
+    )
+    assert sha is not None
+    lock = bare / "refs" / "heads" / "agents" / "2-change.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("")
+    a_minute_ago = time.time() - 60
+    os.utime(lock, (a_minute_ago, a_minute_ago))
+
+    with pytest.raises(RefLocked, match="cannot lock ref"):  # what git itself says
+        gitops.push(work, local_forge.clone_url(REPO), sha, "agents/2-change")
+    local_forge.push(REPO, work, sha, "agents/2-change")
+
+    assert not lock.exists()
+    assert git(bare, "rev-parse", "agents/2-change") == sha
+
+
+def test_a_young_ref_lock_is_left_to_its_push(
+    local_forge: LocalForge,
+    bare: Path,
+    base_commit: str,
+    make_patch: MakePatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(local_module, "PUSH_RETRY_SECONDS", 0.0)
+    monkeypatch.setattr(local_module, "PUSH_ATTEMPTS", 3)
+    work = tmp_path / "w"
+    gitops.init_workdir(work)
+    local_forge.fetch(REPO, work, [base_commit])
+    sha = gitops.commit_patch(
+        work,
+        make_patch(base_commit, first_change),
+        parent=base_commit,
+        message="change\n",
+        author=gitops.BOT_IDENTITY,
+    )
+    assert sha is not None
+    lock = bare / "refs" / "heads" / "agents" / "3-change.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("")  # a push in progress, as far as anyone can tell
+
+    with pytest.raises(RefLocked):
+        local_forge.push(REPO, work, sha, "agents/3-change")
+    assert lock.exists()
