@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any
 
 import redis
-from rq import Callback, Queue
+from rq import Callback, Queue, Worker
 from rq.command import send_stop_job_command
 from rq.exceptions import AbandonedJobError, DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
@@ -39,6 +39,9 @@ if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
 end
 return 0
 """
+#: Times a dead approve job is enqueued again for one iteration (then a click must).
+APPROVE_RESUMES = 3
+_WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 _OVER = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED}
 
 
@@ -47,6 +50,19 @@ def job_id_for(run_id: int, iteration: int = 1, attempts: int = 0) -> str:
     ``-r<attempts>`` on top, so each resumption is a job of its own."""
     base = f"agents-run-{run_id}-{iteration}"
     return f"{base}-r{attempts}" if attempts else base
+
+
+def approve_job_id(run_id: int, iteration: int) -> str:
+    return f"agents-approve-{run_id}-{iteration}"
+
+
+def _worker_alive(connection: redis.Redis, name: str | None) -> bool:
+    """Whether the RQ worker ``name`` is still registered (a killed one drops out
+    within ``jobs.worker.WORKER_TTL`` plus a minute)."""
+    if not name:
+        return False
+    key = f"{Worker.redis_worker_namespace_prefix}{name}"
+    return Worker.find_by_key(key, connection=connection) is not None
 
 
 def current_job_key(prefix: str, run_id: int) -> str:
@@ -251,7 +267,7 @@ class RunQueue:
         The job (on a worker, which holds the forge token) marks the PR ready or merges
         it, then moves the run to approved.
         """
-        job_id = f"agents-approve-{run.id}-{run.iteration}"
+        job_id = approve_job_id(run.id, run.iteration)
         # An ended attempt (the forge failed, or the clicker was refused) while the run
         # still awaits a decision: this click is a fresh try.
         self._drop_if_over(job_id)
@@ -264,6 +280,38 @@ class RunQueue:
             description=f"approve {run.label} for {by}",
             at_front=True,
         )
+
+    def resume_approval(self, run: Run, *, by: str) -> Job | None:
+        """Enqueue the approve job again if the one that took the run's approve guard
+        died before it let go (its worker was killed before or after the forge call).
+
+        Approving again is safe: a PR already merged or ready is left as it is and the
+        run becomes approved. Each iteration is resumed at most
+        :data:`APPROVE_RESUMES` times, so an approve that keeps crashing gives up and
+        waits for a click. None if its job is alive or the resumes are used up.
+        """
+        job = self.job_for_approval(run)
+        if job is not None:
+            status = job.get_status(refresh=True)
+            if status in _WAITING:
+                return None
+            if status is JobStatus.STARTED and _worker_alive(self.connection, job.worker_name):
+                return None
+        resumes = f"{self.store.prefix}:approve-resumes:{run.id}:{run.iteration}"
+        if int(self.connection.incr(resumes)) > APPROVE_RESUMES:
+            return None
+        self.connection.expire(resumes, self.store.retention_seconds)
+        if job is not None:
+            job.delete()
+        log.warning("run #%d: its approve job died; enqueueing it again", run.id)
+        return self.request_approval(run, by=by)
+
+    def job_for_approval(self, run: Run) -> Job | None:
+        """The approve job of the run's current iteration, if RQ has one."""
+        try:
+            return Job.fetch(approve_job_id(run.id, run.iteration), connection=self.connection)
+        except NoSuchJobError:
+            return None
 
     def job(self, run: Run) -> Job | None:
         """The run's current job: the last one enqueued for it, if RQ still has it."""

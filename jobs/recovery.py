@@ -33,7 +33,7 @@ from rq.job import JobStatus
 
 from core.exceptions import InvalidTransition, RunNotFound
 from core.periodic import Periodic
-from core.run import Run, RunStatus, Step, utcnow
+from core.run import Run, RunStatus, Step, approval_in_progress, utcnow
 from core.store import RunStore
 from jobs.queue import job_id_for
 from sandboxes.owner import Owner
@@ -274,7 +274,8 @@ def _orphaned(queue: RunQueue, run: Run) -> bool:
 def sweep(
     store: RunStore, queue: RunQueue, *, max_attempts: int, limit: int = 200
 ) -> list[Recovery]:
-    """One pass: resume or fail abandoned running runs; re-enqueue orphaned queued ones."""
+    """One pass: resume or fail abandoned running runs; re-enqueue orphaned queued ones
+    and approves whose job died."""
     done: list[Recovery] = []
     for run in store.list_by_status(RunStatus.RUNNING, limit=limit):
         reason = abandoned(store, run)
@@ -290,6 +291,13 @@ def sweep(
             if _orphaned(queue, run):
                 queue.enqueue(run, replace_finished=True)
                 done.append(Recovery(run.id, "requeued", "its job was lost"))
+    # Approves whose job died holding the guard (perhaps after merging): finish them.
+    for run in store.list_by_status(RunStatus.AWAITING_DECISION, limit=limit):
+        guard = run.artifacts.approving
+        if not guard or not approval_in_progress(run):
+            continue
+        if queue.resume_approval(run, by=str(guard.get("by"))) is not None:
+            done.append(Recovery(run.id, "approve resumed", "its approve job died"))
     # Any job (run, approve, cancel) a dying worker took but never started.
     queue.rescue_stranded(STRANDED_GRACE.total_seconds())
     return done

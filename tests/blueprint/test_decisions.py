@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from rq import SimpleWorker
+from rq.job import JobStatus
 
 from core.events import EventType
 from core.run import Run, RunStatus
+from jobs import recovery
 from jobs.blueprint import decisions
-from jobs.queue import RunQueue
+from jobs.queue import APPROVE_RESUMES, RunQueue
 from tests.blueprint.conftest import CLEAN_REQUEST, REPO, Harness, script
 
 
@@ -140,3 +143,65 @@ def test_cancel_works_in_every_non_final_state(harness: Harness, status: RunStat
     assert cancelled.status_by == "U9"
     again = decisions.cancel(queue_of(harness), run.id, "U10")
     assert again.status_by == "U9"
+
+
+def test_an_approve_whose_worker_died_after_merging_is_finished_by_the_sweep(
+    harness: Harness, awaiting: Run
+) -> None:
+    """The worker was killed between the merge and the run's move to approved: the run
+    still awaits a decision, its guard held by a job RQ shows as started on a worker
+    that is gone. The sweep enqueues the approve again; run, it finds the PR merged
+    and completes."""
+    harness.configure(approve_action="merge")
+    config = harness.deps.config
+    queue = queue_of(harness)
+    job = queue.request_approval(awaiting, by="U1")
+    assert job is not None
+    # What the dead job got done: the guard, and the merge.
+    assert decisions._claim(harness.store, awaiting.id, awaiting.iteration, "U1")
+    harness.forge.mark_ready(REPO, 1)
+    harness.forge.merge(REPO, 1)
+    job.worker_name = "host.4242"  # no such worker is registered any more
+    job.save()
+    job.set_status(JobStatus.STARTED)
+
+    [resumed] = recovery.sweep(harness.store, queue, max_attempts=3)
+
+    assert (resumed.run_id, resumed.outcome) == (awaiting.id, "approve resumed")
+    again = queue.job_for_approval(awaiting)
+    assert again.get_status() is JobStatus.QUEUED
+    assert tuple(again.args) == (awaiting.id, "U1")
+    assert recovery.sweep(harness.store, queue, max_attempts=3) == []  # it is queued now
+    # The worker that takes it runs jobs.entrypoints.approve, i.e.:
+    final = decisions.approve(harness.store, harness.forge, config, *again.args)
+    assert final.status is RunStatus.APPROVED
+    assert harness.forge.get_pr(REPO, 1).merged
+
+
+def test_an_approve_that_keeps_dying_is_resumed_a_bounded_number_of_times(
+    harness: Harness, awaiting: Run
+) -> None:
+    queue = queue_of(harness)
+    assert decisions._claim(harness.store, awaiting.id, awaiting.iteration, "U1")
+    outcomes = []
+    for _ in range(APPROVE_RESUMES + 2):
+        job = queue.job_for_approval(awaiting) or queue.request_approval(awaiting, by="U1")
+        assert job is not None
+        job.set_status(JobStatus.FAILED)  # died again
+        outcomes.append(len(recovery.sweep(harness.store, queue, max_attempts=3)))
+    assert outcomes == [1] * APPROVE_RESUMES + [0, 0]
+
+
+def test_a_live_approve_is_left_alone(harness: Harness, awaiting: Run) -> None:
+    queue = queue_of(harness)
+    job = queue.request_approval(awaiting, by="U1")
+    assert job is not None
+    assert decisions._claim(harness.store, awaiting.id, awaiting.iteration, "U1")
+    worker = SimpleWorker([queue.queue], connection=harness.connection, name="alive-1")
+    worker.register_birth()
+    job.worker_name = worker.name
+    job.save()
+    job.set_status(JobStatus.STARTED)
+
+    assert recovery.sweep(harness.store, queue, max_attempts=3) == []
+    assert queue.job_for_approval(awaiting).id == job.id
