@@ -18,11 +18,8 @@ from jobs.forge.local import LocalForge
 from tests.forge.conftest import REPO, MakePatch, first_change, git
 
 
-@pytest.fixture
-def pushed_branch(
-    local_forge: LocalForge, base_commit: str, make_patch: MakePatch, tmp_path: Path
-) -> str:
-    work = tmp_path / "w"
+def committed(local_forge: LocalForge, base_commit: str, make_patch: MakePatch, work: Path) -> str:
+    """A commit of ``first_change`` on ``base_commit``, made in ``work`` (not pushed)."""
     gitops.init_workdir(work)
     local_forge.fetch(REPO, work, [base_commit])
     sha = gitops.commit_patch(
@@ -33,7 +30,15 @@ def pushed_branch(
         author=gitops.BOT_IDENTITY,
     )
     assert sha is not None
-    local_forge.push(REPO, work, sha, "agents/1-change")
+    return sha
+
+
+@pytest.fixture
+def pushed_branch(
+    local_forge: LocalForge, base_commit: str, make_patch: MakePatch, tmp_path: Path
+) -> str:
+    sha = committed(local_forge, base_commit, make_patch, tmp_path / "w")
+    local_forge.push(REPO, tmp_path / "w", sha, "agents/1-change")
     return "agents/1-change"
 
 
@@ -150,67 +155,36 @@ def test_make_forge(tmp_path: Path) -> None:
     github.close()
 
 
-def test_a_push_clears_a_ref_lock_a_killed_push_left(
+@pytest.mark.parametrize("lock_age", [60.0, 0.0])
+def test_a_push_clears_a_ref_lock_a_killed_push_left_and_only_that(
     local_forge: LocalForge,
     bare: Path,
     base_commit: str,
     make_patch: MakePatch,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    lock_age: float,
 ) -> None:
     """A push killed with its worker leaves ``<ref>.lock`` in the bare repository; with
-    it every later push of the branch fails "cannot lock ref", so the resumed run did."""
-    monkeypatch.setattr(local_module, "PUSH_RETRY_SECONDS", 0.0)
-    work = tmp_path / "w"
-    gitops.init_workdir(work)
-    local_forge.fetch(REPO, work, [base_commit])
-    sha = gitops.commit_patch(
-        work,
-        make_patch(base_commit, first_change),
-        parent=base_commit,
-        message="change\n",
-        author=gitops.BOT_IDENTITY,
-    )
-    assert sha is not None
-    lock = bare / "refs" / "heads" / "agents" / "2-change.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    lock.write_text("")
-    a_minute_ago = time.time() - 60
-    os.utime(lock, (a_minute_ago, a_minute_ago))
-
-    with pytest.raises(RefLocked, match="cannot lock ref"):  # what git itself says
-        gitops.push(work, local_forge.clone_url(REPO), sha, "agents/2-change")
-    local_forge.push(REPO, work, sha, "agents/2-change")
-
-    assert not lock.exists()
-    assert git(bare, "rev-parse", "agents/2-change") == sha
-
-
-def test_a_young_ref_lock_is_left_to_its_push(
-    local_forge: LocalForge,
-    bare: Path,
-    base_commit: str,
-    make_patch: MakePatch,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+    it every later push of the branch fails "cannot lock ref", so the resumed run did.
+    A young lock may be a push in progress: it is left alone, and the push gives up."""
     monkeypatch.setattr(local_module, "PUSH_RETRY_SECONDS", 0.0)
     monkeypatch.setattr(local_module, "PUSH_ATTEMPTS", 3)
     work = tmp_path / "w"
-    gitops.init_workdir(work)
-    local_forge.fetch(REPO, work, [base_commit])
-    sha = gitops.commit_patch(
-        work,
-        make_patch(base_commit, first_change),
-        parent=base_commit,
-        message="change\n",
-        author=gitops.BOT_IDENTITY,
-    )
-    assert sha is not None
-    lock = bare / "refs" / "heads" / "agents" / "3-change.lock"
+    sha = committed(local_forge, base_commit, make_patch, work)
+    lock = bare / "refs" / "heads" / "agents" / "2-change.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
-    lock.write_text("")  # a push in progress, as far as anyone can tell
+    lock.write_text("")
+    then = time.time() - lock_age
+    os.utime(lock, (then, then))
 
-    with pytest.raises(RefLocked):
-        local_forge.push(REPO, work, sha, "agents/3-change")
-    assert lock.exists()
+    with pytest.raises(RefLocked, match="cannot lock ref"):  # what git itself says
+        gitops.push(work, local_forge.clone_url(REPO), sha, "agents/2-change")
+    if lock_age > local_module.STALE_REF_LOCK_SECONDS:
+        local_forge.push(REPO, work, sha, "agents/2-change")
+        assert not lock.exists()
+        assert git(bare, "rev-parse", "agents/2-change") == sha
+    else:
+        with pytest.raises(RefLocked):
+            local_forge.push(REPO, work, sha, "agents/2-change")
+        assert lock.exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import redis
 from rq import Queue, Worker
 
 from jobs.worker import WORKER_TTL
-from tests.conftest import TEST_REDIS_URL
+from tests.blueprint.e2e import worker_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,16 +24,7 @@ def test_a_killed_worker_stops_counting_within_two_minutes(
 ) -> None:
     """Its key expires WORKER_TTL + 60 s after the last heartbeat (RQ's default TTL kept
     a dead worker "alive" for eight minutes). Checked on the key's TTL, not by waiting."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTS_", "REDIS_"))}
-    env.update(
-        REDIS_URL=TEST_REDIS_URL,
-        AGENTS_QUEUE="q-ttl",
-        AGENTS_MODEL_BACKEND="replay",
-        AGENTS_FORGE="local",
-        AGENTS_CACHE_DIR=str(tmp_path / "cache"),
-        DOCKER_HOST="unix:///nonexistent/docker.sock",
-        PYTHONPATH=str(ROOT),
-    )
+    env = worker_env(tmp_path, "q-ttl", DOCKER_HOST="unix:///nonexistent/docker.sock")
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "worker", "--name", "ttl-probe"],
         cwd=ROOT,
