@@ -326,10 +326,21 @@ class RunQueue:
         """Mark the run cancelled (recording who), then stop or dequeue its job.
 
         The status changes first, so a worker stopped mid-step sees a final run and its
-        failure callback does not overwrite the cancellation.
+        failure callback does not overwrite the cancellation. Refused (like a rework)
+        while an approve holds the run's guard.
         """
+
+        def not_while_approving(run: Run) -> None:
+            if approval_in_progress(run):
+                # The approve may be merging right now: a cancel must not claim otherwise.
+                raise InvalidTransition(run_id, "approving", RunStatus.CANCELLED.value)
+
         run = self.store.transition(
-            run_id, RunStatus.CANCELLED, by=by, reason=reason or f"cancelled by {by}"
+            run_id,
+            RunStatus.CANCELLED,
+            by=by,
+            reason=reason or f"cancelled by {by}",
+            change=not_while_approving,
         )
         self.stop_job(run, by=by)
         return run

@@ -415,3 +415,43 @@ def test_rework_while_an_approve_holds_the_guard(surface: Harness) -> None:
     ]
     told = bot_replies(h, GENERAL, run.thread_ts or "")[-1]["text"]
     assert told == "#1 is being approved; your feedback was not used."
+
+
+def test_a_cancel_arriving_while_approve_is_on_the_forge_is_refused(tmp_path: Path) -> None:
+    """Otherwise the thread would say cancelled while the approve merges the PR."""
+    race = Race(tmp_path)
+    refused: list[str] = []
+
+    class CancelDuringMerge(LocalForge):
+        def merge(self, repo: str, number: int, **kw: Any) -> PullRequest:
+            try:
+                race.queue.cancel(race.run.id, by=ALICE)
+            except InvalidTransition as err:
+                refused.append(str(err))
+            return super().merge(repo, number, **kw)
+
+    forge = CancelDuringMerge(race.forge.root)
+    result = decisions.approve(race.store, forge, race.config, race.run.id, ALICE)
+    assert refused == ["run #1: cannot go from approving to cancelled"]
+    assert result.status is RunStatus.APPROVED
+    assert race.pr().merged
+
+
+@pytest.mark.redis
+def test_cancel_while_an_approve_holds_the_guard(surface: Harness) -> None:
+    h = surface
+    run = awaiting(h, ask(h))
+    message = buttons(h, run)
+
+    def guard(r: Run) -> None:
+        r.artifacts.approving = {"by": CAROL, "iteration": 1, "at": utcnow().isoformat()}
+
+    h.services.store.update(run.id, guard)
+    before = snapshot(h)
+    h.emu.click(ALICE, GENERAL, message, ACTION_CANCEL)
+    h.emu.slash(ALICE, GENERAL, "/agents", f"cancel {run.id}")
+    h.settle()
+    after = snapshot(h)
+    assert (after.runs, after.jobs) == (before.runs, before.jobs)
+    assert ephemeral_texts(h, ALICE) == ["#1 is being approved; it can't be cancelled now."] * 2
+    assert h.services.store.get(run.id).status is RunStatus.AWAITING_DECISION

@@ -147,7 +147,11 @@ def handle_cancel(body: dict[str, Any], client: WebClient, services: Services) -
     try:
         services.queue.cancel(run.id, by=body["user"]["id"])
     except InvalidTransition:
-        return _stale(services.store.get(run.id), body, client)
+        current = services.store.get(run.id)
+        if approval_in_progress(current):
+            ephemeral(client, body, f"{run.label} is being approved; it can't be cancelled now.")
+            return "approving"
+        return _stale(current, body, client)
     return "cancelled"
 
 

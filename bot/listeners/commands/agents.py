@@ -17,7 +17,7 @@ from bot.requests import may_decide
 from bot.services import Services
 from core.exceptions import InvalidTransition, RunNotFound
 from core.projection import project
-from core.run import Run
+from core.run import Run, approval_in_progress
 from jobs.status import collect
 
 #: Every subcommand ``/agents`` knows; anything else gets the help text. Tests try each
@@ -83,8 +83,12 @@ def handle_command(
         try:
             services.queue.cancel(run.id, by=user)
         except InvalidTransition:
-            current = services.store.get(run.id).status.value
-            return text_message(f"{run.label} is already {current}; nothing to cancel.")
+            current = services.store.get(run.id)
+            if approval_in_progress(current):
+                return text_message(f"{run.label} is being approved; it can't be cancelled now.")
+            return text_message(
+                f"{run.label} is already {current.status.value}; nothing to cancel."
+            )
         return text_message(f"Cancelled {run.label}.")
     if verb == "help":
         return text_message(help_text(command))
