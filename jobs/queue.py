@@ -56,13 +56,15 @@ def approve_job_id(run_id: int, iteration: int) -> str:
     return f"agents-approve-{run_id}-{iteration}"
 
 
-def _worker_alive(connection: redis.Redis, name: str | None) -> bool:
-    """Whether the RQ worker ``name`` is still registered (a killed one drops out
-    within ``jobs.worker.WORKER_TTL`` plus a minute)."""
-    if not name:
+def _runs_job(connection: redis.Redis, job: Job) -> bool:
+    """Whether the worker ``job`` names is registered and working on it: a killed one
+    drops out within ``jobs.worker.WORKER_TTL`` plus a minute, and one restarted under
+    the same name (host and pid) is working on something else, or nothing."""
+    if not job.worker_name:
         return False
-    key = f"{Worker.redis_worker_namespace_prefix}{name}"
-    return Worker.find_by_key(key, connection=connection) is not None
+    key = f"{Worker.redis_worker_namespace_prefix}{job.worker_name}"
+    worker = Worker.find_by_key(key, connection=connection)
+    return worker is not None and worker.get_current_job_id() == job.id
 
 
 def current_job_key(prefix: str, run_id: int) -> str:
@@ -281,30 +283,53 @@ class RunQueue:
             at_front=True,
         )
 
-    def resume_approval(self, run: Run, *, by: str) -> Job | None:
+    def resume_approval(self, run_id: int) -> Job | None:
         """Enqueue the approve job again if the one that took the run's approve guard
         died before it let go (its worker was killed before or after the forge call).
 
         Approving again is safe: a PR already merged or ready is left as it is and the
         run becomes approved. Each iteration is resumed at most
         :data:`APPROVE_RESUMES` times, so an approve that keeps crashing gives up and
-        waits for a click. None if its job is alive or the resumes are used up.
+        waits for a click. None if nothing needs resuming, its job is alive, another
+        sweeper is resuming it, or the resumes are used up.
         """
+        run = self.store.get(run_id)
+        if run.status is not RunStatus.AWAITING_DECISION or not approval_in_progress(run):
+            return None
+        key = f"{self.store.prefix}:approve-resume:{run.id}:{run.iteration}"
+        # One sweeper at a time: two deleting and enqueueing the same job id could
+        # each start an approve.
+        if not self.connection.set(f"{key}:lock", 1, nx=True, ex=60):
+            return None
+        try:
+            return self._resume_approval_locked(run_id, key)
+        finally:
+            self.connection.delete(f"{key}:lock")
+
+    def _resume_approval_locked(self, run_id: int, key: str) -> Job | None:
+        run = self.store.get(run_id)  # as it is now that the lock is ours
+        guard = run.artifacts.approving
+        if run.status is not RunStatus.AWAITING_DECISION or not guard:
+            return None
+        if not approval_in_progress(run):
+            return None
         job = self.job_for_approval(run)
         if job is not None:
             status = job.get_status(refresh=True)
-            if status in _WAITING:
+            if status in _WAITING or status is JobStatus.FINISHED:
+                return None  # about to run, or it ended and is letting go of the guard
+            if status is JobStatus.STARTED and _runs_job(self.connection, job):
                 return None
-            if status is JobStatus.STARTED and _worker_alive(self.connection, job.worker_name):
-                return None
-        resumes = f"{self.store.prefix}:approve-resumes:{run.id}:{run.iteration}"
-        if int(self.connection.incr(resumes)) > APPROVE_RESUMES:
+        with self.connection.pipeline() as pipe:
+            pipe.incr(f"{key}:count")
+            pipe.expire(f"{key}:count", self.store.retention_seconds)
+            resumes = int(pipe.execute()[0])
+        if resumes > APPROVE_RESUMES:
             return None
-        self.connection.expire(resumes, self.store.retention_seconds)
         if job is not None:
             job.delete()
         log.warning("run #%d: its approve job died; enqueueing it again", run.id)
-        return self.request_approval(run, by=by)
+        return self.request_approval(run, by=str(guard.get("by")))
 
     def job_for_approval(self, run: Run) -> Job | None:
         """The approve job of the run's current iteration, if RQ has one."""

@@ -293,10 +293,9 @@ def sweep(
                 done.append(Recovery(run.id, "requeued", "its job was lost"))
     # Approves whose job died holding the guard (perhaps after merging): finish them.
     for run in store.list_by_status(RunStatus.AWAITING_DECISION, limit=limit):
-        guard = run.artifacts.approving
-        if not guard or not approval_in_progress(run):
+        if not approval_in_progress(run):
             continue
-        if queue.resume_approval(run, by=str(guard.get("by"))) is not None:
+        if queue.resume_approval(run.id) is not None:
             done.append(Recovery(run.id, "approve resumed", "its approve job died"))
     # Any job (run, approve, cancel) a dying worker took but never started.
     queue.rescue_stranded(STRANDED_GRACE.total_seconds())

@@ -171,6 +171,15 @@ def commit_message(
 # -- remote transport (the only place a credential is used) ----------------------------
 
 
+#: A push that lost a race for the branch's lock: a ``<ref>.lock`` another push holds
+#: (or a killed one left), or a ref that moved while the push held it. Not the lasting
+#: "cannot lock ref" failures, such as a branch name that clashes with another.
+_REF_LOCKED = re.compile(
+    r"cannot lock ref '[^']*': (Unable to create '[^']*\.lock': File exists"
+    r"|is at [0-9a-f]+ but expected)"
+)
+
+
 def run_git(
     args: Sequence[str],
     *,
@@ -197,7 +206,7 @@ def run_git(
         output = redact(f"{proc.stdout.strip()}\n{proc.stderr.strip()}".strip(), secrets)
         output = output[-STDERR_MAX:]
         message = f"git {args[0]} failed (exit {proc.returncode}): {output}"
-        if args[0] == "push" and "cannot lock ref" in output:
+        if args[0] == "push" and _REF_LOCKED.search(output):
             raise RefLocked(message)
         if args[0] == "push" and ("rejected" in output or "non-fast-forward" in output):
             raise PushRejected(message)

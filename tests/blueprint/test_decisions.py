@@ -192,16 +192,25 @@ def test_an_approve_that_keeps_dying_is_resumed_a_bounded_number_of_times(
     assert outcomes == [1] * APPROVE_RESUMES + [0, 0]
 
 
-def test_a_live_approve_is_left_alone(harness: Harness, awaiting: Run) -> None:
+@pytest.mark.parametrize("working_on_it", [True, False])
+def test_a_live_approve_is_left_alone(harness: Harness, awaiting: Run, working_on_it: bool) -> None:
+    """Alive means: its worker is registered and working on this job. A worker restarted
+    under the same name (same host, same pid) is not the one that took it."""
     queue = queue_of(harness)
     job = queue.request_approval(awaiting, by="U1")
     assert job is not None
     assert decisions._claim(harness.store, awaiting.id, awaiting.iteration, "U1")
-    worker = SimpleWorker([queue.queue], connection=harness.connection, name="alive-1")
+    worker = SimpleWorker([queue.queue], connection=harness.connection, name="host.4242")
     worker.register_birth()
+    if working_on_it:
+        worker.prepare_execution(job)  # what RQ does when it hands the job to a horse
     job.worker_name = worker.name
     job.save()
     job.set_status(JobStatus.STARTED)
 
-    assert recovery.sweep(harness.store, queue, max_attempts=3) == []
-    assert queue.job_for_approval(awaiting).id == job.id
+    resumed = recovery.sweep(harness.store, queue, max_attempts=3)
+
+    assert len(resumed) == (0 if working_on_it else 1)
+    again = queue.job_for_approval(awaiting)
+    assert again is not None
+    assert again.get_status() is (JobStatus.STARTED if working_on_it else JobStatus.QUEUED)

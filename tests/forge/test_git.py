@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.exceptions import PushRejected
+from jobs.exceptions import GitFailed, PushRejected, RefLocked
 from jobs.forge import git as gitops
 from jobs.forge.git import Identity, branch_name, commit_message, slugify, subject_line
 from jobs.forge.retry import RetryPolicy
@@ -131,6 +131,24 @@ def test_init_workdir_replaces_a_half_made_repository(
     assert alternates.read_text() == f"{(bare / 'objects').resolve()}\n"
     assert gitops.has_commit(work, base_commit)  # borrowed, so nothing was fetched
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".w.init-")) == []
+
+
+def test_a_branch_name_that_clashes_is_a_lasting_failure_not_a_locked_ref(
+    tmp_path: Path, bare: Path, base_commit: str, make_patch: MakePatch
+) -> None:
+    """git says "cannot lock ref" for this too, but no retry will help."""
+    work = tmp_path / "w"
+    gitops.init_workdir(work)
+    gitops.fetch(work, bare.as_uri(), [base_commit])
+    bot = Identity("bot", "bot@example.com")
+    sha = gitops.commit_patch(
+        work, make_patch(base_commit, first_change), parent=base_commit, message="x\n", author=bot
+    )
+    assert sha is not None
+    gitops.push(work, bare.as_uri(), sha, "agents")
+    with pytest.raises(GitFailed, match="cannot lock ref") as caught:
+        gitops.push(work, bare.as_uri(), sha, "agents/1-x")
+    assert not isinstance(caught.value, RefLocked)
 
 
 def test_retry_policy_backoff() -> None:
