@@ -342,10 +342,35 @@ class RunStore:
                     if raw is None:
                         raise RunNotFound(run_id)
                     result = write(pipe, Run.model_validate_json(raw))
+                    self._index_approving(pipe, result)
                     self._execute(pipe)
                     return result
                 except WatchError:
                     continue
+
+    @property
+    def _approving_key(self) -> str:
+        return f"{self.prefix}:runs:approving"
+
+    def _index_approving(self, pipe: Any, run: Run) -> None:
+        """Keep the set of runs whose approve guard is held on their current iteration
+        in step with the record, in the same transaction: the recovery sweep reads
+        it instead of every run awaiting a decision."""
+        guard = run.artifacts.approving
+        held = (
+            run.status is RunStatus.AWAITING_DECISION
+            and guard is not None
+            and guard.get("iteration") == run.iteration
+        )
+        if held:
+            pipe.sadd(self._approving_key, str(run.id))
+        else:
+            pipe.srem(self._approving_key, str(run.id))
+
+    def approving_runs(self) -> list[int]:
+        """Ids of runs whose approve guard was held at their last write (it may have
+        lapsed since: see :func:`core.run.approval_in_progress`)."""
+        return sorted(int(_text(member)) for member in self.redis.smembers(self._approving_key))
 
     def set_step(self, run_id: int, step: Step, *, by: str) -> Run:
         """Record the step a running run is in (``running(step)``), with an event."""

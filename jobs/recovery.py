@@ -33,7 +33,7 @@ from rq.job import JobStatus
 
 from core.exceptions import InvalidTransition, RunNotFound
 from core.periodic import Periodic
-from core.run import Run, RunStatus, Step, approval_in_progress, utcnow
+from core.run import Run, RunStatus, Step, utcnow
 from core.store import RunStore
 from jobs.queue import job_id_for
 from sandboxes.owner import Owner
@@ -292,11 +292,12 @@ def sweep(
                 queue.enqueue(run, replace_finished=True)
                 done.append(Recovery(run.id, "requeued", "its job was lost"))
     # Approves whose job died holding the guard (perhaps after merging): finish them.
-    for run in store.list_by_status(RunStatus.AWAITING_DECISION, limit=limit):
-        if not approval_in_progress(run):
+    for run_id in store.approving_runs():
+        try:
+            if queue.resume_approval(run_id) is not None:
+                done.append(Recovery(run_id, "approve resumed", "its approve job died"))
+        except RunNotFound:  # expired since
             continue
-        if queue.resume_approval(run.id) is not None:
-            done.append(Recovery(run.id, "approve resumed", "its approve job died"))
     # Any job (run, approve, cancel) a dying worker took but never started.
     queue.rescue_stranded(STRANDED_GRACE.total_seconds())
     return done

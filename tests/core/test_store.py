@@ -147,6 +147,35 @@ def test_failed_records_the_reason(store: RunStore) -> None:
     assert failed.step is None
 
 
+def test_runs_holding_an_approve_guard_are_indexed_with_every_write(store: RunStore) -> None:
+    waiting = make_run(store, RunStatus.AWAITING_DECISION)
+    other = make_run(store, RunStatus.AWAITING_DECISION)
+
+    def take(run: Run) -> None:
+        run.artifacts.approving = {"by": "U1", "iteration": run.iteration, "at": "now"}
+
+    def release(run: Run) -> None:
+        run.artifacts.approving = None
+
+    assert store.approving_runs() == []
+    store.update(waiting.id, take)
+    store.update(other.id, take)
+    assert store.approving_runs() == [waiting.id, other.id]
+    store.update(other.id, release)
+    assert store.approving_runs() == [waiting.id]
+    store.add_cost(waiting.id, Cost(input_tokens=1), by="w")  # any other write keeps it
+    assert store.approving_runs() == [waiting.id]
+    store.transition(waiting.id, RunStatus.APPROVED, by="U1")  # the guard stays, unheld
+    assert store.approving_runs() == []
+
+    store.update(other.id, take)
+    reworked = store.transition(
+        other.id, RunStatus.REWORK, by="U1", change=lambda r: setattr(r, "iteration", 2)
+    )
+    assert reworked.artifacts.approving is not None  # for iteration 1: not held
+    assert store.approving_runs() == []
+
+
 def test_lists_are_most_recent_first(store: RunStore) -> None:
     a = make_run(store, requester="U1")
     b = make_run(store, requester="U2")
