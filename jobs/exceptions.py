@@ -134,6 +134,11 @@ class ToolError(AgentError):
     reason = "tool_error"
 
 
+class Unresolved(ToolError):
+    """The sandbox could not say what a path is: its helper command failed or timed out
+    (a busy or broken sandbox), which says nothing about the path itself."""
+
+
 class PathOutsideWorkspace(ToolError):
     """A path is absolute, uses ``..``, or resolves (through symlinks) outside the workspace."""
 

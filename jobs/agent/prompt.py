@@ -13,10 +13,12 @@ from typing import Any
 
 from jobs.agent.tools import bound
 from jobs.agent.workspace import Workspace
-from jobs.exceptions import ToolError
+from jobs.exceptions import ToolError, Unresolved
 
 #: Checked in this order; the first that exists is shown to the model.
 CONVENTION_FILES = ("AGENTS.md", "CLAUDE.md", "CONTRIBUTING.md")
+#: Times the sandbox is asked about a conventions file before its error stands.
+CONVENTION_READS = 3
 
 CACHE = {"type": "ephemeral"}
 
@@ -39,13 +41,27 @@ class Conventions:
 
 
 def load_conventions(workspace: Workspace, limit: int) -> Conventions | None:
-    """The repository's conventions file, bounded; None if it has none."""
+    """The repository's conventions file, bounded; None if it has none.
+
+    A sandbox that cannot answer (:class:`Unresolved`) is asked again, and then the
+    error stands: the pass must not quietly start without the repository's rules.
+    """
     for name in CONVENTION_FILES:
+        text = _read_convention(workspace, name)
+        if text is not None:
+            return Conventions(name, bound(text.strip(), limit))
+    return None
+
+
+def _read_convention(workspace: Workspace, name: str) -> str | None:
+    for attempt in range(1, CONVENTION_READS + 1):
         try:
-            _, text = workspace.read_text(name)
+            return workspace.read_text(name)[1]
+        except Unresolved:
+            if attempt == CONVENTION_READS:
+                raise
         except ToolError:
-            continue  # missing, a directory, binary, or a symlink out of the workspace
-        return Conventions(name, bound(text.strip(), limit))
+            return None  # missing, a directory, binary, or a symlink out of the workspace
     return None
 
 

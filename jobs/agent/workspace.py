@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Literal
 
-from jobs.exceptions import PathOutsideWorkspace, ToolError
+from jobs.exceptions import PathOutsideWorkspace, ToolError, Unresolved
 from sandboxes.protocol import Sandbox
 
 #: Files larger than this are not read whole; the model is pointed at search or `run`.
@@ -54,7 +54,7 @@ class Workspace:
         result = self.sandbox.exec(["sh", "-c", _RESOLVE, "sh", relative], timeout=HELPER_TIMEOUT)
         lines = result.stdout.splitlines()
         if not result.ok or len(lines) < 3:
-            raise ToolError(f"could not resolve {path!r}: {result.stderr.strip() or 'no output'}")
+            raise Unresolved(f"could not resolve {path!r}: {result.stderr.strip() or 'no output'}")
         root, target, kind = lines[0], lines[1], lines[2].split()
         if target == root:
             inside = "."

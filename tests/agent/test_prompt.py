@@ -4,11 +4,24 @@ conventions, and the rule that repository content and the request are data."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from jobs.agent.prompt import Task, build_request, load_conventions, system_prompt
+import pytest
+
+from jobs.agent.prompt import (
+    CONVENTION_READS,
+    Task,
+    build_request,
+    load_conventions,
+    system_prompt,
+)
 from jobs.agent.workspace import Workspace
+from jobs.exceptions import Unresolved
+from sandboxes.cache import Workspace as SampleArchive
 from sandboxes.local_sandbox import LocalSandbox
+from sandboxes.protocol import ExecResult
 
 TASK = Task(
     repo="acme/retrying",
@@ -54,6 +67,37 @@ def test_conventions_fall_back_and_are_bounded(sandbox: LocalSandbox, workspace:
     assert conventions.path == "CLAUDE.md"
     assert len(conventions.text) <= 1000
     assert "characters cut" in conventions.text
+
+
+class Busy(LocalSandbox):
+    """The real local sandbox, whose path helper times out the first ``misses`` times,
+    as a sandbox under heavy load can."""
+
+    def __init__(self, *args: Any, misses: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.misses = misses
+
+    def exec(self, cmd: str | Sequence[str], *args: Any, **kwargs: Any) -> ExecResult:
+        if self.misses and not isinstance(cmd, str) and cmd[:2] == ["sh", "-c"]:
+            self.misses -= 1
+            return ExecResult(exit_code=124, stdout="", stderr="", duration=60.0, timed_out=True)
+        return super().exec(cmd, *args, **kwargs)
+
+
+@pytest.mark.parametrize("misses", [1, 2, 3])
+def test_a_sandbox_that_cannot_answer_is_asked_again_then_its_error_stands(
+    sample_archive: SampleArchive, tmp_path: Path, misses: int
+) -> None:
+    """Taking "could not resolve" for "no such file" started passes without the
+    repository's AGENTS.md whenever a helper timed out."""
+    with Busy("busy", workspace=sample_archive, parent=tmp_path, misses=misses) as box:
+        if misses < CONVENTION_READS:
+            conventions = load_conventions(Workspace(box), limit=1000)
+            assert conventions is not None
+            assert conventions.path == "AGENTS.md"
+        else:
+            with pytest.raises(Unresolved, match=r"could not resolve 'AGENTS\.md'"):
+                load_conventions(Workspace(box), limit=1000)
 
 
 def test_conventions_are_never_read_through_an_escaping_symlink(
