@@ -369,7 +369,9 @@ class RunStore:
 
     def approving_runs(self) -> list[int]:
         """Ids of runs whose approve guard was held at their last write (it may have
-        lapsed since: see :func:`core.run.approval_in_progress`)."""
+        lapsed since: see :func:`core.run.approval_in_progress`). A run leaves the set
+        at its next write; one that stays awaiting a decision with a lapsed guard stays
+        in it, and costs the recovery sweep one read per pass."""
         return sorted(int(_text(member)) for member in self.redis.smembers(self._approving_key))
 
     def set_step(self, run_id: int, step: Step, *, by: str) -> Run:

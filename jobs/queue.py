@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 RUN_JOB = "jobs.entrypoints.run"
 APPROVE_JOB = "jobs.entrypoints.approve"
 CANCEL_JOB = "jobs.entrypoints.cancel"
-#: Job states after which a job id may be reused for the same run (crash recovery).
 #: Move a job id from the list KEYS[1] to the front of the queue KEYS[2], atomically;
 #: 1 if this call moved it, 0 if it was no longer there.
 _MOVE_TO_FRONT = """
@@ -41,7 +40,9 @@ return 0
 """
 #: Times a dead approve job is enqueued again for one iteration (then a click must).
 APPROVE_RESUMES = 3
+#: Job states of a job that has not run yet.
 _WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+#: Job states after which a job id may be reused for the same run (crash recovery).
 _OVER = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED}
 
 

@@ -36,9 +36,10 @@ class Trimmed:
 
 def trim_history(messages: list[dict[str, Any]], *, keep_turns: int) -> Trimmed:
     """Elide tool output and long call arguments older than the last ``keep_turns``
-    turns: ``messages`` is updated in place, with new content lists and blocks where
-    something was cut. The first message (the task) is never touched. Blocks already
-    elided are skipped, so trimming twice removes nothing the second time."""
+    turns: ``messages`` (the list) is updated in place, with new messages, content
+    lists and blocks where something was cut. The first message (the task) is never
+    touched. Blocks already elided are skipped, so trimming twice removes nothing the
+    second time."""
     turn_starts = [
         index
         for index, message in enumerate(messages)
@@ -48,18 +49,21 @@ def trim_history(messages: list[dict[str, Any]], *, keep_turns: int) -> Trimmed:
         return Trimmed(0, 0)
     cutoff = turn_starts[-keep_turns] if keep_turns else len(messages)
     blocks = chars = 0
-    for message in messages[1:cutoff]:
-        content = message["content"]
+    for position in range(1, cutoff):
+        content = messages[position]["content"]
         if not isinstance(content, list):
             continue
-        for index, block in enumerate(content):
+        kept: list[dict[str, Any]] = []
+        for block in content:
             shorter, saved = _elided(block)
+            kept.append(shorter)
             if saved:
-                # A new list and block, never an edit of the old ones: they may be
-                # shared (a replayed transcript's response, a checkpoint's copy).
-                message["content"] = content = [*content[:index], shorter, *content[index + 1 :]]
                 blocks += 1
                 chars += saved
+        if kept != content:
+            # A new message, list and blocks, never an edit of the old ones: they may
+            # be shared (a replayed transcript's response, a checkpoint's copy).
+            messages[position] = {**messages[position], "content": kept}
     return Trimmed(blocks, chars)
 
 

@@ -76,6 +76,9 @@ class Checkpoint:
     messages: list[dict[str, Any]]
     turns: int
     cost: Cost
+    #: The turn of the pass's last trim (:class:`_History`), so a resumed pass trims
+    #: when the uninterrupted one would have.
+    trimmed_at: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,15 +86,18 @@ class Checkpoint:
             "messages": self.messages,
             "turns": self.turns,
             "cost": self.cost.model_dump(mode="json"),
+            "trimmed_at": self.trimmed_at,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Checkpoint:
+        trimmed_at = data.get("trimmed_at")
         return cls(
             system=str(data["system"]),
             messages=list(data["messages"]),
             turns=int(data["turns"]),
             cost=Cost.model_validate(data["cost"]),
+            trimmed_at=None if trimmed_at is None else int(trimmed_at),
         )
 
 
@@ -151,12 +157,13 @@ def run_agent(
             system = system_prompt(task, load_conventions(workspace, config.conventions_chars))
             messages = [first_message(task)]
         else:
-            system, messages = resume.system, list(resume.messages)
+            system, messages = resume.system, [dict(m) for m in resume.messages]
             budget.turns = max(budget.turns, resume.turns)
             if resume.cost.dollars > budget.cost.dollars:
                 budget.cost = resume.cost
 
         history = _History(messages, recorder, by, progress, config.keep_turns)
+        history.trimmed_at = resume.trimmed_at if resume is not None else None
 
         def on_retry(notice: RetryNotice) -> None:
             recorder.on_event(_retry_event(notice, by))
@@ -201,7 +208,9 @@ def run_agent(
             if response.usage.prompt_tokens > config.context_tokens:
                 history.trim(budget.turns)
             if should_stop is not None and should_stop():
-                raise Interrupted(Checkpoint(system, messages, budget.turns, budget.cost))
+                raise Interrupted(
+                    Checkpoint(system, messages, budget.turns, budget.cost, history.trimmed_at)
+                )
     except AgentError as err:
         recorder.on_stop(err.reason, str(err))
         raise
@@ -260,8 +269,9 @@ class _History:
                         "kind": "context_trimmed",
                         "blocks": trimmed.blocks,
                         "chars": trimmed.chars,
-                        "text": f"removed {trimmed.blocks} old tool outputs "
-                        f"({trimmed.chars:,} characters) to stay within the context window",
+                        "text": f"removed {trimmed.blocks} old tool outputs and call "
+                        f"arguments ({trimmed.chars:,} characters) to stay within the "
+                        "context window",
                     },
                 )
             )

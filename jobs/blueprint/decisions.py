@@ -206,7 +206,8 @@ def remove_sandboxes(run_id: int, *, wait: float = 10.0) -> int:
 
 
 def cancel(queue: RunQueue, run_id: int, user: str) -> Run:
-    """Cancel the run if it is not final (recording who), stop its job, remove its sandbox."""
+    """Cancel the run if it is not final (recording who), stop its job, remove its sandbox.
+    Refused while an approve holds the run's guard (see ``RunQueue.cancel``)."""
     store = queue.store
     run = store.get(run_id)
     if not run.status.is_final:

@@ -19,7 +19,7 @@ from core.run import Run
 from jobs.agent.config import RetryPolicy
 from jobs.agent.model import AnthropicModel, Model, ModelResponse, OnRetry, Request, make_client
 from jobs.agent.replay import FORMAT, RecordingModel, ReplayModel
-from jobs.exceptions import TranscriptInvalid
+from jobs.exceptions import PromptTooLong, TranscriptInvalid
 
 
 def prompt_hash(request: Request) -> str:
@@ -29,7 +29,11 @@ def prompt_hash(request: Request) -> str:
 
 
 class CountingModel:
-    """Counts the calls answered (from ``start``) and remembers the last prompt hash."""
+    """Counts the calls made (from ``start``) and remembers the last prompt hash.
+
+    A call refused as too long counts too: a transcript records it as a call, so a
+    replay resumed from this count starts at the right one.
+    """
 
     def __init__(self, model: Model, start: int = 0) -> None:
         self.model = model
@@ -38,7 +42,11 @@ class CountingModel:
 
     def complete(self, request: Request, *, on_retry: OnRetry | None = None) -> ModelResponse:
         self.last_prompt_hash = prompt_hash(request)
-        response = self.model.complete(request, on_retry=on_retry)
+        try:
+            response = self.model.complete(request, on_retry=on_retry)
+        except PromptTooLong:
+            self.calls += 1
+            raise
         self.calls += 1
         return response
 

@@ -356,7 +356,7 @@ def test_a_growing_prompt_sheds_old_tool_output(
     assert "MAX_ATTEMPTS" in kept[2]
     [note] = [e for e in recorder.events if e.data.get("kind") == "context_trimmed"]
     assert note.data["blocks"] == 1
-    assert "removed 1 old tool outputs" in note.data["text"]
+    assert "removed 1 old tool outputs and call arguments" in note.data["text"]
 
 
 def test_soft_trims_come_at_most_once_per_keep_turns_turns(
@@ -523,3 +523,36 @@ def test_a_stop_request_ends_the_turn_and_resume_continues_the_conversation(
     assert [strip_cache(m["content"]) for m in resumed["messages"]] == [
         strip_cache(m["content"]) for m in checkpoint.messages
     ]
+
+
+def test_a_resumed_pass_trims_when_the_uninterrupted_one_would(
+    api: FakeMessagesAPI, model: AnthropicModel, sandbox: LocalSandbox, config: AgentConfig
+) -> None:
+    """Trims are spaced keep_turns apart; a drained pass must carry when it last trimmed,
+    or its resumption trims at other turns and a recorded transcript no longer replays."""
+    config = config.model_copy(update={"context_tokens": 5000, "keep_turns": 2})
+    files = ["retrying/retry.py", "tests/test_retry.py", "retrying/__init__.py"]
+    api.add(
+        *[
+            message(
+                tool_use(f"toolu_{n}", "read_file", {"path": files[n % 3]}),
+                text(f"turn {n}"),
+                input_tokens=6000,
+            )
+            for n in range(1, 8)
+        ],
+        finish(),
+    )
+    recorder = MemoryRecorder()
+    with pytest.raises(Interrupted) as stopped:  # drained right after the trim of turn 3
+        run(sandbox, model, config, recorder, should_stop=lambda: len(api.bodies) == 3)
+    assert stopped.value.checkpoint.trimmed_at == 3
+    saved = Checkpoint.from_dict(json.loads(json.dumps(stopped.value.checkpoint.to_dict())))
+    run(sandbox, model, config, recorder, resume=saved)
+
+    trims = [e for e in recorder.events if e.data.get("kind") == "context_trimmed"]
+    turns_before = [
+        len([e for e in recorder.events[: recorder.events.index(t)] if e.type is EventType.TOOL])
+        for t in trims
+    ]
+    assert turns_before == [3, 5, 7]  # as in the uninterrupted pass above

@@ -14,6 +14,7 @@ from jobs.agent.model import AnthropicModel
 from jobs.agent.prompt import Task
 from jobs.agent.recorders import MemoryRecorder
 from jobs.agent.replay import RecordingModel, ReplayModel, Transcript, first_difference
+from jobs.blueprint.models import CountingModel
 from jobs.exceptions import TranscriptDiverged, TranscriptInvalid
 from sandboxes.cache import Workspace as SampleArchive
 from sandboxes.local_sandbox import LocalSandbox
@@ -194,7 +195,11 @@ def test_a_prompt_refused_as_too_long_is_recorded_and_replayed(
     assert [e.response is None for e in transcript.exchanges] == [False, False, True, False]
     assert "prompt is too long" in str(transcript.exchanges[2].rejected)
     replaying = ReplayModel(transcript)
+    counting = CountingModel(replaying)  # what the blueprint saves as model_calls
     with LocalSandbox("rep", workspace=sample_archive, parent=tmp_path / "b") as box:
-        replayed = run_agent(task, sandbox=box, model=replaying, recorder=MemoryRecorder())
+        replayed = run_agent(task, sandbox=box, model=counting, recorder=MemoryRecorder())
     assert replaying.remaining == 0
+    # A replay resumed from the saved count must start at the transcript's next call,
+    # so the refused call counts.
+    assert counting.calls == replaying.calls == len(transcript.exchanges)
     assert (replayed.summary, replayed.turns) == (recorded.summary, recorded.turns) == ("done", 3)
