@@ -359,12 +359,8 @@ def test_a_growing_prompt_sheds_old_tool_output(
     assert "removed 1 old tool outputs and call arguments" in note.data["text"]
 
 
-def test_soft_trims_come_at_most_once_per_keep_turns_turns(
-    api: FakeMessagesAPI, model: AnthropicModel, sandbox: LocalSandbox, config: AgentConfig
-) -> None:
-    """Each trim rewrites the prompt cache from the cut, so a prompt that stays large
-    (the kept turns alone pass the threshold) must not be trimmed every turn."""
-    config = config.model_copy(update={"context_tokens": 5000, "keep_turns": 2})
+def large_reads(api: FakeMessagesAPI, turns: int = 7) -> None:
+    """``turns`` turns that each read a file and report a prompt past 5,000 tokens."""
     files = ["retrying/retry.py", "tests/test_retry.py", "retrying/__init__.py"]
     api.add(
         *[
@@ -373,19 +369,33 @@ def test_soft_trims_come_at_most_once_per_keep_turns_turns(
                 text(f"turn {n}"),
                 input_tokens=6000,
             )
-            for n in range(1, 8)
+            for n in range(1, turns + 1)
         ],
         finish(),
     )
+
+
+def trim_turns(recorder: MemoryRecorder) -> list[int]:
+    """After which turn each trim came (its TOOL events so far)."""
+    events = recorder.events
+    return [
+        len([e for e in events[:index] if e.type is EventType.TOOL])
+        for index, event in enumerate(events)
+        if event.data.get("kind") == "context_trimmed"
+    ]
+
+
+def test_soft_trims_come_at_most_once_per_keep_turns_turns(
+    api: FakeMessagesAPI, model: AnthropicModel, sandbox: LocalSandbox, config: AgentConfig
+) -> None:
+    """Each trim rewrites the prompt cache from the cut, so a prompt that stays large
+    (the kept turns alone pass the threshold) must not be trimmed every turn."""
+    config = config.model_copy(update={"context_tokens": 5000, "keep_turns": 2})
+    large_reads(api)
     recorder = MemoryRecorder()
     run(sandbox, model, config, recorder)
-    trims = [e for e in recorder.events if e.data.get("kind") == "context_trimmed"]
-    turns_before = [
-        len([e for e in recorder.events[: recorder.events.index(t)] if e.type is EventType.TOOL])
-        for t in trims
-    ]
     # Over the threshold from turn 1, but kept turns must pile up first: turns 3, 5, 7.
-    assert turns_before == [3, 5, 7]
+    assert trim_turns(recorder) == [3, 5, 7]
 
 
 def test_reading_again_what_a_trim_removed_is_progress(
@@ -531,28 +541,11 @@ def test_a_resumed_pass_trims_when_the_uninterrupted_one_would(
     """Trims are spaced keep_turns apart; a drained pass must carry when it last trimmed,
     or its resumption trims at other turns and a recorded transcript no longer replays."""
     config = config.model_copy(update={"context_tokens": 5000, "keep_turns": 2})
-    files = ["retrying/retry.py", "tests/test_retry.py", "retrying/__init__.py"]
-    api.add(
-        *[
-            message(
-                tool_use(f"toolu_{n}", "read_file", {"path": files[n % 3]}),
-                text(f"turn {n}"),
-                input_tokens=6000,
-            )
-            for n in range(1, 8)
-        ],
-        finish(),
-    )
+    large_reads(api)
     recorder = MemoryRecorder()
     with pytest.raises(Interrupted) as stopped:  # drained right after the trim of turn 3
         run(sandbox, model, config, recorder, should_stop=lambda: len(api.bodies) == 3)
     assert stopped.value.checkpoint.trimmed_at == 3
     saved = Checkpoint.from_dict(json.loads(json.dumps(stopped.value.checkpoint.to_dict())))
     run(sandbox, model, config, recorder, resume=saved)
-
-    trims = [e for e in recorder.events if e.data.get("kind") == "context_trimmed"]
-    turns_before = [
-        len([e for e in recorder.events[: recorder.events.index(t)] if e.type is EventType.TOOL])
-        for t in trims
-    ]
-    assert turns_before == [3, 5, 7]  # as in the uninterrupted pass above
+    assert trim_turns(recorder) == [3, 5, 7]  # as in the uninterrupted pass above

@@ -358,27 +358,38 @@ def test_a_rework_landing_after_approve_read_the_run_makes_approve_stand_down(
     assert any("changed before it could be approved" in n for n in notes)
 
 
-def test_a_rework_arriving_while_approve_is_on_the_forge_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("verb", ["rework", "cancel"])
+def test_a_rework_or_cancel_arriving_while_approve_is_on_the_forge_is_refused(
+    tmp_path: Path, verb: str
+) -> None:
+    """A cancel let through would have the thread say cancelled while the PR merges."""
     race = Race(tmp_path)
     refused: list[str] = []
 
-    class ReworkDuringMerge(LocalForge):
+    def interrupt() -> None:
+        if verb == "rework":
+            race.queue.request_rework(race.run.id, by=ALICE, feedback="wait")
+        else:
+            race.queue.cancel(race.run.id, by=ALICE)
+
+    class InterruptDuringMerge(LocalForge):
         def merge(self, repo: str, number: int, **kw: Any) -> PullRequest:
             try:
-                race.queue.request_rework(race.run.id, by=ALICE, feedback="wait")
+                interrupt()
             except InvalidTransition as err:
                 refused.append(str(err))
             return super().merge(repo, number, **kw)
 
-    forge = ReworkDuringMerge(race.forge.root)
+    forge = InterruptDuringMerge(race.forge.root)
     result = decisions.approve(race.store, forge, race.config, race.run.id, ALICE)
-    assert refused == ["run #1: cannot go from approving to rework"]
+    target = "rework" if verb == "rework" else "cancelled"
+    assert refused == [f"run #1: cannot go from approving to {target}"]
     assert result.status is RunStatus.APPROVED
     assert result.iteration == 1
     assert race.pr().merged
-    # Once approved, the guard has done its job; a later rework is a stale transition.
+    # Once approved, the guard has done its job; a later one is a stale transition.
     with pytest.raises(InvalidTransition):
-        race.queue.request_rework(race.run.id, by=ALICE, feedback="late")
+        interrupt()
 
 
 def test_a_refused_approve_releases_the_guard(tmp_path: Path) -> None:
@@ -415,26 +426,6 @@ def test_rework_while_an_approve_holds_the_guard(surface: Harness) -> None:
     ]
     told = bot_replies(h, GENERAL, run.thread_ts or "")[-1]["text"]
     assert told == "#1 is being approved; your feedback was not used."
-
-
-def test_a_cancel_arriving_while_approve_is_on_the_forge_is_refused(tmp_path: Path) -> None:
-    """Otherwise the thread would say cancelled while the approve merges the PR."""
-    race = Race(tmp_path)
-    refused: list[str] = []
-
-    class CancelDuringMerge(LocalForge):
-        def merge(self, repo: str, number: int, **kw: Any) -> PullRequest:
-            try:
-                race.queue.cancel(race.run.id, by=ALICE)
-            except InvalidTransition as err:
-                refused.append(str(err))
-            return super().merge(repo, number, **kw)
-
-    forge = CancelDuringMerge(race.forge.root)
-    result = decisions.approve(race.store, forge, race.config, race.run.id, ALICE)
-    assert refused == ["run #1: cannot go from approving to cancelled"]
-    assert result.status is RunStatus.APPROVED
-    assert race.pr().merged
 
 
 @pytest.mark.redis
