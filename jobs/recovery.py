@@ -26,12 +26,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from rq.job import JobStatus
 
 from core.exceptions import InvalidTransition, RunNotFound
+from core.lifecycle import Lifecycle
 from core.periodic import Periodic
 from core.run import Run, RunStatus, Step, utcnow
 from core.store import RunStore
@@ -63,7 +63,7 @@ def heartbeat_key(store: RunStore, run_id: int, attempt: int) -> str:
     return f"{store.prefix}:run:{run_id}:heartbeat:{attempt}"
 
 
-class Heartbeat:
+class Heartbeat(Lifecycle):
     """The sign that attempt ``attempt`` of a run is alive, kept fresh by a thread."""
 
     def __init__(
@@ -104,7 +104,7 @@ class Heartbeat:
             except Exception:
                 log.exception("heartbeat of run #%s failed; trying again", self.run_id)
 
-    def __enter__(self) -> Self:
+    def start(self) -> Self:
         self.beat()
         self._thread = threading.Thread(
             target=self._loop, name=f"heartbeat-{self.run_id}", daemon=True
@@ -112,12 +112,7 @@ class Heartbeat:
         self._thread.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()

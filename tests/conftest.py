@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import fakeredis
 import pytest
@@ -19,6 +20,8 @@ import redis
 from core import logs
 
 SERVICE_MARKERS = ("redis", "docker", "browser")
+#: Environment variables that settings are read from.
+SETTING_PREFIXES = ("AGENTS_", "SLACK_", "ANTHROPIC_", "GITHUB_", "REDIS_", "DOCKER_")
 TEST_REDIS_URL = os.environ.get("AGENTS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 _skipped_services: list[str] = []
@@ -92,3 +95,12 @@ def root_logging() -> Iterator[None]:
             root.removeHandler(handler)
     root.setLevel(level)
     logging.captureWarnings(False)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Settings from the test only: none from the developer's shell, no ``.env``."""
+    for name in list(os.environ):
+        if name.startswith(SETTING_PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)

@@ -9,18 +9,7 @@ import pytest
 from core import settings
 from core.exceptions import SettingsError
 
-SETTING_PREFIXES = ("AGENTS_", "SLACK_", "ANTHROPIC_", "GITHUB_", "REDIS_")
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No setting from the developer's shell or ``.env`` leaks into these tests."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith(SETTING_PREFIXES):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def test_bot_needs_only_slack(monkeypatch: pytest.MonkeyPatch) -> None:

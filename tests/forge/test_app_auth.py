@@ -39,7 +39,6 @@ from tests.forge.conftest import REPO, TOKEN, MakePatch, first_change, git
 
 APP_ID = 271828
 INSTALLATION = 4242
-SETTING_PREFIXES = ("AGENTS_", "SLACK_", "ANTHROPIC_", "GITHUB_", "REDIS_")
 
 
 class Clock:
@@ -100,14 +99,6 @@ def publish_request(make_patch: MakePatch, base_commit: str) -> PublishRequest:
 
 
 # -- settings --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith(SETTING_PREFIXES):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
 
 
 def worker_problems(**overrides: object) -> list[tuple[str, str]]:
@@ -385,12 +376,10 @@ def test_a_job_with_an_app_mints_once_and_leaves_no_secret_in_logs_or_records(
                 assert secret.encode() not in blob, key
 
 
+@pytest.mark.usefixtures("clean_env")
 def test_the_mirror_fetch_header_uses_the_job_s_installation_token(
-    app_github: FakeGitHub, pem: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    app_github: FakeGitHub, pem: str, clock: Clock
 ) -> None:
-    for name in list(os.environ):
-        if name.startswith(SETTING_PREFIXES):
-            monkeypatch.delenv(name)
     worker = settings.WorkerSettings(
         model_backend="replay",
         github_app_id=APP_ID,

@@ -39,15 +39,6 @@ GITHUB_TOKEN = "ghp_forgetokenvalue0123456789"
 REDIS_PASSWORD = "redis-pass-w0rd"
 
 
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Settings from the arguments only: no variables, no ``.env``."""
-    for name in list(os.environ):
-        if name.startswith(SETTING_PREFIXES):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-
-
 def lines(stream: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
