@@ -1,30 +1,64 @@
 # The two quick-start commands are `make demo` and `make test`; .ci/run calls `make test`.
-PYTHON ?= python3
-PIP ?= $(PYTHON) -m pip
+#
+# Everything runs in the project's own virtualenv (.venv), made on first use and filled
+# with exactly what uv.lock pins; the system Python is never installed into.
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON := $(BIN)/python
+UV := $(BIN)/uv
+BOOTSTRAP_PYTHON ?= python3
 PYTEST_ARGS ?=
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo 'docker compose' || echo docker-compose)
+# uv works on $(VENV) only, with the interpreter that made it, never a downloaded one.
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install services images lint typecheck test pytest demo docs bench compose-wheels compose-images
+.PHONY: install lock upgrade check-lock services images lint typecheck test pytest demo docs bench \
+	compose-wheels compose-images
 
-install:
-	$(PIP) install -q -e '.[dev]'
+# uv itself comes from the lock too, checked by its hashes.
+$(UV):
+	$(BOOTSTRAP_PYTHON) -m venv $(VENV)
+	$(BOOTSTRAP_PYTHON) scripts/lockfile.py pin uv > $(VENV)/uv-requirement.txt
+	$(BIN)/pip install -q --require-hashes --no-deps -r $(VENV)/uv-requirement.txt
+
+check-lock: $(UV)
+	@$(UV) lock --check --offline -q 2>/dev/null || { \
+	  echo "uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock" >&2; exit 1; }
+
+# Exactly the lock: what is missing is installed, what is not locked is removed.
+install: check-lock
+	$(UV) sync --locked -q
+
+# Refresh uv.lock after changing pyproject.toml; `make upgrade` moves every pin forward.
+lock: $(UV)
+	$(UV) lock
+
+upgrade: $(UV)
+	$(UV) lock --upgrade
 
 services:
 	bash scripts/services.sh
 
 images: install services
-	agents sandbox build --offline-base
+	$(BIN)/agents sandbox build --offline-base
 
 lint: install
-	ruff check .
-	ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: install
-	mypy
+	$(BIN)/mypy
 
-# Then docs/reliability.md from the figures the reliability tests just measured.
-pytest:
-	AGENTS_REQUIRE_SERVICES=1 $(PYTHON) -m pytest -v $(PYTEST_ARGS)
+# The installed versions must be the lock's, and the suite must leave them as they were;
+# then docs/reliability.md from the figures the reliability tests just measured.
+pytest: install
+	$(UV) sync --locked --check -q
+	$(UV) pip freeze --python $(PYTHON) > $(VENV)/freeze-before.txt
+	AGENTS_REQUIRE_SERVICES=1 $(PYTHON) -m pytest $(PYTEST_ARGS)
+	$(UV) pip freeze --python $(PYTHON) > $(VENV)/freeze-after.txt
+	@diff -u $(VENV)/freeze-before.txt $(VENV)/freeze-after.txt || { \
+	  echo "the test run changed $(VENV): a test installed into it" >&2; exit 1; }
 	$(PYTHON) -m tests.reliability.report
 
 # The whole suite on a fresh machine: dependencies, services, images, lint, types, tests.
@@ -32,20 +66,21 @@ test: install services images lint typecheck pytest
 
 # Regenerate the README settings table and .env.example from the settings classes.
 docs: install
-	agents config --write
+	$(BIN)/agents config --write
 
 # Mention -> PR -> approve on embedded defaults, printed as the Slack thread would show it.
 demo: install
-	agents demo --headless
+	$(BIN)/agents demo --headless
 
 # Every benchmark against its baseline in the same run; writes docs/benchmarks.md.
 # Needs Redis and Docker with the sandbox image (`make services images`); ~5-10 min.
 bench: install
 	$(PYTHON) -m bench
 
-# Wheels for the compose images, built here, for engines whose containers reach no index.
-compose-wheels:
-	sh deploy/build-wheels.sh
+# Wheels for the compose images, downloaded here from the lock, for engines whose
+# containers reach no package index.
+compose-wheels: install
+	PATH=$(abspath $(BIN)):$$PATH sh deploy/build-wheels.sh
 
 # The compose images from the offline base (agents-base:bookworm, `make images`).
 compose-images: compose-wheels

@@ -1,25 +1,31 @@
 #!/bin/sh
-# Wheels for the images, built on this host, for engines whose containers reach no
-# package index: the Dockerfile installs from deploy/wheels/ when it holds any.
+# The files the images install, downloaded here from uv.lock, for engines whose
+# containers reach no package index: the Dockerfile installs from deploy/wheels/ when it
+# holds any, still checking every file against the lock's hashes.
 #
-# Versions are pinned to what this host's environment has installed (the versions the
-# tests ran with). async-timeout is listed because Debian bookworm's Python (3.11.2) needs
-# it for redis-py, while a newer host Python does not.
+# The list is every package any image installs (the runtime, rq-dashboard, the build
+# backend, and uv, which exports the requirements inside the build), with environment
+# markers dropped: the images' Debian Python (3.11.2) needs async-timeout, a newer host
+# Python does not, so the host must not decide.
 set -eu
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
+PYTHON=${PYTHON:-.venv/bin/python}
 out=deploy/wheels
-"$PYTHON" -m pip freeze --exclude-editable > "$out/constraints.txt"
-# Nothing to do when pyproject.toml and the pinned versions are those of the last build.
-inputs=$(cat pyproject.toml "$out/constraints.txt" | sha256sum | cut -d' ' -f1)
+list=$(mktemp)
+trap 'rm -f "$list"' EXIT
+{
+    "$PYTHON" -m uv export --frozen --no-emit-project --no-header --quiet \
+        --no-dev --group dashboard --group build
+    "$PYTHON" scripts/lockfile.py pin uv
+} | "$PYTHON" scripts/lockfile.py unmarked > "$list"
+# Nothing to do when the lock is the one of the last download.
+inputs=$(sha256sum uv.lock | cut -d' ' -f1)
 if [ -f "$out/.inputs" ] && [ "$(cat "$out/.inputs")" = "$inputs" ] && ls "$out"/*.whl >/dev/null 2>&1; then
-    rm -f "$out/constraints.txt"
     echo "deploy/wheels/ is up to date"
     exit 0
 fi
 rm -f "$out"/*.whl "$out/.inputs"
-"$PYTHON" -m pip wheel -q --wheel-dir "$out" --constraint "$out/constraints.txt" \
-    . rq-dashboard 'setuptools>=68' wheel 'async-timeout>=4.0.3'
-rm -f "$out"/agents-*.whl "$out/constraints.txt"
+"$PYTHON" -m pip download -q --no-deps --only-binary=:all: --require-hashes \
+    --dest "$out" -r "$list"
 echo "$inputs" > "$out/.inputs"
 ls "$out"/*.whl | wc -l | xargs printf '%s wheels in deploy/wheels/\n'

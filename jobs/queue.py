@@ -18,6 +18,7 @@ from rq import Callback, Queue, Worker
 from rq.command import send_stop_job_command
 from rq.exceptions import AbandonedJobError, DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
 
 from core.exceptions import InvalidTransition, RunNotFound
 from core.run import Run, RunStatus, approval_in_progress
@@ -285,8 +286,10 @@ class RunQueue:
         )
 
     def resume_approval(self, run_id: int) -> Job | None:
-        """Enqueue the approve job again if the one that took the run's approve guard
-        died before it let go (its worker was killed before or after the forge call).
+        """Enqueue the approve job again if the one acting for the run's current
+        iteration died: it took the run's approve guard and never let go (its worker was
+        killed before or after the forge call), or its worker was killed before it took
+        the guard (RQ still lists it as started).
 
         Approving again is safe: a PR already merged or ready is left as it is and the
         run becomes approved. Each iteration is resumed at most
@@ -295,7 +298,7 @@ class RunQueue:
         sweeper is resuming it, or the resumes are used up.
         """
         run = self.store.get(run_id)
-        if run.status is not RunStatus.AWAITING_DECISION or not approval_in_progress(run):
+        if run.status is not RunStatus.AWAITING_DECISION:
             return None
         key = f"{self.store.prefix}:approve-resume:{run.id}:{run.iteration}"
         # One sweeper at a time: two deleting and enqueueing the same job id could
@@ -309,11 +312,9 @@ class RunQueue:
 
     def _resume_approval_locked(self, run_id: int, key: str) -> Job | None:
         run = self.store.get(run_id)  # as it is now that the lock is ours
-        guard = run.artifacts.approving
-        if run.status is not RunStatus.AWAITING_DECISION or not guard:
+        if run.status is not RunStatus.AWAITING_DECISION:
             return None
-        if not approval_in_progress(run):
-            return None
+        guard = run.artifacts.approving if approval_in_progress(run) else None
         job = self.job_for_approval(run)
         if job is not None:
             status = job.get_status(refresh=True)
@@ -321,16 +322,32 @@ class RunQueue:
                 return None  # about to run, or it ended and is letting go of the guard
             if status is JobStatus.STARTED and _runs_job(self.connection, job):
                 return None
+            if guard is None and status is not JobStatus.STARTED:
+                return None  # it ended (refused, or the forge failed): a click retries
+        if guard is None and job is None:
+            return None
         with self.connection.pipeline() as pipe:
             pipe.incr(f"{key}:count")
             pipe.expire(f"{key}:count", self.store.retention_seconds)
             resumes = int(pipe.execute()[0])
         if resumes > APPROVE_RESUMES:
             return None
+        by = str(guard.get("by")) if guard else str(job.args[1]) if job else "recovery"
         if job is not None:
             job.delete()
         log.warning("run #%d: its approve job died; enqueueing it again", run.id)
-        return self.request_approval(run, by=str(guard.get("by")))
+        return self.request_approval(run, by=by)
+
+    def started_approvals(self) -> list[int]:
+        """Run ids of approve jobs RQ lists as started on this queue. A worker killed
+        before its approve took the run's guard leaves one behind, and only RQ knows."""
+        run_ids = []
+        for job_id in StartedJobRegistry(queue=self.queue).get_job_ids(cleanup=False):
+            prefix, _, rest = str(job_id).partition("agents-approve-")
+            run_id, _, _ = rest.partition("-")
+            if not prefix and run_id.isdigit():
+                run_ids.append(int(run_id))
+        return sorted(set(run_ids))
 
     def job_for_approval(self, run: Run) -> Job | None:
         """The approve job of the run's current iteration, if RQ has one."""

@@ -286,8 +286,9 @@ def sweep(
             if _orphaned(queue, run):
                 queue.enqueue(run, replace_finished=True)
                 done.append(Recovery(run.id, "requeued", "its job was lost"))
-    # Approves whose job died holding the guard (perhaps after merging): finish them.
-    for run_id in store.approving_runs():
+    # Approves whose job died holding the guard (perhaps after merging), or before it
+    # could take it: finish them.
+    for run_id in sorted(set(store.approving_runs()) | set(queue.started_approvals())):
         try:
             if queue.resume_approval(run_id) is not None:
                 done.append(Recovery(run_id, "approve resumed", "its approve job died"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,9 +23,44 @@ from core import logs
 SERVICE_MARKERS = ("redis", "docker", "browser")
 #: Environment variables that settings are read from.
 SETTING_PREFIXES = ("AGENTS_", "SLACK_", "ANTHROPIC_", "GITHUB_", "REDIS_", "DOCKER_")
-TEST_REDIS_URL = os.environ.get("AGENTS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _test_redis_url(base: str, xdist_worker: str) -> str:
+    """The database this process flushes: ``base``'s for one process; under pytest-xdist
+    one per worker, counting down from it (gw0 has 15, gw1 14, and so on)."""
+    index = int(xdist_worker.removeprefix("gw") or 0)
+    head, _, db = base.rpartition("/")
+    return f"{head}/{int(db) - index}" if db.isdigit() and index else base
+
+
+TEST_REDIS_URL = _test_redis_url(
+    os.environ.get("AGENTS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+    os.environ.get("PYTEST_XDIST_WORKER", "gw0"),
+)
 
 _skipped_services: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest-xdist's workers start with SIGINT ignored, and processes a test starts
+    inherit that: a demo or bot asked to stop with SIGINT would never hear it. Tests
+    start processes as a shell would, with the default handler."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group tests for ``pytest -n`` (``--dist loadgroup``, as ``make test`` runs them).
+
+    A module's tests stay on one worker: module-scoped fixtures are made once, and a
+    reliability figure's table is collected whole. Every module with a Docker test joins
+    one group, so tests that count containers on the shared engine, restart it or kill
+    workers never overlap; the rest of the suite runs beside them on the other core.
+    """
+    docker_modules = {item.module.__name__ for item in items if item.get_closest_marker("docker")}
+    for item in items:
+        module = item.module.__name__
+        item.add_marker(pytest.mark.xdist_group("docker" if module in docker_modules else module))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from rq import SimpleWorker
 from rq.job import JobStatus
+from rq.registry import StartedJobRegistry
 
 from core.events import EventType
 from core.run import Run, RunStatus
@@ -176,6 +177,45 @@ def test_an_approve_whose_worker_died_after_merging_is_finished_by_the_sweep(
     final = decisions.approve(harness.store, harness.forge, config, *again.args)
     assert final.status is RunStatus.APPROVED
     assert harness.forge.get_pr(REPO, 1).merged
+
+
+def test_an_approve_whose_worker_died_before_taking_the_guard_is_resumed(
+    harness: Harness, awaiting: Run
+) -> None:
+    """Killed between RQ starting the job and the job's first write: the run holds no
+    guard, so only RQ's started registry knows an approve was under way. Without the
+    sweep the click is lost, and clicking again finds the same job id taken."""
+    queue = queue_of(harness)
+    job = queue.request_approval(awaiting, by="U1")
+    assert job is not None
+    # What RQ does when it hands the job to a horse; then the worker is killed.
+    worker = SimpleWorker([queue.queue], connection=harness.connection, name="host.4242")
+    worker.register_birth()
+    worker.prepare_execution(job)
+    job.worker_name = worker.name
+    job.save()
+    job.set_status(JobStatus.STARTED)
+    worker.register_death()
+    assert job.id in StartedJobRegistry(queue=queue.queue)
+
+    [resumed] = recovery.sweep(harness.store, queue, max_attempts=3)
+
+    assert (resumed.run_id, resumed.outcome) == (awaiting.id, "approve resumed")
+    again = queue.job_for_approval(awaiting)
+    assert again.get_status() is JobStatus.QUEUED
+    assert tuple(again.args) == (awaiting.id, "U1")
+
+
+def test_an_approve_that_ended_without_the_guard_waits_for_a_click(
+    harness: Harness, awaiting: Run
+) -> None:
+    """A job that ended (refused, or the forge failed) is not a crash: no resume."""
+    queue = queue_of(harness)
+    job = queue.request_approval(awaiting, by="U1")
+    assert job is not None
+    job.set_status(JobStatus.FAILED)
+    assert recovery.sweep(harness.store, queue, max_attempts=3) == []
+    assert queue.job_for_approval(awaiting).get_status() is JobStatus.FAILED
 
 
 def test_an_approve_that_keeps_dying_is_resumed_a_bounded_number_of_times(

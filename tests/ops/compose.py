@@ -2,8 +2,8 @@
 
 The images are tagged with a digest of their build context (and of the base image), and
 labelled with it, so a second run with unchanged sources builds nothing. Wheels for the
-Python packages are built on this host (``deploy/build-wheels.sh``) because containers
-here may reach no package index.
+Python packages are downloaded from uv.lock on this host (``deploy/build-wheels.sh``)
+because containers here may reach no package index.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -28,11 +29,13 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 TEST_OVERRIDE = ROOT / "deploy" / "compose.test.yml"
 OFFLINE_BASE = "agents-base:bookworm"
 #: What the images are built from (the Dockerfiles' COPY sources); wheels are derived
-#: from pyproject.toml, so they are left out.
+#: from uv.lock, so they are left out.
 CONTEXT = (
     "Dockerfile",
     ".dockerignore",
     "pyproject.toml",
+    "uv.lock",
+    "scripts/lockfile.py",
     "README.md",
     "core",
     "jobs",
@@ -166,7 +169,11 @@ def ensure_images(stack: Stack, client: docker.DockerClient, tag: str) -> bool:
     if all(present(image) for image in IMAGES):
         return False
     wheels = subprocess.run(
-        ["sh", str(ROOT / "deploy" / "build-wheels.sh")], cwd=ROOT, capture_output=True, text=True
+        ["sh", str(ROOT / "deploy" / "build-wheels.sh")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
     )
     assert wheels.returncode == 0, wheels.stdout + wheels.stderr
     stack.run("--profile", "dashboard", "build", timeout=900)

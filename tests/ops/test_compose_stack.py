@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -20,6 +22,9 @@ from pathlib import Path
 import docker
 import docker.errors
 import pytest
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from bot.emulator.server import SlackEmulator
 from jobs.forge.fake_github import FakeGitHub
@@ -99,6 +104,68 @@ class Creations(threading.Thread):
         self.join(timeout=10)
 
 
+INSTALLED = (
+    "import importlib.metadata as m, json, platform;"
+    "print(json.dumps([platform.python_version(),"
+    " {d.metadata['Name'].lower().replace('_', '-'): d.version for d in m.distributions()}]))"
+)
+
+
+def image_python(client: docker.DockerClient, image: str) -> tuple[str, dict[str, str]]:
+    """The image's Python version and what its /opt/agents virtualenv holds."""
+    out = client.containers.run(
+        image, ["/opt/agents/bin/python", "-c", INSTALLED], entrypoint=[], remove=True
+    )
+    version, packages = json.loads(out)
+    return version, packages
+
+
+def installed(client: docker.DockerClient, image: str) -> tuple[str, dict[str, str]]:
+    """The image's Python version, and what its virtualenv holds besides pip and us."""
+    out = client.containers.run(
+        image, ["/opt/agents/bin/python", "-c", INSTALLED], entrypoint=[], remove=True
+    )
+    version, packages = json.loads(out)
+    for own in ("pip", "agents"):  # the venv's own pip; the project itself
+        packages.pop(own, None)
+    return version, packages
+
+
+def locked(groups: tuple[str, ...], python: str) -> dict[str, str]:
+    """uv.lock's pins for the runtime plus ``groups``, markers judged for ``python``."""
+    exported = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "uv",
+            "export",
+            "--frozen",
+            "--no-dev",
+            "--no-emit-project",
+            "--no-hashes",
+            "--no-header",
+            "--no-annotate",
+            "--quiet",
+            *(f"--group={g}" for g in groups),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    environment = default_environment() | {
+        "python_full_version": python,
+        "python_version": ".".join(python.split(".")[:2]),
+    }
+    pins = {}
+    for line in exported.splitlines():
+        requirement = Requirement(line)
+        if requirement.marker is None or requirement.marker.evaluate(environment):
+            (spec,) = requirement.specifier
+            pins[canonicalize_name(requirement.name)] = spec.version
+    return pins
+
+
 def thread_text(emu: SlackEmulator, ts: str) -> str:
     return json.dumps(emu.thread(CHANNEL, ts))
 
@@ -132,6 +199,10 @@ def test_one_request_through_the_compose_stack_then_nothing_is_left(
             },
         )
         built = ensure_images(stack, client, tag)
+        # Each image holds exactly uv.lock's versions of what it installs.
+        for image, groups in (("agents-app", ("build",)), ("agents-dashboard", ("dashboard",))):
+            python, packages = installed(client, f"{image}:{tag}")
+            assert packages == locked(groups, python), image
         stack.run("config", "-q")
         with brought_up(stack, "--scale", "worker=2"):
             port = stack.published_port("bot", 3000)
