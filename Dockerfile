@@ -62,11 +62,13 @@ CMD ["rq-dashboard", "--bind", "0.0.0.0", "--port", "9181"]
 # The bot and the worker (the default target).
 FROM deps AS app
 COPY pyproject.toml README.md ./
-COPY core core
+COPY process process
+COPY runs runs
 COPY jobs jobs
 COPY sandboxes sandboxes
 COPY bot bot
 COPY cli cli
+COPY fakes fakes
 RUN set -eux; \
     pip install --no-cache-dir --no-deps --no-build-isolation .; \
     agents --help >/dev/null

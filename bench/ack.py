@@ -18,8 +18,8 @@ import redis
 
 from bench.stack import CHANNEL, DEMO_REQUEST, REQUESTER, slack_stack
 from bench.stats import Figure, Result, Target
-from bot.emulator.delivery import Deliverer
 from bot.http import serve
+from fakes.slack.delivery import Deliverer
 
 
 def trivial(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:

@@ -15,7 +15,7 @@ import redis
 
 from bench.stack import CHANNEL, DEMO_REQUEST, REQUESTER, slack_stack
 from bench.stats import Figure, Result, Target
-from bot.emulator.webapi import ApiCall
+from fakes.slack.webapi import ApiCall
 
 
 def run(conn: redis.Redis, samples: int) -> Result:

@@ -36,9 +36,9 @@ from bench.stack import (
     wait_until,
 )
 from bench.stats import Figure, Result, Target
-from bot.emulator.webapi import ApiCall
-from core.events import Event, EventType
-from core.run import Run, RunStatus
+from fakes.slack.webapi import ApiCall
+from runs.events import Event, EventType
+from runs.record import Run, RunStatus
 
 QUEUE = "bench-runs"
 

@@ -21,7 +21,6 @@ from typing import Any
 
 import redis
 
-from bot.emulator.server import SlackEmulator
 from bot.reporter import Reporter
 from bot.services import Services
 from cli.commands.demo import (
@@ -35,7 +34,8 @@ from cli.commands.demo import (
     worker_environment,
 )
 from cli.commands.run import publish_directory
-from core.run import RunStatus
+from fakes.slack.server import SlackEmulator
+from runs.record import RunStatus
 
 ROOT = Path(__file__).resolve().parents[1]
 __all__ = [

@@ -23,9 +23,9 @@ from bench.profile import top
 from bench.stack import CHANNEL, REQUESTER, slack_stack
 from bench.stats import Figure, Result, Target
 from bot.blocks import status_blocks
-from core.run import Artifacts, Cost, Run, RunStatus, Step, utcnow
-from core.store import RunStore
 from jobs.status import collect
+from runs.record import Artifacts, Cost, Run, RunStatus, Step, utcnow
+from runs.store import RunStore
 
 PATCH = "".join(
     f"+    line {n}: a realistic patch line, of roughly this length, for the record\n"

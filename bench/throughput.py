@@ -20,9 +20,9 @@ import redis
 from bench.runs import QUEUE
 from bench.stack import DEMO_REPO, DEMO_REQUEST, REQUESTER, is_settled, wait_until
 from bench.stats import Figure, Result
-from core.run import RunStatus
-from core.store import RunStore
 from jobs.queue import RunQueue, current_job_key, job_id_for
+from runs.record import RunStatus
+from runs.store import RunStore
 
 
 def memory(conn: redis.Redis, key: str) -> int:

@@ -11,10 +11,10 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from core.events import Event
-from core.projection import StepState, ThreadView
-from core.run import Run, RunStatus
 from jobs.status import StatusView
+from runs.events import Event
+from runs.projection import StepState, ThreadView
+from runs.record import Run, RunStatus
 
 MAX_SECTION_TEXT = 3000
 MAX_BLOCKS = 50

@@ -1,5 +1,5 @@
 """HTTP mode: ``/slack/events`` for Slack, then ``/healthz`` and ``/metrics``
-(:mod:`core.ops`) on the same port."""
+(:mod:`process.endpoints`) on the same port."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Any
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-from core.ops import Health, StartResponse, Wsgi, ops_app
-from core.ops import serve as serve
+from process.endpoints import Health, StartResponse, Wsgi, ops_app
+from process.endpoints import serve as serve
 
 
 def wsgi_app(app: App, healthy: Health, metrics: Wsgi | None = None) -> Wsgi:
-    """Slack's requests go to bolt, everything else to :func:`core.ops.ops_app`."""
+    """Slack's requests go to bolt, everything else to :func:`process.endpoints.ops_app`."""
     slack = SlackRequestHandler(app)
     ops = ops_app(healthy, metrics)
 

@@ -48,11 +48,11 @@ from bot.blocks import (
     run_message,
     text_message,
 )
-from core.events import MILESTONE_ESCALATED, MILESTONE_PR, Event, EventType
-from core.exceptions import RunNotFound
-from core.projection import project
-from core.run import Run, RunStatus, utcnow
-from core.store import RunStore
+from process.exceptions import RunNotFound
+from runs.events import MILESTONE_ESCALATED, MILESTONE_PR, Event, EventType
+from runs.projection import project
+from runs.record import Run, RunStatus, utcnow
+from runs.store import RunStore
 
 log = logging.getLogger(__name__)
 

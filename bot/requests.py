@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from bot.blocks import escape
-from core.settings import BotSettings
+from process.settings import BotSettings
 
 MAX_REQUEST_CHARS = 4000
 

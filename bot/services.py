@@ -10,10 +10,10 @@ import redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from core.run import Run
-from core.settings import BotSettings
-from core.store import RunStore
 from jobs.queue import RunQueue
+from process.settings import BotSettings
+from runs.record import Run
+from runs.store import RunStore
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 
-def make_client(token: str, base_url: str, *, max_retries: int = 5) -> WebClient:
+def web_client(token: str, base_url: str, *, max_retries: int = 5) -> WebClient:
     client = WebClient(token=token, base_url=base_url, timeout=15)
     client.retry_handlers.extend(
         [

@@ -12,12 +12,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from core.exceptions import NotBuiltYet, SettingsError
+from process.exceptions import SettingsError
 
 #: Subcommand modules under ``cli.commands``, in the order ``--help`` lists them.
 COMMANDS = ("demo", "bot", "worker", "run", "status", "doctor", "sandbox", "reap", "config")
 
-EXIT_NOT_BUILT = 3
 EXIT_SETTINGS = 2
 
 
@@ -28,13 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"cli.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"cli.commands.{name}":
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(f"cli.commands.{name}").register(subparsers)
     return parser
 
 
@@ -49,9 +42,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"agents {args.command}: {exc}", file=sys.stderr)
         return EXIT_SETTINGS
-    except NotBuiltYet as exc:
-        print(f"agents {args.command}: not built yet: {exc}", file=sys.stderr)
-        return EXIT_NOT_BUILT
     except KeyboardInterrupt:
         return 130
     return code

@@ -5,10 +5,10 @@ The parts (agent loop, sandbox) never read the environment themselves.
 
 from __future__ import annotations
 
-from core.settings import WorkerSettings
 from jobs.agent.config import AgentConfig, AgentLimits, ModelRoles
 from jobs.agent.pricing import DEFAULT_PRICES
 from jobs.blueprint.config import BlueprintConfig
+from process.settings import WorkerSettings
 from sandboxes.config import SandboxConfig
 
 

@@ -23,8 +23,6 @@ import signal
 import threading
 from types import FrameType
 
-from core.run import Step
-
 #: What the worker sends its work horse when asked to stop.
 SIGNAL = signal.SIGUSR1
 
@@ -48,14 +46,3 @@ def listen() -> None:
     """In the work horse (main thread): take :data:`SIGNAL` as a drain request."""
     reset()
     signal.signal(SIGNAL, request)
-
-
-class Draining(Exception):
-    """The worker is shutting down: stop at this checkpoint and hand the run back, to
-    resume at ``step`` (``where`` says where inside it, for a mid-step checkpoint)."""
-
-    def __init__(self, step: Step, where: str | None = None) -> None:
-        at = f"{step.value} ({where})" if where else step.value
-        super().__init__(f"its worker is shutting down; resuming at {at} on another worker")
-        self.step = step
-        self.where = where

@@ -6,12 +6,12 @@ from __future__ import annotations
 from rq import get_current_job
 from rq.job import Job
 
-from core import settings
 from jobs.blueprint import decisions
 from jobs.blueprint.runner import run_blueprint
 from jobs.blueprint.wiring import open_deps, open_forge
 from jobs.config import blueprint_config
 from jobs.queue import RunQueue, store_for
+from process import settings
 
 
 def _job(name: str) -> Job:
@@ -25,12 +25,12 @@ def _queue(job: Job, worker: settings.WorkerSettings) -> RunQueue:
     return RunQueue(job.connection, store_for(job), name=job.origin, job_timeout=worker.job_timeout)
 
 
-def run(run_id: int) -> None:
+def run_job(run_id: int) -> None:
     """Run (or resume) the blueprint for ``run_id``: until it awaits a decision, or ends.
 
     The outcome is on the run record; the job returns nothing (RQ would store a copy).
     """
-    job = _job("run")
+    job = _job("run_job")
     worker = settings.load(settings.WorkerSettings)
     with open_deps(worker, store_for(job)) as deps:
         run_blueprint(
@@ -42,9 +42,9 @@ def run(run_id: int) -> None:
         )
 
 
-def approve(run_id: int, user: str) -> None:
+def approve_job(run_id: int, user: str) -> None:
     """Mark the run's PR ready for review, or merge it; then the run is approved."""
-    job = _job("approve")
+    job = _job("approve_job")
     worker = settings.load(settings.WorkerSettings)
     forge = open_forge(worker)
     try:
@@ -53,15 +53,8 @@ def approve(run_id: int, user: str) -> None:
         forge.close()
 
 
-def rework(run_id: int, user: str, feedback: str) -> None:
-    """Record the feedback and enqueue the next iteration on the same branch."""
-    job = _job("rework")
-    worker = settings.load(settings.WorkerSettings)
-    decisions.rework(_queue(job, worker), blueprint_config(worker), run_id, user, feedback)
-
-
-def cancel(run_id: int, user: str) -> None:
+def cancel_job(run_id: int, user: str) -> None:
     """Cancel the run (any non-final state), stop its job and remove its sandboxes."""
-    job = _job("cancel")
+    job = _job("cancel_job")
     worker = settings.load(settings.WorkerSettings)
     decisions.cancel(_queue(job, worker), run_id, user)

@@ -1,7 +1,7 @@
 """Prometheus metrics, read from Redis when scraped.
 
 Nothing is counted in this process: the run store's indexes, RQ's queues and registries
-and the fleet totals (:mod:`core.counters`) already hold the numbers, shared by every
+and the fleet totals (:mod:`runs.counters`) already hold the numbers, shared by every
 bot and worker. So any one process can serve ``/metrics`` for the whole fleet, and a
 restart loses nothing. Each registry is our own (``CollectorRegistry``), never
 ``prometheus_client``'s global one.
@@ -23,10 +23,10 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from rq import Queue, Worker
 
-from core.counters import Counters
-from core.ops import Wsgi
-from core.run import RunStatus
-from core.store import RunStore
+from process.endpoints import Wsgi
+from runs.counters import Counters
+from runs.record import RunStatus
+from runs.store import RunStore
 
 log = logging.getLogger(__name__)
 

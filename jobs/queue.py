@@ -20,16 +20,16 @@ from rq.exceptions import AbandonedJobError, DuplicateJobError, InvalidJobOperat
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
-from core.exceptions import InvalidTransition, RunNotFound
-from core.run import Run, RunStatus, approval_in_progress
-from core.store import DEFAULT_RETENTION_SECONDS, RunStore
+from process.exceptions import InvalidTransition, RunNotFound
+from runs.record import Run, RunStatus, approval_in_progress
+from runs.store import DEFAULT_RETENTION_SECONDS, RunStore
 
 log = logging.getLogger(__name__)
 
 #: The functions a worker runs. Strings, so enqueueing never imports them.
-RUN_JOB = "jobs.entrypoints.run"
-APPROVE_JOB = "jobs.entrypoints.approve"
-CANCEL_JOB = "jobs.entrypoints.cancel"
+RUN_JOB = "jobs.entrypoints.run_job"
+APPROVE_JOB = "jobs.entrypoints.approve_job"
+CANCEL_JOB = "jobs.entrypoints.cancel_job"
 #: Move a job id from the list KEYS[1] to the front of the queue KEYS[2], atomically;
 #: 1 if this call moved it, 0 if it was no longer there.
 _MOVE_TO_FRONT = """
@@ -392,7 +392,7 @@ class RunQueue:
         """Stop the run's job if it is working, or take it off the queue if it waits.
 
         A stopped job's work horse is killed, so its sandbox is left behind: a cleanup
-        job (``jobs.entrypoints.cancel``) removes it, and the reaper would too.
+        job (``jobs.entrypoints.cancel_job``) removes it, and the reaper would too.
         """
         job = self.job(run)
         if job is None:
@@ -408,7 +408,7 @@ class RunQueue:
             job.cancel()
 
     def request_cleanup(self, run: Run, *, by: str) -> Job | None:
-        """Enqueue ``jobs.entrypoints.cancel`` for a cancelled run: it removes the run's
+        """Enqueue ``jobs.entrypoints.cancel_job`` for a cancelled run: it removes the run's
         sandboxes on a worker (which can reach Docker). None if already asked."""
         return self._enqueue_once(
             CANCEL_JOB,

@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING, Any, Self
 
 from rq.job import JobStatus
 
-from core.exceptions import InvalidTransition, RunNotFound
-from core.lifecycle import Lifecycle
-from core.periodic import Periodic
-from core.run import Run, RunStatus, Step, utcnow
-from core.store import RunStore
 from jobs.queue import job_id_for
+from process.exceptions import InvalidTransition, RunNotFound
+from process.lifecycle import Lifecycle
+from process.periodic import Periodic
+from runs.record import Run, RunStatus, Step, utcnow
+from runs.store import RunStore
 from sandboxes.owner import Owner
 
 if TYPE_CHECKING:

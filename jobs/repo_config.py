@@ -16,16 +16,12 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from core.exceptions import AgentsError
+from process.exceptions import RepoConfigError
 
 CONFIG_FILE = ".agents.yml"
 MAX_CONFIG_BYTES = 64 * 1024
 #: Where checks write JUnit XML inside the sandbox: on /tmp, so it never enters the patch.
 JUNIT_DIR = "/tmp/agents-checks"  # noqa: S108 - the sandbox's own tmpfs, not the host's
-
-
-class RepoConfigError(AgentsError):
-    """``.agents.yml`` is malformed; the message is meant for the user, as is."""
 
 
 class _Strict(BaseModel):
@@ -126,7 +122,7 @@ def _where(loc: Sequence[int | str]) -> str:
     return ".".join(parts) or "(top level)"
 
 
-def parse(text: str | None) -> RepoConfig:
+def parse_repo_config(text: str | None) -> RepoConfig:
     """Parse ``.agents.yml`` text (None: no file) into a validated config."""
     if text is None or not text.strip():
         return RepoConfig()
@@ -225,7 +221,7 @@ def resolve(
     text: str | None, exists: Callable[[str], bool], read: Callable[[str], str | None]
 ) -> RepoConfig:
     """The repository's config, with checks detected when none are configured."""
-    config = parse(text)
+    config = parse_repo_config(text)
     if config.checks:
         return config
     detected = detect_checks(exists, read)

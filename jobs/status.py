@@ -10,8 +10,8 @@ from datetime import datetime
 from pydantic import BaseModel
 from rq import Queue, Worker
 
-from core.run import FINAL_STATUSES, Run, RunStatus, utcnow
-from core.store import RunStore
+from runs.record import FINAL_STATUSES, Run, RunStatus, utcnow
+from runs.store import RunStore
 
 
 class StatusView(BaseModel):
@@ -83,7 +83,7 @@ def _elapsed(run: Run, now: datetime) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
 
 
-def render_text(view: StatusView) -> str:
+def render_status_text(view: StatusView) -> str:
     lines = [
         f"queue {view.queue_name}: {view.queue_depth} waiting, {view.workers} worker(s) alive",
         "runs: "

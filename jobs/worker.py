@@ -15,11 +15,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from rq import Queue, Worker
 
-from core.settings import WorkerSettings
-from core.store import RunStore
 from jobs import drain
 from jobs.queue import RunQueue
 from jobs.recovery import RecoveryThread
+from process.settings import WorkerSettings
+from runs.store import RunStore
 from sandboxes import engine
 from sandboxes.reaper import Reaper, ReaperThread
 
@@ -35,7 +35,7 @@ REDIS_RETRIES = 20
 WORKER_TTL = 60
 
 
-def connect(url: str) -> redis.Redis:
+def redis_for_rq(url: str) -> redis.Redis:
     """A Redis client for RQ (which needs bytes responses) with bounded connect time.
 
     Commands are retried with backoff when the connection drops, so a Redis restart
@@ -116,7 +116,7 @@ def start_worker(settings: WorkerSettings, *, burst: bool = False, name: str | N
     # seconds to import) once here, so every horse inherits it instead of importing it.
     import jobs.entrypoints  # noqa: F401
 
-    connection = connect(settings.redis_url)
+    connection = redis_for_rq(settings.redis_url)
     queue = Queue(settings.queue, connection=connection)
     worker = RunWorker(
         [queue],
@@ -124,7 +124,7 @@ def start_worker(settings: WorkerSettings, *, burst: bool = False, name: str | N
         name=name or f"{socket.gethostname()}.{os.getpid()}",
         worker_ttl=WORKER_TTL,
     )
-    recovery = start_recovery(settings, connect(settings.redis_url))
+    recovery = start_recovery(settings, redis_for_rq(settings.redis_url))
     reaper = start_reaper(settings, connection)
     log.info("worker %s listening on queue %r", worker.name, settings.queue)
     try:

@@ -32,12 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from sandboxes.exceptions import RepoCacheError
+from process.exceptions import RepoCacheError
 
 log = logging.getLogger(__name__)
 
 BASE_REF = "refs/agents/base"
-#: Workspace archives kept per repository, newest first; older ones are deleted.
+#: WorkspaceArchive archives kept per repository, newest first; older ones are deleted.
 KEEP_ARCHIVES = 4
 # Settings for every git call that builds a workspace: nothing from the worker's
 # own git configuration (credential helpers, URL rewrites with tokens) takes part.
@@ -77,14 +77,14 @@ def _environ(**extra: str) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class Workspace:
+class WorkspaceArchive:
     """A repository at one commit, as a gzipped tar of the tree and its ``.git``."""
 
     archive: bytes
     base_commit: str
 
 
-def redact(url: str) -> str:
+def strip_userinfo(url: str) -> str:
     """The URL without user or password, for keys, logs and error messages."""
     parts = urlsplit(url)
     if not parts.netloc or "@" not in parts.netloc:
@@ -94,7 +94,7 @@ def redact(url: str) -> str:
 
 def repo_key(url: str) -> str:
     """A stable, readable directory name for a repository URL."""
-    clean = redact(url).rstrip("/")
+    clean = strip_userinfo(url).rstrip("/")
     tail = re.sub(r"[^A-Za-z0-9._-]+", "-", clean.rsplit("/", 1)[-1]).strip("-.")
     tail = tail.removesuffix(".git")[:40] or "repo"
     return f"{tail}-{hashlib.sha256(clean.encode()).hexdigest()[:12]}"
@@ -167,7 +167,7 @@ class RepoCache:
         """The full commit id of ``commit`` (an id or a ref) in the mirror; no network."""
         path = self.mirror_path(url)
         if not (path / "HEAD").is_file():
-            raise RepoCacheError(f"no mirror of {redact(url)} yet; call mirror() first")
+            raise RepoCacheError(f"no mirror of {strip_userinfo(url)} yet; call mirror() first")
         with self._lock(url, exclusive=False):
             try:
                 out = self._git(
@@ -178,12 +178,12 @@ class RepoCache:
                 )
             except RepoCacheError:
                 raise RepoCacheError(
-                    f"{commit} is not a commit in the mirror of {redact(url)}; "
+                    f"{commit} is not a commit in the mirror of {strip_userinfo(url)}; "
                     "refresh it with mirror() if it is new"
                 ) from None
         return out.decode().strip()
 
-    def workspace(self, url: str, commit: str) -> Workspace:
+    def workspace(self, url: str, commit: str) -> WorkspaceArchive:
         """The workspace archive for ``commit`` (an id or a ref). Never uses the network.
 
         Archives are kept per commit, so a second run on the same commit (a rework, a
@@ -195,14 +195,14 @@ class RepoCache:
         cached = archives / f"{sha}.tar.gz"
         if cached.is_file():
             os.utime(cached)
-            return Workspace(cached.read_bytes(), sha)
+            return WorkspaceArchive(cached.read_bytes(), sha)
         with tempfile.TemporaryDirectory(dir=self.root / "tmp", prefix="ws-") as tmp:
             data = self._build_archive(url, sha, Path(tmp) / "repo")
         partial = archives / f"{sha}.{os.getpid()}.{threading.get_ident()}.partial"
         partial.write_bytes(data)
         partial.replace(cached)
         self._prune(archives)
-        return Workspace(data, sha)
+        return WorkspaceArchive(data, sha)
 
     def _build_archive(self, url: str, sha: str, repo: Path) -> bytes:
         """A shallow one-commit repository plus its tree, as a gzipped tar.
@@ -295,13 +295,12 @@ class RepoCache:
             )
         except subprocess.TimeoutExpired:
             raise RepoCacheError(
-                f"git {verb} for {redact(url)} took longer than {self.fetch_timeout:.0f}s"
+                f"git {verb} for {strip_userinfo(url)} took longer than {self.fetch_timeout:.0f}s"
             ) from None
         if proc.returncode != 0:
-            stderr = proc.stderr.decode(errors="replace").strip().replace(url, redact(url))
-            raise RepoCacheError(
-                f"git {verb} for {redact(url)} failed: {stderr or f'exit {proc.returncode}'}"
-            )
+            stderr = proc.stderr.decode(errors="replace").strip().replace(url, strip_userinfo(url))
+            why = stderr or f"exit {proc.returncode}"
+            raise RepoCacheError(f"git {verb} for {strip_userinfo(url)} failed: {why}")
         return proc.stdout
 
 

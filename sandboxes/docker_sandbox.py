@@ -44,11 +44,11 @@ import docker.errors
 from docker.models.containers import Container
 from docker.types import DriverConfig, Mount, Ulimit
 
-from core.lifecycle import Lifecycle
+from process.exceptions import CommandTimeout, SandboxError, SandboxGone, SandboxStartFailed
+from process.lifecycle import Lifecycle
 from sandboxes import engine, labels, patch, paths, wrapper
-from sandboxes.cache import Workspace
+from sandboxes.cache import WorkspaceArchive
 from sandboxes.config import DEFAULT_PATH, WORKSPACE, SandboxConfig
-from sandboxes.exceptions import CommandTimeout, SandboxError, SandboxGone, SandboxStartFailed
 from sandboxes.output import BoundedOutput
 from sandboxes.owner import Owner
 from sandboxes.protocol import ExecResult
@@ -87,7 +87,7 @@ class DockerSandbox(Lifecycle):
         run_id: str,
         config: SandboxConfig | None = None,
         *,
-        workspace: Workspace | None = None,
+        workspace: WorkspaceArchive | None = None,
         client: docker.DockerClient | None = None,
     ) -> None:
         self.run_id = run_id
@@ -192,7 +192,7 @@ class DockerSandbox(Lifecycle):
             driver_config=DriverConfig("local", {"type": "tmpfs", "device": "tmpfs", "o": options}),
         )
 
-    def _unpack(self, workspace: Workspace) -> None:
+    def _unpack(self, workspace: WorkspaceArchive) -> None:
         """Move the workspace in as one file and unpack it as the sandbox user.
 
         One file through the API and one ``tar`` inside is much faster than letting the

@@ -16,11 +16,11 @@ from typing import Literal
 import docker
 import docker.errors
 
+from process.exceptions import SandboxStartFailed
 from sandboxes import engine
-from sandboxes.cache import Workspace
+from sandboxes.cache import WorkspaceArchive
 from sandboxes.config import SandboxConfig
 from sandboxes.docker_sandbox import DockerSandbox
-from sandboxes.exceptions import SandboxStartFailed
 from sandboxes.local_sandbox import LocalSandbox
 from sandboxes.protocol import Sandbox
 
@@ -39,7 +39,7 @@ def create_sandbox(
     run_id: str,
     config: SandboxConfig | None = None,
     *,
-    workspace: Workspace | None = None,
+    workspace: WorkspaceArchive | None = None,
     backend: Backend = "docker",
     client: docker.DockerClient | None = None,
     environ: Mapping[str, str] = os.environ,

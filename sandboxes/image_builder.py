@@ -30,7 +30,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from sandboxes.exceptions import ImageBuildFailed
+from process.exceptions import ImageBuildFailed
 
 OFFLINE_BASE = "agents-base:bookworm"
 OFFICIAL_BASE = "debian:bookworm-slim"

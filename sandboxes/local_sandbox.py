@@ -26,11 +26,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from core.lifecycle import Lifecycle
+from process.exceptions import SandboxError, SandboxGone, SandboxStartFailed
+from process.lifecycle import Lifecycle
 from sandboxes import patch, paths
-from sandboxes.cache import Workspace
+from sandboxes.cache import WorkspaceArchive
 from sandboxes.config import DEFAULT_PATH, SandboxConfig
-from sandboxes.exceptions import SandboxError, SandboxGone, SandboxStartFailed
 from sandboxes.output import BoundedOutput
 from sandboxes.protocol import ExecResult
 from sandboxes.wrapper import TIMEOUT_EXIT_CODE
@@ -55,7 +55,7 @@ class LocalSandbox(Lifecycle):
         run_id: str,
         config: SandboxConfig | None = None,
         *,
-        workspace: Workspace | None = None,
+        workspace: WorkspaceArchive | None = None,
         parent: Path | None = None,
     ) -> None:
         self.run_id = run_id

@@ -44,7 +44,7 @@ class Sandbox(Protocol):
     Paths given to file methods are relative to the workspace root; absolute paths and
     ``..`` that leaves the workspace raise ``ValueError``. File methods raise the usual
     ``FileNotFoundError`` and ``IsADirectoryError``. Anything wrong with the sandbox
-    itself raises :class:`~sandboxes.exceptions.SandboxError` or a subclass:
+    itself raises :class:`~process.exceptions.SandboxError` or a subclass:
     ``SandboxStartFailed``, ``CommandTimeout`` (the sandbox stopped answering),
     ``SandboxGone`` (closed, expired or removed).
     """

@@ -22,7 +22,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from core.periodic import Periodic
+from process.periodic import Periodic
 from sandboxes import labels
 from sandboxes.owner import Owner
 

@@ -18,7 +18,7 @@ import fakeredis
 import pytest
 import redis
 
-from core import logs
+from process import logs
 
 SERVICE_MARKERS = ("redis", "docker", "browser")
 #: Environment variables that settings are read from.

@@ -1,4 +1,9 @@
-"""Dependencies point one way: cli -> bot -> jobs -> sandboxes -> core."""
+"""Dependencies point one way: cli -> bot -> jobs -> sandboxes -> runs -> process.
+
+``fakes`` (the Slack emulator, the fake GitHub, the fake Messages API) stand in for the
+outside world: the tests and the CLI's wiring (``agents demo``, the transcript
+recorders) import them, and no product package does.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,20 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+FAKES = "fakes"
 FORBIDDEN: dict[str, set[str]] = {
-    "core": {"cli", "bot", "jobs", "sandboxes", "slack_bolt", "slack_sdk", "anthropic", "docker"},
-    "sandboxes": {"cli", "bot", "jobs", "slack_bolt", "slack_sdk", "anthropic"},
+    "process": {"cli", "bot", "jobs", "sandboxes", "runs", FAKES, "slack_bolt", "slack_sdk"}
+    | {"anthropic", "docker", "github", "rq"},
+    "runs": {"cli", "bot", "jobs", "sandboxes", FAKES, "slack_bolt", "slack_sdk", "anthropic"}
+    | {"docker", "github"},
+    "sandboxes": {"cli", "bot", "jobs", FAKES, "slack_bolt", "slack_sdk", "anthropic", "github"},
     # The brain reaches Docker only through sandboxes/.
-    "jobs": {"cli", "bot", "slack_bolt", "slack_sdk", "docker"},
+    "jobs": {"cli", "bot", FAKES, "slack_bolt", "slack_sdk", "docker"},
     # The surface holds Slack tokens only: no model, forge or Docker clients.
-    "bot": {"cli", "anthropic", "github", "docker"},
+    "bot": {"cli", FAKES, "anthropic", "github", "docker"},
+    # The fakes imitate services; they lean on nothing of the product they stand in for
+    # but the context-manager protocol, so a bug in the product cannot hide in a fake.
+    FAKES: {"cli", "bot", "jobs", "sandboxes", "runs"},
 }
 
 
@@ -39,11 +51,14 @@ def test_package_imports_only_downward(package: str) -> None:
 
 
 #: Modules outside those packages that one role runs without the other's package: the
-#: worker command serves ``/healthz`` and ``/metrics`` from ``core.ops`` and
+#: worker command serves ``/healthz`` and ``/metrics`` from ``process.endpoints`` and
 #: ``jobs.metrics``, never from the Slack surface.
 FORBIDDEN_FILES: dict[str, set[str]] = {
-    "cli/commands/worker.py": {"bot", "slack_bolt", "slack_sdk"},
-    "core/ops.py": {"rq", "jobs", "bot", "slack_bolt", "slack_sdk"},
+    "cli/commands/worker.py": {"bot", "slack_bolt", "slack_sdk", FAKES},
+    "cli/commands/bot.py": {FAKES},
+    "cli/commands/run.py": {FAKES},
+    "cli/main.py": {FAKES},
+    "process/endpoints.py": {"rq", "jobs", "bot", "slack_bolt", "slack_sdk"},
 }
 
 

@@ -9,8 +9,8 @@ import threading
 
 import redis
 
-from core import logs, settings
-from core.store import RunStore
+from process import logs, settings
+from runs.store import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,9 @@ def handle(args: argparse.Namespace) -> int:
     from bot.http import wsgi_app
     from bot.reporter import Reporter
     from bot.services import Services
-    from bot.slack_client import make_client
-    from core.ops import ops_app, ops_connection, redis_health, serve, serve_in_background
+    from bot.slack_client import web_client
     from jobs.metrics import metrics_app
+    from process.endpoints import ops_app, ops_connection, redis_health, serve, serve_in_background
 
     connection = redis.Redis.from_url(bot_settings.redis_url, socket_connect_timeout=5)
     ops = ops_connection(bot_settings.redis_url)
@@ -51,9 +51,7 @@ def handle(args: argparse.Namespace) -> int:
         [bot_settings.queue],
     )
     services = Services.from_settings(bot_settings, connection)
-    client = make_client(
-        bot_settings.slack_bot_token.get_secret_value(), bot_settings.slack_api_url
-    )
+    client = web_client(bot_settings.slack_bot_token.get_secret_value(), bot_settings.slack_api_url)
     app = create_app(services, client)
     # Everything loaded so far lives as long as the process: keep it out of the full
     # garbage collections, whose pauses otherwise land on Slack requests (bench/status.py).

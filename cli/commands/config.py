@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core import settings
+from process import settings
 
 README_START = "<!-- settings-table:start -->"
 README_END = "<!-- settings-table:end -->"

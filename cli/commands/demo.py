@@ -28,15 +28,15 @@ import redis
 from rq import SimpleWorker
 from rq.exceptions import StopRequested
 
-from core.logs import mask_url
-from core.run import RunStatus
+from cli.local_redis import open_redis
+from runs.record import RunStatus
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
-    from bot.emulator.server import SlackEmulator
     from bot.services import Services
-    from core.ops import ThreadingServer
+    from fakes.slack.server import SlackEmulator
+    from process.endpoints import ThreadingServer
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +100,6 @@ def transcript_for(sandbox: str) -> Path:
     its own recording of the same conversation."""
     specific = TRANSCRIPTS / f"clean.{sandbox}.jsonl"
     return specific if specific.exists() else TRANSCRIPTS / "clean.jsonl"
-
-
-def connection() -> tuple[redis.Redis, str]:
-    url = os.environ.get("REDIS_URL")
-    if url:
-        return redis.Redis.from_url(url, socket_connect_timeout=3), f"Redis at {mask_url(url)}"
-    import fakeredis
-
-    return fakeredis.FakeRedis(), "an in-memory Redis (set REDIS_URL to use a server)"
 
 
 def worker_environment(work: Path, repo_forge: Path, sandbox: str) -> dict[str, str]:
@@ -192,8 +183,8 @@ def serve_bot(
     from bot.app import create_app
     from bot.http import serve, wsgi_app
     from bot.services import Services
-    from bot.slack_client import make_client
-    from core import settings
+    from bot.slack_client import web_client
+    from process import settings
 
     bot_settings = settings.load(
         settings.BotSettings,
@@ -204,7 +195,7 @@ def serve_bot(
         queue=queue,
     )
     services = Services.from_settings(bot_settings, conn)
-    client = make_client(emu.bot_token, emu.api_url)
+    client = web_client(emu.bot_token, emu.api_url)
     server = serve(wsgi_app(create_app(services, client), lambda: None), "127.0.0.1", 0)
     emu.bot_url = f"http://127.0.0.1:{server.server_port}/slack/events"
     return ServedBot(services, client, server)
@@ -218,10 +209,10 @@ def handle(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    from bot.emulator.server import SlackEmulator
     from bot.reporter import Reporter
     from cli.commands.run import publish_directory
-    from core import settings
+    from fakes.slack.server import SlackEmulator
+    from process import settings
 
     sandbox = choose_sandbox(
         args.sandbox, os.environ.get("AGENTS_SANDBOX_IMAGE", "agents-sandbox:latest")
@@ -243,7 +234,7 @@ def handle(args: argparse.Namespace) -> int:
     except Exception:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    conn, where = connection()
+    conn, where = open_redis()
     emu = SlackEmulator(port=args.port).start()
     try:
         bot = serve_bot(emu, conn, channel_repos={CHANNEL: repo}, queue=QUEUE)

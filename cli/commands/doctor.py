@@ -10,8 +10,8 @@ from typing import Any
 from pydantic import Field, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core import settings
-from core.logs import mask_url
+from process import settings
+from process.logs import mask_url
 
 DEFAULT_DOCKER_TIMEOUT = 5
 
@@ -270,7 +270,7 @@ ALWAYS_REPORTED = {
 }
 
 
-def run_checks(raw: dict[str, str | None]) -> list[Check]:
+def diagnose(raw: dict[str, str | None]) -> list[Check]:
     steps: list[Callable[[], Check | list[Check]]] = [
         lambda: check_settings(ALWAYS_REPORTED),
         lambda: check_redis(raw),
@@ -296,7 +296,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def handle(args: argparse.Namespace) -> int:
-    checks = run_checks(raw_settings())
+    checks = diagnose(raw_settings())
     for check in checks:
         print(check.line())
     failed = sum(1 for check in checks if check.ok is False)

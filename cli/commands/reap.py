@@ -8,8 +8,8 @@ import sys
 import docker.errors
 import redis
 
-from core import settings
-from core.store import RunStore
+from process import settings
+from runs.store import RunStore
 from sandboxes import engine
 from sandboxes.reaper import IsFinal, Reaper
 

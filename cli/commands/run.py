@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import git
-import redis
 
-from core import settings
-from core.projection import project, render_text
-from core.run import Run, RunStatus, Step
-from core.store import RunStore
-from jobs.exceptions import ForgeError
+from cli.local_redis import open_redis
+from process import settings
+from process.exceptions import ForgeError
+from runs.projection import project, render_text
+from runs.record import Run, RunStatus, Step
+from runs.store import RunStore
 
 EXIT_NO_PR = 1
 EXIT_USAGE = 2
@@ -92,15 +92,6 @@ def overrides(args: argparse.Namespace) -> dict[str, Any] | None:
     if args.forge_dir:
         chosen["local_forge_dir"] = args.forge_dir
     return chosen
-
-
-def connection() -> redis.Redis:
-    url = os.environ.get("REDIS_URL")
-    if url:
-        return redis.Redis.from_url(url, socket_connect_timeout=3)
-    import fakeredis
-
-    return fakeredis.FakeRedis()
 
 
 def _slug(text: str) -> str:
@@ -178,7 +169,7 @@ def handle(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    conn = connection()
+    conn, _ = open_redis()
     store = RunStore(conn, retention_seconds=worker.run_retention_seconds, prefix=PREFIX)
     if worker.forge == "local":
         owner, name = repo.split("/", 1)

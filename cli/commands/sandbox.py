@@ -8,8 +8,8 @@ from pathlib import Path
 
 import docker.errors
 
+from process.exceptions import ImageBuildFailed
 from sandboxes import engine
-from sandboxes.exceptions import ImageBuildFailed
 from sandboxes.image_builder import DEFAULT_CACHE_DIR, SANDBOX_IMAGE, ImageBuilder
 
 

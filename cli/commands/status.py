@@ -8,10 +8,10 @@ import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue
 
-from core import settings
-from core.logs import mask_url
-from core.store import RunStore
-from jobs.status import collect, render_text
+from jobs.status import collect, render_status_text
+from process import settings
+from process.logs import mask_url
+from runs.store import RunStore
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,5 +37,5 @@ def handle(args: argparse.Namespace) -> int:
         return 1
     finally:
         connection.close()
-    print(render_text(view))
+    print(render_status_text(view))
     return 0

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 import redis
 
-from core import logs, settings
-from core.store import RunStore
+from process import logs, settings
+from runs.store import RunStore
 
 if TYPE_CHECKING:
-    from core.ops import ThreadingServer
+    from process.endpoints import ThreadingServer
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,8 @@ def _serve_ops(
     port = worker_settings.metrics_port
     if port is None:
         return None, None
-    from core.ops import ops_app, ops_connection, redis_health, serve_in_background
     from jobs.metrics import metrics_app
+    from process.endpoints import ops_app, ops_connection, redis_health, serve_in_background
 
     ops = ops_connection(worker_settings.redis_url)
     store = RunStore(ops, retention_seconds=worker_settings.run_retention_seconds)

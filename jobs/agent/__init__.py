@@ -3,14 +3,14 @@
 The blueprint calls :func:`run_agent` with a :class:`Task`, a sandbox, a model
 (:class:`AnthropicModel`, or :class:`ReplayModel` offline) and a recorder
 (:class:`StoreRecorder`); it gets an :class:`AgentResult` back, or a typed
-:class:`~jobs.exceptions.AgentError` (``LimitsExceeded`` and friends) after the reason
+:class:`~process.exceptions.AgentError` (``LimitsExceeded`` and friends) after the reason
 was recorded on the run.
 """
 
-from jobs.agent.config import AgentConfig, AgentLimits, ModelRoles, RetryPolicy, Role
-from jobs.agent.limits import Budget
+from jobs.agent.config import AgentConfig, AgentLimits, ModelRetry, ModelRoles, Role
+from jobs.agent.limits import StepSpend
 from jobs.agent.loop import AgentResult, RunRecorder, run_agent
-from jobs.agent.model import AnthropicModel, Model, ModelResponse, make_client
+from jobs.agent.model import AnthropicModel, Model, ModelResponse, anthropic_client
 from jobs.agent.pricing import DEFAULT_PRICES, ModelPrice, PriceTable, Usage
 from jobs.agent.prompt import Task
 from jobs.agent.recorders import MemoryRecorder, StoreRecorder
@@ -22,22 +22,22 @@ __all__ = [
     "AgentLimits",
     "AgentResult",
     "AnthropicModel",
-    "Budget",
     "MemoryRecorder",
     "Model",
     "ModelPrice",
     "ModelResponse",
+    "ModelRetry",
     "ModelRoles",
     "PriceTable",
     "RecordingModel",
     "ReplayModel",
-    "RetryPolicy",
     "Role",
     "RunRecorder",
+    "StepSpend",
     "StoreRecorder",
     "Task",
     "Transcript",
     "Usage",
-    "make_client",
+    "anthropic_client",
     "run_agent",
 ]

@@ -57,7 +57,7 @@ class ModelRoles(BaseModel):
         return model
 
 
-class RetryPolicy(BaseModel):
+class ModelRetry(BaseModel):
     """Retries of transient API failures (429, 529, 5xx, connection errors)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -77,7 +77,7 @@ class AgentConfig(BaseModel):
     limits: AgentLimits = Field(default_factory=AgentLimits)
     roles: ModelRoles = Field(default_factory=ModelRoles)
     prices: PriceTable = DEFAULT_PRICES
-    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    retry: ModelRetry = Field(default_factory=ModelRetry)
     max_output_tokens: PositiveInt = Field(8192, description="max_tokens of each model response")
     tool_output_chars: PositiveInt = Field(
         20_000, description="most characters of one tool result the model sees"

@@ -14,21 +14,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.run import Cost
 from jobs.agent.config import AgentLimits
 from jobs.agent.pricing import add_costs
-from jobs.exceptions import (
+from process.exceptions import (
     DollarLimit,
     NoProgress,
     TokenLimit,
     TurnLimit,
     WallClockLimit,
 )
+from runs.record import Cost
 
 Clock = Callable[[], float]
 
 
-class Budget:
+class StepSpend:
     """What one agent step has spent, against its limits.
 
     The loop calls :meth:`before_call` before every model call and :meth:`charge` after

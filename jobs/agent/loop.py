@@ -3,7 +3,7 @@
 
 Everything the loop depends on is passed in: the sandbox, the model, the configuration,
 and a recorder that writes events and cost to the run. It raises a typed
-:class:`~jobs.exceptions.AgentError` for every way it can stop short, after telling the
+:class:`~process.exceptions.AgentError` for every way it can stop short, after telling the
 recorder why.
 """
 
@@ -14,16 +14,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from core.events import Event, EventType
-from core.run import Cost
 from jobs.agent.config import AgentConfig, Role
 from jobs.agent.history import Trimmed, trim_history
-from jobs.agent.limits import Budget, CallRecord, Clock, ProgressTracker
+from jobs.agent.limits import CallRecord, Clock, ProgressTracker, StepSpend
 from jobs.agent.model import Block, Model, ModelResponse, RetryNotice
 from jobs.agent.prompt import Task, build_request, first_message, load_conventions, system_prompt
 from jobs.agent.tools import Finish, Toolbox, ToolOutcome, describe_call
-from jobs.agent.workspace import Workspace
-from jobs.exceptions import AgentError, ContextWindowFull, ModelRefused, PromptTooLong
+from jobs.agent.workspace import WorkspaceFiles
+from process.exceptions import (
+    AgentError,
+    ContextWindowFull,
+    Interrupted,
+    ModelRefused,
+    PromptTooLong,
+)
+from runs.events import Event, EventType
+from runs.record import Cost
 from sandboxes.protocol import Sandbox
 
 NUDGE_NO_TOOLS = (
@@ -101,15 +107,6 @@ class Checkpoint:
         )
 
 
-class Interrupted(Exception):
-    """``should_stop`` said stop: raised between two turns, with the pass's
-    :class:`Checkpoint`, so that :func:`run_agent` with ``resume`` continues it."""
-
-    def __init__(self, checkpoint: Checkpoint) -> None:
-        super().__init__(f"stopped on request after turn {checkpoint.turns}")
-        self.checkpoint = checkpoint
-
-
 def run_agent(
     task: Task,
     *,
@@ -118,7 +115,7 @@ def run_agent(
     recorder: RunRecorder,
     config: AgentConfig | None = None,
     role: Role = "builder",
-    budget: Budget | None = None,
+    budget: StepSpend | None = None,
     clock: Clock = time.monotonic,
     should_stop: Callable[[], bool] | None = None,
     resume: Checkpoint | None = None,
@@ -126,8 +123,8 @@ def run_agent(
     """Run the agent on ``task`` in ``sandbox`` until it calls ``finish``.
 
     Pass ``budget`` to share limits across fix rounds of one step; otherwise a fresh
-    budget starts now. Raises :class:`~jobs.exceptions.LimitsExceeded` (or another
-    :class:`~jobs.exceptions.AgentError`) after ``recorder.on_stop``.
+    budget starts now. Raises :class:`~process.exceptions.LimitsExceeded` (or another
+    :class:`~process.exceptions.AgentError`) after ``recorder.on_stop``.
 
     ``should_stop`` is asked after every turn (the model answered and its tools ran);
     when it says yes the loop raises :class:`Interrupted` before the next model call.
@@ -140,8 +137,8 @@ def run_agent(
     try:
         model_id = config.roles.for_role(role)
         config.prices.price_for(model_id)  # no price, no budget: refuse before spending
-        budget = budget or Budget(config.limits, clock=clock)
-        workspace = Workspace(sandbox)
+        budget = budget or StepSpend(config.limits, clock=clock)
+        workspace = WorkspaceFiles(sandbox)
         toolbox = Toolbox(
             workspace,
             output_chars=config.tool_output_chars,
@@ -279,7 +276,7 @@ class _History:
 
 
 def _run_tools(
-    response: ModelResponse, toolbox: Toolbox, budget: Budget
+    response: ModelResponse, toolbox: Toolbox, budget: StepSpend
 ) -> tuple[list[Block], list[CallRecord], Finish | None]:
     """Run the response's tool calls in order; ``finish`` last, and only if the rest
     of the turn succeeded. Returns the tool_result blocks, in the calls' order."""
@@ -336,7 +333,7 @@ def _turn_event(
     response: ModelResponse,
     calls: list[CallRecord],
     cost: Cost,
-    budget: Budget,
+    budget: StepSpend,
     by: str,
 ) -> Event:
     described = [
@@ -385,7 +382,7 @@ def _retry_event(notice: RetryNotice, by: str) -> Event:
     )
 
 
-def _finished_event(finish: Finish, budget: Budget, by: str) -> Event:
+def _finished_event(finish: Finish, budget: StepSpend, by: str) -> Event:
     return Event(
         type=EventType.MESSAGE,
         by=by,

@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 import anthropic
 
-from jobs.agent.config import RetryPolicy
+from jobs.agent.config import ModelRetry
 from jobs.agent.pricing import Usage
-from jobs.exceptions import ModelRejected, ModelUnavailable, PromptTooLong
+from process.exceptions import ModelRejected, ModelUnavailable, PromptTooLong
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +113,11 @@ class Model(Protocol):
     """Anything that answers a Messages API request body with an assistant message."""
 
     def complete(self, request: Request, *, on_retry: OnRetry | None = None) -> ModelResponse:
-        """One model call. Raises :class:`~jobs.exceptions.ModelError` when it fails for good."""
+        """One model call. Raises :class:`~process.exceptions.ModelError` when it fails for good."""
         ...
 
 
-def make_client(
+def anthropic_client(
     *, api_key: str, base_url: str | None = None, timeout: float = 600.0
 ) -> anthropic.Anthropic:
     """An SDK client for :class:`AnthropicModel`, with the SDK's own retries turned off.
@@ -140,12 +140,12 @@ class AnthropicModel:
         self,
         client: anthropic.Anthropic,
         *,
-        retry: RetryPolicy | None = None,
+        retry: ModelRetry | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.client = client
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or ModelRetry()
         self._sleep = sleep
         self._jitter = jitter
 

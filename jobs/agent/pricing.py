@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, NonNegativeFloat, NonNegativeInt, PositiveInt
 
-from core.run import Cost
-from jobs.exceptions import UnknownModelPrice
+from process.exceptions import UnknownModelPrice
+from runs.record import Cost
 
 PER_TOKENS = 1_000_000
 #: A snapshot id: an alias plus its release date, ``claude-sonnet-4-5-20250929``.

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobs.agent.tools import bound
-from jobs.agent.workspace import Workspace
-from jobs.exceptions import ToolError, Unresolved
+from jobs.agent.workspace import WorkspaceFiles
+from process.exceptions import ToolError, Unresolved
 
 #: Checked in this order; the first that exists is shown to the model.
 CONVENTION_FILES = ("AGENTS.md", "CLAUDE.md", "CONTRIBUTING.md")
@@ -40,7 +40,7 @@ class Conventions:
     text: str
 
 
-def load_conventions(workspace: Workspace, limit: int) -> Conventions | None:
+def load_conventions(workspace: WorkspaceFiles, limit: int) -> Conventions | None:
     """The repository's conventions file, bounded; None if it has none.
 
     A sandbox that cannot answer (:class:`Unresolved`) is asked again, and then the
@@ -53,7 +53,7 @@ def load_conventions(workspace: Workspace, limit: int) -> Conventions | None:
     return None
 
 
-def _read_convention(workspace: Workspace, name: str) -> str | None:
+def _read_convention(workspace: WorkspaceFiles, name: str) -> str | None:
     for attempt in range(1, CONVENTION_READS + 1):
         try:
             return workspace.read_text(name)[1]

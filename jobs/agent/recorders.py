@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.events import Event, EventType
-from core.run import Cost, Run
-from core.store import RunStore
 from jobs.agent.pricing import add_costs
+from runs.events import Event, EventType
+from runs.record import Cost, Run
+from runs.store import RunStore
 
 
 class StoreRecorder:

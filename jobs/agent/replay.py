@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.agent.model import Model, ModelResponse, OnRetry, Request
-from jobs.exceptions import PromptTooLong, TranscriptDiverged, TranscriptInvalid
+from process.exceptions import PromptTooLong, TranscriptDiverged, TranscriptInvalid
 
 FORMAT = "agents-transcript"
 VERSION = 1

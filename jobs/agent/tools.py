@@ -1,7 +1,7 @@
 """The agent's tools: read, list, search, edit, write, run, finish.
 
 Every tool works on the sandbox's workspace through
-:class:`~jobs.agent.workspace.Workspace`, which refuses paths that leave it before the
+:class:`~jobs.agent.workspace.WorkspaceFiles`, which refuses paths that leave it before the
 sandbox is touched. Every result is bounded in size and says so when it was cut. A tool
 that fails raises :class:`ToolError`; :meth:`Toolbox.call` turns that, an unknown tool,
 invalid input, or any other exception into an ``is_error`` result the model can act on.
@@ -18,9 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from jobs.agent.workspace import HELPER_TIMEOUT, Workspace
-from jobs.exceptions import LimitsExceeded, ToolError
-from sandboxes.exceptions import SandboxError
+from jobs.agent.workspace import HELPER_TIMEOUT, WorkspaceFiles
+from process.exceptions import LimitsExceeded, SandboxError, ToolError
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +237,7 @@ class Toolbox:
 
     def __init__(
         self,
-        workspace: Workspace,
+        workspace: WorkspaceFiles,
         *,
         output_chars: int,
         command_timeout: float,

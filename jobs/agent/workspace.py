@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Literal
 
-from jobs.exceptions import PathOutsideWorkspace, ToolError, Unresolved
+from process.exceptions import PathOutsideWorkspace, ToolError, Unresolved
 from sandboxes.protocol import Sandbox
 
 #: Files larger than this are not read whole; the model is pointed at search or `run`.
@@ -43,7 +43,7 @@ fi
 """
 
 
-class Workspace:
+class WorkspaceFiles:
     """File access for the tools, every path resolved and checked first."""
 
     def __init__(self, sandbox: Sandbox) -> None:

@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import re
 
-from core.run import Run
 from jobs.checks import CheckResult, excerpt, failure_slice
 from jobs.forge.steps import RUN_BODY_MARKER
 from jobs.safety import SECRET_PATTERNS, mask
+from runs.record import Run
 
 MAX_BODY = 60_000  # GitHub refuses bodies over 65,536 characters
 

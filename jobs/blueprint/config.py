@@ -1,7 +1,7 @@
 """What the blueprint takes from the worker's settings, as one frozen model.
 
 The steps never read the environment: :func:`jobs.config.blueprint_config` fills this in
-from :class:`~core.settings.WorkerSettings`, and tests build it directly.
+from :class:`~process.settings.WorkerSettings`, and tests build it directly.
 """
 
 from __future__ import annotations

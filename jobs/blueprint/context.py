@@ -12,26 +12,18 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from core.events import Event, EventType
-from core.exceptions import AgentsError
-from core.run import Run, RunStatus
-from core.store import RunStore
 from jobs import drain
 from jobs.agent.config import AgentConfig
-from jobs.agent.limits import Budget
+from jobs.agent.limits import StepSpend
 from jobs.agent.model import Model
 from jobs.blueprint.deps import Deps
 from jobs.repo_config import RepoConfig
+from process.exceptions import Draining, StepFailed, Superseded
+from runs.events import Event, EventType
+from runs.record import Run, RunStatus
+from runs.store import RunStore
 
 log = logging.getLogger(__name__)
-
-
-class Superseded(Exception):
-    """The run is no longer this job's: cancelled, finished, or taken over."""
-
-
-class StepFailed(AgentsError):
-    """A step ended the run. The message is the run's reason, shown in its thread."""
 
 
 class RunContext:
@@ -43,7 +35,7 @@ class RunContext:
         self.attempt = attempt
         self.by = by
         self.model = model
-        self._budget: Budget | None = None
+        self._budget: StepSpend | None = None
         #: Whether this job stops at its checkpoints when its worker drains (a job run
         #: by a worker with a queue to hand the run back to; see :mod:`jobs.drain`).
         self.drainable = False
@@ -80,12 +72,12 @@ class RunContext:
         return self.drainable and drain.requested()
 
     def stop_if_draining(self, where: str | None = None) -> None:
-        """A checkpoint where nothing is left to save: raise :class:`~jobs.drain.Draining`
+        """A checkpoint where nothing is left to save: raise :class:`~process.exceptions.Draining`
         (resume at the current step) if the worker is shutting down."""
         if self.draining():
             step = self.run().step
             assert step is not None
-            raise drain.Draining(step, where)
+            raise Draining(step, where)
 
     def event(self, type: EventType, **data: Any) -> None:
         self.save(lambda run: None, [Event(type=type, by=self.by, data=data)])
@@ -124,8 +116,8 @@ class RunContext:
         return config
 
     @property
-    def budget(self) -> Budget:
+    def budget(self) -> StepSpend:
         """One budget for every builder pass of this job: fix rounds share the limits."""
         if self._budget is None:
-            self._budget = Budget(self.agent_config().limits)
+            self._budget = StepSpend(self.agent_config().limits)
         return self._budget

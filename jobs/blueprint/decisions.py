@@ -10,16 +10,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from core.events import Event, EventType
-from core.exceptions import InvalidTransition
-from core.run import Run, RunStatus, utcnow
-from core.store import RunStore
 from jobs.blueprint.config import BlueprintConfig
-from jobs.exceptions import ForgeError
 from jobs.forge.protocol import Forge
-from jobs.forge.steps import approve as forge_approve
+from jobs.forge.steps import finish_pr as forge_approve
 from jobs.forge.steps import may_approve
 from jobs.queue import RunQueue
+from process.exceptions import ForgeError, InvalidTransition
+from runs.events import Event, EventType
+from runs.record import Run, RunStatus, utcnow
+from runs.store import RunStore
 from sandboxes import engine
 from sandboxes.reaper import Reaper
 

@@ -12,18 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from core.run import Run, Step
-from core.store import RunStore
 from jobs.agent.config import AgentConfig
 from jobs.agent.model import Model
 from jobs.blueprint.config import BlueprintConfig
 from jobs.forge.protocol import Forge
-from sandboxes.cache import RepoCache, Workspace
+from runs.record import Run, Step
+from runs.store import RunStore
+from sandboxes.cache import RepoCache, WorkspaceArchive
 from sandboxes.config import SandboxConfig
 from sandboxes.protocol import Sandbox
 
 #: ``(run_id, config, workspace) -> sandbox`` (not started yet).
-SandboxFactory = Callable[[str, SandboxConfig, Workspace], Sandbox]
+SandboxFactory = Callable[[str, SandboxConfig, WorkspaceArchive], Sandbox]
 
 
 class ModelProvider(Protocol):

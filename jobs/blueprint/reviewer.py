@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from core.run import Cost
 from jobs.agent.model import Model
 from jobs.agent.pricing import PriceTable
 from jobs.checks import excerpt
+from runs.record import Cost
 
 Verdict = Literal["approve", "comment", "block"]
 VERDICTS: tuple[Verdict, ...] = ("approve", "comment", "block")
@@ -78,7 +78,7 @@ def review_request(
     }
 
 
-def review(
+def review_diff(
     model: Model,
     *,
     model_id: str,

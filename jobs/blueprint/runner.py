@@ -23,14 +23,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from core import logs
-from core.counters import Counters
-from core.exceptions import InvalidTransition
-from core.run import Budget, Run, RunStatus, Step
 from jobs import drain
-from jobs.blueprint.context import RunContext, StepFailed, Superseded
+from jobs.blueprint.context import RunContext
 from jobs.blueprint.deps import Deps
-from jobs.blueprint.models import CountingModel
+from jobs.blueprint.providers import CountingModel
 from jobs.blueprint.sandbox import SandboxSession
 from jobs.blueprint.steps.agent import agent
 from jobs.blueprint.steps.checks import checks
@@ -38,10 +34,22 @@ from jobs.blueprint.steps.prepare import prepare
 from jobs.blueprint.steps.publish import publish
 from jobs.blueprint.steps.review import review
 from jobs.blueprint.steps.watch_ci import watch_ci
-from jobs.drain import Draining
-from jobs.exceptions import AgentError, ForgeError
 from jobs.recovery import Heartbeat, hand_back, same_attempt
-from sandboxes.exceptions import RepoCacheError, SandboxError, SandboxGone
+from process import logs
+from process.exceptions import (
+    AgentError,
+    Draining,
+    ForgeError,
+    InvalidTransition,
+    RepoCacheError,
+    SandboxError,
+    SandboxGone,
+    SandboxLost,
+    StepFailed,
+    Superseded,
+)
+from runs.counters import Counters
+from runs.record import Run, RunBudget, RunStatus, Step
 
 if TYPE_CHECKING:
     from jobs.queue import RunQueue
@@ -94,7 +102,7 @@ def expected_attempt(run: Run) -> int:
     return 1 if fresh_iteration(run) else run.attempts + 1
 
 
-def _take(run: Run, budget: Budget) -> None:
+def _take(run: Run, budget: RunBudget) -> None:
     """Start an attempt: a new iteration's first, or a resumed one's next."""
     if fresh_iteration(run):
         if run.iteration > 1:
@@ -118,7 +126,7 @@ def start(deps: Deps, run_id: int, *, by: str) -> Run | None:
         log.info("run #%d is %s; nothing for this job to do", run_id, run.status.value)
         return None
     limits = deps.agent.limits
-    budget = Budget(max_turns=limits.max_turns, max_dollars=limits.max_dollars)
+    budget = RunBudget(max_turns=limits.max_turns, max_dollars=limits.max_dollars)
     reason = None
     if not fresh_iteration(run):
         step = next_step(run)
@@ -183,7 +191,7 @@ def _complete(ctx: RunContext, step: Step) -> None:
 def run_steps(ctx: RunContext, session: SandboxSession, *, drainable: bool = False) -> None:
     """Run the steps not completed yet. ``drainable``: once the worker has been asked
     to shut down (:mod:`jobs.drain`), stop at the next checkpoint, raising
-    :class:`~jobs.drain.Draining`: before a step, between two turns of an agent pass,
+    :class:`~process.exceptions.Draining`: before a step, between two turns of an agent pass,
     or between two CI polls."""
     deps = ctx.deps
     ctx.drainable = drainable
@@ -203,15 +211,6 @@ def run_steps(ctx: RunContext, session: SandboxSession, *, drainable: bool = Fal
             with _timed(deps, step):
                 _run_step(ctx, session, step, fn)
             _complete(ctx, step)
-
-
-class SandboxLost(Exception):
-    """The step's sandbox vanished under it: the Docker engine restarted, or the
-    container was removed or outlived its lifetime."""
-
-    def __init__(self, step: Step, err: SandboxGone) -> None:
-        super().__init__(f"the sandbox went away during {step.value} ({err})")
-        self.step = step
 
 
 def _run_step(ctx: RunContext, session: SandboxSession, step: Step, fn: StepFn) -> None:
@@ -287,7 +286,7 @@ def run_blueprint(
             # Not a crash either, but bounded: a sandbox that keeps vanishing fails the run.
             lost = taken.handbacks.get("sandbox", 0) + 1
             if queue is not None and lost < deps.config.max_attempts:
-                why = f"{err}; resuming at {err.step.value} in a new sandbox"
+                why = f"{err}; resuming at {err.step} in a new sandbox"
                 attempts = taken.attempts
                 hand_back(
                     store, queue, run_id, attempts=attempts, reason=why, by=by, cause="sandbox"

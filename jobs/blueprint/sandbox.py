@@ -15,14 +15,14 @@ import logging
 import tarfile
 from typing import Literal
 
-from core.run import Run
-from jobs.blueprint.context import RunContext, StepFailed
+from jobs.blueprint.context import RunContext
 from jobs.blueprint.deps import Deps
 from jobs.checks import excerpt
 from jobs.repo_config import RepoConfig
-from sandboxes.cache import Workspace
+from process.exceptions import RepoCacheError, StepFailed
+from runs.record import Run
+from sandboxes.cache import WorkspaceArchive
 from sandboxes.config import SandboxConfig
-from sandboxes.exceptions import RepoCacheError
 from sandboxes.protocol import ExecResult, Sandbox
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class RepoFiles:
     """Files of a workspace archive, read without unpacking it: for ``.agents.yml`` and
     check detection before any sandbox exists (the config chooses the sandbox)."""
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: WorkspaceArchive) -> None:
         self._files: dict[str, bytes] = {}
         self._dirs: set[str] = set()
         with tarfile.open(fileobj=io.BytesIO(gzip.decompress(workspace.archive))) as tar:
@@ -63,7 +63,7 @@ class RepoFiles:
         return None if data is None else data.decode("utf-8", errors="replace")
 
 
-def workspace(deps: Deps, url: str, commit: str) -> Workspace:
+def workspace(deps: Deps, url: str, commit: str) -> WorkspaceArchive:
     """The workspace archive for ``commit``, refreshing the mirror once if it lacks it."""
     try:
         return deps.cache.workspace(url, commit)

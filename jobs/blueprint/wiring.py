@@ -10,22 +10,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from core.run import Run, Step
-from core.settings import WorkerSettings
-from core.store import RunStore
 from jobs.agent.model import Model
 from jobs.blueprint.config import BlueprintConfig
 from jobs.blueprint.deps import Deps, ModelProvider, SandboxFactory
-from jobs.blueprint.models import AnthropicProvider, ReplayProvider
+from jobs.blueprint.providers import AnthropicProvider, ReplayProvider
 from jobs.config import agent_config, blueprint_config
-from jobs.exceptions import TranscriptInvalid
 from jobs.forge import credentials as github_credentials
 from jobs.forge import make_forge
 from jobs.forge.auth import GitCredentials
 from jobs.forge.credentials import GitHubCredentials
 from jobs.forge.protocol import Forge
+from process.exceptions import TranscriptInvalid
+from process.settings import WorkerSettings
+from runs.record import Run, Step
+from runs.store import RunStore
 from sandboxes import engine
-from sandboxes.cache import RepoCache, Workspace
+from sandboxes.cache import RepoCache, WorkspaceArchive
 from sandboxes.config import SandboxConfig
 from sandboxes.factory import Backend, create_sandbox
 from sandboxes.protocol import Sandbox
@@ -59,7 +59,7 @@ def model_provider(settings: WorkerSettings) -> ModelProvider:
 
 
 def sandbox_factory(backend: Backend) -> SandboxFactory:
-    def make(run_id: str, config: SandboxConfig, workspace: Workspace) -> Sandbox:
+    def make(run_id: str, config: SandboxConfig, workspace: WorkspaceArchive) -> Sandbox:
         return create_sandbox(run_id, config, workspace=workspace, backend=backend)
 
     return make

@@ -1,7 +1,7 @@
 """The forge layer: where branches are pushed and pull requests live.
 
-The blueprint uses :func:`make_forge` once per job, then :func:`publish`,
-:func:`watch_ci` and :func:`approve` (in :mod:`jobs.forge.steps`) against the
+The blueprint uses :func:`make_forge` once per job, then :func:`push_and_open_pr`,
+:func:`poll_ci` and :func:`finish_pr` (in :mod:`jobs.forge.steps`) against the
 :class:`Forge` protocol; GitHub and the embedded local forge are interchangeable.
 """
 
@@ -21,16 +21,16 @@ from jobs.forge.protocol import (
     PullRequest,
     can_write,
 )
-from jobs.forge.retry import RetryPolicy
+from jobs.forge.retry import ForgeRetry
 from jobs.forge.steps import (
     CiOutcome,
     PublishRequest,
     PublishResult,
-    approve,
+    finish_pr,
     may_approve,
-    pr_body,
-    publish,
-    watch_ci,
+    minimal_pr_body,
+    poll_ci,
+    push_and_open_pr,
 )
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "CheckSummary",
     "CiOutcome",
     "Forge",
+    "ForgeRetry",
     "GitHubCredentials",
     "Identity",
     "MergeMethod",
@@ -47,18 +48,17 @@ __all__ = [
     "PublishRequest",
     "PublishResult",
     "PullRequest",
-    "RetryPolicy",
     "StaticToken",
-    "approve",
     "branch_name",
     "can_write",
     "commit_message",
+    "finish_pr",
     "make_forge",
     "may_approve",
-    "pr_body",
-    "publish",
+    "minimal_pr_body",
+    "poll_ci",
+    "push_and_open_pr",
     "run_marker",
-    "watch_ci",
 ]
 
 
@@ -69,7 +69,7 @@ def make_forge(
     credentials: GitHubCredentials | None = None,
     github_url: str = "https://api.github.com",
     local_root: Path | None = None,
-    retry: RetryPolicy | None = None,
+    retry: ForgeRetry | None = None,
 ) -> Forge:
     """The forge the worker settings ask for (``AGENTS_FORGE``).
 

@@ -86,7 +86,7 @@ def git_env(credentials: GitCredentials | None = None) -> dict[str, str]:
     return env
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
+def mask_tokens(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every secret (and any ``user:password@`` in URLs) replaced."""
     for secret in secrets:
         if secret:

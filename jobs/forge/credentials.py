@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from github import Auth, GithubIntegration
 
 if TYPE_CHECKING:
-    from core.settings import WorkerSettings
+    from process.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ class AppInstallation:
 
 def mask_in_logs(*secrets: str) -> None:
     """Add secrets learnt at run time (minted tokens) to the process's log redactor."""
-    from core.logs import Redactor
+    from process.logs import Redactor
 
     values = {s for s in secrets if len(s) >= 16 and not s.startswith("-----")}
     if not values:

@@ -23,14 +23,14 @@ from pathlib import Path
 
 import git
 
-from jobs.exceptions import (
+from jobs.forge.auth import GitCredentials, git_env, mask_tokens
+from process.exceptions import (
     GitFailed,
     MergeRejected,
     PatchDoesNotApply,
     PushRejected,
     RefLocked,
 )
-from jobs.forge.auth import GitCredentials, git_env, redact
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def slugify(text: str, max_length: int = SLUG_MAX) -> str:
 
 def branch_name(run_id: int, request: str, prefix: str = BRANCH_PREFIX, *, nonce: str = "") -> str:
     """``agents/<id>-<nonce>-<slug>``: stable for a run, so re-running publish finds its
-    branch. ``nonce`` names the run store (:attr:`core.store.RunStore.nonce`): run ids
+    branch. ``nonce`` names the run store (:attr:`runs.store.RunStore.nonce`): run ids
     count from 1 in every store, so two stores publishing to one repository would
     otherwise both claim ``agents/1-...``."""
     middle = f"{run_id}-{nonce}" if nonce else str(run_id)
@@ -203,7 +203,7 @@ def run_git(
     except subprocess.TimeoutExpired:
         raise GitFailed(f"git {args[0]} timed out after {timeout:.0f}s") from None
     if proc.returncode != 0:
-        output = redact(f"{proc.stdout.strip()}\n{proc.stderr.strip()}".strip(), secrets)
+        output = mask_tokens(f"{proc.stdout.strip()}\n{proc.stderr.strip()}".strip(), secrets)
         output = output[-STDERR_MAX:]
         message = f"git {args[0]} failed (exit {proc.returncode}): {output}"
         if args[0] == "push" and _REF_LOCKED.search(output):

@@ -23,17 +23,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import requests
 from github import Auth, Github, GithubException, RateLimitExceededException
 
-from core.lifecycle import Lifecycle
-from jobs.exceptions import (
-    ForgeRejected,
-    ForgeUnavailable,
-    GitFailed,
-    MergeRejected,
-    PushRejected,
-    RefLocked,
-)
 from jobs.forge import git as gitops
-from jobs.forge.auth import GitCredentials, redact
+from jobs.forge.auth import GitCredentials, mask_tokens
 from jobs.forge.credentials import GitHubCredentials, StaticToken
 from jobs.forge.protocol import (
     CheckRun,
@@ -43,7 +34,16 @@ from jobs.forge.protocol import (
     PullRequest,
     normalise_permission,
 )
-from jobs.forge.retry import RetryPolicy, Transient, with_retries
+from jobs.forge.retry import ForgeRetry, Transient, with_retries
+from process.exceptions import (
+    ForgeRejected,
+    ForgeUnavailable,
+    GitFailed,
+    MergeRejected,
+    PushRejected,
+    RefLocked,
+)
+from process.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class GitHubForge(Lifecycle):
         *,
         credentials: GitHubCredentials | None = None,
         base_url: str = DEFAULT_API_URL,
-        retry: RetryPolicy | None = None,
+        retry: ForgeRetry | None = None,
         timeout: int = 30,
         throttle: bool = True,
     ) -> None:
@@ -78,7 +78,7 @@ class GitHubForge(Lifecycle):
         elif token:
             raise ValueError("GitHubForge takes a token or credentials, not both")
         self._credentials = credentials
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or ForgeRetry()
         self._client_options: dict[str, Any] = {
             "base_url": base_url.rstrip("/"),
             "timeout": timeout,
@@ -318,7 +318,7 @@ class GitHubForge(Lifecycle):
                 _classify,
                 recover=recover,
                 give_up=lambda last, attempts: ForgeUnavailable(
-                    redact(
+                    mask_tokens(
                         f"{what}: GitHub still failing after {attempts} attempts ({last})",
                         credentials.secrets,
                     ),
@@ -326,7 +326,7 @@ class GitHubForge(Lifecycle):
                 ),
             )
         except GithubException as exc:
-            detail = redact(_message(exc), credentials.secrets)
+            detail = mask_tokens(_message(exc), credentials.secrets)
             raise ForgeRejected(
                 f"{what}: GitHub answered {exc.status}: {detail}", status=exc.status
             ) from None

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 
 import git
 
-from jobs.exceptions import ForgeRejected, MergeRejected, RefLocked
 from jobs.forge import git as gitops
 from jobs.forge.git import BOT_IDENTITY, Identity
 from jobs.forge.protocol import (
@@ -41,6 +40,7 @@ from jobs.forge.protocol import (
     PullRequest,
     normalise_permission,
 )
+from process.exceptions import ForgeRejected, MergeRejected, RefLocked
 
 log = logging.getLogger(__name__)
 

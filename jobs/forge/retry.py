@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class ForgeRetry:
     """``attempts`` tries in all; waits double from ``initial_delay`` up to ``max_delay``.
 
     Tests pass ``sleep`` to record the waits instead of sleeping.
@@ -52,7 +52,7 @@ class Transient:
 
 
 def with_retries(
-    policy: RetryPolicy,
+    policy: ForgeRetry,
     what: str,
     call: Callable[[], T],
     classify: Callable[[Exception], Transient | None],

@@ -3,12 +3,12 @@
 Each function is safe to run again after a crash, which is how the blueprint resumes a
 run from its last completed step:
 
-* :func:`publish` recognises its own commit on the forge (the ``Agents-Run:
+* :func:`push_and_open_pr` recognises its own commit on the forge (the ``Agents-Run:
   #<id>@<store nonce> iteration <n>`` trailer) and the open PR for its branch, so a
   second run neither commits, pushes nor opens anything twice. Rework adds a commit on
   top of the pushed head; nothing is ever force-pushed.
-* :func:`watch_ci` only reads.
-* :func:`approve` checks the PR's state before each write.
+* :func:`poll_ci` only reads.
+* :func:`finish_pr` checks the PR's state before each write.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from jobs.exceptions import ForgeRejected, ForgeUnavailable, NothingToPublish
 from jobs.forge import git as gitops
 from jobs.forge.git import BOT_IDENTITY, Identity
 from jobs.forge.protocol import CheckSummary, Forge, MergeMethod, PullRequest, can_write
+from process.exceptions import ForgeRejected, ForgeUnavailable, NothingToPublish
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,12 @@ ApproveAction = Literal["ready", "merge"]
 CiState = Literal["success", "failure", "none", "timed_out"]
 
 
-# -- publish --------------------------------------------------------------------------
+# -- publish: push the change, open or find the PR -----------------------------------
 
 
 @dataclass(frozen=True)
 class PublishRequest:
-    """Everything publish needs; all of it is on the run record or in settings.
+    """Everything :func:`push_and_open_pr` needs; all of it is on the run record or in settings.
 
     ``patch`` is the binary git diff the sandbox exported; ``patch_base`` is the commit
     the sandbox started from. It defaults to the branch's pushed head when there is one
@@ -92,7 +92,7 @@ def pr_title(request: str) -> str:
     return title[:1].upper() + title[1:]
 
 
-def pr_body(
+def minimal_pr_body(
     *,
     run_id: int,
     request: str,
@@ -117,7 +117,7 @@ def pr_body(
     return "\n\n".join(part for part in parts if part) + "\n"
 
 
-def publish(
+def push_and_open_pr(
     forge: Forge, req: PublishRequest, workdir: Path, *, reference: Path | None = None
 ) -> PublishResult:
     """Commit the patch on the run's branch, push it, and open (or find) its PR.
@@ -178,7 +178,7 @@ def publish(
             log.info("run #%d: pushed %s to %s", req.run_id, sha[:12], branch)
     assert head is not None
 
-    body = req.body or pr_body(
+    body = req.body or minimal_pr_body(
         run_id=req.run_id,
         request=req.request,
         summary=req.summary,
@@ -224,7 +224,7 @@ class CiOutcome(BaseModel):
     waited: float
 
 
-def watch_ci(
+def poll_ci(
     forge: Forge,
     repo: str,
     sha: str,
@@ -270,7 +270,7 @@ def watch_ci(
         sleep(max(0.0, min(interval, timeout - waited)))
 
 
-# -- approve --------------------------------------------------------------------------
+# -- approve: mark the PR ready, or merge it -----------------------------------------
 
 
 def may_approve(forge: Forge, repo: str, login: str) -> bool:
@@ -278,7 +278,7 @@ def may_approve(forge: Forge, repo: str, login: str) -> bool:
     return can_write(forge.permission(repo, login))
 
 
-def approve(
+def finish_pr(
     forge: Forge,
     repo: str,
     number: int,

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from jobs.agent.config import AgentConfig, AgentLimits, RetryPolicy
-from jobs.agent.fake_api import FakeMessagesAPI
-from jobs.agent.model import AnthropicModel, make_client
-from jobs.agent.record import snapshot
-from sandboxes.cache import Workspace
+from cli.record_agent import snapshot
+from fakes.anthropic.server import FakeMessagesAPI
+from jobs.agent.config import AgentConfig, AgentLimits, ModelRetry
+from jobs.agent.model import AnthropicModel, anthropic_client
+from sandboxes.cache import WorkspaceArchive
 from sandboxes.local_sandbox import LocalSandbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,14 +21,14 @@ API_KEY = "sk-ant-test-key"
 
 
 @pytest.fixture(scope="session")
-def sample_archive(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+def sample_archive(tmp_path_factory: pytest.TempPathFactory) -> WorkspaceArchive:
     """The sample repository as the blueprint will hand it over: a workspace archive
     built by the worker's repository cache (offline, from a local origin)."""
     return snapshot(SAMPLE_REPO, tmp_path_factory.mktemp("sample"))
 
 
 @pytest.fixture
-def sandbox(sample_archive: Workspace, tmp_path: Path) -> Iterator[LocalSandbox]:
+def sandbox(sample_archive: WorkspaceArchive, tmp_path: Path) -> Iterator[LocalSandbox]:
     """The real local sandbox on a fresh copy of the sample repository."""
     with LocalSandbox("agent-test", workspace=sample_archive, parent=tmp_path) as box:
         yield box
@@ -61,9 +61,9 @@ def sleeps() -> Sleeps:
 @pytest.fixture
 def model(api: FakeMessagesAPI, sleeps: Sleeps) -> Iterator[AnthropicModel]:
     """The real model class and the real SDK client, talking HTTP to the fake API."""
-    client = make_client(api_key=API_KEY, base_url=api.base_url, timeout=30)
+    client = anthropic_client(api_key=API_KEY, base_url=api.base_url, timeout=30)
     try:
-        yield AnthropicModel(client, retry=RetryPolicy(max_retries=3), sleep=sleeps)
+        yield AnthropicModel(client, retry=ModelRetry(max_retries=3), sleep=sleeps)
     finally:
         client.close()
 

@@ -8,13 +8,13 @@ import docker
 import docker.errors
 import pytest
 
+from fakes.anthropic.server import FakeMessagesAPI, message, tool_use
 from jobs.agent.config import AgentConfig
-from jobs.agent.fake_api import FakeMessagesAPI, message, tool_use
 from jobs.agent.loop import run_agent
 from jobs.agent.model import AnthropicModel
 from jobs.agent.prompt import Task
 from jobs.agent.recorders import MemoryRecorder
-from sandboxes.cache import Workspace
+from sandboxes.cache import WorkspaceArchive
 from sandboxes.config import DEFAULT_IMAGE
 from sandboxes.docker_sandbox import DockerSandbox
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.docker
 
 
 @pytest.fixture
-def docker_sandbox(sample_archive: Workspace) -> Iterator[DockerSandbox]:
+def docker_sandbox(sample_archive: WorkspaceArchive) -> Iterator[DockerSandbox]:
     try:
         client = docker.from_env()
     except docker.errors.DockerException as exc:

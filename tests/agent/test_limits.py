@@ -6,16 +6,14 @@ from typing import Any
 
 import pytest
 
-from core.events import EventType
-from core.run import Cost
+from fakes.anthropic.server import Failure, FakeMessagesAPI, Received, message, text, tool_use
 from jobs.agent.config import AgentConfig, AgentLimits
-from jobs.agent.fake_api import Failure, FakeMessagesAPI, Received, message, text, tool_use
-from jobs.agent.limits import Budget, CallRecord, ProgressTracker
+from jobs.agent.limits import CallRecord, ProgressTracker, StepSpend
 from jobs.agent.loop import run_agent
 from jobs.agent.model import AnthropicModel
 from jobs.agent.prompt import Task
 from jobs.agent.recorders import MemoryRecorder
-from jobs.exceptions import (
+from process.exceptions import (
     DollarLimit,
     LimitsExceeded,
     NoProgress,
@@ -23,6 +21,8 @@ from jobs.exceptions import (
     TurnLimit,
     WallClockLimit,
 )
+from runs.events import EventType
+from runs.record import Cost
 from sandboxes.local_sandbox import LocalSandbox
 from tests.agent.conftest import Sleeps
 
@@ -172,7 +172,7 @@ def test_budget_is_shared_across_fix_rounds(
     api: FakeMessagesAPI, model: AnthropicModel, sandbox: LocalSandbox
 ) -> None:
     limits = AgentLimits(max_turns=3)
-    budget = Budget(limits)
+    budget = StepSpend(limits)
     finish = message(tool_use("toolu_f", "finish", {"summary": "done"}))
     api.add(*busy_turns(1), finish, finish)
     config = AgentConfig(limits=limits)
@@ -201,7 +201,7 @@ def test_budget_is_shared_across_fix_rounds(
 
 def test_budget_checks_every_limit_before_a_call() -> None:
     clock = FakeClock()
-    budget = Budget(
+    budget = StepSpend(
         AgentLimits(max_turns=5, max_tokens=1000, max_dollars=1.0, wall_clock_seconds=60),
         clock=clock,
     )
@@ -212,12 +212,12 @@ def test_budget_checks_every_limit_before_a_call() -> None:
     with pytest.raises(TokenLimit):
         budget.before_call()
 
-    budget = Budget(AgentLimits(max_dollars=1.0), clock=clock)
+    budget = StepSpend(AgentLimits(max_dollars=1.0), clock=clock)
     budget.charge(Cost(dollars=1.0))
     with pytest.raises(DollarLimit):
         budget.before_call()
 
-    budget = Budget(AgentLimits(wall_clock_seconds=60), clock=clock)
+    budget = StepSpend(AgentLimits(wall_clock_seconds=60), clock=clock)
     clock.now += 59.5
     assert budget.remaining_seconds() == 0.5
     clock.now += 0.5

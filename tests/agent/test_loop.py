@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from core.events import EventType
+from fakes.anthropic.server import Failure, FakeMessagesAPI, message, text, tool_use
 from jobs.agent.config import AgentConfig, AgentLimits, ModelRoles
-from jobs.agent.fake_api import Failure, FakeMessagesAPI, message, text, tool_use
 from jobs.agent.history import ELIDED_RESULT
 from jobs.agent.loop import (
     CUT_OFF_CALL,
@@ -20,13 +19,13 @@ from jobs.agent.loop import (
     NUDGE_NO_TOOLS,
     AgentResult,
     Checkpoint,
-    Interrupted,
     run_agent,
 )
 from jobs.agent.model import AnthropicModel
 from jobs.agent.prompt import Task
 from jobs.agent.recorders import MemoryRecorder
-from jobs.exceptions import ContextWindowFull, ModelRefused, UnknownModelPrice
+from process.exceptions import ContextWindowFull, Interrupted, ModelRefused, UnknownModelPrice
+from runs.events import EventType
 from sandboxes.local_sandbox import LocalSandbox
 
 TASK = Task(

@@ -6,14 +6,20 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.events import EventType
-from jobs.agent.config import AgentConfig, RetryPolicy
-from jobs.agent.fake_api import Disconnect, Failure, FakeMessagesAPI, message, text, tool_use
+from fakes.anthropic.server import Disconnect, Failure, FakeMessagesAPI, message, text, tool_use
+from jobs.agent.config import AgentConfig, ModelRetry
 from jobs.agent.loop import run_agent
-from jobs.agent.model import AnthropicModel, ModelResponse, RetryNotice, make_client, retry_after
+from jobs.agent.model import (
+    AnthropicModel,
+    ModelResponse,
+    RetryNotice,
+    anthropic_client,
+    retry_after,
+)
 from jobs.agent.prompt import Task
 from jobs.agent.recorders import MemoryRecorder
-from jobs.exceptions import ModelRejected, ModelUnavailable, PromptTooLong
+from process.exceptions import ModelRejected, ModelUnavailable, PromptTooLong
+from runs.events import EventType
 from sandboxes.local_sandbox import LocalSandbox
 from tests.agent.conftest import API_KEY, Sleeps
 
@@ -29,11 +35,11 @@ FINISH = message(tool_use("toolu_f", "finish", {"summary": "done"}))
 @pytest.fixture
 def steady_model(api: FakeMessagesAPI, sleeps: Sleeps) -> Iterator[AnthropicModel]:
     """Backoff without jitter, so the waits can be asserted exactly."""
-    client = make_client(api_key=API_KEY, base_url=api.base_url, timeout=30)
+    client = anthropic_client(api_key=API_KEY, base_url=api.base_url, timeout=30)
     try:
         yield AnthropicModel(
             client,
-            retry=RetryPolicy(max_retries=3, initial_delay=1.0, max_delay=60.0),
+            retry=ModelRetry(max_retries=3, initial_delay=1.0, max_delay=60.0),
             sleep=sleeps,
             jitter=lambda: 1.0,
         )
@@ -117,7 +123,7 @@ def test_a_401_fails_the_run_naming_the_api_key_setting(
     api: FakeMessagesAPI, sandbox: LocalSandbox, config: AgentConfig, sleeps: Sleeps
 ) -> None:
     api.add(FINISH)
-    client = make_client(api_key="sk-ant-wrong", base_url=api.base_url, timeout=30)
+    client = anthropic_client(api_key="sk-ant-wrong", base_url=api.base_url, timeout=30)
     recorder = MemoryRecorder()
     try:
         with pytest.raises(ModelRejected) as caught:

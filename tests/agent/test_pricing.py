@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jobs.agent.pricing import DEFAULT_PRICES, ModelPrice, PriceTable, Usage, add_costs
-from jobs.exceptions import UnknownModelPrice
+from process.exceptions import UnknownModelPrice
 
 USAGE = Usage(
     input_tokens=1000, output_tokens=500, cache_write_tokens=2000, cache_read_tokens=10_000

@@ -17,9 +17,9 @@ from jobs.agent.prompt import (
     load_conventions,
     system_prompt,
 )
-from jobs.agent.workspace import Workspace
-from jobs.exceptions import Unresolved
-from sandboxes.cache import Workspace as SampleArchive
+from jobs.agent.workspace import WorkspaceFiles
+from process.exceptions import Unresolved
+from sandboxes.cache import WorkspaceArchive as SampleArchive
 from sandboxes.local_sandbox import LocalSandbox
 from sandboxes.protocol import ExecResult
 
@@ -31,7 +31,7 @@ TASK = Task(
 
 
 def test_the_prompt_states_repo_request_check_and_conventions(sandbox: LocalSandbox) -> None:
-    conventions = load_conventions(Workspace(sandbox), limit=8000)
+    conventions = load_conventions(WorkspaceFiles(sandbox), limit=8000)
     assert conventions is not None
     assert conventions.path == "AGENTS.md"
     prompt = system_prompt(TASK, conventions)
@@ -62,7 +62,7 @@ def test_the_request_cannot_close_its_fence() -> None:
 def test_conventions_fall_back_and_are_bounded(sandbox: LocalSandbox, workspace: Path) -> None:
     (workspace / "AGENTS.md").unlink()
     (workspace / "CLAUDE.md").write_text("Use tabs.\n" * 5000)
-    conventions = load_conventions(Workspace(sandbox), limit=1000)
+    conventions = load_conventions(WorkspaceFiles(sandbox), limit=1000)
     assert conventions is not None
     assert conventions.path == "CLAUDE.md"
     assert len(conventions.text) <= 1000
@@ -92,12 +92,12 @@ def test_a_sandbox_that_cannot_answer_is_asked_again_then_its_error_stands(
     repository's AGENTS.md whenever a helper timed out."""
     with Busy("busy", workspace=sample_archive, parent=tmp_path, misses=misses) as box:
         if misses < CONVENTION_READS:
-            conventions = load_conventions(Workspace(box), limit=1000)
+            conventions = load_conventions(WorkspaceFiles(box), limit=1000)
             assert conventions is not None
             assert conventions.path == "AGENTS.md"
         else:
             with pytest.raises(Unresolved, match=r"could not resolve 'AGENTS\.md'"):
-                load_conventions(Workspace(box), limit=1000)
+                load_conventions(WorkspaceFiles(box), limit=1000)
 
 
 def test_conventions_are_never_read_through_an_escaping_symlink(
@@ -107,7 +107,7 @@ def test_conventions_are_never_read_through_an_escaping_symlink(
     secret.write_text("the worker's secrets")
     (workspace / "AGENTS.md").unlink()
     os.symlink(secret, workspace / "AGENTS.md")
-    assert load_conventions(Workspace(sandbox), limit=1000) is None
+    assert load_conventions(WorkspaceFiles(sandbox), limit=1000) is None
 
 
 def test_build_request_marks_without_touching_the_conversation() -> None:

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 import redis
 
-from core.events import EventType
-from core.store import RunStore
+from fakes.anthropic.server import FakeMessagesAPI, message, tool_use
 from jobs.agent.config import AgentConfig, AgentLimits
-from jobs.agent.fake_api import FakeMessagesAPI, message, tool_use
 from jobs.agent.loop import run_agent
 from jobs.agent.model import AnthropicModel
 from jobs.agent.prompt import Task
 from jobs.agent.recorders import StoreRecorder
-from jobs.exceptions import TurnLimit
+from process.exceptions import TurnLimit
+from runs.events import EventType
+from runs.store import RunStore
 from sandboxes.local_sandbox import LocalSandbox
 
 TASK = Task(repo="acme/retrying", request="make the retry limit configurable")

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from jobs.agent import record
-from jobs.agent.fake_api import Failure, FakeMessagesAPI, message, tool_use
+from cli import record_agent as record
+from fakes.anthropic.server import Failure, FakeMessagesAPI, message, tool_use
 from jobs.agent.loop import AgentResult, run_agent
 from jobs.agent.model import AnthropicModel
 from jobs.agent.prompt import Task
 from jobs.agent.recorders import MemoryRecorder
 from jobs.agent.replay import RecordingModel, ReplayModel, Transcript, first_difference
-from jobs.blueprint.models import CountingModel
-from jobs.exceptions import TranscriptDiverged, TranscriptInvalid
-from sandboxes.cache import Workspace as SampleArchive
+from jobs.blueprint.providers import CountingModel
+from process.exceptions import TranscriptDiverged, TranscriptInvalid
+from sandboxes.cache import WorkspaceArchive as SampleArchive
 from sandboxes.local_sandbox import LocalSandbox
 from tests.agent.conftest import ROOT, SAMPLE_REPO
 

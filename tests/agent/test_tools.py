@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 
 from jobs.agent.tools import TOOLS, Toolbox, bound, describe_call
-from jobs.agent.workspace import Workspace
-from sandboxes.cache import Workspace as SampleArchive
-from sandboxes.exceptions import SandboxGone
+from jobs.agent.workspace import WorkspaceFiles
+from process.exceptions import SandboxGone
+from sandboxes.cache import WorkspaceArchive as SampleArchive
 from sandboxes.local_sandbox import LocalSandbox
 
 
 def make_toolbox(sandbox: LocalSandbox, *, output_chars: int = 20_000) -> Toolbox:
     return Toolbox(
-        Workspace(sandbox),
+        WorkspaceFiles(sandbox),
         output_chars=output_chars,
         command_timeout=30,
         max_command_timeout=60,
@@ -287,7 +287,7 @@ def test_run_output_is_bounded_with_a_marker(sandbox: LocalSandbox) -> None:
 
 def test_run_timeout_is_an_error(sandbox: LocalSandbox) -> None:
     tools = Toolbox(
-        Workspace(sandbox), output_chars=2000, command_timeout=0.2, max_command_timeout=0.2
+        WorkspaceFiles(sandbox), output_chars=2000, command_timeout=0.2, max_command_timeout=0.2
     )
     out = tools.call("run", {"command": "sleep 5", "timeout": 100})
     assert out.is_error
@@ -296,7 +296,7 @@ def test_run_timeout_is_an_error(sandbox: LocalSandbox) -> None:
 
 def test_run_timeout_never_exceeds_the_remaining_wall_clock(sandbox: LocalSandbox) -> None:
     tools = Toolbox(
-        Workspace(sandbox),
+        WorkspaceFiles(sandbox),
         output_chars=2000,
         command_timeout=100,
         max_command_timeout=100,

@@ -19,8 +19,6 @@ from typing import Any
 import fakeredis
 import pytest
 
-from core.run import Run
-from core.store import RunStore
 from jobs.agent.config import AgentConfig
 from jobs.agent.model import ModelResponse, OnRetry, Request
 from jobs.blueprint.config import BlueprintConfig
@@ -29,6 +27,8 @@ from jobs.blueprint.runner import run_blueprint
 from jobs.blueprint.wiring import sandbox_factory
 from jobs.forge.local import LocalForge
 from jobs.queue import RunQueue
+from runs.record import Run
+from runs.store import RunStore
 from sandboxes.cache import RepoCache
 from tests.blueprint.e2e import Workers
 

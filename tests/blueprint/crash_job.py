@@ -1,6 +1,6 @@
 """A run job that stops dead at a chosen point on its first attempt, for crash tests.
 
-The worker runs it like ``jobs.entrypoints.run``, with the same settings and clients,
+The worker runs it like ``jobs.entrypoints.run_job``, with the same settings and clients,
 plus one wrapper chosen by ``AGENTS_TEST_PAUSE_AT`` in the worker's environment:
 
 - ``agent``: after the model's first answer (mid agent step);
@@ -8,7 +8,7 @@ plus one wrapper chosen by ``AGENTS_TEST_PAUSE_AT`` in the worker's environment:
 - ``publish``: after the push, before the pull request is opened (mid publish).
 
 There it records its pid in Redis (``crash-test:paused:<run id>``) and sleeps until the
-test SIGKILLs it and its worker. A resumed attempt runs ``jobs.entrypoints.run``.
+test SIGKILLs it and its worker. A resumed attempt runs ``jobs.entrypoints.run_job``.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from typing import Any
 
 from rq import get_current_job
 
-from core import settings
-from core.run import Run
-from core.store import RunStore
 from jobs.blueprint.runner import run_blueprint
 from jobs.blueprint.wiring import model_provider, open_deps
 from jobs.queue import store_for
+from process import settings
+from runs.record import Run
+from runs.store import RunStore
 from sandboxes.protocol import ExecResult, Sandbox
 
 

@@ -21,8 +21,8 @@ import docker.errors
 import pytest
 import redis
 
-from core.run import Run, RunStatus
-from core.store import RunStore
+from runs.record import Run, RunStatus
+from runs.store import RunStore
 from sandboxes import engine, labels
 from tests.conftest import TEST_REDIS_URL
 

@@ -7,11 +7,11 @@ from rq import SimpleWorker
 from rq.job import JobStatus
 from rq.registry import StartedJobRegistry
 
-from core.events import EventType
-from core.run import Run, RunStatus
 from jobs import recovery
 from jobs.blueprint import decisions
 from jobs.queue import APPROVE_RESUMES, RunQueue
+from runs.events import EventType
+from runs.record import Run, RunStatus
 from tests.blueprint.conftest import CLEAN_REQUEST, REPO, Harness, script
 
 
@@ -173,7 +173,7 @@ def test_an_approve_whose_worker_died_after_merging_is_finished_by_the_sweep(
     assert again.get_status() is JobStatus.QUEUED
     assert tuple(again.args) == (awaiting.id, "U1")
     assert recovery.sweep(harness.store, queue, max_attempts=3) == []  # it is queued now
-    # The worker that takes it runs jobs.entrypoints.approve, i.e.:
+    # The worker that takes it runs jobs.entrypoints.approve_job, i.e.:
     final = decisions.approve(harness.store, harness.forge, config, *again.args)
     assert final.status is RunStatus.APPROVED
     assert harness.forge.get_pr(REPO, 1).merged

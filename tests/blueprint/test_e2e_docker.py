@@ -15,12 +15,12 @@ import pytest
 import redis
 from rq.job import Job, JobStatus
 
-from core.events import EventType
-from core.run import RunStatus, Step
-from core.store import RunStore
 from jobs.blueprint.body import section_titles
 from jobs.forge.local import LocalForge
 from jobs.queue import RunQueue
+from runs.events import EventType
+from runs.record import RunStatus, Step
+from runs.store import RunStore
 from sandboxes.reaper import Reaper
 from tests.blueprint.conftest import (
     CLEAN_REQUEST,
@@ -123,8 +123,8 @@ def test_requests_become_prs_then_approve_merges_and_rework_adds_a_commit(
     assert git(bare, "rev-parse", "main") == merged.merge_sha
     assert "max_attempts" in git(bare, "show", "main:retrying/retry.py")
 
-    # Through the `rework` job entry point, as a caller without the bot would.
-    queue.queue.enqueue_call("jobs.entrypoints.rework", args=(third.id, "U1", REWORK_FEEDBACK))
+    # A rework, as the bot asks for one.
+    queue.request_rework(third.id, by="U1", feedback=REWORK_FEEDBACK)
     wait_for(lambda: store.get(third.id).iteration == 2, "the rework to start")
     again = wait_status(store, third.id, RunStatus.AWAITING_DECISION, RunStatus.FAILED)
     assert again.status is RunStatus.AWAITING_DECISION, again.error

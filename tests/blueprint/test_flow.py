@@ -8,9 +8,9 @@ import os
 import time
 from pathlib import Path
 
-from core.events import EventType
-from core.run import RunStatus, Step
 from jobs.blueprint.body import section_titles
+from runs.events import EventType
+from runs.record import RunStatus, Step
 from tests.blueprint.conftest import (
     CLEAN_REQUEST,
     FIX_ONCE_REQUEST,

@@ -16,12 +16,12 @@ import pytest
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
-from core.events import EventType
-from core.run import Run, RunStatus, Step
 from jobs import drain, recovery
 from jobs.blueprint.context import RunContext
 from jobs.blueprint.runner import run_blueprint
 from jobs.queue import RunQueue, current_job_key, on_job_failure
+from runs.events import EventType
+from runs.record import Run, RunStatus, Step
 from sandboxes.owner import machine_token
 from sandboxes.protocol import ExecResult, Sandbox
 from tests.blueprint.conftest import CLEAN_REQUEST, REPO, Harness, script
@@ -411,7 +411,7 @@ def test_a_queued_run_whose_job_is_lost_is_enqueued_again(
 
 def _failed_job(harness: Harness, job_id: str, run_id: int) -> Job:
     job = Job.create(
-        "jobs.entrypoints.run",
+        "jobs.entrypoints.run_job",
         args=(run_id,),
         id=job_id,
         connection=harness.connection,

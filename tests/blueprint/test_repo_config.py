@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.repo_config import JUNIT_DIR, RepoConfigError, detect_checks, parse, resolve
+from jobs.repo_config import JUNIT_DIR, detect_checks, parse_repo_config, resolve
+from process.exceptions import RepoConfigError
 
 
 def test_no_file_means_safe_defaults() -> None:
-    config = parse(None)
+    config = parse_repo_config(None)
     assert config.checks == []
     assert config.setup == []
     assert (config.network.setup, config.network.agent, config.network.checks) == (
@@ -21,7 +22,7 @@ def test_no_file_means_safe_defaults() -> None:
 
 
 def test_full_config() -> None:
-    config = parse(
+    config = parse_repo_config(
         """
 setup: pip install -e .
 checks:
@@ -48,7 +49,7 @@ escalation: stop
 
 
 def test_network_true_means_setup_only() -> None:
-    config = parse("network: true")
+    config = parse_repo_config("network: true")
     assert config.network.setup
     assert not config.network.agent
     assert not config.network.checks
@@ -73,7 +74,7 @@ def test_network_true_means_setup_only() -> None:
 )
 def test_bad_config_gets_a_clear_message(text: str, message: str) -> None:
     with pytest.raises(RepoConfigError) as err:
-        parse(text)
+        parse_repo_config(text)
     assert str(err.value).startswith(".agents.yml")
     assert message in str(err.value)
     assert "\n" not in str(err.value)
@@ -81,12 +82,12 @@ def test_bad_config_gets_a_clear_message(text: str, message: str) -> None:
 
 def test_several_problems_are_counted() -> None:
     with pytest.raises(RepoConfigError, match=r"and 1 more problem$"):
-        parse("foo: 1\nbar: 2")
+        parse_repo_config("foo: 1\nbar: 2")
 
 
 def test_oversized_config_is_refused() -> None:
     with pytest.raises(RepoConfigError, match="larger than 64 KiB"):
-        parse("setup: " + "x" * 70_000)
+        parse_repo_config("setup: " + "x" * 70_000)
 
 
 def files(mapping: dict[str, str]) -> tuple[object, object]:
@@ -153,8 +154,10 @@ def test_shared_memory_is_opt_in() -> None:
     from jobs.blueprint.sandbox import sandbox_config
     from sandboxes.config import SandboxConfig
 
-    assert sandbox_config(SandboxConfig(), parse(None)).shm_size_mb == 0
-    assert sandbox_config(SandboxConfig(), parse("limits: {shm: 64m}")).shm_size_mb == 64
+    assert sandbox_config(SandboxConfig(), parse_repo_config(None)).shm_size_mb == 0
+    assert (
+        sandbox_config(SandboxConfig(), parse_repo_config("limits: {shm: 64m}")).shm_size_mb == 64
+    )
 
 
 def test_a_repository_can_only_tighten_the_workers_limits() -> None:
@@ -162,7 +165,9 @@ def test_a_repository_can_only_tighten_the_workers_limits() -> None:
     from sandboxes.config import SandboxConfig
 
     base = SandboxConfig(memory_mb=2048, cpus=1.0, pids=256, command_timeout=600)
-    greedy = parse("limits: {memory: 64g, cpus: 32, pids: 60000, command_timeout: 20000}")
+    greedy = parse_repo_config(
+        "limits: {memory: 64g, cpus: 32, pids: 60000, command_timeout: 20000}"
+    )
     config = sandbox_config(base, greedy)
     assert (config.memory_mb, config.cpus, config.pids, config.command_timeout) == (
         2048,
@@ -170,5 +175,5 @@ def test_a_repository_can_only_tighten_the_workers_limits() -> None:
         256,
         600,
     )
-    modest = sandbox_config(base, parse("limits: {memory: 1g, cpus: 0.5, pids: 128}"))
+    modest = sandbox_config(base, parse_repo_config("limits: {memory: 1g, cpus: 0.5, pids: 128}"))
     assert (modest.memory_mb, modest.cpus, modest.pids) == (1024, 0.5, 128)

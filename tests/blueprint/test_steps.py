@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from core.events import EventType
-from core.run import Run, RunStatus
 from jobs.blueprint.body import pr_body, redact_secrets
 from jobs.blueprint.config import BlueprintConfig
-from jobs.blueprint.models import find_transcript
+from jobs.blueprint.providers import find_transcript
 from jobs.blueprint.sandbox import sandbox_config
 from jobs.blueprint.steps.prepare import effective_config
-from jobs.exceptions import TranscriptInvalid
 from jobs.forge.protocol import CheckRun
-from jobs.repo_config import RepoConfig, parse
+from jobs.repo_config import RepoConfig, parse_repo_config
+from process.exceptions import TranscriptInvalid
+from runs.events import EventType
+from runs.record import Run, RunStatus
 from sandboxes.config import SandboxConfig
 from tests.blueprint.conftest import CLEAN_REQUEST, REPO, SAMPLE, Harness, script
 from tests.blueprint.helpers import copy_sample, finish, verdict, write
@@ -211,20 +211,20 @@ def test_failed_ci_gets_one_fix_round_pushed_as_a_new_commit(harness: Harness) -
 
 def test_effective_config_takes_worker_defaults_only_where_the_repo_is_silent() -> None:
     defaults = BlueprintConfig(fix_rounds=5, escalation="stop", protected_paths=("infra/**",))
-    silent = effective_config(parse("checks: make test\n"), defaults)
+    silent = effective_config(parse_repo_config("checks: make test\n"), defaults)
     assert (silent.fix_rounds, silent.escalation, silent.protected_paths) == (
         5,
         "stop",
         ["infra/**"],
     )
     said = effective_config(
-        parse("fix_rounds: 1\nescalation: draft\nprotected_paths: []\n"), defaults
+        parse_repo_config("fix_rounds: 1\nescalation: draft\nprotected_paths: []\n"), defaults
     )
     assert (said.fix_rounds, said.escalation, said.protected_paths) == (1, "draft", [])
 
 
 def test_sandbox_config_applies_image_network_and_limits() -> None:
-    repo = parse(
+    repo = parse_repo_config(
         "image: python:3.12\nnetwork: {setup: true}\n"
         "limits: {memory: 2g, cpus: 2, pids: 512, command_timeout: 120}\n"
     )

@@ -17,13 +17,13 @@ import redis
 from slack_sdk import WebClient
 
 from bot.app import create_app
-from bot.emulator.delivery import sign
-from bot.emulator.server import SlackEmulator
 from bot.http import serve, wsgi_app
 from bot.reporter import Reporter
 from bot.services import Services
-from bot.slack_client import make_client
-from core.settings import BotSettings
+from bot.slack_client import web_client
+from fakes.slack.delivery import sign
+from fakes.slack.server import SlackEmulator
+from process.settings import BotSettings
 
 ALICE, BOB, CAROL = "U_ALICE", "U_BOB", "U_CAROL"
 GENERAL = "C_GENERAL"
@@ -64,7 +64,7 @@ def open_harness(connection: redis.Redis, **overrides: Any) -> Iterator[Harness]
     emu.add_user(CAROL, "carol")
     emu.subscriptions = {"app_mention", "message.im"}
     services = Services.from_settings(bot_settings(emu, **overrides), connection)
-    client = make_client(emu.bot_token, emu.api_url)
+    client = web_client(emu.bot_token, emu.api_url)
     executor = ThreadPoolExecutor(max_workers=1)
     app = create_app(services, client, listener_executor=executor)
     server = serve(wsgi_app(app, lambda: None), "127.0.0.1", 0)

@@ -16,8 +16,8 @@ from bot.blocks import (
     run_message,
     text_message,
 )
-from core.projection import Budget, project
-from core.run import Run, RunStatus
+from runs.projection import RunBudget, project
+from runs.record import Run, RunStatus
 
 HOSTILE = "<!channel> <https://evil.example|click me> & <@U123>"
 
@@ -56,7 +56,7 @@ def test_every_state_builds_a_valid_message(status: RunStatus) -> None:
         run.artifacts.pr_url = "https://github.com/acme/api/pull/3"
     if status is RunStatus.FAILED:
         run.error = "checks failed twice"
-    fallback, blocks = run_message(project(run, [], budget=Budget(max_turns=40, max_dollars=5)))
+    fallback, blocks = run_message(project(run, [], budget=RunBudget(max_turns=40, max_dollars=5)))
     assert_within_limits(fallback, blocks)
     assert "#7" in fallback
     actions = [b for b in blocks if b["type"] == "actions"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from bot.emulator.server import SlackEmulator
+from fakes.slack.server import SlackEmulator
 from tests.conftest import TEST_REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[2]

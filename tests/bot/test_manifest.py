@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from bot.blocks import ACTION_APPROVE
-from core.settings import BotSettings
+from process.settings import BotSettings
 
 MANIFEST = json.loads((Path(__file__).resolve().parents[2] / "bot" / "manifest.json").read_text())
 

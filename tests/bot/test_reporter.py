@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from bot.reporter import Reporter
-from bot.slack_client import make_client
-from core.events import Event, EventType
-from core.run import Run, RunStatus, Step
+from bot.slack_client import web_client
+from runs.events import Event, EventType
+from runs.record import Run, RunStatus, Step
 from tests.bot.conftest import ALICE, GENERAL, Harness, drain
 from tests.reliability.harness import record_fault
 
@@ -222,7 +222,7 @@ def test_entries_a_dead_replica_read_but_never_drew_are_drawn_by_another(
     (its draw failed first) leaves them pending, and a live replica claims them."""
     h = harness
     store = h.services.store
-    no_retries = make_client(h.emu.bot_token, h.emu.api_url, max_retries=0)
+    no_retries = web_client(h.emu.bot_token, h.emu.api_url, max_retries=0)
     dead = Reporter(store, no_retries, consumer="dead", min_interval=0.05)
     dead.ensure_group()
     ts, run = start_run(h)
@@ -460,7 +460,7 @@ def test_a_thread_slack_refuses_for_good_is_given_up_and_others_still_drawn(
 def test_a_run_slack_keeps_failing_is_given_up_after_a_few_draws(harness: Harness) -> None:
     h = harness
     store = h.services.store
-    no_retries = make_client(h.emu.bot_token, h.emu.api_url, max_retries=0)
+    no_retries = web_client(h.emu.bot_token, h.emu.api_url, max_retries=0)
     reporter = Reporter(store, no_retries, min_interval=0.05, claim_idle_ms=0, max_failed_draws=3)
     reporter.ensure_group()
     _, run = start_run(h)

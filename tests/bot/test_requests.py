@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bot.requests import Ask, Help, Refusal, may_ask, may_decide, parse
-from core.settings import BotSettings
+from process.settings import BotSettings
 
 
 def settings(**kw: Any) -> BotSettings:

@@ -10,8 +10,8 @@ import pytest
 from rq.job import Job
 
 from bot.blocks import decision_message
-from core.projection import project
-from core.run import Run, RunStatus
+from runs.projection import project
+from runs.record import Run, RunStatus
 from tests.bot.conftest import ALICE, BOB, CAROL, GENERAL, Harness, post_raw
 
 pytestmark = pytest.mark.redis

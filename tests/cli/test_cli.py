@@ -121,8 +121,8 @@ def test_doctor_accepts_well_formed_tokens_without_printing_them(tmp_path: Path)
 def test_status_lists_runs_from_real_redis(tmp_path: Path) -> None:
     import redis
 
-    from core.run import RunStatus
-    from core.store import RunStore
+    from runs.record import RunStatus
+    from runs.store import RunStore
     from tests.conftest import TEST_REDIS_URL, real_redis
 
     conn = real_redis()

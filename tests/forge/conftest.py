@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs.forge.fake_github import FakeGitHub
+from fakes.github.server import FakeGitHub
 from jobs.forge.github import GitHubForge
 from jobs.forge.local import LocalForge
-from jobs.forge.retry import RetryPolicy
+from jobs.forge.retry import ForgeRetry
 
 REPO = "acme/api"
 TOKEN = "ghs_fakeTOKEN0123456789abcdefXYZ"
@@ -129,6 +129,6 @@ def sleeps() -> list[float]:
 
 @pytest.fixture
 def github_forge(fake_github: FakeGitHub, sleeps: list[float]) -> Iterator[GitHubForge]:
-    policy = RetryPolicy(attempts=4, initial_delay=0.5, sleep=sleeps.append)
+    policy = ForgeRetry(attempts=4, initial_delay=0.5, sleep=sleeps.append)
     with GitHubForge(TOKEN, base_url=fake_github.base_url, retry=policy, throttle=False) as forge:
         yield forge

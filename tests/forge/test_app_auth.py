@@ -20,19 +20,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from github import Auth
 
-from core import logs, settings
-from core.run import RunStatus
-from core.store import RunStore
+from fakes.github.server import FakeGitHub
 from jobs.blueprint.runner import run_blueprint
 from jobs.blueprint.wiring import git_auth_for, open_deps, open_forge
-from jobs.exceptions import ForgeRejected
-from jobs.forge import PublishRequest, publish
+from jobs.forge import PublishRequest, push_and_open_pr
 from jobs.forge import credentials as github_credentials
 from jobs.forge.credentials import AppInstallation
-from jobs.forge.fake_github import FakeGitHub
 from jobs.forge.github import GitHubForge
 from jobs.forge.local import LocalForge
-from jobs.forge.retry import RetryPolicy
+from jobs.forge.retry import ForgeRetry
+from process import logs, settings
+from process.exceptions import ForgeRejected
+from runs.record import RunStatus
+from runs.store import RunStore
 from tests.blueprint.conftest import CLEAN_REQUEST, SAMPLE, Scripted, script
 from tests.blueprint.e2e import redis_dump, unpacked
 from tests.forge.conftest import REPO, TOKEN, MakePatch, first_change, git
@@ -81,7 +81,7 @@ def app_github(bare: Path, app_key: rsa.RSAPrivateKey, clock: Clock) -> Iterator
 
 def app_forge(fake: FakeGitHub, pem: str, clock: Clock) -> GitHubForge:
     credentials = AppInstallation(APP_ID, pem, base_url=fake.base_url, clock=clock)
-    policy = RetryPolicy(attempts=2, initial_delay=0.0, sleep=lambda seconds: None)
+    policy = ForgeRetry(attempts=2, initial_delay=0.0, sleep=lambda seconds: None)
     return GitHubForge(
         credentials=credentials, base_url=fake.base_url, retry=policy, throttle=False
     )
@@ -231,7 +231,9 @@ def test_publish_with_an_app_mints_one_token_and_pushes_and_opens_the_pr_with_it
     bare: Path,
 ) -> None:
     with app_forge(app_github, pem, clock) as forge:
-        result = publish(forge, publish_request(make_patch, base_commit), tmp_path / "publish")
+        result = push_and_open_pr(
+            forge, publish_request(make_patch, base_commit), tmp_path / "publish"
+        )
         forge.get_pr(REPO, result.pr.number)
 
     assert len(app_github.minted_tokens) == 1
@@ -262,7 +264,9 @@ def test_an_expired_token_is_replaced_before_the_next_git_call(
     tmp_path: Path,
 ) -> None:
     with app_forge(app_github, pem, clock) as forge:
-        result = publish(forge, publish_request(make_patch, base_commit), tmp_path / "publish")
+        result = push_and_open_pr(
+            forge, publish_request(make_patch, base_commit), tmp_path / "publish"
+        )
         [first] = app_github.minted_tokens
         clock.offset = timedelta(hours=1, minutes=1)
         # GitHub would now refuse the first token ...

@@ -13,18 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from jobs.exceptions import MergeRejected, NothingToPublish, PatchDoesNotApply
+from fakes.github.server import FakeGitHub
 from jobs.forge import (
     CheckRun,
     Forge,
     Identity,
     PublishRequest,
-    approve,
-    publish,
-    watch_ci,
+    finish_pr,
+    poll_ci,
+    push_and_open_pr,
 )
-from jobs.forge.fake_github import FakeGitHub
 from jobs.forge.local import LocalForge
+from process.exceptions import MergeRejected, NothingToPublish, PatchDoesNotApply
 from tests.forge.conftest import (
     LOGO,
     REPO,
@@ -94,7 +94,7 @@ def open_prs(forge: Forge) -> int:
 def test_publish_commits_pushes_and_opens_a_draft_pr(
     forge: Forge, first_request: PublishRequest, tmp_path: Path, bare: Path, base_commit: str
 ) -> None:
-    result = publish(forge, first_request, tmp_path / "publish")
+    result = push_and_open_pr(forge, first_request, tmp_path / "publish")
 
     assert result.branch == BRANCH
     assert result.committed
@@ -142,10 +142,10 @@ def _blob(bare: Path, sha: str) -> bytes:
 def test_publish_again_makes_no_second_commit_or_pr(
     forge: Forge, first_request: PublishRequest, tmp_path: Path, bare: Path, base_commit: str
 ) -> None:
-    first = publish(forge, first_request, tmp_path / "publish")
-    again = publish(forge, first_request, tmp_path / "publish")
+    first = push_and_open_pr(forge, first_request, tmp_path / "publish")
+    again = push_and_open_pr(forge, first_request, tmp_path / "publish")
     # A different worker, with an empty workdir, resuming the same run.
-    elsewhere = publish(forge, first_request, tmp_path / "other-worker")
+    elsewhere = push_and_open_pr(forge, first_request, tmp_path / "other-worker")
 
     for result in (again, elsewhere):
         assert not result.committed
@@ -175,10 +175,10 @@ def test_publish_resumes_after_a_crash_between_push_and_pr(
             raise Crash
 
     with pytest.raises(Crash):
-        publish(CrashOnCreate(forge), first_request, tmp_path / "publish")  # type: ignore[arg-type]
+        push_and_open_pr(CrashOnCreate(forge), first_request, tmp_path / "publish")  # type: ignore[arg-type]
     pushed = git(bare, "rev-parse", f"refs/heads/{BRANCH}")
 
-    result = publish(forge, first_request, tmp_path / "publish")
+    result = push_and_open_pr(forge, first_request, tmp_path / "publish")
 
     assert result.pr_created
     assert not result.committed
@@ -194,7 +194,7 @@ def test_rework_adds_a_commit_on_top_without_force_push(
     bare: Path,
     base_commit: str,
 ) -> None:
-    first = publish(forge, first_request, tmp_path / "publish")
+    first = push_and_open_pr(forge, first_request, tmp_path / "publish")
     rework = replace(
         first_request,
         iteration=2,
@@ -202,7 +202,7 @@ def test_rework_adds_a_commit_on_top_without_force_push(
         patch=make_patch(first.head_sha, second_change),
     )
 
-    second = publish(forge, rework, tmp_path / "publish")
+    second = push_and_open_pr(forge, rework, tmp_path / "publish")
 
     assert second.committed
     assert not second.pr_created
@@ -212,7 +212,7 @@ def test_rework_adds_a_commit_on_top_without_force_push(
     assert "Read the limit from config.py" in second.pr.body
     assert forge.get_pr(REPO, first.pr.number).head_sha == second.head_sha
     # Publishing iteration 2 again changes nothing.
-    assert publish(forge, rework, tmp_path / "publish").head_sha == second.head_sha
+    assert push_and_open_pr(forge, rework, tmp_path / "publish").head_sha == second.head_sha
 
 
 def test_rework_with_a_patch_against_the_base_is_applied_three_way(
@@ -223,7 +223,7 @@ def test_rework_with_a_patch_against_the_base_is_applied_three_way(
     bare: Path,
     base_commit: str,
 ) -> None:
-    first = publish(forge, first_request, tmp_path / "publish")
+    first = push_and_open_pr(forge, first_request, tmp_path / "publish")
 
     def both(work: Path) -> None:
         first_change(work)
@@ -232,7 +232,7 @@ def test_rework_with_a_patch_against_the_base_is_applied_three_way(
     cumulative = replace(
         first_request, iteration=2, patch=make_patch(base_commit, both), patch_base=base_commit
     )
-    second = publish(forge, cumulative, tmp_path / "publish")
+    second = push_and_open_pr(forge, cumulative, tmp_path / "publish")
 
     assert git(bare, "rev-parse", f"{second.head_sha}^") == first.head_sha
     assert git(bare, "diff", "--name-only", first.head_sha, second.head_sha) == "app/config.py"
@@ -241,10 +241,10 @@ def test_rework_with_a_patch_against_the_base_is_applied_three_way(
 def test_rework_that_changes_nothing_pushes_nothing(
     forge: Forge, first_request: PublishRequest, tmp_path: Path, bare: Path, base_commit: str
 ) -> None:
-    first = publish(forge, first_request, tmp_path / "publish")
+    first = push_and_open_pr(forge, first_request, tmp_path / "publish")
     same = replace(first_request, iteration=2, patch=b"")
 
-    result = publish(forge, same, tmp_path / "publish")
+    result = push_and_open_pr(forge, same, tmp_path / "publish")
 
     assert not result.changed
     assert not result.committed
@@ -256,14 +256,14 @@ def test_an_empty_patch_is_not_published(
     forge: Forge, first_request: PublishRequest, tmp_path: Path
 ) -> None:
     with pytest.raises(NothingToPublish):
-        publish(forge, replace(first_request, patch=b""), tmp_path / "publish")
+        push_and_open_pr(forge, replace(first_request, patch=b""), tmp_path / "publish")
     assert forge.find_pr(REPO, first_request.branch_name) is None
 
 
 def test_a_patch_that_conflicts_with_the_branch_is_refused(
     forge: Forge, first_request: PublishRequest, make_patch: MakePatch, tmp_path: Path
 ) -> None:
-    first = publish(forge, first_request, tmp_path / "publish")
+    first = push_and_open_pr(forge, first_request, tmp_path / "publish")
 
     def conflicting(work: Path) -> None:
         (work / "app" / "client.py").write_text("RETRIES = 99\n")
@@ -271,31 +271,31 @@ def test_a_patch_that_conflicts_with_the_branch_is_refused(
     base = first_request.base_commit
     bad = replace(first_request, iteration=2, patch=make_patch(base, conflicting), patch_base=base)
     with pytest.raises(PatchDoesNotApply, match=r"conflicts with .*app/client\.py"):
-        publish(forge, bad, tmp_path / "publish")
+        push_and_open_pr(forge, bad, tmp_path / "publish")
     stale = replace(first_request, iteration=2, patch=make_patch(base, conflicting))
     with pytest.raises(PatchDoesNotApply, match="does not apply"):
-        publish(forge, stale, tmp_path / "publish")
+        push_and_open_pr(forge, stale, tmp_path / "publish")
     assert forge.get_pr(REPO, first.pr.number).head_sha == first.head_sha
 
 
 def test_ready_for_review_when_not_a_draft(
     forge: Forge, first_request: PublishRequest, tmp_path: Path
 ) -> None:
-    result = publish(forge, replace(first_request, draft=False), tmp_path / "publish")
+    result = push_and_open_pr(forge, replace(first_request, draft=False), tmp_path / "publish")
     assert not result.pr.draft
 
 
 def test_approve_marks_ready_then_merges_into_the_base(
     forge: Forge, first_request: PublishRequest, tmp_path: Path, bare: Path, base_commit: str
 ) -> None:
-    result = publish(forge, first_request, tmp_path / "publish")
+    result = push_and_open_pr(forge, first_request, tmp_path / "publish")
 
-    ready = approve(forge, REPO, result.pr.number, action="ready")
+    ready = finish_pr(forge, REPO, result.pr.number, action="ready")
     assert not ready.draft
     assert not ready.merged
-    assert approve(forge, REPO, result.pr.number, action="ready") == ready
+    assert finish_pr(forge, REPO, result.pr.number, action="ready") == ready
 
-    merged = approve(
+    merged = finish_pr(
         forge,
         REPO,
         result.pr.number,
@@ -314,16 +314,16 @@ def test_approve_marks_ready_then_merges_into_the_base(
     ]
     assert _blob(bare, git(bare, "rev-parse", "main:assets/logo.bin")) == LOGO
     # Approving again is a no-op.
-    assert approve(forge, REPO, result.pr.number, action="merge").merge_sha == merged.merge_sha
+    assert finish_pr(forge, REPO, result.pr.number, action="merge").merge_sha == merged.merge_sha
     assert git(bare, "rev-parse", "refs/heads/main") == main
 
 
 def test_squash_merge_from_a_draft(
     forge: Forge, first_request: PublishRequest, tmp_path: Path, bare: Path, base_commit: str
 ) -> None:
-    result = publish(forge, first_request, tmp_path / "publish")
+    result = push_and_open_pr(forge, first_request, tmp_path / "publish")
 
-    merged = approve(forge, REPO, result.pr.number, action="merge", merge_method="squash")
+    merged = finish_pr(forge, REPO, result.pr.number, action="merge", merge_method="squash")
 
     main = git(bare, "rev-parse", "refs/heads/main")
     assert merged.merge_sha == main
@@ -339,22 +339,22 @@ def test_merge_refuses_a_head_that_moved(
     make_patch: MakePatch,
     tmp_path: Path,
 ) -> None:
-    first = publish(forge, first_request, tmp_path / "publish")
-    publish(
+    first = push_and_open_pr(forge, first_request, tmp_path / "publish")
+    push_and_open_pr(
         forge,
         replace(first_request, iteration=2, patch=make_patch(first.head_sha, second_change)),
         tmp_path / "publish",
     )
 
     with pytest.raises(MergeRejected):
-        approve(forge, REPO, first.pr.number, action="merge", expected_sha=first.head_sha)
+        finish_pr(forge, REPO, first.pr.number, action="merge", expected_sha=first.head_sha)
     assert not forge.get_pr(REPO, first.pr.number).merged
 
 
 def test_watch_ci_until_success(
     forge: Forge, first_request: PublishRequest, tmp_path: Path, set_checks: SetChecks
 ) -> None:
-    sha = publish(forge, first_request, tmp_path / "publish").head_sha
+    sha = push_and_open_pr(forge, first_request, tmp_path / "publish").head_sha
     script = [
         [("tests", "queued", None)],
         [("tests", "in_progress", None), ("lint", "completed", "success")],
@@ -368,7 +368,7 @@ def test_watch_ci_until_success(
         set_checks(sha, script.pop(0))
 
     seen: list[str] = []
-    outcome = watch_ci(
+    outcome = poll_ci(
         forge,
         REPO,
         sha,
@@ -388,7 +388,7 @@ def test_watch_ci_until_success(
 def test_watch_ci_reports_failing_checks(
     forge: Forge, first_request: PublishRequest, tmp_path: Path, set_checks: SetChecks
 ) -> None:
-    sha = publish(forge, first_request, tmp_path / "publish").head_sha
+    sha = push_and_open_pr(forge, first_request, tmp_path / "publish").head_sha
     set_checks(
         sha,
         [
@@ -399,7 +399,7 @@ def test_watch_ci_reports_failing_checks(
         ],
     )
 
-    outcome = watch_ci(forge, REPO, sha, clock=FakeClock(), sleep=_no_sleep)
+    outcome = poll_ci(forge, REPO, sha, clock=FakeClock(), sleep=_no_sleep)
 
     assert outcome.state == "failure"
     assert outcome.polls == 1
@@ -409,18 +409,18 @@ def test_watch_ci_reports_failing_checks(
 def test_watch_ci_with_no_checks_settles_on_none_and_times_out(
     forge: Forge, first_request: PublishRequest, tmp_path: Path, set_checks: SetChecks
 ) -> None:
-    sha = publish(forge, first_request, tmp_path / "publish").head_sha
+    sha = push_and_open_pr(forge, first_request, tmp_path / "publish").head_sha
     clock = FakeClock()
 
     def sleep(seconds: float) -> None:
         clock.now += seconds
 
-    none = watch_ci(forge, REPO, sha, interval=15, settle=60, clock=clock, sleep=sleep)
+    none = poll_ci(forge, REPO, sha, interval=15, settle=60, clock=clock, sleep=sleep)
     assert none.state == "none"
     assert none.polls == 5
 
     set_checks(sha, [("tests", "in_progress", None)])
-    stuck = watch_ci(forge, REPO, sha, interval=15, timeout=100, clock=clock, sleep=sleep)
+    stuck = poll_ci(forge, REPO, sha, interval=15, timeout=100, clock=clock, sleep=sleep)
     assert stuck.state == "timed_out"
     assert stuck.checks.state == "pending"
 
@@ -442,7 +442,7 @@ def test_publish_borrows_objects_from_a_local_mirror(
 ) -> None:
     workdir = tmp_path / "publish"
 
-    result = publish(forge, first_request, workdir, reference=bare)
+    result = push_and_open_pr(forge, first_request, workdir, reference=bare)
 
     alternates = (workdir / ".git" / "objects" / "info" / "alternates").read_text()
     assert alternates.strip() == str((bare / "objects").resolve())

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs.exceptions import GitFailed, PushRejected, RefLocked
 from jobs.forge import git as gitops
 from jobs.forge.git import Identity, branch_name, commit_message, slugify, subject_line
-from jobs.forge.retry import RetryPolicy
+from jobs.forge.retry import ForgeRetry
+from process.exceptions import GitFailed, PushRejected, RefLocked
 from tests.forge.conftest import MakePatch, first_change, git
 
 
@@ -152,12 +152,12 @@ def test_a_branch_name_that_clashes_is_a_lasting_failure_not_a_locked_ref(
 
 
 def test_retry_policy_backoff() -> None:
-    policy = RetryPolicy(attempts=6, initial_delay=1, max_delay=10)
+    policy = ForgeRetry(attempts=6, initial_delay=1, max_delay=10)
     assert [policy.delay(n) for n in range(1, 6)] == [1, 2, 4, 8, 10]
     assert policy.delay(1, retry_after=5) == 5
     assert policy.delay(1, retry_after=60) == 10
     with pytest.raises(ValueError, match="attempts"):
-        RetryPolicy(attempts=0)
+        ForgeRetry(attempts=0)
 
 
 def test_push_runs_no_hooks(

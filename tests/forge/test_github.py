@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from jobs.exceptions import ForgeRejected, ForgeUnavailable, MergeRejected
-from jobs.forge import PublishRequest, approve, may_approve, publish, watch_ci
-from jobs.forge.fake_github import FakeGitHub
+from fakes.github.server import FakeGitHub
+from jobs.forge import PublishRequest, finish_pr, may_approve, poll_ci, push_and_open_pr
 from jobs.forge.github import GitHubForge
-from jobs.forge.retry import RetryPolicy
+from jobs.forge.retry import ForgeRetry
+from process.exceptions import ForgeRejected, ForgeUnavailable, MergeRejected
 from tests.forge.conftest import REPO, TOKEN, MakePatch, first_change, git
 
 BRANCH = "agents/7-add-a-retry-setting"
@@ -36,7 +36,7 @@ def test_the_flow_makes_the_github_calls_it_should(
     tmp_path: Path,
     bare: Path,
 ) -> None:
-    result = publish(github_forge, request_7, tmp_path / "publish")
+    result = push_and_open_pr(github_forge, request_7, tmp_path / "publish")
     sha = result.head_sha
     fake_github.set_check_runs(REPO, sha, [{"name": "tests", "status": "in_progress"}])
     fake_github.set_statuses(REPO, sha, [{"context": "ci/lint", "state": "success"}])
@@ -44,8 +44,8 @@ def test_the_flow_makes_the_github_calls_it_should(
     def ci_finishes(seconds: float) -> None:
         fake_github.set_check_runs(REPO, sha, [{"name": "tests", "conclusion": "success"}])
 
-    outcome = watch_ci(github_forge, REPO, sha, sleep=ci_finishes)
-    merged = approve(
+    outcome = poll_ci(github_forge, REPO, sha, sleep=ci_finishes)
+    merged = finish_pr(
         github_forge,
         REPO,
         result.pr.number,
@@ -111,7 +111,7 @@ def test_a_502_on_create_is_retried_and_one_pr_exists(
 ) -> None:
     fake_github.fail_next("POST", r"/pulls$", 502)
 
-    result = publish(github_forge, request_7, tmp_path / "publish")
+    result = push_and_open_pr(github_forge, request_7, tmp_path / "publish")
 
     assert len(fake_github.pulls(REPO)) == 1
     assert result.pr.number == 1
@@ -128,7 +128,7 @@ def test_a_lost_create_response_is_found_not_repeated(
     """GitHub created the PR but the response was a 502: look it up, do not post again."""
     fake_github.fail_next("POST", r"/pulls$", 502, after=True)
 
-    result = publish(github_forge, request_7, tmp_path / "publish")
+    result = push_and_open_pr(github_forge, request_7, tmp_path / "publish")
 
     assert [pr["number"] for pr in fake_github.pulls(REPO)] == [1]
     assert result.pr.number == 1
@@ -148,12 +148,12 @@ def test_an_outage_gives_up_and_a_rerun_finishes_without_a_second_commit(
     fake_github.fail_next("POST", r"/pulls$", 503, count=4)
 
     with pytest.raises(ForgeUnavailable) as caught:
-        publish(github_forge, request_7, tmp_path / "publish")
+        push_and_open_pr(github_forge, request_7, tmp_path / "publish")
     assert caught.value.attempts == 4
     assert sleeps == [0.5, 1.0, 2.0]
     assert fake_github.pulls(REPO) == []
 
-    result = publish(github_forge, request_7, tmp_path / "publish")
+    result = push_and_open_pr(github_forge, request_7, tmp_path / "publish")
 
     assert result.pr_created
     assert not result.committed
@@ -178,9 +178,9 @@ def test_a_push_to_a_branch_another_push_holds_is_retried(
         sleeps.append(seconds)
         lock.unlink(missing_ok=True)  # the other push finishes
 
-    policy = RetryPolicy(attempts=4, initial_delay=0.5, sleep=wait)
+    policy = ForgeRetry(attempts=4, initial_delay=0.5, sleep=wait)
     with GitHubForge(TOKEN, base_url=fake_github.base_url, retry=policy, throttle=False) as forge:
-        result = publish(forge, request_7, tmp_path / "publish")
+        result = push_and_open_pr(forge, request_7, tmp_path / "publish")
 
     assert result.committed
     assert sleeps == [0.5]
@@ -190,7 +190,7 @@ def test_a_push_to_a_branch_another_push_holds_is_retried(
 def test_an_existing_pr_is_returned_instead_of_a_second(
     github_forge: GitHubForge, fake_github: FakeGitHub, request_7: PublishRequest, tmp_path: Path
 ) -> None:
-    first = publish(github_forge, request_7, tmp_path / "publish").pr
+    first = push_and_open_pr(github_forge, request_7, tmp_path / "publish").pr
 
     again = github_forge.create_pr(
         REPO, branch=BRANCH, base="main", title="t", body="b", draft=True
@@ -206,7 +206,7 @@ def test_a_repository_without_draft_prs_gets_a_ready_one(
 ) -> None:
     fake_github.draft_prs = False
 
-    result = publish(github_forge, request_7, tmp_path / "publish")
+    result = push_and_open_pr(github_forge, request_7, tmp_path / "publish")
 
     assert not result.pr.draft
     assert [r.body["draft"] for r in fake_github.calls("POST", r"/pulls$")] == [True, False]
@@ -219,11 +219,11 @@ def test_lost_responses_on_ready_and_merge_are_recovered(
     tmp_path: Path,
     bare: Path,
 ) -> None:
-    pr = publish(github_forge, request_7, tmp_path / "publish").pr
+    pr = push_and_open_pr(github_forge, request_7, tmp_path / "publish").pr
     fake_github.fail_next("POST", "^/graphql$", 502, after=True)
     fake_github.fail_next("PUT", r"/merge$", 500, after=True)
 
-    merged = approve(github_forge, REPO, pr.number, action="merge", merge_method="merge")
+    merged = finish_pr(github_forge, REPO, pr.number, action="merge", merge_method="merge")
 
     assert merged.merged
     assert not merged.draft
@@ -235,7 +235,7 @@ def test_lost_responses_on_ready_and_merge_are_recovered(
 def test_merging_a_moved_head_is_rejected(
     github_forge: GitHubForge, fake_github: FakeGitHub, request_7: PublishRequest, tmp_path: Path
 ) -> None:
-    pr = publish(github_forge, request_7, tmp_path / "publish").pr
+    pr = push_and_open_pr(github_forge, request_7, tmp_path / "publish").pr
     github_forge.mark_ready(REPO, pr.number)
 
     with pytest.raises(MergeRejected) as caught:
@@ -311,7 +311,7 @@ def test_permissions(github_forge: GitHubForge, fake_github: FakeGitHub) -> None
 
 def test_a_bad_token_is_rejected_at_once(fake_github: FakeGitHub, sleeps: list[float]) -> None:
     wrong = "ghp_wrongWRONGwrong000"
-    policy = RetryPolicy(sleep=sleeps.append)
+    policy = ForgeRetry(sleep=sleeps.append)
     with (
         GitHubForge(wrong, base_url=fake_github.base_url, retry=policy, throttle=False) as forge,
         pytest.raises(ForgeRejected) as caught,
@@ -327,7 +327,7 @@ def test_an_unreachable_github_is_retried_then_unavailable(sleeps: list[float]) 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    policy = RetryPolicy(attempts=3, initial_delay=1, sleep=sleeps.append)
+    policy = ForgeRetry(attempts=3, initial_delay=1, sleep=sleeps.append)
     url = f"http://127.0.0.1:{port}"
     with (
         GitHubForge(TOKEN, base_url=url, retry=policy, timeout=2) as forge,
@@ -356,7 +356,7 @@ def test_git_transport_errors_are_retried(
     fake_github.fail_next("POST", "/git-upload-pack$", 502)
     fake_github.fail_next("POST", "/git-receive-pack$", 503, after=True)
 
-    result = publish(github_forge, request_7, tmp_path / "publish")
+    result = push_and_open_pr(github_forge, request_7, tmp_path / "publish")
 
     assert git(bare, "rev-parse", f"refs/heads/{BRANCH}") == result.head_sha
     # The push landed although its response was lost; the retry found it up to date.

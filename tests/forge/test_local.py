@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from jobs.exceptions import ForgeRejected, MergeRejected, RefLocked
 from jobs.forge import CheckRun, CheckSummary, make_forge
 from jobs.forge import git as gitops
 from jobs.forge import local as local_module
 from jobs.forge.local import LocalForge
+from process.exceptions import ForgeRejected, MergeRejected, RefLocked
 from tests.forge.conftest import REPO, MakePatch, first_change, git
 
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from jobs.exceptions import ForgeError, GitFailed
-from jobs.forge import PublishRequest, publish
+from fakes.github.server import FakeGitHub
+from jobs.forge import PublishRequest, push_and_open_pr
 from jobs.forge import git as gitops
-from jobs.forge.auth import GitCredentials, git_env, redact
-from jobs.forge.fake_github import FakeGitHub
+from jobs.forge.auth import GitCredentials, git_env, mask_tokens
 from jobs.forge.github import GitHubForge
+from process.exceptions import ForgeError, GitFailed
 from tests.forge.conftest import REPO, TOKEN, MakePatch, first_change, second_change
 
 BASIC = base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
@@ -51,9 +51,9 @@ def test_publish_and_rework_over_http_leave_no_token_behind(
         patch=make_patch(base_commit, first_change),
         base_commit=base_commit,
     )
-    first = publish(github_forge, request, workdir)
+    first = push_and_open_pr(github_forge, request, workdir)
     rework = replace(request, iteration=2, patch=make_patch(first.head_sha, second_change))
-    publish(github_forge, rework, workdir)
+    push_and_open_pr(github_forge, rework, workdir)
 
     # The token was really used: git's requests carried it, and the push went through.
     git_calls = fake_github.calls(path="^/git/")
@@ -133,7 +133,7 @@ def test_redaction() -> None:
     assert TOKEN not in repr(credentials)
     assert BASIC not in repr(credentials)
     text = f"fatal: https://user:{TOKEN}@github.com/x failed; header Basic {BASIC}"
-    cleaned = redact(text, credentials.secrets)
+    cleaned = mask_tokens(text, credentials.secrets)
     assert TOKEN not in cleaned
     assert BASIC not in cleaned
     assert "https://***@github.com/x" in cleaned

@@ -6,8 +6,8 @@ import time
 
 from rq import get_current_job
 
-from core.run import RunStatus
-from core.store import RunStore
+from runs.record import RunStatus
+from runs.store import RunStore
 
 
 def take_and_wait(run_id: int) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from core import settings
-from core.exceptions import SettingsError
 from jobs.agent.config import AgentConfig, AgentLimits, ModelRoles
 from jobs.config import agent_config
+from process import settings
+from process.exceptions import SettingsError
 
 
 def worker(**env: str) -> settings.WorkerSettings:

@@ -14,9 +14,9 @@ import pytest
 import redis
 from rq.job import JobStatus
 
-from core.run import RunStatus
-from core.store import RunStore
 from jobs.queue import RunQueue, job_id_for
+from runs.record import RunStatus
+from runs.store import RunStore
 from tests.conftest import TEST_REDIS_URL
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -13,8 +13,8 @@ import docker
 import pytest
 import redis
 
-from core.run import RunStatus
-from core.store import RunStore
+from runs.record import RunStatus
+from runs.store import RunStore
 from sandboxes import labels
 from sandboxes.owner import Owner
 from tests.conftest import TEST_REDIS_URL

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from cli.main import build_parser
-from core import settings
+from process import settings
 from tests.ops.compose import COMPOSE_FILE, ROOT, compose_command
 
 SECRETS = {

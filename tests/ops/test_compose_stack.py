@@ -26,8 +26,8 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from bot.emulator.server import SlackEmulator
-from jobs.forge.fake_github import FakeGitHub
+from fakes.github.server import FakeGitHub
+from fakes.slack.server import SlackEmulator
 from jobs.forge.local import LocalForge
 from sandboxes import labels
 from tests.ops.compose import (

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from core import settings
-from jobs.repo_config import RepoConfig, RepoConfigError, parse
+from jobs.repo_config import RepoConfig, parse_repo_config
+from process import settings
+from process.exceptions import RepoConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -48,7 +49,7 @@ def test_the_python_node_and_go_examples_validate_against_the_schema() -> None:
     blocks = sections((DOCS / "agents-yml.md").read_text())
     for language in ("Python", "Node", "Go"):
         assert len(blocks[language]) == 1, language
-        config = parse(blocks[language][0])
+        config = parse_repo_config(blocks[language][0])
         assert isinstance(config, RepoConfig)
         assert config.checks, language
         assert config.network.setup is True
@@ -61,7 +62,7 @@ def test_the_documented_error_is_the_parsers() -> None:
     shown = re.search(r"^(\.agents\.yml: unknown key .*)$", text, flags=re.MULTILINE)
     assert shown is not None
     with pytest.raises(RepoConfigError) as raised:
-        parse("limits: {memroy: 4g}\n")
+        parse_repo_config("limits: {memroy: 4g}\n")
     assert str(raised.value) == shown.group(1)
 
 

@@ -16,12 +16,12 @@ import pytest
 import redis
 from rq import Queue
 
-from cli.commands.demo import connection as demo_connection
-from core import logs, settings
-from core.counters import Counters
-from core.run import RunStatus
-from core.store import RunStore
+from cli.local_redis import open_redis as demo_connection
 from jobs.queue import CANCEL_JOB
+from process import logs, settings
+from runs.counters import Counters
+from runs.record import RunStatus
+from runs.store import RunStore
 from tests.blueprint.conftest import CLEAN_REQUEST, Harness, script
 from tests.blueprint.conftest import direct_python as direct_python
 from tests.blueprint.conftest import harness as harness
@@ -91,7 +91,7 @@ def test_the_level_applies_to_every_logger_not_only_rq() -> None:
     logs.configure("WARNING", "json", stream=out)
     logging.getLogger("jobs.blueprint.runner").info("quiet")
     logging.getLogger("bot.reporter").warning("loud")
-    logging.getLogger("core.store").info("quiet too")
+    logging.getLogger("runs.store").info("quiet too")
     assert [line["message"] for line in lines(out)] == ["loud"]
 
 
@@ -283,7 +283,7 @@ def test_a_real_worker_and_its_forked_job_log_json_with_secrets_masked(
     assert cancelled[0]["message"] == (
         f"run #{run.id} status queued -> cancelled: cancelled by *** (by ***)"
     )
-    assert cancelled[0]["logger"] == "core.store"
+    assert cancelled[0]["logger"] == "runs.store"
 
 
 @pytest.mark.redis

@@ -21,18 +21,18 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 from rq import Queue
 
-from bot.emulator.server import SlackEmulator
-from core.counters import Counters
-from core.ops import (
+from fakes.slack.server import SlackEmulator
+from jobs.metrics import metrics_app
+from process.endpoints import (
     ThreadingServer,
     ops_app,
     ops_connection,
     redis_health,
     serve_in_background,
 )
-from core.run import Cost, RunStatus
-from core.store import RunStore
-from jobs.metrics import metrics_app
+from runs.counters import Counters
+from runs.record import Cost, RunStatus
+from runs.store import RunStore
 from tests.conftest import TEST_REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,11 +126,11 @@ def test_metrics_report_runs_queues_tokens_cost_and_step_durations(
     counters.observe_step("checks", 3.0, outcome="failed")
     queue = Queue(QUEUE, connection=real_redis_conn)
     for n in range(3):
-        queue.enqueue("jobs.entrypoints.run", n)
-    failed_job = queue.enqueue("jobs.entrypoints.run", 99)
+        queue.enqueue("jobs.entrypoints.run_job", n)
+    failed_job = queue.enqueue("jobs.entrypoints.run_job", 99)
     queue.remove(failed_job)
     queue.failed_job_registry.add(failed_job, ttl=600)
-    Queue("q-ops-other", connection=real_redis_conn).enqueue("jobs.entrypoints.run", 1)
+    Queue("q-ops-other", connection=real_redis_conn).enqueue("jobs.entrypoints.run_job", 1)
 
     samples = scrape(f"{ops_server}/metrics")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.emulator.server import SlackEmulator
+from fakes.slack.server import SlackEmulator
 from tests.blueprint.e2e import clean_env, wait_for
 from tests.conftest import TEST_REDIS_URL
 from tests.reliability.harness import free_port, stop_process

@@ -1,7 +1,7 @@
 """`agents worker` with fault hooks, for the fault-injection tests.
 
 Started as ``python -m tests.reliability.fault_worker worker ...`` (the same arguments
-as ``python -m cli.main``). Before the worker starts, ``jobs.entrypoints.run`` is
+as ``python -m cli.main``). Before the worker starts, ``jobs.entrypoints.run_job`` is
 replaced by :func:`run`, which is the real entry point with its model, sandboxes and
 forge wrapped. RQ forks a work horse per job from this process, so every job this
 worker takes, first attempts and resumed ones alike, goes through the hooks.
@@ -38,14 +38,14 @@ from typing import Any
 import redis
 from rq import get_current_job
 
-from core import settings
-from core.run import Step
-from core.store import RunStore
 from jobs import drain
 from jobs import entrypoints as real
 from jobs.blueprint.runner import run_blueprint
 from jobs.blueprint.wiring import model_provider, open_deps
 from jobs.queue import RunQueue, store_for
+from process import settings
+from runs.record import Step
+from runs.store import RunStore
 from sandboxes.protocol import Sandbox
 from tests.blueprint.crash_job import HookedSandbox, WrappedModels
 
@@ -138,7 +138,7 @@ class _Sandbox(HookedSandbox):
 
 
 def run(run_id: int) -> None:
-    """``jobs.entrypoints.run`` with the hooks in place."""
+    """``jobs.entrypoints.run_job`` with the hooks in place."""
     job = get_current_job()
     assert job is not None
     worker = settings.load(settings.WorkerSettings)
@@ -168,7 +168,7 @@ def run(run_id: int) -> None:
 
 
 def main() -> int:
-    real.run = run  # type: ignore[assignment]  # what RQ imports by name in each horse
+    real.run_job = run  # type: ignore[assignment]  # what RQ imports by name in each horse
     from cli.main import main as cli_main
 
     return cli_main(sys.argv[1:])

@@ -28,11 +28,11 @@ import docker.errors
 import pytest
 import redis
 
-from core.run import Run, RunStatus, Step
-from core.store import RunStore
-from jobs.forge.fake_github import FakeGitHub
+from fakes.github.server import FakeGitHub
 from jobs.forge.local import LocalForge
 from jobs.queue import RunQueue
+from runs.record import Run, RunStatus, Step
+from runs.store import RunStore
 from sandboxes import labels
 from sandboxes.reaper import Reaper
 from tests.blueprint.conftest import REPO, SAMPLE

@@ -13,8 +13,8 @@ from typing import Any
 from rq import Queue
 
 from bot.blocks import ACTION_REWORK, decision_message
-from core.projection import project
-from core.run import Run, RunStatus
+from runs.projection import project
+from runs.record import Run, RunStatus
 from tests.bot.conftest import ALICE, GENERAL, Harness
 
 

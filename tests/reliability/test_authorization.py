@@ -29,14 +29,14 @@ import bot.listeners
 from bot.blocks import ACTION_APPROVE, ACTION_CANCEL, ACTION_REWORK
 from bot.listeners.commands.agents import SUBCOMMANDS
 from bot.listeners.views import rework as rework_view
-from core.exceptions import InvalidTransition
-from core.run import Run, RunStatus, utcnow
-from core.store import RunStore
 from jobs.blueprint import decisions
 from jobs.blueprint.config import BlueprintConfig
 from jobs.forge.local import LocalForge
 from jobs.forge.protocol import PullRequest
 from jobs.queue import RunQueue
+from process.exceptions import InvalidTransition
+from runs.record import Run, RunStatus, utcnow
+from runs.store import RunStore
 from tests.bot.conftest import ALICE, BOB, CAROL, GENERAL, Harness, open_harness, post_raw
 from tests.reliability.figures import Table
 from tests.reliability.surface import (

@@ -23,7 +23,6 @@ import redis
 from bot.blocks import ACTION_APPROVE, ACTION_REWORK
 from bot.listeners.views.rework import EMPTY_ERROR
 from bot.reporter import Reporter
-from core.run import Run, RunStatus
 from jobs.agent.config import AgentConfig
 from jobs.agent.model import ModelResponse, OnRetry, Request
 from jobs.blueprint import decisions
@@ -32,6 +31,7 @@ from jobs.blueprint.deps import Deps
 from jobs.blueprint.runner import run_blueprint
 from jobs.blueprint.wiring import sandbox_factory
 from jobs.forge.local import LocalForge
+from runs.record import Run, RunStatus
 from sandboxes.cache import RepoCache
 from tests.bot.conftest import ALICE, GENERAL, Harness, drain, open_harness
 from tests.reliability.figures import Table

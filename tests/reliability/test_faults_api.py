@@ -15,12 +15,12 @@ import pytest
 import redis
 
 from bot.reporter import milestone
-from core.events import EventType
-from core.run import RunStatus
-from core.store import RunStore
-from jobs.agent.fake_api import Failure, FakeMessagesAPI, Reply, load_script
+from fakes.anthropic.server import Failure, FakeMessagesAPI, Reply, load_script
 from jobs.forge.local import LocalForge
-from jobs.forge.steps import PublishRequest, publish
+from jobs.forge.steps import PublishRequest, push_and_open_pr
+from runs.events import EventType
+from runs.record import RunStatus
+from runs.store import RunStore
 from tests.blueprint.conftest import CLEAN_REQUEST, REPO, SAMPLE, SCRIPTS
 from tests.blueprint.e2e import (
     Workers,
@@ -147,8 +147,8 @@ def test_two_stores_publishing_to_one_repository_do_not_collide(tmp_path: Path) 
             nonce=store.nonce,
         )
 
-    results = [publish(forge, request(s), tmp_path / f"work-{s.prefix}") for s in stores]
-    again = [publish(forge, request(s), tmp_path / f"again-{s.prefix}") for s in stores]
+    results = [push_and_open_pr(forge, request(s), tmp_path / f"work-{s.prefix}") for s in stores]
+    again = [push_and_open_pr(forge, request(s), tmp_path / f"again-{s.prefix}") for s in stores]
     branches = [r.branch for r in results]
     assert branches == [f"agents/1-{s.nonce}-add-notes" for s in stores]
     assert len(forge.list_prs(REPO)) == 2

@@ -18,8 +18,8 @@ import docker
 import pytest
 import redis
 
-from core.events import EventType
-from core.run import RunStatus, Step
+from runs.events import EventType
+from runs.record import RunStatus, Step
 from sandboxes import labels
 from tests.blueprint.conftest import CLEAN_REQUEST, REPO
 from tests.blueprint.e2e import (

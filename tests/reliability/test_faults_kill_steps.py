@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from core.run import RunStatus, Step
-from core.store import RunStore
-from jobs.forge.fake_github import FakeGitHub
+from fakes.github.server import FakeGitHub
 from jobs.forge.local import LocalForge
 from jobs.queue import RunQueue
+from runs.record import RunStatus, Step
+from runs.store import RunStore
 from tests.blueprint.conftest import CLEAN_REQUEST, REPO, SAMPLE
 from tests.blueprint.e2e import Workers, docker_client, github_env, require_image, wait_for
 from tests.blueprint.helpers import commits

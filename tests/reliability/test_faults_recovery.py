@@ -14,10 +14,10 @@ import redis
 from rq import SimpleWorker
 from rq.job import JobStatus
 
-from core.run import RunStatus
-from core.store import RunStore
 from jobs import recovery
 from jobs.queue import RunQueue
+from runs.record import RunStatus
+from runs.store import RunStore
 
 
 def test_a_run_requeued_by_a_process_that_died_before_enqueueing_is_enqueued_again(

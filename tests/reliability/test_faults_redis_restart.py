@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.emulator.server import SlackEmulator
 from bot.reporter import Reporter
-from bot.slack_client import make_client
-from core.run import RunStatus, Step
-from core.store import RunStore
+from bot.slack_client import web_client
+from fakes.slack.server import SlackEmulator
 from jobs.forge.local import LocalForge
 from jobs.queue import RunQueue
-from jobs.worker import connect
+from jobs.worker import redis_for_rq
+from runs.record import RunStatus, Step
+from runs.store import RunStore
 from tests.blueprint.conftest import CLEAN_REQUEST, FIX_ONCE_REQUEST, REPO, SAMPLE
 from tests.blueprint.e2e import (
     Workers,
@@ -63,7 +63,7 @@ def test_a_redis_restart_mid_run_loses_nothing(
     require_image(client)
     forge = LocalForge(tmp_path / "forge")
     forge.create_repo(REPO, source=SAMPLE)
-    connection = connect(server.url)  # retries through the restart, as the workers do
+    connection = redis_for_rq(server.url)  # retries through the restart, as the workers do
     store = RunStore(connection)
     queue = RunQueue(connection, store, name="faults-redis")
     env = worker_env(tmp_path, "faults-redis", REDIS_URL=server.url)
@@ -71,8 +71,8 @@ def test_a_redis_restart_mid_run_loses_nothing(
     second = start_fault_worker(workers, env, "redis-b")
 
     emu = SlackEmulator().start()
-    slack = make_client(emu.bot_token, emu.api_url)
-    reporter = Reporter(RunStore(connect(server.url)), slack, min_interval=0.2)
+    slack = web_client(emu.bot_token, emu.api_url)
+    reporter = Reporter(RunStore(redis_for_rq(server.url)), slack, min_interval=0.2)
     stop = threading.Event()
     drawing = threading.Thread(target=reporter.run_forever, args=(stop,), daemon=True)
     try:

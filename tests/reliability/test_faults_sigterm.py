@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from core.events import EventType
-from core.run import RunStatus, Step
-from core.store import RunStore
 from jobs import recovery
 from jobs.forge.local import LocalForge
 from jobs.queue import RunQueue
+from runs.events import EventType
+from runs.record import RunStatus, Step
+from runs.store import RunStore
 from tests.blueprint.conftest import CLEAN_REQUEST, REPO, SAMPLE
 from tests.blueprint.e2e import (
     Workers,

@@ -17,9 +17,9 @@ import pytest
 import redis
 
 from bot.requests import MAX_REQUEST_CHARS
-from core.run import RunStatus
 from jobs.agent.tools import Toolbox
-from jobs.agent.workspace import MAX_READ_BYTES, Workspace
+from jobs.agent.workspace import MAX_READ_BYTES, WorkspaceFiles
+from runs.record import RunStatus
 from sandboxes.config import SandboxConfig
 from sandboxes.docker_sandbox import DockerSandbox
 from tests.bot.conftest import ALICE, GENERAL, Harness, open_harness
@@ -110,7 +110,7 @@ def docker_sandbox(docker_client: docker.DockerClient) -> Iterator[DockerSandbox
 
 def toolbox(sandbox: DockerSandbox) -> Toolbox:
     return Toolbox(
-        Workspace(sandbox),
+        WorkspaceFiles(sandbox),
         output_chars=OUTPUT_CHARS,
         command_timeout=300,
         max_command_timeout=300,

@@ -18,7 +18,7 @@ import docker
 import pytest
 
 from jobs.agent.tools import Toolbox
-from jobs.agent.workspace import Workspace
+from jobs.agent.workspace import WorkspaceFiles
 from sandboxes.cache import RepoCache
 from sandboxes.docker_sandbox import DockerSandbox
 from sandboxes.local_sandbox import LocalSandbox
@@ -143,7 +143,7 @@ def test_the_tools_refuse_every_escape(sandbox: Sandbox) -> None:
     backend = "Docker" if isinstance(sandbox, DockerSandbox) else "local"
     outside = plant(sandbox)
     tools = Toolbox(
-        Workspace(sandbox), output_chars=20_000, command_timeout=30, max_command_timeout=60
+        WorkspaceFiles(sandbox), output_chars=20_000, command_timeout=30, max_command_timeout=60
     )
     for path, (_, told) in ESCAPES.items():
         for name, args in calls(path).items():

@@ -30,8 +30,6 @@ import redis
 
 from bot.blocks import escape_keeping_mentions
 from bot.reporter import Reporter, milestone
-from core.events import Event, EventType
-from core.run import Run, RunStatus
 from jobs.agent.config import AgentConfig
 from jobs.agent.model import ModelResponse, OnRetry, Request
 from jobs.blueprint import decisions
@@ -40,6 +38,8 @@ from jobs.blueprint.deps import Deps
 from jobs.blueprint.runner import run_blueprint
 from jobs.blueprint.wiring import sandbox_factory
 from jobs.forge.local import LocalForge
+from runs.events import Event, EventType
+from runs.record import Run, RunStatus
 from sandboxes.cache import RepoCache
 from tests.bot.conftest import ALICE, GENERAL, Harness, drain, open_harness
 from tests.reliability.figures import Table
@@ -403,7 +403,7 @@ def test_mentions_the_bot_writes_stay_mentions() -> None:
 def test_a_refused_approve_mentions_the_user_live(tmp_path: Path) -> None:
     import fakeredis
 
-    from core.store import RunStore
+    from runs.store import RunStore
 
     connection = fakeredis.FakeRedis()
     store = RunStore(connection)

@@ -32,12 +32,12 @@ import docker.errors
 import pytest
 import redis
 
-from bot.emulator.server import SlackEmulator
-from core.run import RunStatus
-from core.store import RunStore
-from jobs.agent.fake_api import FakeMessagesAPI, message, tool_use
-from jobs.forge.fake_github import FakeGitHub
+from fakes.anthropic.server import FakeMessagesAPI, message, tool_use
+from fakes.github.server import FakeGitHub
+from fakes.slack.server import SlackEmulator
 from jobs.forge.local import LocalForge
+from runs.record import RunStatus
+from runs.store import RunStore
 from sandboxes import labels
 from sandboxes.reaper import Reaper
 from tests.blueprint.conftest import CLEAN_REQUEST, REPO, SAMPLE, SCRIPTS

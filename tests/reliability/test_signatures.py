@@ -22,8 +22,8 @@ import redis
 from rq import Queue
 
 from bot.blocks import ACTION_APPROVE
-from bot.emulator.delivery import Delivery
-from core.run import RunStatus
+from fakes.slack.delivery import Delivery
+from runs.record import RunStatus
 from tests.bot.conftest import ALICE, BOB, CAROL, GENERAL, Harness, open_harness, post_raw
 from tests.reliability.figures import Table
 from tests.reliability.surface import (

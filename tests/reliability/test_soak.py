@@ -35,14 +35,14 @@ import pytest
 import redis
 from rq import Worker
 
-from bot.emulator.server import SlackEmulator
-from core.exceptions import RunNotFound
-from core.run import FINAL_STATUSES, RunStatus
-from core.store import RunStore
-from jobs.agent.fake_api import message, tool_use
-from jobs.blueprint.record import record
+from cli.record_blueprint import record
+from fakes.anthropic.server import message, tool_use
+from fakes.slack.server import SlackEmulator
 from jobs.forge.local import LocalForge
 from jobs.recovery import heartbeat_key
+from process.exceptions import RunNotFound
+from runs.record import FINAL_STATUSES, RunStatus
+from runs.store import RunStore
 from tests.blueprint.e2e import Workers, wait_for, worker_env
 from tests.blueprint.helpers import commits
 from tests.reliability.bot_process import (

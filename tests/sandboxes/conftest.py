@@ -15,7 +15,7 @@ import docker
 import docker.errors
 import pytest
 
-from sandboxes.cache import RepoCache, Workspace
+from sandboxes.cache import RepoCache, WorkspaceArchive
 from sandboxes.config import DEFAULT_IMAGE, SandboxConfig
 from sandboxes.docker_sandbox import DockerSandbox
 from sandboxes.local_sandbox import LocalSandbox
@@ -79,7 +79,7 @@ def sample_repo(tmp_path: Path) -> tuple[Path, str]:
 
 
 @pytest.fixture
-def sample_workspace(tmp_path: Path, sample_repo: tuple[Path, str]) -> Workspace:
+def sample_workspace(tmp_path: Path, sample_repo: tuple[Path, str]) -> WorkspaceArchive:
     repo, commit = sample_repo
     cache = RepoCache(tmp_path / "cache")
     cache.mirror(str(repo))
@@ -115,7 +115,7 @@ class SandboxMaker:
 
     def __call__(
         self,
-        workspace: Workspace | None = None,
+        workspace: WorkspaceArchive | None = None,
         config: SandboxConfig | None = None,
         run_id: str = "test",
     ) -> Sandbox:

@@ -7,16 +7,16 @@ import os
 
 import pytest
 
-from sandboxes.cache import Workspace
+from process.exceptions import SandboxGone, SandboxStartFailed
+from sandboxes.cache import WorkspaceArchive
 from sandboxes.config import SandboxConfig
-from sandboxes.exceptions import SandboxGone, SandboxStartFailed
 from sandboxes.wrapper import TIMEOUT_EXIT_CODE
 
 from .conftest import SandboxMaker
 
 
 def test_exec_reports_exit_code_and_both_streams(
-    make_sandbox: SandboxMaker, sample_workspace: Workspace
+    make_sandbox: SandboxMaker, sample_workspace: WorkspaceArchive
 ) -> None:
     sandbox = make_sandbox(sample_workspace)
     result = sandbox.exec("cat README.md; echo oops >&2; exit 3")
@@ -27,7 +27,7 @@ def test_exec_reports_exit_code_and_both_streams(
 
 
 def test_exec_takes_an_argv_a_cwd_and_extra_env(
-    make_sandbox: SandboxMaker, sample_workspace: Workspace
+    make_sandbox: SandboxMaker, sample_workspace: WorkspaceArchive
 ) -> None:
     sandbox = make_sandbox(sample_workspace)
     result = sandbox.exec(["sh", "-c", 'pwd; echo "$GREETING"'], cwd="src", env={"GREETING": "hi"})
@@ -71,7 +71,7 @@ def test_the_workers_environment_does_not_leak(
     }
 
 
-def test_files_round_trip(make_sandbox: SandboxMaker, sample_workspace: Workspace) -> None:
+def test_files_round_trip(make_sandbox: SandboxMaker, sample_workspace: WorkspaceArchive) -> None:
     sandbox = make_sandbox(sample_workspace)
     data = bytes(range(256)) * 100
     sandbox.write_file("new/deeper/data.bin", data)
@@ -86,7 +86,7 @@ def test_files_round_trip(make_sandbox: SandboxMaker, sample_workspace: Workspac
 
 
 def test_list_files_is_sorted_relative_and_skips_git(
-    make_sandbox: SandboxMaker, sample_workspace: Workspace
+    make_sandbox: SandboxMaker, sample_workspace: WorkspaceArchive
 ) -> None:
     sandbox = make_sandbox(sample_workspace)
     files = sandbox.list_files()
@@ -100,7 +100,7 @@ def test_list_files_is_sorted_relative_and_skips_git(
 
 
 def test_file_errors_are_the_usual_ones(
-    make_sandbox: SandboxMaker, sample_workspace: Workspace
+    make_sandbox: SandboxMaker, sample_workspace: WorkspaceArchive
 ) -> None:
     sandbox = make_sandbox(sample_workspace)
     with pytest.raises(FileNotFoundError):
@@ -143,7 +143,7 @@ def test_local_backend_warns_every_time(caplog: pytest.LogCaptureFixture) -> Non
 
 
 def test_a_broken_workspace_archive_fails_the_start(make_sandbox: SandboxMaker) -> None:
-    broken = Workspace(archive=b"this is not a tar.gz", base_commit="0" * 40)
+    broken = WorkspaceArchive(archive=b"this is not a tar.gz", base_commit="0" * 40)
     with pytest.raises(SandboxStartFailed) as err:
         make_sandbox(broken, run_id="broken-archive")
     assert err.value.run_id == "broken-archive"

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from sandboxes.cache import BASE_REF, RepoCache, redact, repo_key
-from sandboxes.exceptions import RepoCacheError
+from process.exceptions import RepoCacheError
+from sandboxes.cache import BASE_REF, RepoCache, repo_key, strip_userinfo
 
 from .conftest import GIT_ENV, commit_all, git, make_repo
 
@@ -239,7 +239,7 @@ def test_a_build_prunes_what_killed_workers_left(tmp_path: Path) -> None:
 
 def test_credentials_stay_out_of_keys_and_messages(tmp_path: Path) -> None:
     url = "https://user:s3cret@example.invalid/acme/api.git"
-    assert redact(url) == "https://example.invalid/acme/api.git"
+    assert strip_userinfo(url) == "https://example.invalid/acme/api.git"
     assert repo_key(url) == repo_key("https://example.invalid/acme/api.git")
     assert repo_key(url).startswith("api-")
     with pytest.raises(RepoCacheError) as err:

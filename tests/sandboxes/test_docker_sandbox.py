@@ -9,11 +9,11 @@ import docker
 import docker.errors
 import pytest
 
+from process.exceptions import CommandTimeout, SandboxError, SandboxGone, SandboxStartFailed
 from sandboxes import docker_sandbox
-from sandboxes.cache import Workspace
+from sandboxes.cache import WorkspaceArchive
 from sandboxes.config import SandboxConfig
 from sandboxes.docker_sandbox import DockerSandbox
-from sandboxes.exceptions import CommandTimeout, SandboxError, SandboxGone, SandboxStartFailed
 
 pytestmark = pytest.mark.docker
 
@@ -102,7 +102,7 @@ def test_a_stuck_sandbox_is_a_command_timeout_not_a_timed_out_result(
 
 
 def test_a_disk_workspace_works_too(
-    docker_client: docker.DockerClient, sample_workspace: Workspace
+    docker_client: docker.DockerClient, sample_workspace: WorkspaceArchive
 ) -> None:
     config = SandboxConfig(workspace_size_mb=None)
     with DockerSandbox("disk-1", config, workspace=sample_workspace, client=docker_client) as sb:

@@ -5,8 +5,8 @@ from pathlib import Path
 import docker
 import pytest
 
+from process.exceptions import SandboxStartFailed
 from sandboxes.docker_sandbox import DockerSandbox
-from sandboxes.exceptions import SandboxStartFailed
 from sandboxes.factory import create_sandbox, docker_configured
 from sandboxes.local_sandbox import LocalSandbox
 

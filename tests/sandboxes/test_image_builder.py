@@ -8,7 +8,7 @@ import docker
 import docker.errors
 import pytest
 
-from sandboxes.exceptions import ImageBuildFailed
+from process.exceptions import ImageBuildFailed
 from sandboxes.image_builder import (
     CA_NAME,
     IMAGES_DIR,

@@ -7,7 +7,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from sandboxes.cache import Workspace
+from sandboxes.cache import WorkspaceArchive
 from sandboxes.protocol import Sandbox
 
 from .conftest import GIT_ENV, SandboxMaker, git
@@ -85,7 +85,7 @@ def make_every_kind_of_change(sandbox: Sandbox) -> None:
 
 def test_exported_patch_reproduces_the_sandbox_tree(
     make_sandbox: SandboxMaker,
-    sample_workspace: Workspace,
+    sample_workspace: WorkspaceArchive,
     sample_repo: tuple[Path, str],
     tmp_path: Path,
 ) -> None:
@@ -116,7 +116,7 @@ def test_exported_patch_reproduces_the_sandbox_tree(
 
 
 def test_no_change_is_an_empty_patch(
-    make_sandbox: SandboxMaker, sample_workspace: Workspace
+    make_sandbox: SandboxMaker, sample_workspace: WorkspaceArchive
 ) -> None:
     sandbox = make_sandbox(sample_workspace)
     sandbox.exec("git status >/dev/null; touch README.md")  # stat changes are not changes

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from sandboxes.cache import Workspace
+from sandboxes.cache import WorkspaceArchive
 from sandboxes.docker_sandbox import DockerSandbox
 from sandboxes.engine import DEFAULT_HOST
 
@@ -68,7 +68,7 @@ def tcp_docker_host(docker_client: docker.DockerClient) -> Iterator[str]:
 
 
 def test_the_sandbox_works_through_a_tcp_docker_host(
-    tcp_docker_host: str, sample_workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+    tcp_docker_host: str, sample_workspace: WorkspaceArchive, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", tcp_docker_host)
     with DockerSandbox("remote-1", workspace=sample_workspace) as sandbox:

@@ -18,8 +18,8 @@ from bot.blocks import ACTION_APPROVE, ACTION_CANCEL, ACTION_REWORK
 from bot.listeners.views.rework import rework_modal
 from bot.requests import may_decide
 from bot.services import Services
-from core.exceptions import InvalidTransition, RunNotFound
-from core.run import Run, RunStatus, approval_in_progress
+from process.exceptions import InvalidTransition, RunNotFound
+from runs.record import Run, RunStatus, approval_in_progress
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from slack_sdk import WebClient
 from bot.blocks import escape, run_detail_blocks, status_blocks, text_message
 from bot.requests import may_decide
 from bot.services import Services
-from core.exceptions import InvalidTransition, RunNotFound
-from core.projection import project
-from core.run import Run, approval_in_progress
 from jobs.status import collect
+from process.exceptions import InvalidTransition, RunNotFound
+from runs.projection import project
+from runs.record import Run, approval_in_progress
 
 #: Every subcommand ``/agents`` knows; anything else gets the help text. Tests try each
 #: one as an unauthorized user, so a new one can't skip the authorization checks.

@@ -11,8 +11,8 @@ from slack_sdk import WebClient
 
 from bot.blocks import status_blocks
 from bot.services import Services
-from core.run import Run
 from jobs.status import collect
+from runs.record import Run
 
 
 def home_view(services: Services, visible: Callable[[Run], bool] | None = None) -> dict[str, Any]:

@@ -29,9 +29,9 @@ from bot.requests import (
     strip_mentions,
 )
 from bot.services import Services
-from core.exceptions import InvalidTransition, ThreadAlreadyHasRun
-from core.projection import project
-from core.run import Run, RunStatus, approval_in_progress
+from process.exceptions import InvalidTransition, ThreadAlreadyHasRun
+from runs.projection import project
+from runs.record import Run, RunStatus, approval_in_progress
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from bot.blocks import cut, escape
 from bot.listeners.events.mentions import reply
 from bot.requests import may_decide
 from bot.services import Services
-from core.exceptions import InvalidTransition, RunNotFound
-from core.run import Run, approval_in_progress
+from process.exceptions import InvalidTransition, RunNotFound
+from runs.record import Run, approval_in_progress
 
 log = logging.getLogger(__name__)
 

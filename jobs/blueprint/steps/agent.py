@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.run import Run, Step
-from jobs.agent.loop import Checkpoint, Interrupted, run_agent
+from jobs.agent.loop import Checkpoint, run_agent
 from jobs.agent.prompt import Task
 from jobs.agent.recorders import StoreRecorder
-from jobs.blueprint.context import RunContext, StepFailed
-from jobs.blueprint.models import CountingModel
+from jobs.blueprint.context import RunContext
+from jobs.blueprint.providers import CountingModel
 from jobs.blueprint.sandbox import SandboxSession
-from jobs.drain import Draining
 from jobs.repo_config import RepoConfig
+from process.exceptions import Draining, Interrupted, StepFailed
+from runs.record import Run, Step
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def agent_pass(ctx: RunContext, session: SandboxSession, extra: str | None = Non
 
     When the job's worker drains (:mod:`jobs.drain`), the pass stops after its current
     turn: it saves the patch so far, the calls used and its conversation
-    (``artifacts.agent_resume``), and raises :class:`~jobs.drain.Draining`. The next
+    (``artifacts.agent_resume``), and raises :class:`~process.exceptions.Draining`. The next
     job's pass in this step continues that conversation instead of starting one (its
     sandbox is rebuilt with the saved patch). Whoever saves the pass's result clears
     ``agent_resume`` in the same write (:func:`finish_pass`).

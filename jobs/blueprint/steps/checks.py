@@ -12,13 +12,14 @@ import re
 import secrets
 from typing import Any
 
-from core.events import MILESTONE_ESCALATED, Event, EventType
-from core.run import Run
-from jobs.blueprint.context import RunContext, StepFailed
+from jobs.blueprint.context import RunContext
 from jobs.blueprint.sandbox import SandboxSession, open_sandbox, set_network
 from jobs.blueprint.steps.agent import Pass, agent_pass, finish_pass, pending_pass
 from jobs.checks import CheckResult, evaluate, failure_slice, mark_preexisting
 from jobs.repo_config import JUNIT_DIR, CheckCommand, RepoConfig
+from process.exceptions import StepFailed
+from runs.events import MILESTONE_ESCALATED, Event, EventType
+from runs.record import Run
 from sandboxes.protocol import Sandbox
 
 log = logging.getLogger(__name__)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import importlib.metadata
 
-from core.run import Run
 from jobs.blueprint.config import BlueprintConfig
-from jobs.blueprint.context import RunContext, StepFailed
+from jobs.blueprint.context import RunContext
 from jobs.blueprint.sandbox import RepoFiles, SandboxSession, sandbox_config, workspace
-from jobs.repo_config import CONFIG_FILE, RepoConfig, RepoConfigError, resolve
+from jobs.repo_config import CONFIG_FILE, RepoConfig, resolve
+from process.exceptions import RepoConfigError, StepFailed
+from runs.record import Run
 
 
 def effective_config(repo: RepoConfig, defaults: BlueprintConfig) -> RepoConfig:

@@ -9,15 +9,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.events import MILESTONE_PR, Event, EventType
-from core.run import Run
 from jobs.blueprint.body import pr_body, thread_url
-from jobs.blueprint.context import RunContext, StepFailed
+from jobs.blueprint.context import RunContext
 from jobs.blueprint.sandbox import SandboxSession
 from jobs.forge.git import Identity
 from jobs.forge.steps import PublishRequest, PublishResult
-from jobs.forge.steps import publish as forge_publish
+from jobs.forge.steps import push_and_open_pr as forge_publish
 from jobs.safety import scan
+from process.exceptions import StepFailed
+from runs.events import MILESTONE_PR, Event, EventType
+from runs.record import Run
 
 #: Age after which a publish directory is a leftover of a killed worker: a publish
 #: (fetch, commit, push, PR) takes seconds to minutes.
@@ -59,7 +60,7 @@ def safety_gate(ctx: RunContext, run: Run) -> None:
     )
 
 
-def push(
+def push_iteration(
     ctx: RunContext, run: Run, *, patch: str, patch_base: str, since: str | None = None
 ) -> PublishResult:
     """Commit ``patch`` on the run's branch and push it; open or update the PR.
@@ -116,7 +117,7 @@ def _prune_scratch(root: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def record(ctx: RunContext, result: PublishResult) -> None:
+def record_pr(ctx: RunContext, result: PublishResult) -> None:
     """Save the branch and PR on the run; announce the PR the first time only."""
     run = ctx.run()
     first = run.artifacts.pr_number is None
@@ -150,5 +151,5 @@ def publish(ctx: RunContext, session: SandboxSession) -> None:
     start = run.artifacts.start_commit
     if start is None:
         raise StepFailed("the run has no start commit (prepare did not run)")
-    result = push(ctx, run, patch=run.artifacts.patch or "", patch_base=start)
-    record(ctx, result)
+    result = push_iteration(ctx, run, patch=run.artifacts.patch or "", patch_base=start)
+    record_pr(ctx, result)

@@ -3,17 +3,17 @@ round (then the checks again, and a second, final review). The notes go in the P
 
 from __future__ import annotations
 
-from core.events import Event, EventType
-from core.run import Run
 from jobs.agent.recorders import StoreRecorder
 from jobs.blueprint.context import RunContext
-from jobs.blueprint.models import CountingModel
-from jobs.blueprint.reviewer import review as call_reviewer
+from jobs.blueprint.providers import CountingModel
+from jobs.blueprint.reviewer import review_diff as call_reviewer
 from jobs.blueprint.sandbox import SandboxSession
 from jobs.blueprint.steps.agent import agent_pass, finish_pass, record_prompt
 from jobs.blueprint.steps.checks import checks as run_checks_step
 from jobs.blueprint.steps.checks import latest_results, stable
 from jobs.checks import CheckResult, excerpt
+from runs.events import Event, EventType
+from runs.record import Run
 
 
 def checks_text(results: list[CheckResult]) -> str:

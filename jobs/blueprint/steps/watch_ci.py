@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.run import Run
-from jobs.blueprint.context import RunContext, StepFailed
+from jobs.blueprint.context import RunContext
 from jobs.blueprint.sandbox import SandboxSession
 from jobs.blueprint.steps.agent import agent_pass, finish_pass
 from jobs.blueprint.steps.checks import judged, passing, stable, summarize
-from jobs.blueprint.steps.publish import push, record
+from jobs.blueprint.steps.publish import push_iteration, record_pr
 from jobs.checks import excerpt
 from jobs.forge.steps import CiOutcome
-from jobs.forge.steps import watch_ci as forge_watch
+from jobs.forge.steps import poll_ci as forge_watch
+from process.exceptions import StepFailed
+from runs.record import Run
 
 MAX_CI_SLICE = 6000
 
@@ -117,14 +118,14 @@ def fix_ci(ctx: RunContext, session: SandboxSession, ci: dict[str, Any]) -> dict
         ctx.save(after)
     if ci["fix"] == "checked":
         run = ctx.run()
-        result = push(
+        result = push_iteration(
             ctx,
             run,
             patch=run.artifacts.patch or "",
             patch_base=str(ci["fix_base"]),
             since=str(ci["fix_base"]),
         )
-        record(ctx, result)
+        record_pr(ctx, result)
         ci = {**ci, "fix": "pushed"}
         _save_ci(ctx, ci)
     if ci["fix"] == "pushed":

@@ -1,0 +1,499 @@
+"""Settings, one class per process role, read from the environment and ``.env``.
+
+The bot fails fast only on what the bot needs and the worker only on what the worker
+needs. Errors come out as one line naming the variable (see :func:`load`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
+
+from process.exceptions import SettingsError
+
+ENV_PREFIX = "AGENTS_"
+_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.*-]+$")
+
+
+def _split(value: Any) -> Any:
+    """``a, b ,c`` -> ``["a", "b", "c"]``; lists pass through."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _pairs(value: Any) -> Any:
+    """``C1=acme/api, C2=acme/web`` -> ``{"C1": "acme/api", "C2": "acme/web"}``."""
+    if not isinstance(value, str):
+        return value
+    pairs: dict[str, str] = {}
+    for item in _split(value):
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip() or not val.strip():
+            raise ValueError(f"expected comma-separated KEY=VALUE pairs, got {item!r}")
+        pairs[key.strip()] = val.strip()
+    return pairs
+
+
+def _json_object(value: Any) -> Any:
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except ValueError as exc:
+            raise ValueError(f"expected a JSON object ({exc})") from None
+        if not isinstance(value, dict):
+            raise ValueError("expected a JSON object")
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split)]
+CommaPairs = Annotated[dict[str, str], NoDecode, BeforeValidator(_pairs)]
+
+
+class CommonSettings(BaseSettings):
+    """What every role needs: where Redis is and how long to keep runs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        validation_alias="REDIS_URL",
+        description="Redis holding the queue, run records and event logs",
+    )
+    queue: str = Field("agents", description="RQ queue the bot enqueues to and workers listen on")
+    run_retention_days: PositiveInt = Field(
+        30, description="days a finished run's record and events are kept"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="log level: DEBUG, INFO, WARNING or ERROR"
+    )
+    log_format: Literal["json", "text"] = Field(
+        "json",
+        description="bot and worker logs: json (one object per line, with run_id, step and "
+        "event) or text",
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="also serve /healthz and /metrics on this port (Socket Mode bot, worker); "
+        "unset serves none",
+    )
+    job_timeout: PositiveInt = Field(
+        7200,
+        description="seconds an RQ job may run before RQ kills it; above the agent's wall "
+        "clock plus checks plus the CI watch",
+    )
+    user_map: CommaPairs = Field(
+        default_factory=dict,
+        description="Slack user id to GitHub login, e.g. U123=octocat,U456=hubot",
+    )
+
+    @property
+    def run_retention_seconds(self) -> int:
+        return self.run_retention_days * 86400
+
+
+class BotSettings(CommonSettings):
+    """The Slack surface. Holds Slack tokens and nothing else secret."""
+
+    slack_bot_token: SecretStr = Field(
+        validation_alias="SLACK_BOT_TOKEN", description="bot token (xoxb-...), required"
+    )
+    slack_app_token: SecretStr | None = Field(
+        None,
+        validation_alias="SLACK_APP_TOKEN",
+        description="app-level token (xapp-...); set it to run in Socket Mode",
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        None,
+        validation_alias="SLACK_SIGNING_SECRET",
+        description="signing secret; required in HTTP mode (no app token)",
+    )
+    slack_api_url: str = Field(
+        "https://slack.com/api/",
+        validation_alias="SLACK_API_URL",
+        description="Slack Web API base URL (point it at the local emulator for tests)",
+    )
+    bot_port: int = Field(3000, ge=1, le=65535, description="HTTP-mode port for /slack/events")
+    command: str = Field(
+        "/agents", pattern=r"^/[a-z0-9_-]+$", description="the slash command's name"
+    )
+    allowed_repos: CommaList = Field(
+        default_factory=list,
+        description="repositories runs may target, owner/name or owner/*; empty allows any",
+    )
+    allowed_users: CommaList = Field(
+        default_factory=list, description="Slack user ids who may ask; empty allows anyone"
+    )
+    allowed_channels: CommaList = Field(
+        default_factory=list,
+        description="channel ids the bot answers in (DMs always); empty allows all",
+    )
+    channel_repos: CommaPairs = Field(
+        default_factory=dict,
+        description="default repository per channel, e.g. C123=acme/api,C456=acme/web",
+    )
+    approvers: CommaList = Field(
+        default_factory=list,
+        description="Slack user ids who may approve, rework or cancel any run",
+    )
+
+    @model_validator(mode="after")
+    def _check_tokens(self) -> BotSettings:
+        if not self.slack_bot_token.get_secret_value().startswith("xoxb-"):
+            raise ValueError("SLACK_BOT_TOKEN: expected a bot token starting with xoxb-")
+        app = self.slack_app_token
+        if app is not None and not app.get_secret_value().startswith("xapp-"):
+            raise ValueError("SLACK_APP_TOKEN: expected an app-level token starting with xapp-")
+        if app is None and self.slack_signing_secret is None:
+            raise ValueError(
+                "SLACK_SIGNING_SECRET: required in HTTP mode; "
+                "set it, or set SLACK_APP_TOKEN for Socket Mode"
+            )
+        for channel, repo in self.channel_repos.items():
+            if not _REPO.match(repo) or "*" in repo:
+                raise ValueError(
+                    f"AGENTS_CHANNEL_REPOS: expected owner/name for channel {channel}, got {repo!r}"
+                )
+        for repo in self.allowed_repos:
+            if not _REPO.match(repo):
+                raise ValueError(
+                    f"AGENTS_ALLOWED_REPOS: expected owner/name or owner/*, got {repo!r}"
+                )
+        return self
+
+
+class WorkerSettings(CommonSettings):
+    """The brain. Holds the model key and the forge token, never a Slack token."""
+
+    model_backend: Literal["anthropic", "replay"] = Field(
+        "anthropic", description="anthropic (real model) or replay (a recorded transcript)"
+    )
+    anthropic_api_key: SecretStr | None = Field(
+        None,
+        validation_alias="ANTHROPIC_API_KEY",
+        description="model API key; required when AGENTS_MODEL_BACKEND=anthropic",
+    )
+    anthropic_base_url: str | None = Field(
+        None,
+        validation_alias="ANTHROPIC_BASE_URL",
+        description="override the Messages API URL (a proxy, or a local fake in tests)",
+    )
+    forge: Literal["github", "local"] = Field(
+        "github", description="github, or local (a bare repository plus PR records)"
+    )
+    github_token: SecretStr | None = Field(
+        None,
+        validation_alias="GITHUB_TOKEN",
+        description="token for pushes and PRs; with AGENTS_FORGE=github, this or a GitHub App",
+    )
+    github_app_id: PositiveInt | None = Field(
+        None,
+        description="GitHub App id: the worker mints an installation token per job "
+        "(instead of GITHUB_TOKEN; with AGENTS_GITHUB_APP_PRIVATE_KEY)",
+    )
+    github_app_private_key: SecretStr | None = Field(
+        None,
+        description="the GitHub App's private key (PEM; \\n escapes allowed)",
+    )
+    github_app_private_key_file: Path | None = Field(
+        None, description="a file holding the GitHub App's private key, instead of the key itself"
+    )
+    github_app_installation_id: PositiveInt | None = Field(
+        None,
+        description="the App's installation to use; unset looks it up per repository",
+    )
+    max_turns: PositiveInt = Field(40, description="most model turns in one agent step")
+    max_tokens: PositiveInt = Field(
+        3_000_000, description="most input plus output tokens in one agent step"
+    )
+    max_dollars: PositiveFloat = Field(5.0, description="most US dollars one agent step may spend")
+    wall_clock_seconds: PositiveFloat = Field(
+        1800, description="most seconds one agent step may take"
+    )
+    no_progress_turns: PositiveInt = Field(
+        5, description="turns that repeat themselves or change nothing before the agent stops"
+    )
+    max_output_tokens: PositiveInt = Field(8192, description="max_tokens of each model response")
+    context_tokens: PositiveInt = Field(
+        120_000,
+        description="prompt size in tokens above which old tool output leaves the conversation",
+    )
+    model_builder: str = Field("claude-sonnet-5-5", description="model that writes the change")
+    model_reviewer: str = Field("claude-sonnet-5-5", description="model that reviews the diff")
+    model_summarizer: str = Field("claude-haiku-5-5", description="model that writes summaries")
+    prices: Annotated[dict[str, dict[str, float]], NoDecode, BeforeValidator(_json_object)] = Field(
+        default_factory=dict,
+        description="JSON price overrides per model, USD per million tokens: "
+        '{"model": {"input": 3, "output": 15, "cache_write": 3.75, "cache_read": 0.3}}',
+    )
+    reap_interval: PositiveInt = Field(
+        300, description="seconds between passes of the worker's sandbox reaper"
+    )
+    sandbox_image: str = Field("agents-sandbox:latest", description="default image for sandboxes")
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "agents",
+        description="worker-side repository mirrors and workspaces",
+    )
+    replay_transcript: Path | None = Field(
+        None,
+        description="transcript file, or a directory of them (chosen by request and "
+        "iteration), for AGENTS_MODEL_BACKEND=replay",
+    )
+    github_api_url: str = Field(
+        "https://api.github.com", description="GitHub REST API URL (GitHub Enterprise: .../api/v3)"
+    )
+    local_forge_dir: Path = Field(
+        Path.home() / ".local" / "share" / "agents" / "forge",
+        description="where AGENTS_FORGE=local keeps bare repositories and PR records",
+    )
+    sandbox_backend: Literal["docker", "local", "auto"] = Field(
+        "docker",
+        description="docker, local (development only: does NOT isolate) or auto",
+    )
+    draft_prs: bool = Field(True, description="open pull requests as drafts")
+    approve_action: Literal["ready", "merge"] = Field(
+        "ready", description="what Approve does: ready (mark ready for review) or merge"
+    )
+    merge_method: Literal["merge", "squash", "rebase"] = Field(
+        "squash", description="how Approve merges when AGENTS_APPROVE_ACTION=merge"
+    )
+    approvers: CommaList = Field(
+        default_factory=list,
+        description="Slack user ids who may approve, rework or cancel any run",
+    )
+    require_github_write: bool = Field(
+        False,
+        description="Approve also needs write access on GitHub, through AGENTS_USER_MAP",
+    )
+    fix_rounds: int = Field(
+        2, ge=0, le=10, description="fix rounds for failing checks, unless .agents.yml says"
+    )
+    escalation: Literal["draft", "stop"] = Field(
+        "draft",
+        description="when checks still fail: draft (publish a draft PR saying so) or stop",
+    )
+    protected_paths: CommaList = Field(
+        default_factory=lambda: [".github/workflows/**"],
+        description="globs a change may not touch unless .agents.yml allows them",
+    )
+    ci_timeout_seconds: float = Field(
+        1800, ge=0, description="most seconds to watch the PR's CI; 0 skips watching"
+    )
+    ci_poll_seconds: PositiveFloat = Field(15, description="seconds between CI polls")
+    ci_settle_seconds: float = Field(
+        60, ge=0, description="seconds without any CI check before concluding there is none"
+    )
+    ci_fix: bool = Field(False, description="on failed CI, run one fix round from the CI log")
+    max_attempts: PositiveInt = Field(
+        3, description="times a run is started after its worker died before it is failed"
+    )
+    heartbeat_seconds: PositiveInt = Field(
+        30, description="a running run whose heartbeat is this old is taken as abandoned"
+    )
+    recovery_interval: PositiveInt = Field(
+        60, description="seconds between a worker's sweeps for abandoned runs"
+    )
+    slack_url: str = Field(
+        "https://slack.com", description="Slack workspace URL, for links back to threads"
+    )
+
+    @model_validator(mode="after")
+    def _check_backends(self) -> WorkerSettings:
+        if self.model_backend == "anthropic" and self.anthropic_api_key is None:
+            raise ValueError(
+                "ANTHROPIC_API_KEY: required when AGENTS_MODEL_BACKEND=anthropic "
+                "(or set AGENTS_MODEL_BACKEND=replay)"
+            )
+        self._check_github_app()
+        return self
+
+    def _check_github_app(self) -> None:
+        """``GITHUB_TOKEN`` or a GitHub App (id and key), exactly one, for the github forge."""
+        if self.github_token is not None and not self.github_token.get_secret_value():
+            self.github_token = None  # compose passes an unset token as ""
+        key_file = self.github_app_private_key_file
+        if key_file is not None:
+            if self.github_app_private_key is not None:
+                raise ValueError(
+                    "AGENTS_GITHUB_APP_PRIVATE_KEY_FILE: set it or "
+                    "AGENTS_GITHUB_APP_PRIVATE_KEY, not both"
+                )
+            try:
+                self.github_app_private_key = SecretStr(key_file.read_text())
+            except OSError as exc:
+                raise ValueError(
+                    f"AGENTS_GITHUB_APP_PRIVATE_KEY_FILE: cannot read {key_file} ({exc.strerror})"
+                ) from None
+        key = self.github_app_private_key
+        if key is not None:
+            pem = key.get_secret_value().strip()
+            if "\n" not in pem and "\\n" in pem:
+                pem = pem.replace("\\n", "\n")
+            if not (pem.startswith("-----BEGIN") and "PRIVATE KEY-----" in pem):
+                raise ValueError(
+                    "AGENTS_GITHUB_APP_PRIVATE_KEY: expected the App's PEM private key "
+                    "(-----BEGIN ... PRIVATE KEY-----)"
+                )
+            self.github_app_private_key = key = SecretStr(pem)
+        app = self.github_app_id is not None or key is not None
+        if self.forge != "github":
+            return
+        if app and self.github_token is not None:
+            raise ValueError(
+                "GITHUB_TOKEN: set either GITHUB_TOKEN or a GitHub App "
+                "(AGENTS_GITHUB_APP_ID and AGENTS_GITHUB_APP_PRIVATE_KEY), not both"
+            )
+        if self.github_app_id is not None and key is None:
+            raise ValueError(
+                "AGENTS_GITHUB_APP_PRIVATE_KEY: required with AGENTS_GITHUB_APP_ID "
+                "(or set AGENTS_GITHUB_APP_PRIVATE_KEY_FILE)"
+            )
+        if key is not None and self.github_app_id is None:
+            raise ValueError("AGENTS_GITHUB_APP_ID: required with AGENTS_GITHUB_APP_PRIVATE_KEY")
+        if not app and self.github_token is None:
+            raise ValueError(
+                "GITHUB_TOKEN: required when AGENTS_FORGE=github, or a GitHub App "
+                "(AGENTS_GITHUB_APP_ID and AGENTS_GITHUB_APP_PRIVATE_KEY); "
+                "or set AGENTS_FORGE=local"
+            )
+
+
+ROLES: dict[str, type[CommonSettings]] = {"bot": BotSettings, "worker": WorkerSettings}
+
+S = TypeVar("S", bound=CommonSettings)
+
+
+def env_name(name: str, field: FieldInfo) -> str:
+    """The environment variable a field is read from."""
+    alias = field.validation_alias
+    return alias if isinstance(alias, str) else ENV_PREFIX + name.upper()
+
+
+def _describe(cls: type[CommonSettings], err: Any) -> SettingsError:
+    loc = err.get("loc") or ()
+    if not loc:
+        # A model validator: its message already starts with "VARIABLE: ".
+        message = str(err.get("msg", "invalid settings")).removeprefix("Value error, ")
+        variable, _, expected = message.partition(": ")
+        return SettingsError(variable, expected or message)
+    key = str(loc[0])
+    variable = key
+    secret = False
+    for name, field in cls.model_fields.items():
+        if key in (name, field.validation_alias):
+            variable = env_name(name, field)
+            secret = "SecretStr" in repr(field.annotation)
+    if err.get("type") == "missing":
+        return SettingsError(variable, "required but not set")
+    expected = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    expected = expected[0].lower() + expected[1:]
+    if not secret and "input" in err and ", got " not in expected:
+        expected += f", got {err['input']!r}"
+    return SettingsError(variable, expected)
+
+
+def _source_error(cls: type[CommonSettings], exc: PydanticSettingsError) -> SettingsError:
+    """pydantic-settings' own parse failure ('error parsing value for field "x"')."""
+    match = re.search(r'field "([^"]+)"', str(exc))
+    name = match.group(1) if match else "?"
+    field = cls.model_fields.get(name)
+    variable = env_name(name, field) if field else name
+    return SettingsError(variable, "could not be parsed; check its format in .env.example")
+
+
+def problems(cls: type[CommonSettings], **overrides: Any) -> list[SettingsError]:
+    """Every problem with the settings for ``cls``, each naming its variable."""
+    try:
+        cls(**overrides)
+    except ValidationError as exc:
+        return [_describe(cls, err) for err in exc.errors()]
+    except PydanticSettingsError as exc:
+        return [_source_error(cls, exc)]
+    return []
+
+
+def load(cls: type[S], **overrides: Any) -> S:
+    """Build settings or raise :class:`SettingsError` describing the first problem."""
+    try:
+        return cls(**overrides)
+    except PydanticSettingsError as exc:
+        raise _source_error(cls, exc) from None
+    except ValidationError as exc:
+        errors = exc.errors()
+        error = _describe(cls, errors[0])
+        if len(errors) > 1:
+            error = SettingsError(
+                error.variable, f"{error.expected} (and {len(errors) - 1} more problems)"
+            )
+        raise error from None
+
+
+def all_fields() -> list[tuple[str, FieldInfo, list[str]]]:
+    """Every setting once, with the roles that read it, in declaration order."""
+    seen: dict[str, tuple[str, FieldInfo, list[str]]] = {}
+    for role, cls in ROLES.items():
+        for name, field in cls.model_fields.items():
+            var = env_name(name, field)
+            if var not in seen:
+                seen[var] = (var, field, [])
+            seen[var][2].append(role)
+    return list(seen.values())
+
+
+def _default(field: FieldInfo) -> str:
+    if field.is_required():
+        return "(required)"
+    value = field.get_default(call_default_factory=True)
+    if value is None:
+        return ""
+    if isinstance(value, Path) and str(value).startswith(str(Path.home())):
+        return "~/" + str(value.relative_to(Path.home()))
+    return str(value)
+
+
+def markdown_table() -> str:
+    """The README's configuration table; a test checks the README against it."""
+    lines = ["| variable | roles | default | meaning |", "|---|---|---|---|"]
+    for var, field, roles in all_fields():
+        default = _default(field)
+        lines.append(
+            f"| `{var}` | {', '.join(roles)} | {f'`{default}`' if default else ''} "
+            f"| {field.description} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def env_example() -> str:
+    """The contents of ``.env.example``: every setting, one comment line each."""
+    out = ["# Settings for agents. Copy to .env and fill in what your roles need.", ""]
+    for var, field, roles in all_fields():
+        default = _default(field)
+        out.append(f"# {field.description} [{', '.join(roles)}]")
+        if default == "(required)" or not default:
+            out.append(f"# {var}=")
+        else:
+            out.append(f"# {var}={default}")
+    return "\n".join(out) + "\n"

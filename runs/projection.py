@@ -1,0 +1,139 @@
+"""A run as its thread shows it: a pure function of the run record and its events.
+
+The Slack reporter renders this view as Block Kit; ``agents run`` and ``agents demo``
+render it as text. Neither reads anything else, so all three always agree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from runs.events import Event, EventType
+from runs.record import Run, RunBudget, RunStatus, Step, utcnow
+
+#: The steps a thread lists, in order (awaiting a decision is the status, not a step).
+CHECKLIST = (Step.PREPARE, Step.AGENT, Step.CHECKS, Step.REVIEW, Step.PUBLISH, Step.WATCH_CI)
+
+
+class StepState(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ThreadView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str
+    repo: str
+    request: str
+    requester: str
+    status: RunStatus
+    steps: list[tuple[Step, StepState]]
+    activity: str | None
+    elapsed_seconds: int
+    iteration: int
+    turns: int
+    tokens: int
+    dollars: float
+    budget: RunBudget | None
+    pr_url: str | None
+    error: str | None
+    buttons: list[str]
+
+
+def _step_states(run: Run) -> list[tuple[Step, StepState]]:
+    done = set(run.artifacts.completed_steps)
+    states = []
+    for step in CHECKLIST:
+        if step in done:
+            state = StepState.DONE
+        elif run.step is step and run.status is RunStatus.RUNNING:
+            state = StepState.ACTIVE
+        else:
+            state = StepState.PENDING
+        states.append((step, state))
+    if run.status is RunStatus.FAILED:
+        # The first step not completed is where it stopped.
+        for index, (step, state) in enumerate(states):
+            if state is not StepState.DONE:
+                states[index] = (step, StepState.FAILED)
+                break
+    return states
+
+
+def _buttons(status: RunStatus) -> list[str]:
+    if status is RunStatus.AWAITING_DECISION:
+        return ["approve", "rework", "cancel"]
+    if status.is_final:
+        return []
+    return ["cancel"]
+
+
+def project(
+    run: Run, events: list[Event], *, budget: RunBudget | None = None, now: datetime | None = None
+) -> ThreadView:
+    """The thread's view of ``run``; ``events`` is its log in order (a tail is enough)."""
+    activity = None
+    turns = 0
+    for event in events:
+        if event.type is EventType.TOOL:
+            activity = str(event.data.get("summary") or activity or "")
+            turns = max(turns, int(event.data.get("turn") or 0))
+        elif event.type is EventType.STEP:
+            activity = None
+    end = run.finished_at or now or utcnow()
+    return ThreadView(
+        label=run.label,
+        repo=run.repo,
+        request=run.request,
+        requester=run.requester,
+        status=run.status,
+        steps=_step_states(run),
+        activity=activity if run.status is RunStatus.RUNNING else None,
+        elapsed_seconds=max(int((end - run.created_at).total_seconds()), 0),
+        iteration=run.iteration,
+        turns=turns,
+        tokens=run.cost.total_tokens,
+        dollars=run.cost.dollars,
+        budget=budget or run.budget,
+        pr_url=run.artifacts.pr_url,
+        error=run.error,
+        buttons=_buttons(run.status),
+    )
+
+
+_MARKS = {
+    StepState.DONE: "[x]",
+    StepState.ACTIVE: "[>]",
+    StepState.PENDING: "[ ]",
+    StepState.FAILED: "[!]",
+}
+
+
+def render_text(view: ThreadView) -> str:
+    """The view as plain text, for terminals and logs."""
+    minutes, seconds = divmod(view.elapsed_seconds, 60)
+    budget = view.budget
+    turns = f"{view.turns}/{budget.max_turns}" if budget else str(view.turns)
+    dollars = f"${view.dollars:.2f}" + (f"/${budget.max_dollars:.2f}" if budget else "")
+    lines = [
+        f"{view.label} {view.repo}: {view.status.value.replace('_', ' ')}",
+        f"  request: {view.request}",
+        "  " + "  ".join(f"{_MARKS[state]} {step.value}" for step, state in view.steps),
+        f"  iteration {view.iteration} · {minutes}m{seconds:02d}s · turns {turns} · "
+        f"tokens {view.tokens:,} · {dollars}",
+    ]
+    if view.activity:
+        lines.append(f"  now: {view.activity}")
+    if view.pr_url:
+        lines.append(f"  PR: {view.pr_url}")
+    if view.error:
+        lines.append(f"  error: {view.error}")
+    if view.buttons:
+        lines.append("  actions: " + ", ".join(view.buttons))
+    return "\n".join(lines)

@@ -1,0 +1,200 @@
+"""The run record: one per request, the source of truth for what the fleet is doing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from process.exceptions import InvalidTransition
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    AWAITING_DECISION = "awaiting_decision"
+    APPROVED = "approved"
+    REWORK = "rework"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset({RunStatus.APPROVED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+_ABORT = frozenset({RunStatus.FAILED, RunStatus.CANCELLED})
+
+#: The one table every status change is checked against. ``running -> queued`` is how
+#: crash recovery hands a run whose worker died back to the queue.
+TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.QUEUED: frozenset({RunStatus.RUNNING}) | _ABORT,
+    RunStatus.RUNNING: frozenset({RunStatus.AWAITING_DECISION, RunStatus.QUEUED}) | _ABORT,
+    RunStatus.AWAITING_DECISION: frozenset({RunStatus.APPROVED, RunStatus.REWORK}) | _ABORT,
+    RunStatus.REWORK: frozenset({RunStatus.RUNNING, RunStatus.QUEUED}) | _ABORT,
+    RunStatus.APPROVED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+
+
+def check_transition(run_id: int, current: RunStatus, target: RunStatus) -> None:
+    """Raise :class:`InvalidTransition` unless ``current -> target`` is in the table."""
+    if target not in TRANSITIONS[current]:
+        raise InvalidTransition(run_id, current.value, target.value)
+
+
+class Step(StrEnum):
+    """The blueprint's steps, in order."""
+
+    PREPARE = "prepare"
+    AGENT = "agent"
+    CHECKS = "checks"
+    REVIEW = "review"
+    PUBLISH = "publish"
+    WATCH_CI = "watch_ci"
+    AWAIT_DECISION = "await_decision"
+
+
+class Cost(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    dollars: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_read_tokens
+            + self.cache_write_tokens
+        )
+
+
+class RunBudget(BaseModel):
+    """The limits a run is measured against, recorded by the worker when it starts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_turns: int
+    max_dollars: float
+
+
+class Artifacts(BaseModel):
+    """What each step leaves behind. Steps fill these in as they complete."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_commit: str | None = None
+    patch: str | None = None
+    summary: str | None = None
+    check_reports: list[dict[str, Any]] = Field(default_factory=list)
+    review: dict[str, Any] | None = None
+    branch: str | None = None
+    pr_url: str | None = None
+    pr_number: int | None = None
+    completed_steps: list[Step] = Field(default_factory=list)
+    # -- blueprint checkpoints (jobs/blueprint); per iteration unless noted --------------
+    #: The iteration ``completed_steps`` and the other per-iteration fields belong to.
+    steps_iteration: int = 1
+    #: The branch the PR targets (per run).
+    base_branch: str | None = None
+    #: The commit this iteration's workspace starts from: the base commit, or the
+    #: branch's pushed head for a rework. ``patch`` is the change against it.
+    start_commit: str | None = None
+    #: The branch head this run last pushed (per run).
+    head_sha: str | None = None
+    #: The repository's effective ``.agents.yml``: checks detected, defaults applied (per run).
+    config: dict[str, Any] | None = None
+    notes_for_reviewer: str | None = None
+    #: Fix rounds spent on failing checks, and whether they ran out (published as draft).
+    fix_rounds: int = 0
+    escalated: bool = False
+    #: Reviewer calls made, and whether the extra round a blocking verdict buys was spent.
+    review_rounds: int = 0
+    review_fixed: bool = False
+    #: Model calls answered so far in this iteration (a replayed run resumes after them).
+    model_calls: int = 0
+    #: A builder pass stopped at a turn boundary because its worker was draining: the
+    #: step, its conversation and its budget so far, so the next job continues it.
+    agent_resume: dict[str, Any] | None = None
+    #: How CI ended on the pushed head: state, sha, failing checks, fix round.
+    ci: dict[str, Any] | None = None
+    #: Reproducibility: base commit, image id, model ids, prompt hashes, commands.
+    manifest: dict[str, Any] | None = None
+    #: The feedback this iteration addresses, and what earlier iterations did (per run).
+    feedback: list[str] = Field(default_factory=list)
+    earlier_summaries: list[str] = Field(default_factory=list)
+    #: Set while an approve job acts on the forge (``by``, ``iteration``, ``at``): a
+    #: rework may not land between the approve's checks and its forge call. It lapses
+    #: after :data:`APPROVING_SECONDS`, so an approve job that died blocks nothing.
+    approving: dict[str, Any] | None = None
+
+
+#: How long an approve's guard holds off a rework (above the approve job's timeout).
+APPROVING_SECONDS = 900
+
+
+def approval_in_progress(run: Run, now: datetime | None = None) -> bool:
+    """True while an approve job holds the run's guard for its current iteration."""
+    guard = run.artifacts.approving
+    if not guard or guard.get("iteration") != run.iteration:
+        return False
+    try:
+        since = datetime.fromisoformat(str(guard["at"]))
+    except (KeyError, ValueError):
+        return False
+    return ((now or utcnow()) - since).total_seconds() < APPROVING_SECONDS
+
+
+class Run(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    requester: str
+    repo: str
+    request: str
+    channel: str | None = None
+    thread_ts: str | None = None
+    #: The message that asked for the run (reactions go here) and the bot's status
+    #: message in the thread (updated in place).
+    message_ts: str | None = None
+    status_ts: str | None = None
+    #: Earlier messages of the thread the mention came in, as "name: text" lines.
+    context: str | None = None
+    #: Follow-ups that arrived while the run was working, for its next iteration.
+    pending_feedback: list[str] = Field(default_factory=list)
+    status: RunStatus = RunStatus.QUEUED
+    status_by: str | None = None
+    step: Step | None = None
+    iteration: int = 1
+    #: Jobs started on this iteration (each has its own RQ job id and heartbeat).
+    attempts: int = 0
+    #: Of those, how many ended by handing the run back on purpose, by cause (``drain``:
+    #: the worker shut down; ``sandbox``: the sandbox vanished). They are not crashes:
+    #: recovery's limit counts ``attempts`` minus these (:func:`jobs.recovery.crashes`).
+    handbacks: dict[str, int] = Field(default_factory=dict)
+    artifacts: Artifacts = Field(default_factory=Artifacts)
+    cost: Cost = Field(default_factory=Cost)
+    budget: RunBudget | None = None
+    error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+    @property
+    def label(self) -> str:
+        """The short human id, as users type it: ``#42``."""
+        return f"#{self.id}"
