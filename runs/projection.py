@@ -11,8 +11,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from process.settings import AgentLimits
 from runs.events import Event, EventType
-from runs.record import Run, RunBudget, RunStatus, Step, utcnow
+from runs.record import Run, RunStatus, Step, utcnow
 
 #: The steps a thread lists, in order (awaiting a decision is the status, not a step).
 CHECKLIST = (Step.PREPARE, Step.AGENT, Step.CHECKS, Step.REVIEW, Step.PUBLISH, Step.WATCH_CI)
@@ -40,7 +41,7 @@ class ThreadView(BaseModel):
     turns: int
     tokens: int
     dollars: float
-    budget: RunBudget | None
+    budget: AgentLimits | None
     pr_url: str | None
     error: str | None
     buttons: list[str]
@@ -75,7 +76,7 @@ def _buttons(status: RunStatus) -> list[str]:
 
 
 def project(
-    run: Run, events: list[Event], *, budget: RunBudget | None = None, now: datetime | None = None
+    run: Run, events: list[Event], *, budget: AgentLimits | None = None, now: datetime | None = None
 ) -> ThreadView:
     """The thread's view of ``run``; ``events`` is its log in order (a tail is enough)."""
     activity = None

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from process.exceptions import InvalidTransition
+from process.settings import AgentLimits
 
 
 def utcnow() -> datetime:
@@ -83,15 +84,6 @@ class Cost(BaseModel):
         )
 
 
-class RunBudget(BaseModel):
-    """The limits a run is measured against, recorded by the worker when it starts."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_turns: int
-    max_dollars: float
-
-
 class Artifacts(BaseModel):
     """What each step leaves behind. Steps fill these in as they complete."""
 
@@ -120,7 +112,7 @@ class Artifacts(BaseModel):
     config: dict[str, Any] | None = None
     notes_for_reviewer: str | None = None
     #: Fix rounds spent on failing checks, and whether they ran out (published as draft).
-    fix_rounds: int = 0
+    fix_rounds_spent: int = 0
     escalated: bool = False
     #: Reviewer calls made, and whether the extra round a blocking verdict buys was spent.
     review_rounds: int = 0
@@ -188,7 +180,8 @@ class Run(BaseModel):
     handbacks: dict[str, int] = Field(default_factory=dict)
     artifacts: Artifacts = Field(default_factory=Artifacts)
     cost: Cost = Field(default_factory=Cost)
-    budget: RunBudget | None = None
+    #: The limits the run is measured against, as the worker had them when it started.
+    budget: AgentLimits | None = None
     error: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from jobs.agent.config import AgentConfig, Role
+from jobs.agent.config import AgentConfig
 from jobs.agent.history import Trimmed, trim_history
 from jobs.agent.limits import CallRecord, Clock, ProgressTracker, StepSpend
 from jobs.agent.model import Block, Model, ModelResponse, RetryNotice
@@ -28,6 +28,7 @@ from process.exceptions import (
     ModelRefused,
     PromptTooLong,
 )
+from process.settings import Role
 from runs.events import Event, EventType
 from runs.record import Cost
 from sandboxes.protocol import Sandbox
@@ -136,7 +137,7 @@ def run_agent(
     by = f"agent:{role}"
     try:
         model_id = config.roles.for_role(role)
-        config.prices.price_for(model_id)  # no price, no budget: refuse before spending
+        config.price_table.price_for(model_id)  # no price, no budget: refuse before spending
         budget = budget or StepSpend(config.limits, clock=clock)
         workspace = WorkspaceFiles(sandbox)
         toolbox = Toolbox(
@@ -180,7 +181,7 @@ def run_agent(
             except PromptTooLong as err:
                 history.make_room(str(err), budget.turns)
                 continue
-            cost = config.prices.cost(model_id, response.usage)
+            cost = config.price_table.cost(model_id, response.usage)
             budget.charge(cost)
             recorder.on_cost(cost)
             _check_stop_reason(response)

@@ -74,9 +74,9 @@ def checks_section(run: Run) -> str:
             "the agent was not asked to fix them and this change does not address them:"
         )
         lines.extend(f"- `{name}`: `{failure.test_id}`" for name, failure in preexisting)
-    if a.fix_rounds:
+    if a.fix_rounds_spent:
         lines.append("")
-        lines.append(f"Fix rounds used: {a.fix_rounds}.")
+        lines.append(f"Fix rounds used: {a.fix_rounds_spent}.")
         for report in a.check_reports:
             if report.get("fix_summary"):
                 lines.append(f"- round {int(report['round']) + 1}: {report['fix_summary']}")

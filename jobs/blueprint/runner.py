@@ -48,8 +48,9 @@ from process.exceptions import (
     StepFailed,
     Superseded,
 )
+from process.settings import AgentLimits
 from runs.counters import Counters
-from runs.record import Run, RunBudget, RunStatus, Step
+from runs.record import Run, RunStatus, Step
 
 if TYPE_CHECKING:
     from jobs.queue import RunQueue
@@ -89,7 +90,7 @@ def begin_iteration(run: Run) -> None:
     for name in ("patch", "summary", "notes_for_reviewer", "review", "ci", "agent_resume"):
         setattr(a, name, None)
     a.check_reports = []
-    a.fix_rounds = a.review_rounds = a.model_calls = 0
+    a.fix_rounds_spent = a.review_rounds = a.model_calls = 0
     a.escalated = a.review_fixed = False
 
 
@@ -102,7 +103,7 @@ def expected_attempt(run: Run) -> int:
     return 1 if fresh_iteration(run) else run.attempts + 1
 
 
-def _take(run: Run, budget: RunBudget) -> None:
+def _take(run: Run, budget: AgentLimits) -> None:
     """Start an attempt: a new iteration's first, or a resumed one's next."""
     if fresh_iteration(run):
         if run.iteration > 1:
@@ -125,8 +126,7 @@ def start(deps: Deps, run_id: int, *, by: str) -> Run | None:
     if run.status not in (RunStatus.QUEUED, RunStatus.REWORK):
         log.info("run #%d is %s; nothing for this job to do", run_id, run.status.value)
         return None
-    limits = deps.agent.limits
-    budget = RunBudget(max_turns=limits.max_turns, max_dollars=limits.max_dollars)
+    budget = deps.agent.limits
     reason = None
     if not fresh_iteration(run):
         step = next_step(run)

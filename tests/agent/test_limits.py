@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from fakes.anthropic.server import Failure, FakeMessagesAPI, Received, message, text, tool_use
-from jobs.agent.config import AgentConfig, AgentLimits
+from jobs.agent.config import AgentConfig
 from jobs.agent.limits import CallRecord, ProgressTracker, StepSpend
 from jobs.agent.loop import run_agent
 from jobs.agent.model import AnthropicModel
@@ -21,6 +21,7 @@ from process.exceptions import (
     TurnLimit,
     WallClockLimit,
 )
+from process.settings import AgentLimits
 from runs.events import EventType
 from runs.record import Cost
 from sandboxes.local_sandbox import LocalSandbox

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from fakes.anthropic.server import Failure, FakeMessagesAPI, message, text, tool_use
-from jobs.agent.config import AgentConfig, AgentLimits, ModelRoles
+from jobs.agent.config import AgentConfig
 from jobs.agent.history import ELIDED_RESULT
 from jobs.agent.loop import (
     CUT_OFF_CALL,
@@ -25,6 +25,7 @@ from jobs.agent.model import AnthropicModel
 from jobs.agent.prompt import Task
 from jobs.agent.recorders import MemoryRecorder
 from process.exceptions import ContextWindowFull, Interrupted, ModelRefused, UnknownModelPrice
+from process.settings import AgentLimits, ModelRoles
 from runs.events import EventType
 from sandboxes.local_sandbox import LocalSandbox
 
@@ -290,7 +291,9 @@ def test_cache_breakpoints_and_usage_on_the_wire(
 def test_roles_choose_the_model(
     api: FakeMessagesAPI, model: AnthropicModel, sandbox: LocalSandbox
 ) -> None:
-    config = AgentConfig(roles=ModelRoles(builder="claude-opus-5-5", reviewer="claude-haiku-5-5"))
+    config = AgentConfig(
+        roles=ModelRoles(model_builder="claude-opus-5-5", model_reviewer="claude-haiku-5-5")
+    )
     api.add(finish(), finish())
     run(sandbox, model, config)
     run(sandbox, model, config, role="reviewer")
@@ -470,7 +473,7 @@ def test_an_unpriced_model_is_refused_before_any_call(
     api: FakeMessagesAPI, model: AnthropicModel, sandbox: LocalSandbox
 ) -> None:
     recorder = MemoryRecorder()
-    config = AgentConfig(roles=ModelRoles(builder="claude-unknown-9"))
+    config = AgentConfig(roles=ModelRoles(model_builder="claude-unknown-9"))
     with pytest.raises(UnknownModelPrice, match="claude-unknown-9"):
         run(sandbox, model, config, recorder)
     assert api.requests == []

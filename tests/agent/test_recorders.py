@@ -6,12 +6,13 @@ import pytest
 import redis
 
 from fakes.anthropic.server import FakeMessagesAPI, message, tool_use
-from jobs.agent.config import AgentConfig, AgentLimits
+from jobs.agent.config import AgentConfig
 from jobs.agent.loop import run_agent
 from jobs.agent.model import AnthropicModel
 from jobs.agent.prompt import Task
 from jobs.agent.recorders import StoreRecorder
 from process.exceptions import TurnLimit
+from process.settings import AgentLimits
 from runs.events import EventType
 from runs.store import RunStore
 from sandboxes.local_sandbox import LocalSandbox

@@ -102,7 +102,7 @@ def test_requests_become_prs_then_approve_merges_and_rework_adds_a_commit(
     # A change that fails its checks once, then is fixed.
     second = wait_status(store, fixed.id, RunStatus.AWAITING_DECISION, RunStatus.FAILED)
     assert second.status is RunStatus.AWAITING_DECISION, second.error
-    assert second.artifacts.fix_rounds == 1
+    assert second.artifacts.fix_rounds_spent == 1
     checks = [e.data for e in store.events(fixed.id) if e.type is EventType.CHECKS]
     assert [c["passed"] for c in checks] == [False, True]
     assert checks[0]["attempt"] == 1

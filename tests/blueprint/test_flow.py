@@ -99,7 +99,7 @@ def test_a_failing_check_goes_through_the_fix_loop_and_passes(harness: Harness) 
     final = harness.run(run.id)
 
     assert final.status is RunStatus.AWAITING_DECISION, final.error
-    assert final.artifacts.fix_rounds == 1
+    assert final.artifacts.fix_rounds_spent == 1
     checks = [e.data for e in harness.store.events(run.id) if e.type is EventType.CHECKS]
     assert checks[0]["passed"] is False
     assert (checks[0]["attempt"], checks[0]["max_attempts"]) == (1, 2)
@@ -125,14 +125,14 @@ def _never_fixed(rounds: int) -> list[dict[str, object]]:
 
 
 def test_failing_after_the_last_round_escalates_to_a_draft(harness: Harness) -> None:
-    harness.configure(fix_rounds=1, escalation="draft", draft=False)
+    harness.configure(fix_rounds=1, escalation="draft", draft_prs=False)
     harness.script(_never_fixed(1))
     run = harness.create("add a test")
     final = harness.run(run.id)
 
     assert final.status is RunStatus.AWAITING_DECISION
     assert final.artifacts.escalated
-    assert final.artifacts.fix_rounds == 1
+    assert final.artifacts.fix_rounds_spent == 1
     events = harness.store.events(run.id)
     checks = [e.data for e in events if e.type is EventType.CHECKS]
     assert [c["passed"] for c in checks] == [False, False]
@@ -197,7 +197,7 @@ def test_a_preexisting_failure_is_labelled_and_not_sent_to_the_agent(
     final = harness.run(harness.create("add a version module", repo="acme/flaky").id)
 
     assert final.status is RunStatus.AWAITING_DECISION, final.error
-    assert final.artifacts.fix_rounds == 0  # nothing of ours to fix
+    assert final.artifacts.fix_rounds_spent == 0  # nothing of ours to fix
     [checks] = [e.data for e in harness.store.events(final.id) if e.type is EventType.CHECKS]
     assert checks["passed"] is True
     assert "1 pre-existing failure(s)" in checks["summary"]

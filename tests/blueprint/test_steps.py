@@ -137,7 +137,7 @@ def test_a_protected_path_can_be_allowed(harness: Harness, tmp_path: Path) -> No
 
 
 def test_ci_is_watched_and_recorded(harness: Harness) -> None:
-    harness.configure(ci_timeout=60, ci_poll=0.05, ci_settle=30)
+    harness.configure(ci_timeout_seconds=60, ci_poll_seconds=0.05, ci_settle_seconds=30)
     harness.script(script("clean"))
     run = harness.create(CLEAN_REQUEST)
     stop = threading.Event()
@@ -166,7 +166,9 @@ def test_ci_is_watched_and_recorded(harness: Harness) -> None:
 
 
 def test_failed_ci_gets_one_fix_round_pushed_as_a_new_commit(harness: Harness) -> None:
-    harness.configure(ci_timeout=60, ci_poll=0.05, ci_settle=30, ci_fix=True)
+    harness.configure(
+        ci_timeout_seconds=60, ci_poll_seconds=0.05, ci_settle_seconds=30, ci_fix=True
+    )
     fix = [
         write("retrying/lint.py", "OK = True\n", "Fixing what CI reported."),
         finish("Fixed the lint error CI reported."),

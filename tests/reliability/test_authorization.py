@@ -116,7 +116,7 @@ def test_every_interaction_is_covered_by_these_tests() -> None:
     assert registrations("action") == set(ACTION_VERBS)
     assert registrations("view") == VIEWS
     # The one command is the configurable /agents; its subcommands are SUBCOMMANDS.
-    assert registrations("command") == {"services.settings.command"}
+    assert registrations("command") == {"services.settings.slash_command"}
     assert set(SUBCOMMANDS) == {"status", "cancel", "help"}
 
 

@@ -211,7 +211,7 @@ class Worker:
         self.forge = LocalForge(tmp_path / "forge")
         self.reporter = Reporter(h.services.store, h.client, min_interval=0.01)
         self.reporter.ensure_group()
-        self.config = BlueprintConfig(ci_timeout=0, sandbox_backend="local")
+        self.config = BlueprintConfig(ci_timeout_seconds=0, sandbox_backend="local")
 
     def repo(self, name: str, agents_yml: str | None, *, keep_tests: bool = True) -> None:
         source = self.tmp_path / name.replace("/", "-")

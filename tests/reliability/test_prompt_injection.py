@@ -229,7 +229,7 @@ def run_obeying(
         sandboxes=sandbox_factory("docker"),
         models=model,
         agent=AgentConfig(),
-        config=BlueprintConfig(ci_timeout=0, sandbox_backend="docker"),
+        config=BlueprintConfig(ci_timeout_seconds=0, sandbox_backend="docker"),
         workdir=tmp_path / f"publish-{run.id}",
     )
     done = run_blueprint(deps, run.id, by="test")

@@ -6,8 +6,9 @@ from datetime import timedelta
 
 import pytest
 
+from process.settings import AgentLimits
 from runs.events import Event, EventType
-from runs.projection import RunBudget, StepState, project, render_text
+from runs.projection import StepState, project, render_text
 from runs.record import Cost, Run, RunStatus, Step
 
 
@@ -46,7 +47,7 @@ def test_running_run_shows_progress_activity_and_budget() -> None:
     view = project(
         run,
         events,
-        budget=RunBudget(max_turns=40, max_dollars=5.0),
+        budget=AgentLimits(max_turns=40, max_dollars=5.0),
         now=run.created_at + timedelta(seconds=75),
     )
     assert view.steps[:3] == [

@@ -51,7 +51,7 @@ def handle_command(
     ``visible`` says which runs ``user`` may see in detail (see
     :meth:`Services.visibility`); None shows all.
     """
-    command = services.settings.command
+    command = services.settings.slash_command
     words = text.split()
     verb = words[0].lower() if words else "help"
     if verb == "status" and len(words) == 1:
@@ -96,7 +96,7 @@ def handle_command(
 
 
 def register(app: App, services: Services) -> None:
-    @app.command(services.settings.command)
+    @app.command(services.settings.slash_command)
     def on_command(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ack()
         user = command["user_id"]

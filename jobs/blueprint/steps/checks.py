@@ -143,7 +143,7 @@ def report(run: Run, results: list[CheckResult], *, phase: str) -> dict[str, Any
     return {
         "iteration": run.iteration,
         "phase": phase,
-        "round": run.artifacts.fix_rounds,
+        "round": run.artifacts.fix_rounds_spent,
         "passed": passing(results),
         "summary": summarize(results),
         "results": [r.model_dump(mode="json") for r in results],
@@ -184,7 +184,7 @@ def _add_report(ctx: RunContext, entry: dict[str, Any], event: Event) -> None:
 def _save_fix(ctx: RunContext, fixed: Pass, rounds: int) -> None:
     def fixed_round(run: Run) -> None:
         finish_pass(run, fixed)
-        run.artifacts.fix_rounds = rounds
+        run.artifacts.fix_rounds_spent = rounds
         if run.artifacts.check_reports:
             run.artifacts.check_reports[-1]["fix_summary"] = fixed.summary
 
@@ -198,14 +198,14 @@ def checks(ctx: RunContext, session: SandboxSession, *, phase: str = "checks") -
     run = ctx.run()
     if pending_pass(run) is not None:  # a fix round its last worker stopped to drain
         fixed = agent_pass(ctx, session)
-        _save_fix(ctx, fixed, run.artifacts.fix_rounds + 1)
+        _save_fix(ctx, fixed, run.artifacts.fix_rounds_spent + 1)
         ctx.stop_if_draining()
     while True:
         results = judged(ctx, session, config)
         run = ctx.run()
         entry = report(run, results, phase=phase)
         summary = str(entry["summary"])
-        rounds = run.artifacts.fix_rounds
+        rounds = run.artifacts.fix_rounds_spent
         if passing(results):
             _add_report(ctx, entry, _checks_event(ctx, True, summary))
             return

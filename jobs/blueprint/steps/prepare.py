@@ -94,8 +94,8 @@ def prepare(ctx: RunContext, session: SandboxSession) -> None:
         "image": image,
         "image_id": deps.image_id(image),
         "models": {
-            "builder": deps.agent.roles.builder,
-            "reviewer": deps.agent.roles.reviewer,
+            "builder": deps.agent.roles.model_builder,
+            "reviewer": deps.agent.roles.model_reviewer,
         },
         "prompt_sha256": {},
         "setup": list(config.setup),

@@ -86,7 +86,7 @@ def push_iteration(
         patch_base=patch_base,
         branch=a.branch,
         base_branch=a.base_branch,
-        draft=deps.config.draft or a.escalated,
+        draft=deps.config.draft_prs or a.escalated,
         body=pr_body(run, slack_url=deps.config.slack_url, requester_login=login),
         requester=f"@{login}" if login else None,
         thread_url=thread_url(run, deps.config.slack_url),

@@ -34,11 +34,11 @@ def checks_text(results: list[CheckResult]) -> str:
 def _review_once(ctx: RunContext) -> None:
     run = ctx.run()
     deps = ctx.deps
-    model_id = deps.agent.roles.reviewer
+    model_id = deps.agent.roles.model_reviewer
     result = call_reviewer(
         ctx.model,
         model_id=model_id,
-        prices=deps.agent.prices,
+        prices=deps.agent.price_table,
         max_tokens=deps.agent.max_output_tokens,
         request=run.request,
         diff=run.artifacts.patch or "",

@@ -66,9 +66,9 @@ def watch(ctx: RunContext, sha: str) -> dict[str, Any]:
         deps.forge,
         run.repo,
         sha,
-        timeout=config.ci_timeout,
-        interval=config.ci_poll,
-        settle=config.ci_settle,
+        timeout=config.ci_timeout_seconds,
+        interval=config.ci_poll_seconds,
+        settle=config.ci_settle_seconds,
         between_polls=ctx.stop_if_draining,
     )
     return outcome_record(outcome, sha)
@@ -142,7 +142,7 @@ def watch_ci(ctx: RunContext, session: SandboxSession) -> None:
     if head is None:
         raise StepFailed("nothing was pushed, so there is no CI to watch")
     ci = run.artifacts.ci
-    if config.ci_timeout <= 0:
+    if config.ci_timeout_seconds <= 0:
         _save_ci(ctx, {"state": "skipped", "sha": head})
         return
     if ci is None or (ci.get("sha") != head and ci.get("fix") is None):
