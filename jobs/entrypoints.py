@@ -6,7 +6,7 @@ from __future__ import annotations
 from rq import get_current_job
 from rq.job import Job
 
-from jobs.blueprint import decisions
+from jobs import decisions
 from jobs.blueprint.runner import run_blueprint
 from jobs.blueprint.wiring import open_deps, open_forge
 from jobs.config import blueprint_config
@@ -48,7 +48,7 @@ def approve_job(run_id: int, user: str) -> None:
     worker = settings.load(settings.WorkerSettings)
     forge = open_forge(worker)
     try:
-        decisions.approve(store_for(job), forge, blueprint_config(worker), run_id, user)
+        decisions.approve_on_forge(store_for(job), forge, blueprint_config(worker), run_id, user)
     finally:
         forge.close()
 
@@ -57,4 +57,4 @@ def cancel_job(run_id: int, user: str) -> None:
     """Cancel the run (any non-final state), stop its job and remove its sandboxes."""
     job = _job("cancel_job")
     worker = settings.load(settings.WorkerSettings)
-    decisions.cancel(_queue(job, worker), run_id, user)
+    decisions.cancel_on_worker(_queue(job, worker), run_id, user)

@@ -252,7 +252,7 @@ class RunQueue:
                 raise InvalidTransition(run_id, "approving", RunStatus.REWORK.value)
             run.iteration += 1
             run.attempts = 0
-            run.pending_feedback.append(feedback)
+            run.add_feedback(by, feedback)
 
         run = self.store.transition(
             run_id,

@@ -84,6 +84,17 @@ class Cost(BaseModel):
         )
 
 
+class Feedback(BaseModel):
+    """A message for a run's next iteration, and who wrote it: the agent is told both,
+    so it never takes a bystander's words for the requester's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    by: str
+    text: str
+    at: datetime = Field(default_factory=utcnow)
+
+
 class Artifacts(BaseModel):
     """What each step leaves behind. Steps fill these in as they complete."""
 
@@ -127,7 +138,7 @@ class Artifacts(BaseModel):
     #: Reproducibility: base commit, image id, model ids, prompt hashes, commands.
     manifest: dict[str, Any] | None = None
     #: The feedback this iteration addresses, and what earlier iterations did (per run).
-    feedback: list[str] = Field(default_factory=list)
+    feedback: list[Feedback] = Field(default_factory=list)
     earlier_summaries: list[str] = Field(default_factory=list)
     #: Set while an approve job acts on the forge (``by``, ``iteration``, ``at``): a
     #: rework may not land between the approve's checks and its forge call. It lapses
@@ -167,7 +178,7 @@ class Run(BaseModel):
     #: Earlier messages of the thread the mention came in, as "name: text" lines.
     context: str | None = None
     #: Follow-ups that arrived while the run was working, for its next iteration.
-    pending_feedback: list[str] = Field(default_factory=list)
+    pending_feedback: list[Feedback] = Field(default_factory=list)
     status: RunStatus = RunStatus.QUEUED
     status_by: str | None = None
     step: Step | None = None
@@ -186,6 +197,10 @@ class Run(BaseModel):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
+
+    def add_feedback(self, by: str, text: str) -> None:
+        """Keep ``text`` from ``by`` for the run's next iteration."""
+        self.pending_feedback.append(Feedback(by=by, text=text))
 
     @property
     def label(self) -> str:

@@ -333,7 +333,7 @@ def test_rework_adds_a_second_commit_to_the_same_branch(harness: Harness) -> Non
     assert a.pr_number == 1
     assert a.start_commit == first_head
     assert a.head_sha != first_head
-    assert a.feedback == [REWORK_FEEDBACK]
+    assert [f.text for f in a.feedback] == [REWORK_FEEDBACK]
     assert final.pending_feedback == []
     assert a.earlier_summaries == [first.artifacts.summary]
     assert "CHANGELOG.md" in (a.patch or "")

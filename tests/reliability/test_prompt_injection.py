@@ -30,9 +30,9 @@ import redis
 
 from bot.blocks import escape_keeping_mentions
 from bot.reporter import Reporter, milestone
+from jobs import decisions
 from jobs.agent.config import AgentConfig
 from jobs.agent.model import ModelResponse, OnRetry, Request
-from jobs.blueprint import decisions
 from jobs.blueprint.config import BlueprintConfig
 from jobs.blueprint.deps import Deps
 from jobs.blueprint.runner import run_blueprint
@@ -416,8 +416,8 @@ def test_a_refused_approve_mentions_the_user_live(tmp_path: Path) -> None:
     store.update(run.id, published)
     store.transition(run.id, RunStatus.AWAITING_DECISION, by="worker")
     config = BlueprintConfig(require_github_write=True, sandbox_backend="local")
-    decisions.approve(store, LocalForge(tmp_path), config, run.id, ALICE)
-    decisions.approve(store, LocalForge(tmp_path), config, run.id, "U_BOB")
+    decisions.approve_on_forge(store, LocalForge(tmp_path), config, run.id, ALICE)
+    decisions.approve_on_forge(store, LocalForge(tmp_path), config, run.id, "U_BOB")
     texts = [
         r[0]
         for e in store.events(run.id)

@@ -191,7 +191,7 @@ def test_modal_submission(surface: Harness) -> None:
     replay(h, delivery, FORM, times=3)
     reworked = h.services.store.get(run.id)
     assert (reworked.status, reworked.iteration) == (RunStatus.REWORK, 2)
-    assert reworked.pending_feedback == ["use an env var"]
+    assert [f.text for f in reworked.pending_feedback] == ["use an env var"]
     TABLE.add(
         "modal (rework submission)",
         "genuine, then replayed 2 times",

@@ -13,12 +13,12 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.blocks import escape, run_detail_blocks, status_blocks, text_message
-from bot.requests import may_decide
 from bot.services import Services
+from jobs import decisions
 from jobs.status import collect
-from process.exceptions import InvalidTransition, RunNotFound
+from process.exceptions import RunNotFound
 from runs.projection import project
-from runs.record import Run, approval_in_progress
+from runs.record import Run
 
 #: Every subcommand ``/agents`` knows; anything else gets the help text. Tests try each
 #: one as an unauthorized user, so a new one can't skip the authorization checks.
@@ -75,21 +75,10 @@ def handle_command(
         if verb == "status":
             view = project(run, services.store.tail_events(run.id, 50))
             return run_detail_blocks(view, services.store.tail_events(run.id, 10))
-        if not may_decide(user, run.requester, services.settings):
-            return text_message(
-                f"Only <@{run.requester}> or an approver can cancel {run.label}. "
-                "Nothing was changed."
-            )
-        try:
-            services.queue.cancel(run.id, by=user)
-        except InvalidTransition:
-            current = services.store.get(run.id)
-            if approval_in_progress(current):
-                return text_message(f"{run.label} is being approved; it can't be cancelled now.")
-            return text_message(
-                f"{run.label} is already {current.status.value}; nothing to cancel."
-            )
-        return text_message(f"Cancelled {run.label}.")
+        outcome = decisions.cancel(
+            services.queue, run.id, user, approvers=services.settings.approvers
+        )
+        return text_message(outcome.text)
     if verb == "help":
         return text_message(help_text(command))
     return text_message(f"I don't know `{escape(text.strip()[:50])}`.\n" + help_text(command))

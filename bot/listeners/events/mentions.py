@@ -18,20 +18,12 @@ from slack_sdk.errors import SlackApiError
 
 from bot.blocks import escape, run_message, text_message
 from bot.reporter import claim_status_message
-from bot.requests import (
-    MAX_REQUEST_CHARS,
-    USAGE,
-    Ask,
-    Help,
-    may_ask,
-    may_decide,
-    parse,
-    strip_mentions,
-)
+from bot.requests import USAGE, Ask, Help, may_ask, parse, strip_mentions
 from bot.services import Services
-from process.exceptions import InvalidTransition, ThreadAlreadyHasRun
+from jobs import decisions
+from process.exceptions import ThreadAlreadyHasRun
 from runs.projection import project
-from runs.record import Run, RunStatus, approval_in_progress
+from runs.record import Run, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -133,51 +125,18 @@ def handle_message(event: dict[str, Any], client: WebClient, services: Services)
 
 
 def follow_up(run: Run, user: str, text: str, client: WebClient, services: Services) -> None:
-    """A mention in a run's thread never forks a second run: it feeds the first one."""
+    """A mention in a run's thread never forks a second run: it steers the first one,
+    if the writer may (see :func:`jobs.decisions.steer`). A refusal is told to the
+    writer alone; the run is unchanged."""
     channel, thread_ts = run.channel or "", run.thread_ts or ""
-    feedback = strip_mentions(text)
-    if len(feedback) > MAX_REQUEST_CHARS and not run.status.is_final:
-        reply(
-            client,
-            channel,
-            thread_ts,
-            f"That message is {len(feedback):,} characters; I take at most "
-            f"{MAX_REQUEST_CHARS:,} for {run.label}, so I didn't use it. Put the details in "
-            "an issue or a file in the repository and point me at it.",
-        )
-        return
-    if run.status is RunStatus.AWAITING_DECISION:
-        if not may_decide(user, run.requester, services.settings):
-            reply(
-                client,
-                channel,
-                thread_ts,
-                f"Only <@{run.requester}> or an approver can ask for rework on {run.label}.",
-            )
-            return
-        if not feedback:
-            reply(client, channel, thread_ts, "Tell me what to change and I'll rework it.")
-            return
-        try:
-            reworked = services.queue.request_rework(run.id, by=user, feedback=feedback)
-        except InvalidTransition:
-            current = services.store.get(run.id)
-            why = (
-                "is being approved"
-                if approval_in_progress(current)
-                else "is no longer awaiting a decision"
-            )
-            reply(client, channel, thread_ts, f"{run.label} {why}; your feedback was not used.")
-            return
-        reply(
-            client,
-            channel,
-            thread_ts,
-            f"Got it: starting iteration {reworked.iteration} of {run.label} with your "
-            "feedback, on the same branch.",
-        )
-        return
-    if run.status.is_final:
+    outcome = decisions.steer(
+        services.queue,
+        run.id,
+        user,
+        strip_mentions(text),
+        approvers=services.settings.approvers,
+    )
+    if outcome.kind == "stale" and run.status.is_final:
         reply(
             client,
             channel,
@@ -186,20 +145,30 @@ def follow_up(run: Run, user: str, text: str, client: WebClient, services: Servi
             "new message rather than in this thread.",
         )
         return
-    if not feedback:
+    if not outcome.done:
+        if outcome.kind == "empty" and run.status is not RunStatus.AWAITING_DECISION:
+            return  # a bare mention while it works: nothing to keep
+        client.chat_postEphemeral(
+            channel=channel, user=user, thread_ts=thread_ts, text=outcome.text
+        )
         return
-
-    def queue_feedback(r: Run) -> None:
-        r.pending_feedback.append(feedback)
-
-    services.store.update(run.id, queue_feedback)
-    reply(
-        client,
-        channel,
-        thread_ts,
-        f"{run.label} is still working. I've queued your message for its next iteration: "
-        f"“{escape(feedback[:200])}”",
-    )
+    quoted = escape((outcome.quoted or "")[:200])
+    if outcome.kind == "reworking" and outcome.run is not None:
+        reply(
+            client,
+            channel,
+            thread_ts,
+            f"Got it: starting iteration {outcome.run.iteration} of {run.label} with "
+            f"<@{user}>'s feedback, on the same branch.",
+        )
+    else:
+        reply(
+            client,
+            channel,
+            thread_ts,
+            f"{run.label} is still working. I've queued your message for its next "
+            f"iteration: “{quoted}”",
+        )
 
 
 def register(app: App, services: Services) -> None:
