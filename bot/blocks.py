@@ -271,9 +271,7 @@ def run_detail_blocks(view: ThreadView, events: list[Event]) -> tuple[str, list[
     blocks = [b for b in blocks if b["type"] != "actions"]
     lines = []
     for event in events:
-        summary = event.data.get("summary") or event.data.get("text") or event.data.get("to")
-        detail = f" {summary}" if summary else ""
-        lines.append(f"`{event.at:%H:%M:%S}` {event.type.value}{escape(str(detail))}")
+        lines.append(f"`{event.at:%H:%M:%S}` {event.kind} {escape(event.line)}")
     if lines:
         blocks.append(section("*Recent events*\n" + "\n".join(lines)))
     return fallback, blocks[:MAX_BLOCKS]

@@ -49,7 +49,15 @@ from bot.blocks import (
     text_message,
 )
 from process.exceptions import RunNotFound
-from runs.events import MILESTONE_ESCALATED, MILESTONE_PR, Event, EventType
+from runs.events import (
+    ApproveFailed,
+    ChecksRan,
+    DecisionRefused,
+    Escalated,
+    Event,
+    PullRequestOpened,
+    StatusChanged,
+)
 from runs.projection import project
 from runs.record import Run, RunStatus, utcnow
 from runs.store import RunStore
@@ -108,37 +116,30 @@ REFUSED = frozenset(
 
 def milestone(event: Event, run: Run) -> tuple[str, list[dict[str, Any]]] | None:
     """The thread reply an event deserves, if any."""
-    data = event.data
-    if event.type is EventType.ARTIFACT and data.get("kind") == MILESTONE_PR:
-        url = str(data.get("url", ""))
-        link = f"<{url}|{escape(url)}>" if _plain_url(url) else escape(url)
-        return text_message(f":rocket: Pull request opened: {link}")
-    if event.type is EventType.CHECKS and data.get("passed") is False:
-        attempt, most = data.get("attempt"), data.get("max_attempts")
-        summary = escape(str(data.get("summary") or "some checks failed"))
-        if attempt and most:
-            return text_message(
-                f":wrench: Checks failed ({summary}); fixing, attempt {attempt} of {most}."
-            )
-        return text_message(f":wrench: Checks failed ({summary}).")
-    if event.type is EventType.MESSAGE and data.get("kind") == MILESTONE_ESCALATED:
-        return text_message(f":raised_hand: Escalated: {escape(str(data.get('text', '')))}")
-    if data.get("kind") in ("approve_refused", "rework_refused", "approve_failed"):
-        icon = ":warning:" if event.type is EventType.ERROR else ":no_entry:"
-        text = str(data.get("text") or data.get("kind"))
-        mentions = data.get("mentions")
-        kept = mentions if isinstance(mentions, list) else ()
-        return text_message(f"{icon} {escape_keeping_mentions(text, kept)}")
-    if event.type is EventType.STATUS:
-        to = data.get("to")
-        if to == RunStatus.AWAITING_DECISION.value:
+    match event:
+        case PullRequestOpened(url=url):
+            link = f"<{url}|{escape(url)}>" if _plain_url(url) else escape(url)
+            return text_message(f":rocket: Pull request opened: {link}")
+        case ChecksRan(passed=False, text=text, attempt=attempt, max_attempts=most):
+            summary = escape(text or "some checks failed")
+            if attempt and most:
+                return text_message(
+                    f":wrench: Checks failed ({summary}); fixing, attempt {attempt} of {most}."
+                )
+            return text_message(f":wrench: Checks failed ({summary}).")
+        case Escalated(text=text):
+            return text_message(f":raised_hand: Escalated: {escape(text)}")
+        case DecisionRefused(text=text, mentions=mentions):
+            return text_message(f":no_entry: {escape_keeping_mentions(text, mentions)}")
+        case ApproveFailed(text=text):
+            return text_message(f":warning: {escape(text)}")
+        case StatusChanged(to=RunStatus.AWAITING_DECISION):
             return decision_message(project(run, []))
-        if to == RunStatus.FAILED.value:
-            reason = escape(str(data.get("reason") or "no reason given"))
-            return text_message(f":x: {run.label} failed: {reason}")
-        if to == RunStatus.CANCELLED.value:
+        case StatusChanged(to=RunStatus.FAILED, reason=reason):
+            return text_message(f":x: {run.label} failed: {escape(reason or 'no reason given')}")
+        case StatusChanged(to=RunStatus.CANCELLED):
             return text_message(f":no_entry_sign: {run.label} was cancelled by <@{event.by}>.")
-        if to == RunStatus.APPROVED.value:
+        case StatusChanged(to=RunStatus.APPROVED):
             return text_message(f":white_check_mark: {run.label} approved by <@{event.by}>.")
     return None
 
@@ -371,8 +372,8 @@ class Reporter:
                 self.client.chat_postMessage(
                     channel=run.channel, thread_ts=run.thread_ts, text=fallback, blocks=blocks
                 )
-            if event.type is EventType.STATUS:
-                self._react(run, str(event.data.get("to")))
+            if isinstance(event, StatusChanged):
+                self._react(run, event.to.value)
             # Advance past each event as soon as its reply is out: a crash between
             # two replies never posts the first one twice.
             self.redis.set(cursor_key, event.id or "", ex=CURSOR_TTL)

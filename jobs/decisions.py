@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from jobs.queue import RunQueue
 from process.exceptions import ForgeError, InvalidTransition, RunNotFound
-from runs.events import Event, EventType
+from runs.events import ApproveFailed, DecisionRefused, SandboxesRemoved
 from runs.record import Run, RunStatus, approval_in_progress, utcnow
 from runs.store import RunStore
 
@@ -305,15 +305,17 @@ def _feedback_problem(run: Run, feedback: str) -> Outcome | None:
 # -- carried out on a worker ----------------------------------------------------------
 
 
-def _note(
-    store: RunStore, run_id: int, by: str, kind: str, text: str, mentions: Iterable[str] = ()
+def _refused_on_worker(
+    store: RunStore, run_id: int, by: str, text: str, mentions: Iterable[str] = ()
 ) -> None:
-    """A note for the thread. ``mentions`` are the Slack user ids the bot itself wrote
-    as ``<@id>`` in ``text``: the reporter keeps those live and escapes the rest."""
-    data: dict[str, object] = {"kind": kind, "text": text}
-    if mentions:
-        data["mentions"] = sorted(set(mentions))
-    store.append_event(run_id, Event(type=EventType.MESSAGE, by=by, data=data))
+    """Tell the thread why an approve was not carried out. ``mentions`` are the Slack
+    user ids written as ``<@id>`` in ``text`` (the reporter keeps those live)."""
+    store.append_event(
+        run_id,
+        DecisionRefused(
+            by=by, action=Action.APPROVE.value, text=text, mentions=sorted(set(mentions))
+        ),
+    )
 
 
 def claim_approval(store: RunStore, run_id: int, iteration: int, user: str) -> bool:
@@ -360,35 +362,32 @@ def approve_on_forge(
     if run.status is RunStatus.APPROVED:
         return run
     if run.status is not RunStatus.AWAITING_DECISION:
-        _note(
+        _refused_on_worker(
             store,
             run_id,
             user,
-            "approve_refused",
             f"{run.label} is {run.status.value}; only a run awaiting a decision can be approved",
         )
         return run
     if not may(user, Action.APPROVE, run, config.approvers):
-        _note(
+        _refused_on_worker(
             store,
             run_id,
             user,
-            "approve_refused",
             f"<@{user}> may not approve {run.label}: only the requester or an approver can",
             mentions=[user],
         )
         return run
     number = run.artifacts.pr_number
     if number is None:
-        _note(store, run_id, user, "approve_refused", f"{run.label} has no pull request")
+        _refused_on_worker(store, run_id, user, f"{run.label} has no pull request")
         return run
     if not claim_approval(store, run_id, run.iteration, user):
         current = store.get(run_id)
-        _note(
+        _refused_on_worker(
             store,
             run_id,
             user,
-            "approve_refused",
             f"{run.label} changed before it could be approved (it is now "
             f"{current.status.value.replace('_', ' ')}, iteration {current.iteration}); "
             "nothing was merged",
@@ -398,11 +397,10 @@ def approve_on_forge(
         if config.require_github_write:
             login = config.user_map.get(user)
             if login is None:
-                _note(
+                _refused_on_worker(
                     store,
                     run_id,
                     user,
-                    "approve_refused",
                     f"<@{user}> has no GitHub login mapped, and approving needs write "
                     f"access on GitHub (AGENTS_REQUIRE_GITHUB_WRITE). Ask an admin to add "
                     f"`{user}=<github-login>` to AGENTS_USER_MAP; nothing was changed",
@@ -411,11 +409,10 @@ def approve_on_forge(
                 _release(store, run_id)
                 return run
             if not may_approve(forge, run.repo, login):
-                _note(
+                _refused_on_worker(
                     store,
                     run_id,
                     user,
-                    "approve_refused",
                     f"GitHub user {login} has no write access to {run.repo}",
                 )
                 _release(store, run_id)
@@ -429,10 +426,7 @@ def approve_on_forge(
             expected_sha=run.artifacts.head_sha,
         )
     except ForgeError as err:
-        store.append_event(
-            run_id,
-            Event(type=EventType.ERROR, by=user, data={"kind": "approve_failed", "text": str(err)}),
-        )
+        store.append_event(run_id, ApproveFailed(by=user, text=str(err)))
         _release(store, run_id)
         return store.get(run_id)
     done = "merged" if pr.merged else "marked ready for review"
@@ -480,11 +474,12 @@ def cancel_on_worker(queue: RunQueue, run_id: int, user: str) -> Run:
     if run.status is RunStatus.CANCELLED:
         removed = remove_sandboxes(run_id)
         if removed:
-            _note(
-                store,
+            store.append_event(
                 run_id,
-                user,
-                "sandbox_removed",
-                f"removed {removed} sandbox container(s) of {run.label}",
+                SandboxesRemoved(
+                    by=user,
+                    count=removed,
+                    text=f"removed {removed} sandbox container(s) of {run.label}",
+                ),
             )
     return run

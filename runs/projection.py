@@ -12,7 +12,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 
 from process.settings import AgentLimits
-from runs.events import Event, EventType
+from runs.events import AgentTurn, Event, StepStarted
 from runs.record import Run, RunStatus, Step, utcnow
 
 #: The steps a thread lists, in order (awaiting a decision is the status, not a step).
@@ -82,10 +82,10 @@ def project(
     activity = None
     turns = 0
     for event in events:
-        if event.type is EventType.TOOL:
-            activity = str(event.data.get("summary") or activity or "")
-            turns = max(turns, int(event.data.get("turn") or 0))
-        elif event.type is EventType.STEP:
+        if isinstance(event, AgentTurn):
+            activity = event.text or activity or ""
+            turns = max(turns, event.turn)
+        elif isinstance(event, StepStarted):
             activity = None
     end = run.finished_at or now or utcnow()
     return ThreadView(

@@ -9,7 +9,7 @@ from rq.registry import StartedJobRegistry
 
 from jobs import decisions, recovery
 from jobs.queue import APPROVE_RESUMES, RunQueue
-from runs.events import EventType
+from runs.events import StatusChanged
 from runs.record import Run, RunStatus
 from tests.blueprint.conftest import CLEAN_REQUEST, REPO, Harness, script
 
@@ -27,7 +27,7 @@ def queue_of(harness: Harness) -> RunQueue:
 
 
 def notes(harness: Harness, run_id: int, kind: str) -> list[str]:
-    return [e.data["text"] for e in harness.store.events(run_id) if e.data.get("kind") == kind]
+    return [e.text for e in harness.store.events(run_id) if e.kind == kind]
 
 
 def test_approve_marks_the_pr_ready_and_twice_is_once(harness: Harness, awaiting: Run) -> None:
@@ -41,9 +41,7 @@ def test_approve_marks_the_pr_ready_and_twice_is_once(harness: Harness, awaiting
     assert not pr.merged
     again = decisions.approve_on_forge(harness.store, harness.forge, config, awaiting.id, "U1")
     assert again.status is RunStatus.APPROVED
-    statuses = [
-        e.data["to"] for e in harness.store.events(awaiting.id) if e.type is EventType.STATUS
-    ]
+    statuses = [e.to for e in harness.store.events(awaiting.id) if isinstance(e, StatusChanged)]
     assert statuses.count("approved") == 1
 
 
@@ -66,7 +64,7 @@ def test_only_the_requester_or_an_approver_may_approve(harness: Harness, awaitin
     config = harness.deps.config
     stranger = decisions.approve_on_forge(harness.store, harness.forge, config, awaiting.id, "U666")
     assert stranger.status is RunStatus.AWAITING_DECISION
-    assert notes(harness, awaiting.id, "approve_refused") == [
+    assert notes(harness, awaiting.id, "decision_refused") == [
         "<@U666> may not approve #1: only the requester or an approver can"
     ]
     harness.configure(approvers=("U7",))
@@ -83,7 +81,7 @@ def test_github_write_access_can_be_required(harness: Harness, awaiting: Run) ->
     harness.forge.set_permission(REPO, "octocat", "read")
     refused = decisions.approve_on_forge(harness.store, harness.forge, config, awaiting.id, "U1")
     assert refused.status is RunStatus.AWAITING_DECISION
-    assert notes(harness, awaiting.id, "approve_refused") == [
+    assert notes(harness, awaiting.id, "decision_refused") == [
         "GitHub user octocat has no write access to acme/retrying"
     ]
     harness.configure(require_github_write=True, user_map={})
@@ -107,7 +105,7 @@ def test_approve_refuses_a_run_that_is_not_awaiting_a_decision(harness: Harness)
     assert same.status is RunStatus.QUEUED
     assert (
         "only a run awaiting a decision can be approved"
-        in notes(harness, run.id, "approve_refused")[0]
+        in notes(harness, run.id, "decision_refused")[0]
     )
 
 

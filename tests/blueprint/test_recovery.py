@@ -20,7 +20,7 @@ from jobs import drain, recovery
 from jobs.blueprint.context import RunContext
 from jobs.blueprint.runner import run_blueprint
 from jobs.queue import RunQueue, current_job_key, on_job_failure
-from runs.events import EventType
+from runs.events import ChecksRan, StatusChanged, StepStarted
 from runs.record import Run, RunStatus, Step
 from sandboxes.owner import machine_token
 from sandboxes.protocol import ExecResult, Sandbox
@@ -76,9 +76,9 @@ def assert_one_pr_one_commit(harness: Harness, run: Run) -> None:
 def steps_after_resume(harness: Harness, run_id: int) -> list[str]:
     events = harness.store.events(run_id)
     resumed = max(
-        i for i, e in enumerate(events) if e.type is EventType.STATUS and e.data["to"] == "running"
+        i for i, e in enumerate(events) if isinstance(e, StatusChanged) and e.to == "running"
     )
-    return [e.data["step"] for e in events[resumed:] if e.type is EventType.STEP]
+    return [e.step for e in events[resumed:] if isinstance(e, StepStarted)]
 
 
 def test_a_crash_during_the_agent_resumes_the_agent_step(harness: Harness) -> None:
@@ -116,9 +116,7 @@ def test_a_crash_during_the_agent_resumes_the_agent_step(harness: Harness) -> No
     # The agent step started over: 2 calls before the crash, then all 6.
     assert len(harness.models.requests) == 8
     reasons = [
-        e.data.get("reason", "")
-        for e in harness.store.events(final.id)
-        if e.type is EventType.STATUS
+        (e.reason or "") for e in harness.store.events(final.id) if isinstance(e, StatusChanged)
     ]
     assert any("stopped sending heartbeats during agent; resuming at agent" in r for r in reasons)
 
@@ -206,8 +204,8 @@ def test_a_crash_during_the_checks_resumes_at_the_checks(harness: Harness) -> No
     assert steps_after_resume(harness, final.id) == ["checks", "review", "publish", "watch_ci"]
     assert len(harness.models.requests) == 6  # the agent was not asked again
     # The new sandbox got the saved change back: the checks ran on it and passed.
-    checks = [e.data for e in harness.store.events(final.id) if e.type is EventType.CHECKS]
-    assert checks == [{"passed": True, "summary": "pytest passed (8 tests)"}]
+    checks = [e for e in harness.store.events(final.id) if isinstance(e, ChecksRan)]
+    assert [(c.passed, c.text) for c in checks] == [(True, "pytest passed (8 tests)")]
 
 
 def test_a_crash_during_publish_makes_no_second_commit_or_pr(harness: Harness) -> None:
@@ -320,9 +318,9 @@ def test_a_drain_stops_between_agent_turns_and_is_not_a_crash(harness: Harness) 
     assert job is not None
     assert job.id == f"agents-run-{run.id}-1-r1"
     reasons = [
-        e.data.get("reason")
+        e.reason
         for e in harness.store.events(run.id)
-        if e.type is EventType.STATUS and e.data.get("to") == "queued"
+        if isinstance(e, StatusChanged) and e.to == "queued"
     ]
     assert (
         reasons[-1]

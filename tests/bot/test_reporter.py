@@ -13,7 +13,7 @@ import pytest
 
 from bot.reporter import Reporter
 from bot.slack_client import web_client
-from runs.events import Event, EventType
+from runs.events import AgentTurn, ApproveFailed, ChecksRan, PullRequestOpened
 from runs.record import Run, RunStatus, Step
 from tests.bot.conftest import ALICE, GENERAL, Harness, drain
 from tests.reliability.harness import record_fault
@@ -30,8 +30,8 @@ def start_run(h: Harness) -> tuple[str, Run]:
     return ts, run
 
 
-def tool(turn: int) -> Event:
-    return Event(type=EventType.TOOL, by="agent", data={"turn": turn, "summary": f"turn {turn}"})
+def tool(turn: int) -> AgentTurn:
+    return AgentTurn(by="agent", turn=turn, text=f"turn {turn}")
 
 
 def replies(h: Harness, ts: str) -> list[str]:
@@ -45,11 +45,7 @@ def to_awaiting_with_pr(h: Harness, run: Run) -> None:
     store.append_event(run.id, tool(1))
     store.append_event(
         run.id,
-        Event(
-            type=EventType.CHECKS,
-            by="worker",
-            data={"passed": False, "attempt": 1, "max_attempts": 2, "summary": "1 failed"},
-        ),
+        ChecksRan(by="worker", passed=False, attempt=1, max_attempts=2, text="1 failed"),
     )
 
     def with_pr(r: Run) -> None:
@@ -59,10 +55,13 @@ def to_awaiting_with_pr(h: Harness, run: Run) -> None:
     store.update(run.id, with_pr)
     store.append_event(
         run.id,
-        Event(
-            type=EventType.ARTIFACT,
+        PullRequestOpened(
             by="worker",
-            data={"kind": "pr", "url": "https://github.com/acme/api/pull/7", "number": 7},
+            url="https://github.com/acme/api/pull/7",
+            number=7,
+            branch="agents/7-retries",
+            head_sha="0" * 40,
+            draft=True,
         ),
     )
     store.transition(run.id, RunStatus.AWAITING_DECISION, by="worker")
@@ -205,11 +204,7 @@ def test_a_failed_approval_is_told_in_the_thread(harness: Harness) -> None:
     ts, run = start_run(h)
     h.services.store.append_event(
         run.id,
-        Event(
-            type=EventType.ERROR,
-            by=ALICE,
-            data={"kind": "approve_failed", "text": "merge refused: <conflict>"},
-        ),
+        ApproveFailed(by=ALICE, text="merge refused: <conflict>"),
     )
     drain(reporter)
     assert replies(h, ts) == [":warning: merge refused: &lt;conflict&gt;"]
@@ -440,7 +435,7 @@ def test_a_thread_slack_refuses_for_good_is_given_up_and_others_still_drawn(
     drain(reporter)
     h.emu.fail_next("chat.postMessage", error="is_archived")  # the channel was archived
     store.transition(lost.id, RunStatus.RUNNING, by="worker")
-    store.append_event(lost.id, Event(type=EventType.CHECKS, by="worker", data={"passed": False}))
+    store.append_event(lost.id, ChecksRan(by="worker", passed=False, text=""))
     drain(reporter)
     archived = [c for c in h.emu.calls("chat.postMessage") if c.error == "is_archived"]
     assert len(archived) == 1

@@ -361,7 +361,7 @@ def test_a_rework_landing_after_approve_read_the_run_makes_approve_stand_down(
     pr = race.pr()
     assert not pr.merged  # the forge was never called
     assert pr.draft
-    notes = [e.data["text"] for e in race.store.events(race.run.id) if e.data.get("kind")]
+    notes = [e.line for e in race.store.events(race.run.id)]
     assert any("changed before it could be approved" in n for n in notes)
 
 

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from process.exceptions import AgentsError, InvalidTransition, RunNotFound, ThreadAlreadyHasRun
-from runs.events import Event, EventType
+from runs.events import Escalated, RunCreated, StatusChanged, StepStarted
 from runs.record import TRANSITIONS, Cost, Run, RunStatus, Step
 from runs.store import RunStore
 
@@ -74,7 +74,7 @@ def test_create_then_get_round_trips(store: RunStore) -> None:
     got = store.get(run.id)
     assert got == run
     assert got.status is RunStatus.QUEUED
-    assert [e.type for e in store.events(run.id)] == [EventType.CREATED]
+    assert [type(e) for e in store.events(run.id)] == [RunCreated]
 
 
 def test_get_missing_run_raises(store: RunStore) -> None:
@@ -116,9 +116,9 @@ def test_every_pair_of_the_transition_table(
         assert [r.id for r in store.list_by_status(target)] == [run.id]
         assert store.list_by_status(start) == []
         last = store.events(run.id)[-1]
-        assert last.type is EventType.STATUS
+        assert isinstance(last, StatusChanged)
         assert last.by == "tester"
-        assert last.data == {"from": start.value, "to": target.value, "reason": "because"}
+        assert (last.previous, last.to, last.reason) == (start, target, "because")
         assert (moved.finished_at is not None) == target.is_final
     else:
         before = snapshot(redis_conn)
@@ -223,7 +223,9 @@ def test_set_step_only_while_running(store: RunStore) -> None:
         store.set_step(run.id, Step.AGENT, by="w")
     store.transition(run.id, RunStatus.RUNNING, by="w")
     assert store.set_step(run.id, Step.AGENT, by="w").step is Step.AGENT
-    assert store.events(run.id)[-1].data == {"step": "agent"}
+    last = store.events(run.id)[-1]
+    assert isinstance(last, StepStarted)
+    assert last.step is Step.AGENT
 
 
 def test_cost_accumulates(store: RunStore) -> None:
@@ -238,21 +240,18 @@ def test_cost_accumulates(store: RunStore) -> None:
 
 def test_event_log_is_ordered_and_readable_after_an_id(store: RunStore) -> None:
     run = make_run(store)
-    ids = [
-        store.append_event(run.id, Event(type=EventType.TOOL, by="agent", data={"tool": f"t{i}"}))
-        for i in range(5)
-    ]
+    ids = [store.append_event(run.id, Escalated(by="agent", text=f"t{i}")) for i in range(5)]
     events = store.events(run.id)
-    assert [e.type for e in events] == [EventType.CREATED] + [EventType.TOOL] * 5
+    assert [type(e) for e in events] == [RunCreated] + [Escalated] * 5
     assert all(a.at <= b.at for a, b in itertools.pairwise(events))
     after = store.events(run.id, after=ids[2])
-    assert [e.data["tool"] for e in after] == ["t3", "t4"]
-    assert [e.data["tool"] for e in store.tail_events(run.id, 2)] == ["t3", "t4"]
+    assert [e.line for e in after] == ["t3", "t4"]
+    assert [e.line for e in store.tail_events(run.id, 2)] == ["t3", "t4"]
 
 
 def test_events_for_a_missing_run_are_refused(store: RunStore) -> None:
     with pytest.raises(RunNotFound):
-        store.append_event(7, Event(type=EventType.MESSAGE, by="x"))
+        store.append_event(7, Escalated(by="x", text="nobody reads this"))
 
 
 def _race(target_for: list[RunStatus], run_id: int) -> list[tuple[int, RunStatus]]:
@@ -295,7 +294,7 @@ def test_twenty_threads_race_on_one_transition(real_redis_conn: redis.Redis) -> 
     stored = store.get(run.id)
     assert stored.status is RunStatus.RUNNING
     assert stored.status_by == f"actor-{winners[0][0]}"
-    status_events = [e for e in store.events(run.id) if e.type is EventType.STATUS]
+    status_events = [e for e in store.events(run.id) if isinstance(e, StatusChanged)]
     assert len(status_events) == 1
 
 

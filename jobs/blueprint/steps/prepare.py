@@ -10,6 +10,7 @@ from jobs.blueprint.context import RunContext
 from jobs.blueprint.sandbox import RepoFiles, SandboxSession, sandbox_config, workspace
 from jobs.repo_config import CONFIG_FILE, RepoConfig, resolve
 from process.exceptions import RepoConfigError, StepFailed
+from runs.events import Prepared
 from runs.record import Run
 
 
@@ -111,10 +112,12 @@ def prepare(ctx: RunContext, session: SandboxSession) -> None:
     origin = "detected" if config.detected else "from .agents.yml"
     if not config.checks:
         origin = "no check commands configured or detected"
-    ctx.message(
-        "prepared",
-        f"{run.repo}@{base_commit[:12]} ({base_branch}); checks: {checks} ({origin}); "
-        f"setup: {len(session.setup)} command(s)",
-        base_commit=base_commit,
-        checks=[check.name for check in config.checks],
+    ctx.record(
+        Prepared(
+            by=ctx.by,
+            text=f"{run.repo}@{base_commit[:12]} ({base_branch}); checks: {checks} ({origin}); "
+            f"setup: {len(session.setup)} command(s)",
+            base_commit=base_commit,
+            checks=[check.name for check in config.checks],
+        )
     )
