@@ -13,10 +13,10 @@ Nothing is lost when a bot dies or Slack misbehaves:
 - the per-run lock is renewed while a draw lasts: the Slack client may sleep through
   several 429 ``Retry-After`` answers, and the lock must not lapse meanwhile (another
   replica would then post the same milestone);
-- a run whose first status message was never posted (the bot's ``chat.postMessage``
-  failed for good, or is still retrying) gets one from the reporter after
-  ``status_grace``; the bot and the reporter both claim ``status_ts`` with a checked
-  write, and whichever loses deletes the message it just posted, so one survives.
+- the reporter alone writes a run's status message: the mention handler records the
+  run and asks for the message (:meth:`Reporter.post_status`), and a draw posts it if
+  that failed. Both hold the run's lock, and the message is claimed with a checked
+  write (a loser deletes what it just posted), so a thread keeps exactly one.
 
 Nor does a thread that can't be drawn hold the feed up forever: a Slack answer no
 retry will change (the channel is gone or archived, the bot was removed, the status
@@ -34,7 +34,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 
 import redis
@@ -59,7 +58,7 @@ from runs.events import (
     StatusChanged,
 )
 from runs.projection import project
-from runs.record import Run, RunStatus, utcnow
+from runs.record import Run, RunStatus
 from runs.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -78,8 +77,6 @@ return 0
 """
 #: Pending feed entries idle this long belong to a replica that is gone (or stuck).
 CLAIM_IDLE_MS = 60_000
-#: How long the bot has to post a run's first status message before the reporter does.
-STATUS_GRACE = timedelta(seconds=15)
 #: Failed draws of one run in a row (each after the client's own retries) before its
 #: entries are acknowledged anyway.
 MAX_FAILED_DRAWS = 8
@@ -190,7 +187,6 @@ class Reporter:
         clock: Callable[[], float] = time.monotonic,
         lock_ms: int = LOCK_MS,
         claim_idle_ms: int = CLAIM_IDLE_MS,
-        status_grace: timedelta = STATUS_GRACE,
         max_failed_draws: int = MAX_FAILED_DRAWS,
     ) -> None:
         self.store = store
@@ -201,7 +197,6 @@ class Reporter:
         self.clock = clock
         self.lock_ms = lock_ms
         self.claim_idle_ms = claim_idle_ms
-        self.status_grace = status_grace
         self.max_failed_draws = max_failed_draws
         self.dirty: set[int] = set()
         #: Feed entries read but not acknowledged yet, by run: acked once it is drawn.
@@ -356,8 +351,6 @@ class Reporter:
         if self.redis.exists(self._key("gone", run_id)):
             return True  # Slack said the thread is gone (logged then); nothing to draw
         if run.channel and run.thread_ts and not run.status_ts:
-            if utcnow() - run.created_at < self.status_grace:
-                return False  # the bot is posting the status message; it draws the first state
             run = self._post_status(run)
         if not run.channel or not run.thread_ts or not run.status_ts:
             return run.channel is None
@@ -396,9 +389,27 @@ class Reporter:
             self.redis.set(no_status, error, ex=CURSOR_TTL)
         return True
 
+    def post_status(self, run_id: int) -> Run | None:
+        """The run's status message, posted now if it has none yet: what the mention
+        handler asks for right after recording a run. Under the run's lock, like a draw;
+        if another draw holds it, that draw posts it. None if the run is gone."""
+        token = uuid.uuid4().hex
+        lock = self._key("lock", run_id)
+        if not self.redis.set(lock, token, nx=True, px=self.lock_ms):
+            return None
+        try:
+            with self._renewing(lock, token):
+                run = self.store.get(run_id)
+                if run.channel and run.thread_ts and not run.status_ts:
+                    run = self._post_status(run)
+                return run
+        except RunNotFound:
+            return None
+        finally:
+            self._release(keys=[lock], args=[token])
+
     def _post_status(self, run: Run) -> Run:
-        """Post the status message the bot could not (its ``chat.postMessage`` failed)."""
-        log.warning("run #%s has no status message; posting it", run.id)
+        """Post the run's status message (the first state of its thread) and claim it."""
         fallback, blocks = run_message(project(run, self.store.tail_events(run.id, 50)))
         channel = run.channel or ""
         posted = self.client.chat_postMessage(

@@ -10,6 +10,7 @@ import redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.reporter import Reporter
 from jobs.queue import RunQueue
 from process.settings import BotSettings
 from runs.record import Run
@@ -27,12 +28,22 @@ class Services:
     connection: redis.Redis
     store: RunStore
     queue: RunQueue
+    #: The one writer of each run's thread (its status message and milestones).
+    reporter: Reporter
 
     @classmethod
-    def from_settings(cls, settings: BotSettings, connection: redis.Redis) -> Services:
+    def from_settings(
+        cls, settings: BotSettings, connection: redis.Redis, client: WebClient
+    ) -> Services:
         store = RunStore(connection, retention_seconds=settings.run_retention_seconds)
         queue = RunQueue(connection, store, name=settings.queue, job_timeout=settings.job_timeout)
-        return cls(settings=settings, connection=connection, store=store, queue=queue)
+        return cls(
+            settings=settings,
+            connection=connection,
+            store=store,
+            queue=queue,
+            reporter=Reporter(store, client),
+        )
 
     def first_delivery(self, channel: str, ts: str) -> bool:
         """True once per Slack message, however many times (or as what) it is delivered.

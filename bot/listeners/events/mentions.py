@@ -1,9 +1,8 @@
 """Mentions and DMs: turn a message into a run, or into input for the thread's run.
 
-On success, in this order: create the run, enqueue it, add :eyes: to the message, post
-the status message in the thread (and claim it as the run's, unless the reporter posted
-one first). Only Redis and a few Slack calls run here; the work
-happens on a worker.
+On success, in this order: create the run, enqueue it, add :eyes: to the message, and
+ask the reporter (the one writer of a run's thread) for the status message. Only Redis
+and a few Slack calls run here; the work happens on a worker.
 """
 
 from __future__ import annotations
@@ -16,13 +15,11 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.blocks import escape, run_message, text_message
-from bot.reporter import claim_status_message
+from bot.blocks import escape, text_message
 from bot.requests import USAGE, Ask, Help, may_ask, parse, strip_mentions
 from bot.services import Services
 from jobs import decisions
 from process.exceptions import ThreadAlreadyHasRun
-from runs.projection import project
 from runs.record import Run, RunStatus
 
 log = logging.getLogger(__name__)
@@ -115,13 +112,13 @@ def handle_message(event: dict[str, Any], client: WebClient, services: Services)
         client.reactions_add(channel=channel, timestamp=ts, name="eyes")
     except SlackApiError as exc:
         log.warning("could not react to %s/%s: %s", channel, ts, exc)
-    fallback, blocks = run_message(project(run, services.store.events(run.id)))
-    posted = client.chat_postMessage(
-        channel=channel, thread_ts=reply_to, text=fallback, blocks=blocks
-    )
-    # If this post took longer than the reporter's grace (Slack retries), the reporter
-    # has posted a status message of its own: one of the two is deleted, never both kept.
-    return claim_status_message(services.store, client, run.id, channel, str(posted["ts"]))
+    # The reporter writes the thread; the status message is asked for now, so it shows
+    # within the second (if this fails, the reporter's next draw posts it).
+    try:
+        return services.reporter.post_status(run.id) or run
+    except SlackApiError as exc:
+        log.warning("run #%s: the status message could not be posted yet: %s", run.id, exc)
+        return run
 
 
 def follow_up(run: Run, user: str, text: str, client: WebClient, services: Services) -> None:
