@@ -117,7 +117,7 @@ def milestone(event: Event, run: Run) -> tuple[str, list[dict[str, Any]]] | None
         case PullRequestOpened(url=url):
             link = f"<{url}|{escape(url)}>" if _plain_url(url) else escape(url)
             return text_message(f":rocket: Pull request opened: {link}")
-        case ChecksRan(passed=False, text=text, attempt=attempt, max_attempts=most):
+        case ChecksRan(passed=False, text=text, fix_round=attempt, last_round=most):
             summary = escape(text or "some checks failed")
             if attempt and most:
                 return text_message(

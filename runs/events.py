@@ -147,13 +147,14 @@ class Prepared(EventBase):
 
 
 class ChecksRan(EventBase):
-    """One run of the checks. ``attempt`` of ``max_attempts`` when a fix round follows."""
+    """One run of the checks. When a fix round follows, it is ``fix_round`` of
+    ``last_round``."""
 
     kind: Literal["checks"] = "checks"
     passed: bool
     text: str
-    attempt: int | None = None
-    max_attempts: int | None = None
+    fix_round: int | None = None
+    last_round: int | None = None
 
 
 class Escalated(EventBase):

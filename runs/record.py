@@ -187,7 +187,7 @@ class Run(BaseModel):
     attempts: int = 0
     #: Of those, how many ended by handing the run back on purpose, by cause (``drain``:
     #: the worker shut down; ``sandbox``: the sandbox vanished). They are not crashes:
-    #: recovery's limit counts ``attempts`` minus these (:func:`jobs.recovery.crashes`).
+    #: recovery's limit counts ``attempts`` minus these (:func:`jobs.attempts.crashes`).
     handbacks: dict[str, int] = Field(default_factory=dict)
     artifacts: Artifacts = Field(default_factory=Artifacts)
     cost: Cost = Field(default_factory=Cost)

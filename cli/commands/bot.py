@@ -57,9 +57,7 @@ def handle(args: argparse.Namespace) -> int:
     gc.collect()
     gc.freeze()
     stop = threading.Event()
-    reporter = threading.Thread(
-        target=services.reporter.run_forever, args=(stop,), daemon=True
-    )
+    reporter = threading.Thread(target=services.reporter.run_forever, args=(stop,), daemon=True)
     reporter.start()
 
     ops_server = None

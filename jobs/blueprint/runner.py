@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from jobs import drain
+from jobs.attempts import Heartbeat, hand_back, same_attempt
 from jobs.blueprint.context import RunContext
 from jobs.blueprint.deps import Deps
 from jobs.blueprint.providers import CountingModel
@@ -34,7 +35,6 @@ from jobs.blueprint.steps.prepare import prepare
 from jobs.blueprint.steps.publish import publish
 from jobs.blueprint.steps.review import review
 from jobs.blueprint.steps.watch_ci import watch_ci
-from jobs.recovery import Heartbeat, hand_back, same_attempt
 from process import logs
 from process.exceptions import (
     AgentError,

@@ -105,7 +105,7 @@ def test_requests_become_prs_then_approve_merges_and_rework_adds_a_commit(
     assert second.artifacts.fix_rounds_spent == 1
     checks = [e for e in store.events(fixed.id) if isinstance(e, ChecksRan)]
     assert [c.passed for c in checks] == [False, True]
-    assert checks[0].attempt == 1
+    assert checks[0].fix_round == 1
 
     # Rework: a second commit on the same branch, the PR updated, no force-push.
     first = wait_status(store, third.id, RunStatus.AWAITING_DECISION, RunStatus.FAILED)

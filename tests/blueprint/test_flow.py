@@ -80,7 +80,11 @@ def test_a_clean_change_ends_in_a_draft_pr_awaiting_a_decision(harness: Harness)
         True,
     )
     [checks] = [e for e in events if isinstance(e, ChecksRan)]
-    assert (checks.passed, checks.text, checks.attempt) == (True, "pytest passed (8 tests)", None)
+    assert (checks.passed, checks.text, checks.fix_round) == (
+        True,
+        "pytest passed (8 tests)",
+        None,
+    )
     assert final.cost.dollars > 0
 
 
@@ -101,9 +105,9 @@ def test_a_failing_check_goes_through_the_fix_loop_and_passes(harness: Harness) 
     assert final.artifacts.fix_rounds_spent == 1
     checks = [e for e in harness.store.events(run.id) if isinstance(e, ChecksRan)]
     assert checks[0].passed is False
-    assert (checks[0].attempt, checks[0].max_attempts) == (1, 2)
+    assert (checks[0].fix_round, checks[0].last_round) == (1, 2)
     assert "test_other_errors_are_raised_at_once" in checks[0].text
-    assert (checks[1].passed, checks[1].text, checks[1].attempt) == (
+    assert (checks[1].passed, checks[1].text, checks[1].fix_round) == (
         True,
         "pytest passed (6 tests)",
         None,
@@ -139,8 +143,8 @@ def test_failing_after_the_last_round_escalates_to_a_draft(harness: Harness) -> 
     events = harness.store.events(run.id)
     checks = [e for e in events if isinstance(e, ChecksRan)]
     assert [c.passed for c in checks] == [False, False]
-    assert checks[0].attempt == 1
-    assert checks[1].attempt is None
+    assert checks[0].fix_round == 1
+    assert checks[1].fix_round is None
     [escalated] = [e for e in events if e.kind == "escalated"]
     assert "after 1 fix round(s)" in escalated.text
     pr = harness.forge.get_pr(REPO, 1)

@@ -16,7 +16,7 @@ import pytest
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
-from jobs import drain, recovery
+from jobs import attempts, drain, recovery
 from jobs.blueprint.context import RunContext
 from jobs.blueprint.runner import run_blueprint
 from jobs.queue import RunQueue, current_job_key, on_job_failure
@@ -348,7 +348,7 @@ def test_a_drain_stops_between_agent_turns_and_is_not_a_crash(harness: Harness) 
 
 def _heartbeat(harness: Harness, run_id: int, attempt: int, owner: str, token: str) -> None:
     value = json.dumps({"owner": owner, "token": token, "attempt": attempt, "job": None})
-    harness.connection.set(recovery.heartbeat_key(harness.store, run_id, attempt), value, ex=60)
+    harness.connection.set(attempts.heartbeat_key(harness.store, run_id, attempt), value, ex=60)
 
 
 def _running(harness: Harness) -> Run:
@@ -360,7 +360,7 @@ def _running(harness: Harness) -> Run:
 
 def test_a_live_heartbeat_keeps_the_run(harness: Harness) -> None:
     run = _running(harness)
-    with recovery.Heartbeat(harness.store, run.id, attempt=1, ttl=30):
+    with attempts.Heartbeat(harness.store, run.id, attempt=1, ttl=30):
         assert recovery.abandoned(harness.store, run) is None
         assert sweep(harness) == []
     # Stopping the heartbeat removes it: the run looks abandoned at once.

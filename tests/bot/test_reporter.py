@@ -46,7 +46,7 @@ def to_awaiting_with_pr(h: Harness, run: Run) -> None:
     store.append_event(run.id, tool(1))
     store.append_event(
         run.id,
-        ChecksRan(by="worker", passed=False, attempt=1, max_attempts=2, text="1 failed"),
+        ChecksRan(by="worker", passed=False, fix_round=1, last_round=2, text="1 failed"),
     )
 
     def with_pr(r: Run) -> None:

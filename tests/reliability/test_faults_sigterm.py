@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from jobs import recovery
+from jobs import attempts
 from jobs.forge.local import LocalForge
 from jobs.queue import RunQueue
 from runs.events import AgentTurn, StatusChanged, StepStarted
@@ -79,7 +79,7 @@ def test_sigterm_stops_the_agent_at_a_turn_and_another_worker_resumes_it(
     # Two jobs, one of them handed back on purpose: no crash attempt was burnt.
     assert final.attempts == 2
     assert final.handbacks == {"drain": 1}
-    assert recovery.crashes(final) == 1  # the job that finished it
+    assert attempts.crashes(final) == 1  # the job that finished it
     assert second.poll() is None  # the other worker is still serving
 
     events = store.events(run.id)

@@ -225,8 +225,8 @@ def _checks_event(
         by=ctx.by,
         passed=passed,
         text=summary,
-        attempt=attempt,
-        max_attempts=most if attempt is not None else None,
+        fix_round=attempt,
+        last_round=most if attempt is not None else None,
     )
 
 
