@@ -23,6 +23,9 @@ retry will change (the channel is gone or archived, the bot was removed, the sta
 message was deleted) ends that draw, its entries are acknowledged, and the run is
 marked so later entries cost no Slack call; other failures are retried with backoff,
 at most ``max_failed_draws`` times in a row, then given up the same way.
+
+Longer than most modules: the draw, its lock, its cursor and its failure handling are
+one mechanism, and each part only makes sense beside the others.
 """
 
 from __future__ import annotations

@@ -13,6 +13,10 @@ only the worker can check, so it is checked in :func:`approve_on_forge`.
 
 Each change is one checked transition or one uniquely named job, so two clicks, a
 click and a reply, or two workers have one effect.
+
+Longer than most modules on purpose: every surface's decisions and their worker-side
+halves (the approve job, the cancel clean-up) stay together, so the rule and its
+effects are read in one place.
 """
 
 from __future__ import annotations

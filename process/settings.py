@@ -2,6 +2,9 @@
 
 The bot fails fast only on what the bot needs and the worker only on what the worker
 needs. Errors come out as one line naming the variable (see :func:`load`).
+
+Longer than most modules on purpose: every setting of the project is declared here,
+once, so that one file answers what can be configured and what it defaults to.
 """
 
 from __future__ import annotations

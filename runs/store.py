@@ -3,6 +3,9 @@
 Every write that depends on what is already stored happens under WATCH/MULTI, so when
 two clicks or two workers race on one run, exactly one of them wins. Lists go through
 sorted-set indexes; nothing on the hot path scans the keyspace.
+
+Longer than most modules: each write is a transaction that keeps the record, its
+indexes and its log consistent, and splitting them would split those transactions.
 """
 
 from __future__ import annotations

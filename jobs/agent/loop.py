@@ -19,7 +19,8 @@ from jobs.agent.history import Trimmed, trim_history
 from jobs.agent.limits import CallRecord, Clock, ProgressTracker, StepSpend
 from jobs.agent.model import Block, Model, ModelResponse, RetryNotice
 from jobs.agent.prompt import Task, build_request, first_message, load_conventions, system_prompt
-from jobs.agent.tools import Finish, Toolbox, ToolOutcome, describe_call
+from jobs.agent.tool_specs import Finish, ToolOutcome, describe_call
+from jobs.agent.tools import Toolbox
 from jobs.agent.workspace import WorkspaceFiles
 from process.exceptions import (
     AgentError,
