@@ -19,6 +19,8 @@ USAGE = (
     "• `@agents in acme/api: make the retry limit configurable`\n"
     "• `@agents repo:acme/api make the retry limit configurable`\n"
     "• in a channel with a default repository: `@agents make the retry limit configurable`\n"
+    "• a plan first, for you to approve before any code: "
+    "`@agents plan in acme/api: make the retry limit configurable`\n"
     "I reply in a thread with progress, then post *Approve* / *Rework* buttons. "
     "`/agents status` shows the queue and costs."
 )
@@ -27,12 +29,16 @@ _MENTION = re.compile(r"<@[A-Z0-9_]+(?:\|[^>]*)?>")
 _IN_REPO = re.compile(r"^\s*in\s+(?P<repo>[^\s:]+)\s*:\s*(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
 _REPO_TAG = re.compile(r"(?:^|\s)repo:(?P<repo>\S+)", re.IGNORECASE)
 _REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+#: ``plan in owner/repo: ...``, ``plan repo:owner/repo ...`` or ``plan: ...``.
+_PLAN = re.compile(r"^\s*plan(?:\s*:\s*|\s+(?=in\s|repo:))(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True)
 class Ask:
     repo: str
     text: str
+    #: The requester asked for a plan to approve before any code.
+    plan: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,9 @@ def parse(text: str, *, channel: str, settings: BotSettings) -> Ask | Help | Ref
     body = strip_mentions(text)
     if not body or body.lower() in {"help", "?", "usage"}:
         return Help()
+    planned = _PLAN.match(body)
+    if planned:
+        body = planned.group("rest").strip()
     repo: str | None = None
     match = _IN_REPO.match(body)
     if match:
@@ -97,7 +106,7 @@ def parse(text: str, *, channel: str, settings: BotSettings) -> Ask | Help | Ref
             "add it to AGENTS_ALLOWED_REPOS, or pick one of: "
             + ", ".join(f"`{escape(p)}`" for p in settings.allowed_repos)
         )
-    return Ask(repo=repo, text=body)
+    return Ask(repo=repo, text=body, plan=planned is not None)
 
 
 def may_ask(user: str, channel: str, *, is_dm: bool, settings: BotSettings) -> Refusal | None:

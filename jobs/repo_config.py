@@ -14,7 +14,14 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from process.exceptions import RepoConfigError
 
@@ -99,6 +106,34 @@ class RepoLimits(_Strict):
     pids: int | None = Field(None, ge=64, le=65536)
 
 
+class OnEditCheck(_Strict):
+    """A fast check of one file, run after each edit or write of it by the builder.
+    ``{file}`` stands for the file (passed as an argument, never pasted into the
+    shell); ``files`` limits it to paths or names matching a glob (``*.py``)."""
+
+    run: str = Field(min_length=1, max_length=500)
+    files: str | None = Field(None, min_length=1, max_length=200)
+    timeout: int = Field(60, gt=0, le=600)
+
+    @field_validator("run")
+    @classmethod
+    def _names_the_file(cls, value: str) -> str:
+        if "{file}" not in value:
+            raise ValueError("expected the command to name the file as {file}")
+        if "'{file}'" in value or '"{file}"' in value:
+            raise ValueError("write {file} without quotes: the file is quoted for you")
+        return value
+
+
+def _on_edit_shorthand(value: Any) -> Any:
+    """Accept ``on_edit: "ruff check {file}"`` and a list of strings too."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        return [{"run": item} if isinstance(item, str) else item for item in value]
+    return value
+
+
 class RepoConfig(_Strict):
     setup: Annotated[list[str], BeforeValidator(_commands)] = Field(default_factory=list)
     checks: Annotated[list[CheckCommand], BeforeValidator(_checks_shorthand)] = Field(
@@ -113,6 +148,12 @@ class RepoConfig(_Strict):
     escalation: Literal["draft", "stop"] = "draft"
     protected_paths: list[str] = Field(default_factory=lambda: [".github/workflows/**"])
     allow_protected: list[str] = Field(default_factory=list)
+    #: ``always``: every run plans first and waits for the plan's approval; ``auto``:
+    #: when asked, or when the request is past the operator's AGENTS_PLAN_WHEN.
+    plan: Literal["auto", "always"] = "auto"
+    on_edit: Annotated[list[OnEditCheck], BeforeValidator(_on_edit_shorthand)] = Field(
+        default_factory=list, max_length=10
+    )
     #: True when the checks below were detected rather than configured.
     detected: bool = False
 

@@ -16,7 +16,15 @@ from runs.events import AgentTurn, Event, StepStarted
 from runs.record import Run, RunStatus, Step, utcnow
 
 #: The steps a thread lists, in order (awaiting a decision is the status, not a step).
-CHECKLIST = (Step.PREPARE, Step.AGENT, Step.CHECKS, Step.REVIEW, Step.PUBLISH, Step.WATCH_CI)
+CHECKLIST = (
+    Step.PREPARE,
+    Step.PLAN,
+    Step.AGENT,
+    Step.CHECKS,
+    Step.REVIEW,
+    Step.PUBLISH,
+    Step.WATCH_CI,
+)
 
 
 class StepState(StrEnum):
@@ -45,15 +53,20 @@ class ThreadView(BaseModel):
     pr_url: str | None
     error: str | None
     buttons: list[str]
+    #: The builder's todo list: (text, done), as it last set it.
+    todos: list[tuple[str, bool]] = []
 
 
 def _step_states(run: Run) -> list[tuple[Step, StepState]]:
     done = set(run.artifacts.completed_steps)
     states = []
+    paused = (RunStatus.RUNNING, RunStatus.AWAITING_PLAN, RunStatus.AWAITING_BUDGET)
     for step in CHECKLIST:
+        if step is Step.PLAN and not run.artifacts.plans:
+            continue  # a run that does not plan shows no plan step
         if step in done:
             state = StepState.DONE
-        elif run.step is step and run.status is RunStatus.RUNNING:
+        elif run.step is step and run.status in paused:
             state = StepState.ACTIVE
         else:
             state = StepState.PENDING
@@ -101,10 +114,29 @@ def project(
         turns=turns,
         tokens=run.cost.total_tokens,
         dollars=run.cost.dollars,
-        budget=budget or run.budget,
+        budget=budget or _extended(run),
         pr_url=run.artifacts.pr_url,
         error=run.error,
         buttons=_buttons(run.status),
+        todos=[
+            (str(item.get("text", "")), bool(item.get("done")))
+            for item in run.artifacts.todos
+            if isinstance(item, dict)
+        ],
+    )
+
+
+def _extended(run: Run) -> AgentLimits | None:
+    """The run's limits with what Extend added in this iteration (dollars never past
+    the hard cap)."""
+    limits, a = run.budget, run.artifacts
+    if limits is None or not (a.extra_dollars or a.extra_turns):
+        return limits
+    return limits.model_copy(
+        update={
+            "max_turns": limits.max_turns + a.extra_turns,
+            "max_dollars": min(limits.max_dollars + a.extra_dollars, limits.max_dollars_hard),
+        }
     )
 
 
@@ -129,6 +161,11 @@ def render_text(view: ThreadView) -> str:
         f"  iteration {view.iteration} · {minutes}m{seconds:02d}s · turns {turns} · "
         f"tokens {view.tokens:,} · {dollars}",
     ]
+    if view.todos:
+        lines.append(
+            "  todo: "
+            + "  ".join(f"{'[x]' if done else '[ ]'} {text}" for text, done in view.todos)
+        )
     if view.activity:
         lines.append(f"  now: {view.activity}")
     if view.pr_url:

@@ -534,6 +534,7 @@ class FakeGitHub(Lifecycle):
                 ("GET", r"/pulls/(\d+)", lambda n: self._get_pull(repo, int(n))),
                 ("PATCH", r"/pulls/(\d+)", lambda n: self._edit_pull(repo, int(n), body or {})),
                 ("PUT", r"/pulls/(\d+)/merge", lambda n: self._merge(repo, int(n), body or {})),
+                ("POST", r"/pulls/(\d+)/reviews", lambda n: self._review(repo, int(n), body or {})),
                 ("GET", r"/commits/([^/]+)/check-runs", lambda s: self._check_runs(repo, s)),
                 ("GET", r"/commits/([^/]+)/status", lambda s: self._combined(repo, s)),
                 (
@@ -682,6 +683,20 @@ class FakeGitHub(Lifecycle):
             pr["base_ref"] = body["base"]
         pr["updated_at"] = _now()
         return 200, self._pull_json(repo, pr), {}
+
+    def _review(self, repo: _Repo, number: int, body: dict[str, Any]) -> Response:
+        """A review; kept on the pull request as ``reviews`` (event and body)."""
+        pr = self._pull(repo, number)
+        if pr is None:
+            return _not_found()
+        review = {
+            "id": self._next_id(),
+            "body": str(body.get("body", "")),
+            "state": {"COMMENT": "COMMENTED"}.get(str(body.get("event")), "PENDING"),
+            "submitted_at": _now(),
+        }
+        pr.setdefault("reviews", []).append(review)
+        return 200, review, {}
 
     def _merge(self, repo: _Repo, number: int, body: dict[str, Any]) -> Response:
         pr = self._pull(repo, number)

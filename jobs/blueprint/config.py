@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from process.settings import (
     BlueprintSettings,
+    FactorySettings,
     PeopleSettings,
     PullRequestSettings,
     SandboxSettings,
@@ -21,7 +22,9 @@ from process.settings import (
 from sandboxes.config import SandboxConfig
 
 
-class BlueprintConfig(BlueprintSettings, PullRequestSettings, PeopleSettings, SandboxSettings):
+class BlueprintConfig(
+    BlueprintSettings, FactorySettings, PullRequestSettings, PeopleSettings, SandboxSettings
+):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: The sandbox every run starts from (the image is ``sandbox_image`` unless given,

@@ -25,7 +25,7 @@ from jobs.agent.model import (
     anthropic_client,
 )
 from jobs.agent.replay import FORMAT, RecordingModel, ReplayModel
-from process.exceptions import PromptTooLong, TranscriptInvalid
+from process.exceptions import ModelUnavailable, PromptTooLong, TranscriptInvalid
 from runs.record import Run
 
 
@@ -38,8 +38,9 @@ def prompt_hash(request: Request) -> str:
 class CountingModel:
     """Counts the calls made (from ``start``) and remembers the last prompt hash.
 
-    A call refused as too long counts too: a transcript records it as a call, so a
-    replay resumed from this count starts at the right one.
+    A call refused as too long, or failed for good (the loop then falls back to
+    another model), counts too: a transcript records it as a call, so a replay resumed
+    from this count starts at the right one.
     """
 
     def __init__(self, model: Model, start: int = 0) -> None:
@@ -51,7 +52,7 @@ class CountingModel:
         self.last_prompt_hash = prompt_hash(request)
         try:
             response = self.model.complete(request, on_retry=on_retry)
-        except PromptTooLong:
+        except (PromptTooLong, ModelUnavailable):
             self.calls += 1
             raise
         self.calls += 1

@@ -42,7 +42,15 @@ from tests.reliability.harness import (
 pytestmark = [pytest.mark.redis, pytest.mark.docker, pytest.mark.slow]
 __all__ = ["workers"]  # the fixture
 
-ALL_STEPS = [Step.PREPARE, Step.AGENT, Step.CHECKS, Step.REVIEW, Step.PUBLISH, Step.WATCH_CI]
+ALL_STEPS = [
+    Step.PREPARE,
+    Step.PLAN,
+    Step.AGENT,
+    Step.CHECKS,
+    Step.REVIEW,
+    Step.PUBLISH,
+    Step.WATCH_CI,
+]
 
 
 def test_sigterm_stops_the_agent_at_a_turn_and_another_worker_resumes_it(
