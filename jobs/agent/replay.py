@@ -138,7 +138,9 @@ class RecordingModel:
     """Wraps a model and writes every call it answers to a transcript file.
 
     The file is written line by line as the run goes, so a run that stops on a limit
-    still leaves a transcript of what happened up to then.
+    still leaves a transcript of what happened up to then. ``resume_at`` continues a
+    transcript after that many calls (a run's iteration spans several jobs when it
+    pauses for its plan or its budget).
     """
 
     def __init__(
@@ -149,10 +151,18 @@ class RecordingModel:
         source: str,
         note: str = "",
         meta: Mapping[str, Any] | None = None,
+        resume_at: int | None = None,
     ) -> None:
         self.model = model
         self.path = path
         self.calls = 0
+        if resume_at and path.is_file():
+            # A later job of the same iteration (after a pause, a drain, a crash): keep
+            # the header and the calls the run has counted, and go on from there.
+            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+            path.write_text("".join(lines[: resume_at + 1]), encoding="utf-8")
+            self.calls = resume_at
+            return
         header = {
             "format": FORMAT,
             "version": VERSION,

@@ -139,4 +139,5 @@ class RecordingProvider:
                 self.path,
                 source=self.source,
                 meta={**self.meta, "iteration": run.iteration},
+                resume_at=run.artifacts.model_calls,
             )
