@@ -131,7 +131,8 @@ def test_plan_revise_approve_then_build_against_the_spec(tmp_path: Path) -> None
         ]
         # The revision sees version 1 and the feedback, credited.
         revision = json.dumps(requests[2]["messages"][0])
-        assert "Write version 2" in revision and FEEDBACK in revision
+        assert "Write version 2" in revision
+        assert FEEDBACK in revision
         # The builder gets the approved spec as its contract; the reviewer its criteria.
         builder = requests[3]["system"][0]["text"]
         assert "The approved plan: your contract" in builder
@@ -229,7 +230,8 @@ def test_requirements_and_a_migration_bring_in_both_specialists(tmp_path: Path) 
         )
         # The medium finding is a review comment on the PR, not a blocker.
         [comment] = done.forge.reviews(REPO, 1)
-        assert "requests is not pinned" in comment and "`requirements.txt:1`" in comment
+        assert "requests is not pinned" in comment
+        assert "`requirements.txt:1`" in comment
         assert run.artifacts.review_comments_posted
 
 
@@ -410,7 +412,8 @@ def test_an_unanswered_budget_question_stops_the_run() -> None:
     store.transition(run.id, RunStatus.AWAITING_BUDGET, by="w", change=paused)
     assert expired_asks(queue, 3600) == [run.id]
     stopped = store.get(run.id)
-    assert stopped.status is RunStatus.QUEUED and stopped.artifacts.budget_stopped
+    assert stopped.status is RunStatus.QUEUED
+    assert stopped.artifacts.budget_stopped
     [decided] = [e for e in store.events(run.id) if isinstance(e, BudgetDecided)]
     assert decided.action == "timeout"
     assert expired_asks(queue, 3600) == []
