@@ -496,7 +496,7 @@ def test_an_approver_steers_and_the_agent_is_told_who_wrote_what(surface: Harnes
     # The next iteration's agent reads them with their authors.
     taken = h.services.store.update(run.id, begin_next_iteration)
     context = agent_context(taken) or ""
-    assert f"from the requester (<@{ALICE}>): keep the default at 3" in context
+    assert "from the requester: keep the default at 3" in context
     assert f"from <@{CAROL}>, who may also decide on this run: and document it" in context
 
 

@@ -50,7 +50,7 @@ def agent_context(run: Run) -> str | None:
     if a.feedback:
         requester = [f for f in a.feedback if f.by == run.requester]
         others = [f for f in a.feedback if f.by != run.requester]
-        lines = [f"- from the requester (<@{f.by}>): {f.text}" for f in requester]
+        lines = [f"- from the requester: {f.text}" for f in requester]
         lines += [f"- from <@{f.by}>, who may also decide on this run: {f.text}" for f in others]
         parts.append(
             "Feedback on the last iteration, with who wrote it; address it now:\n"
