@@ -58,3 +58,22 @@ def cancel_job(run_id: int, user: str) -> None:
     job = _job("cancel_job")
     worker = settings.load(settings.WorkerSettings)
     decisions.cancel_on_worker(_queue(job, worker), run_id, user)
+
+
+def eval_validate_job(eval_id: str, index: int) -> None:
+    """Check an eval task's hidden tests; if it is valid, enqueue its runs (one per variant)."""
+    from rq import Queue
+
+    from jobs.eval.job import validate_task
+
+    job = _job("eval_validate_job")
+    validate_task(job.connection, eval_id, index, Queue(job.origin, connection=job.connection))
+
+
+def eval_task_job(eval_id: str, variant: int, index: int) -> None:
+    """Run one eval task under one variant through the blueprint (never publishing),
+    then grade it with its hidden tests."""
+    from jobs.eval.job import run_task
+
+    job = _job("eval_task_job")
+    run_task(job.connection, eval_id, variant, index, by=f"worker:{job.worker_name or 'unknown'}")
