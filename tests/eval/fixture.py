@@ -52,7 +52,8 @@ CHANGES = [
     ),
     _feature(
         "constant",
-        '\n\ndef constantize_name(word: str) -> str:\n    """``DeviceType`` -> ``DEVICE_TYPE``."""\n'
+        "\n\ndef constantize_name(word: str) -> str:\n"
+        '    """``DeviceType`` -> ``DEVICE_TYPE``."""\n'
         "    return underscore(word).upper()\n",
         "from inflection import constantize_name\n\n\ndef test_constant() -> None:\n"
         '    assert constantize_name("DeviceType") == "DEVICE_TYPE"\n',
@@ -93,7 +94,8 @@ CHANGES = [
     ),
     _feature(
         "sentence",
-        '\n\ndef to_sentence(words: list[str]) -> str:\n    """``[a, b, c]`` -> ``a, b and c``."""\n'
+        "\n\ndef to_sentence(words: list[str]) -> str:\n"
+        '    """``[a, b, c]`` -> ``a, b and c``."""\n'
         "    if len(words) < 2:\n"
         '        return "".join(words)\n'
         '    return ", ".join(words[:-1]) + " and " + words[-1]\n',
@@ -138,8 +140,10 @@ def sdist_tree(destination: Path) -> Path:
     archive = SDIST_CACHE / f"{PACKAGE}-{VERSION}.tar.gz"
     if not archive.is_file():
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
-            + ["--no-binary", ":all:", f"{PACKAGE}=={VERSION}", "-d", str(SDIST_CACHE)],
+            [
+                *(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"),
+                *("--no-binary", ":all:", f"{PACKAGE}=={VERSION}", "-d", str(SDIST_CACHE)),
+            ],
             check=True,
             timeout=300,
         )
