@@ -112,7 +112,7 @@ def _keyless(variants: list[Variant]) -> bool:
     return all(v.model in BUILT_IN_MODELS for v in variants)
 
 
-def overrides(args: argparse.Namespace, variants: list[Variant]) -> dict[str, Any]:
+def eval_overrides(args: argparse.Namespace, variants: list[Variant]) -> dict[str, Any]:
     chosen: dict[str, Any] = {}
     if args.sandbox:
         chosen["sandbox_backend"] = args.sandbox
@@ -286,7 +286,7 @@ def follow(
 def handle(args: argparse.Namespace) -> int:
     try:
         variants = variants_of(args)
-        worker = settings.load(settings.WorkerSettings, **overrides(args, variants))
+        worker = settings.load(settings.WorkerSettings, **eval_overrides(args, variants))
         if args.repo and args.from_history is None:
             raise EvalInputError("--repo needs --from-history N")
         tasks, dropped = gather(args, worker, variants)
@@ -316,7 +316,7 @@ def run_eval(
         tasks=len(tasks),
         test_command=args.test_command,
         test_timeout=args.test_timeout,
-        queue=worker.queue,
+        queue_name=worker.queue,
     )
     store.create(spec, tasks)
     queue = Queue(worker.queue, connection=connection)
@@ -356,7 +356,7 @@ def write(
     dropped: list[Dropped],
     complete: bool,
 ) -> int:
-    from jobs.eval.report import summarize, summary_table, write_reports
+    from jobs.eval.report import summarize_variants, summary_table, write_reports
 
     tasks = store.tasks()
     checks = store.validations()
@@ -375,7 +375,7 @@ def write(
         [tasks[i].instance_id for i in sorted(valid)],
         expected=expected,
     )
-    print(summary_table(summarize(results, [v.name for v in variants])))
+    print(summary_table(summarize_variants(results, [v.name for v in variants])))
     if all_dropped:
         print(f"{len(all_dropped)} task(s) dropped (reasons in {paths['markdown']})")
     for kind, path in paths.items():

@@ -228,7 +228,7 @@ def validate_task(connection: redis.Redis, eval_id: str, index: int, queue: Queu
 # -- runs -----------------------------------------------------------------------------
 
 
-def overrides(variant: Variant) -> dict[str, Any]:
+def variant_overrides(variant: Variant) -> dict[str, Any]:
     """The worker settings a variant changes (a model id sets both model roles)."""
     chosen = dict(variant.settings)
     model = variant.model
@@ -276,7 +276,7 @@ def result_of(run: Run, variant: str, task: EvalTask, turns: int) -> TaskResult:
         cache_write_tokens=cost.cache_write_tokens,
         cache_share=round(cost.cache_read_tokens / prompt, 4) if prompt else 0.0,
         turns=turns,
-        fix_rounds=run.artifacts.fix_rounds_spent,
+        fix_rounds_spent=run.artifacts.fix_rounds_spent,
         wall_seconds=round(max((end - run.created_at).total_seconds(), 0.0), 3),
         patch=run.artifacts.patch or "",
         run_id=run.id,
@@ -332,7 +332,7 @@ def run_task(
         store.save_result(variant_index, index, result)
         return result
     try:
-        worker = settings.load(settings.WorkerSettings, **overrides(variant))
+        worker = settings.load(settings.WorkerSettings, **variant_overrides(variant))
         provider = provider_for(variant, task, worker)
         runs = store.runs()
         with open_deps(worker, runs, models=provider) as deps:

@@ -103,7 +103,7 @@ class TaskResult(BaseModel):
     #: Cache reads over all prompt tokens (input, cache reads and writes).
     cache_share: float = 0.0
     turns: int = 0
-    fix_rounds: int = 0
+    fix_rounds_spent: int = 0
     wall_seconds: float = 0.0
     failure_reason: str | None = None
     patch: str = ""
@@ -125,7 +125,7 @@ class EvalSpec(BaseModel):
     test_command: str
     test_timeout: float
     #: Where the settings of the machine that started it sent the runs' sandboxes.
-    queue: str
+    queue_name: str
 
 
 class EvalStore:

@@ -41,7 +41,7 @@ class VariantSummary(BaseModel):
     median_wall_seconds: float
 
 
-def summarize(results: list[TaskResult], variants: list[str]) -> list[VariantSummary]:
+def summarize_variants(results: list[TaskResult], variants: list[str]) -> list[VariantSummary]:
     out = []
     for name in variants:
         mine = [r for r in results if r.variant == name]
@@ -63,7 +63,7 @@ def summarize(results: list[TaskResult], variants: list[str]) -> list[VariantSum
                 cache_share=round(cache_read / prompt, 4) if prompt else 0.0,
                 mean_turns=round(statistics.fmean(r.turns for r in mine), 2) if mine else 0.0,
                 mean_fix_rounds=(
-                    round(statistics.fmean(r.fix_rounds for r in mine), 2) if mine else 0.0
+                    round(statistics.fmean(r.fix_rounds_spent for r in mine), 2) if mine else 0.0
                 ),
                 median_wall_seconds=(
                     round(statistics.median(r.wall_seconds for r in mine), 1) if mine else 0.0
@@ -110,7 +110,7 @@ def task_table(results: list[TaskResult]) -> str:
         lines.append(
             f"| {_cell(r.instance_id)} | {_cell(r.variant)} | {'yes' if r.resolved else 'no'} "
             f"| {_money(r.dollars)} | {r.tokens:,} | {r.cache_share:.0%} | {r.turns} "
-            f"| {r.fix_rounds} | {r.wall_seconds:.1f}s | {_cell(r.failure_reason or '')} |"
+            f"| {r.fix_rounds_spent} | {r.wall_seconds:.1f}s | {_cell(r.failure_reason or '')} |"
         )
     return "\n".join(lines)
 
@@ -242,7 +242,7 @@ def write_reports(
 ) -> dict[str, Path]:
     """Write the three files into ``directory``; returns them by kind."""
     complete = len(results) == expected
-    summaries = summarize(results, variants)
+    summaries = summarize_variants(results, variants)
     directory.mkdir(parents=True, exist_ok=True)
     paths = {
         "jsonl": directory / JSONL_FILE,
