@@ -21,6 +21,7 @@ COMMANDS = (
     "worker",
     "run",
     "eval",
+    "stats",
     "status",
     "doctor",
     "sandbox",
