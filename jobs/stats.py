@@ -24,7 +24,7 @@ from typing import Protocol
 
 from jobs.forge.protocol import Forge, PullRequest
 from process.exceptions import ForgeError, RepoCacheError
-from runs.outcomes import Outcome, OutcomeStore, Survival, outcome_of
+from runs.outcomes import OutcomeStore, RunOutcome, Survival, outcome_of
 from runs.record import utcnow
 from runs.stats import HORIZONS, horizon_due
 from runs.store import RunStore
@@ -54,7 +54,7 @@ class ForgePolling:
 
 
 @dataclass
-class Pass:
+class StatsPass:
     """What one pass did, for its log line and the tests."""
 
     outcomes: int = 0
@@ -110,7 +110,7 @@ class Mirror:
         return sum(1 for match in _BLAME_HEADER.finditer(blame) if match.group(1) in commits)
 
 
-def survival(mirror: Mirror, outcome: Outcome, branch: str, days: int) -> Survival:
+def survival(mirror: Mirror, outcome: RunOutcome, branch: str, days: int) -> Survival:
     """Of the lines ``outcome``'s merge added, those still on ``branch`` ``days`` after it."""
     assert outcome.merge_sha is not None
     assert outcome.merged_at is not None
@@ -123,7 +123,7 @@ def survival(mirror: Mirror, outcome: Outcome, branch: str, days: int) -> Surviv
     return Survival(added=sum(added.values()), surviving=kept)
 
 
-def collect(store: RunStore, outcomes: OutcomeStore, done: Pass) -> None:
+def collect_outcomes(store: RunStore, outcomes: OutcomeStore, done: StatsPass) -> None:
     """Every recent run's outcome, keeping what the forge said about it before."""
     for offset in range(0, MAX_RUNS, 200):
         page = store.list_recent(limit=200, offset=offset)
@@ -147,12 +147,12 @@ def refresh(
     git_auth: Callable[[str], str | None] = lambda url: None,
     now: datetime | None = None,
     retention: timedelta = timedelta(days=400),
-) -> Pass:
+) -> StatsPass:
     """One pass: outcomes, then merges, then survival for PRs that reached a horizon."""
     now = now or utcnow()
     merges = merges or ForgePolling(forge)
-    done = Pass()
-    collect(store, outcomes, done)
+    done = StatsPass()
+    collect_outcomes(store, outcomes, done)
     outcomes.prune(now - retention)
     mirrors: dict[str, tuple[Mirror, str]] = {}
 
@@ -173,12 +173,12 @@ def refresh(
 
 
 def _update(
-    outcome: Outcome,
+    outcome: RunOutcome,
     merges: MergeSource,
     mirror_of: Callable[[str], tuple[Mirror, str]],
     now: datetime,
     outcomes: OutcomeStore,
-    done: Pass,
+    done: StatsPass,
 ) -> None:
     changed = False
     if outcome.pr_number is not None and not outcome.merged and not outcome.closed:

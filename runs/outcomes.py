@@ -1,7 +1,7 @@
 """What each run came to, kept long after its record expires: the figures behind
 ``agents stats``, ``/agents stats``, the App Home and the estimate in a new thread.
 
-An :class:`Outcome` is made from a run and its events (:func:`outcome_of`) by a
+An :class:`RunOutcome` is made from a run and its events (:func:`outcome_of`) by a
 worker's stats pass (:mod:`jobs.stats`), which adds what only the forge and the git
 mirror know: whether the pull request was merged, when, and how many of its lines
 survive. The bot reads outcomes; it never needs the forge. Outcomes live in a Redis
@@ -31,7 +31,7 @@ class Survival(BaseModel):
     surviving: int
 
 
-class Outcome(BaseModel):
+class RunOutcome(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     run_id: int
@@ -71,7 +71,7 @@ class Outcome(BaseModel):
         return self.status.is_final
 
 
-def outcome_of(run: Run, events: Iterable[Event], known: Outcome | None = None) -> Outcome:
+def outcome_of(run: Run, events: Iterable[Event], known: RunOutcome | None = None) -> RunOutcome:
     """The run's outcome; what the forge said (``known``) is kept."""
     opened = None
     ci_rounds = 0
@@ -84,7 +84,7 @@ def outcome_of(run: Run, events: Iterable[Event], known: Outcome | None = None) 
     if known is not None:
         forge = known.model_dump(include={"merged", "merged_at", "merge_sha", "closed", "survival"})
         opened = opened or known.pr_opened_at
-    return Outcome(
+    return RunOutcome(
         run_id=run.id,
         repo=run.repo,
         requester=run.requester,
@@ -112,25 +112,25 @@ class OutcomeStore:
         self.index = f"{prefix}:outcomes:by-created"
         self.refreshed_key = f"{prefix}:outcomes:refreshed-at"
 
-    def save(self, *outcomes: Outcome) -> None:
+    def save(self, *outcomes: RunOutcome) -> None:
         pipe: Any = self.redis.pipeline()
         for outcome in outcomes:
             pipe.hset(self.key, str(outcome.run_id), outcome.model_dump_json())
             pipe.zadd(self.index, {str(outcome.run_id): outcome.created_at.timestamp()})
         pipe.execute()
 
-    def get(self, run_id: int) -> Outcome | None:
+    def get(self, run_id: int) -> RunOutcome | None:
         raw: Any = self.redis.hget(self.key, str(run_id))
-        return None if raw is None else Outcome.model_validate_json(raw)
+        return None if raw is None else RunOutcome.model_validate_json(raw)
 
-    def since(self, when: datetime | None = None) -> list[Outcome]:
+    def since(self, when: datetime | None = None) -> list[RunOutcome]:
         """Outcomes of runs created at ``when`` or later (all of them for None), oldest first."""
         low = when.timestamp() if when is not None else "-inf"
         ids: list[Any] = self.redis.zrangebyscore(self.index, low, "+inf")
         if not ids:
             return []
         raws: list[Any] = self.redis.hmget(self.key, ids)
-        return [Outcome.model_validate_json(raw) for raw in raws if raw is not None]
+        return [RunOutcome.model_validate_json(raw) for raw in raws if raw is not None]
 
     def mark_merged(self, run_id: int, *, merge_sha: str | None, merged_at: datetime) -> None:
         """Record a merge the forge told of (a webhook, or the worker's poll)."""

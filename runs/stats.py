@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
-from runs.outcomes import Outcome
+from runs.outcomes import RunOutcome
 from runs.record import Estimate
 
 ESTIMATE_MIN_RUNS = 5
@@ -77,7 +77,9 @@ class Figures(BaseModel):
     survival_lines: dict[str, tuple[int, int]]
 
 
-def _survival(merged: list[Outcome]) -> tuple[dict[str, float | None], dict[str, tuple[int, int]]]:
+def _survival(
+    merged: list[RunOutcome],
+) -> tuple[dict[str, float | None], dict[str, tuple[int, int]]]:
     shares: dict[str, float | None] = {}
     lines: dict[str, tuple[int, int]] = {}
     for days in HORIZONS:
@@ -89,7 +91,7 @@ def _survival(merged: list[Outcome]) -> tuple[dict[str, float | None], dict[str,
     return shares, lines
 
 
-def figures(repo: str, window: list[Outcome], all_merged: list[Outcome]) -> Figures:
+def figures(repo: str, window: list[RunOutcome], all_merged: list[RunOutcome]) -> Figures:
     runs = len(window)
     opened = [o for o in window if o.pr_number is not None]
     merged = [o for o in opened if o.merged]
@@ -130,14 +132,14 @@ class Report(BaseModel):
 
 
 def stats_report(
-    outcomes: Iterable[Outcome],
+    outcomes: Iterable[RunOutcome],
     *,
     since: datetime,
-    visible: Callable[[Outcome], bool] | None = None,
+    visible: Callable[[RunOutcome], bool] | None = None,
     repos: set[str] | None = None,
 ) -> Report:
     """Per repository and in total, for runs created since ``since``."""
-    shown: list[Outcome] = []
+    shown: list[RunOutcome] = []
     hidden = 0
     for outcome in outcomes:
         if repos is not None and outcome.repo not in repos:
@@ -156,7 +158,7 @@ def stats_report(
     return Report(since=since, repos=per_repo, total=figures("all", window, merged), hidden=hidden)
 
 
-def estimate(outcomes: Iterable[Outcome], repo: str) -> Estimate | None:
+def estimate(outcomes: Iterable[RunOutcome], repo: str) -> Estimate | None:
     """What the last finished runs on ``repo`` took to open their PR, and cost; None
     below :data:`ESTIMATE_MIN_RUNS` of them."""
     finished = sorted(
@@ -172,7 +174,7 @@ def estimate(outcomes: Iterable[Outcome], repo: str) -> Estimate | None:
     )
 
 
-def horizon_due(outcome: Outcome, days: int, now: datetime) -> bool:
+def horizon_due(outcome: RunOutcome, days: int, now: datetime) -> bool:
     """Whether the PR is old enough for its survival at ``days`` to be measured."""
     return (
         outcome.merged

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from runs.outcomes import Outcome, OutcomeStore
+from runs.outcomes import OutcomeStore, RunOutcome
 from runs.record import RunStatus, utcnow
 from tests.bot.conftest import ALICE, BOB, GENERAL, Harness
 
@@ -22,7 +22,7 @@ def seed(h: Harness, count: int, *, repo: str = "acme/api", start: int = 1) -> N
     for n in range(start, start + count):
         created = now - timedelta(hours=n)
         store.save(
-            Outcome(
+            RunOutcome(
                 run_id=1000 + n,
                 repo=repo,
                 requester=ALICE,
