@@ -34,12 +34,15 @@ EVAL_TTL_SECONDS = 14 * 86400
 BUILT_IN_MODELS = ("oracle", "null")
 #: The worker settings a variant may change: how the agent works, never where things
 #: are or whose credentials are used.
-VARIANT_SECTIONS = (ModelRoles, AgentLimits, ConversationSettings, BlueprintSettings)
+VARIANT_SECTIONS = (ModelRoles, AgentLimits, ConversationSettings)
+#: Of the blueprint's settings, those an evaluation run uses (it never publishes).
+VARIANT_BLUEPRINT = ("fix_rounds", "escalation", "protected_paths")
 
 
 def variant_keys() -> set[str]:
     keys = {name for section in VARIANT_SECTIONS for name in section.model_fields}
-    return keys | {"sandbox_image", "model"}
+    assert all(name in BlueprintSettings.model_fields for name in VARIANT_BLUEPRINT)
+    return keys | set(VARIANT_BLUEPRINT) | {"sandbox_image", "model"}
 
 
 class Variant(BaseModel):
