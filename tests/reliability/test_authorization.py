@@ -118,7 +118,7 @@ def test_every_interaction_is_covered_by_these_tests() -> None:
     assert registrations("view") == VIEWS
     # The one command is the configurable /agents; its subcommands are SUBCOMMANDS.
     assert registrations("command") == {"services.settings.slash_command"}
-    assert set(SUBCOMMANDS) == {"status", "cancel", "help"}
+    assert set(SUBCOMMANDS) == {"status", "stats", "cancel", "help"}
 
 
 @pytest.fixture
@@ -230,6 +230,7 @@ def test_every_subcommand_by_an_outsider_changes_and_shows_nothing(
     expected = {
         "status": "#1 was asked in a private channel or DM you're not in, so I won't show "
         "it. Ask its requester, or an approver, to look it up.",
+        "stats": "`1` is neither a repository (owner/name) nor a window",
         "cancel": f"Only <@{ALICE}> (who asked) or an approver can cancel #1. Nothing was changed.",
         "help": "`/agents status`: the queue",
     }[subcommand]

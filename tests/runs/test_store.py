@@ -23,6 +23,7 @@ PATH_TO: dict[RunStatus, list[RunStatus]] = {
     RunStatus.REWORK: [RunStatus.RUNNING, RunStatus.AWAITING_DECISION, RunStatus.REWORK],
     RunStatus.FAILED: [RunStatus.FAILED],
     RunStatus.CANCELLED: [RunStatus.CANCELLED],
+    RunStatus.EVALUATED: [RunStatus.RUNNING, RunStatus.EVALUATED],
 }
 
 ALL_PAIRS = list(itertools.product(RunStatus, RunStatus))
