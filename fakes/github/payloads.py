@@ -1,5 +1,8 @@
 """The JSON the fake GitHub answers with, shaped as GitHub's REST API documents it.
 
+The version described is 2022-11-28, the one GitHub serves a client that asks for none
+(PyGithub asks for none).
+
 Every object is whole: each field GitHub's OpenAPI description marks as required is
 there, and no field it does not know is. The contract tests
 (``tests/fakes/github/test_contract.py``) hold these shapes to the models generated from
