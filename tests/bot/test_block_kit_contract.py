@@ -138,7 +138,9 @@ def fleet(*, empty: bool = False) -> StatusView:
     runs = [] if empty else [run_in(status, id=i) for i, status in enumerate(RunStatus, 1)]
     running = [r for r in runs if r.status is RunStatus.RUNNING]
     queued = [r for r in runs if r.status is RunStatus.QUEUED]
-    finished = [r.model_copy(update={"cost": Cost(dollars=0.42)}) for r in runs if r.status.is_final]
+    finished = [
+        r.model_copy(update={"cost": Cost(dollars=0.42)}) for r in runs if r.status.is_final
+    ]
     return StatusView(
         queue_name="agents",
         queue_depth=len(queued),
