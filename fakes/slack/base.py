@@ -44,10 +44,6 @@ class EmulatorBase:
     _deliverer: Deliverer
     _events: dict[str, str]  # event_id -> body, for redelivery
 
-    @property
-    def url(self) -> str:  # pragma: no cover - the server defines it
-        raise NotImplementedError
-
     # -- looking things up -------------------------------------------------------------
 
     def _user(self, user_id: str) -> User:
@@ -93,7 +89,7 @@ class EmulatorBase:
             ephemeral_ts=ephemeral_ts,
             thread_ts=thread_ts,
         )
-        return f"{self.url}/response/{target_id}"
+        return f"{self.ws.url}/response/{target_id}"
 
     def _deliver_form(
         self, kind: str, payload: Json, form: dict[str, str], url: str | None
