@@ -51,6 +51,7 @@ _STATUS_WORDS = {
     RunStatus.REWORK: ":repeat: rework requested",
     RunStatus.FAILED: ":x: failed",
     RunStatus.CANCELLED: ":no_entry_sign: cancelled",
+    RunStatus.EVALUATED: ":bar_chart: evaluated (no pull request: an eval task)",
 }
 
 
@@ -148,6 +149,8 @@ def run_message(view: ThreadView, *, decisions: bool = True) -> tuple[str, list[
     ]
     if view.todos:
         blocks.append(section(todo_checklist(view.todos)))
+    if view.estimate:
+        blocks.append(context(f":stopwatch: {escape(view.estimate)}"))
     if view.activity:
         blocks.append(context(f":hammer_and_wrench: {escape(view.activity)}"))
     budget = view.budget

@@ -29,7 +29,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, get_args
 
-from fakes.anthropic.server import FakeMessagesAPI, load_script
+from fakes.anthropic import FakeMessagesAPI, load_script
 from jobs import pauses
 from jobs.agent.config import AgentConfig
 from jobs.agent.model import Model

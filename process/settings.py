@@ -505,6 +505,19 @@ class HousekeepingSettings(Section):
     )
 
 
+class StatsSettings(Section):
+    """The worker's stats pass: merged PRs from the forge, survival from the mirror."""
+
+    stats_interval: PositiveInt = Field(
+        900,
+        description="seconds between stats passes (outcomes, merged PRs, line survival); "
+        "one worker runs each pass",
+    )
+    stats_retention_days: PositiveInt = Field(
+        400, description="days a run's outcome is kept for stats (its record expires sooner)"
+    )
+
+
 # -- the roles ----------------------------------------------------------------------
 
 _ROLE_CONFIG = SettingsConfigDict(
@@ -564,6 +577,7 @@ class WorkerSettings(
     FactorySettings,
     SandboxSettings,
     HousekeepingSettings,
+    StatsSettings,
 ):
     """The brain. Holds the model key and the forge token, never a Slack token."""
 

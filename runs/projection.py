@@ -55,6 +55,8 @@ class ThreadView(BaseModel):
     buttons: list[str]
     #: The builder's todo list: (text, done), as it last set it.
     todos: list[tuple[str, bool]] = []
+    #: "usually ~7 min, ~$1.10": what similar runs took, until this one has finished.
+    estimate: str | None = None
 
 
 def _step_states(run: Run) -> list[tuple[Step, StepState]]:
@@ -123,6 +125,7 @@ def project(
             for item in run.artifacts.todos
             if isinstance(item, dict)
         ],
+        estimate=_estimate(run),
     )
 
 
@@ -138,6 +141,13 @@ def _extended(run: Run) -> AgentLimits | None:
             "max_dollars": min(limits.max_dollars + a.extra_dollars, limits.max_dollars_hard),
         }
     )
+
+
+def _estimate(run: Run) -> str | None:
+    """The estimate while the run works toward its pull request, then nothing."""
+    if run.estimate is None or run.artifacts.pr_url or run.status.is_final:
+        return None
+    return f"{run.estimate.text} (the median of the last {run.estimate.runs} runs here)"
 
 
 _MARKS = {
@@ -166,6 +176,8 @@ def render_text(view: ThreadView) -> str:
             "  todo: "
             + "  ".join(f"{'[x]' if done else '[ ]'} {text}" for text, done in view.todos)
         )
+    if view.estimate:
+        lines.append(f"  estimate: {view.estimate}")
     if view.activity:
         lines.append(f"  now: {view.activity}")
     if view.pr_url:

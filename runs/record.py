@@ -28,13 +28,18 @@ class RunStatus(StrEnum):
     REWORK = "rework"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    #: An evaluation task's run (``agents eval``) that went through its steps: it never
+    #: publishes, so nobody decides on it; its result is graded outside the run.
+    EVALUATED = "evaluated"
 
     @property
     def is_final(self) -> bool:
         return self in FINAL_STATUSES
 
 
-FINAL_STATUSES = frozenset({RunStatus.APPROVED, RunStatus.FAILED, RunStatus.CANCELLED})
+FINAL_STATUSES = frozenset(
+    {RunStatus.APPROVED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.EVALUATED}
+)
 
 _ABORT = frozenset({RunStatus.FAILED, RunStatus.CANCELLED})
 
@@ -50,6 +55,7 @@ TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
             RunStatus.QUEUED,
             RunStatus.AWAITING_PLAN,
             RunStatus.AWAITING_BUDGET,
+            RunStatus.EVALUATED,
         }
     )
     | _ABORT,
@@ -60,6 +66,7 @@ TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.APPROVED: frozenset(),
     RunStatus.FAILED: frozenset(),
     RunStatus.CANCELLED: frozenset(),
+    RunStatus.EVALUATED: frozenset(),
 }
 
 
@@ -209,6 +216,23 @@ def approval_in_progress(run: Run, now: datetime | None = None) -> bool:
     return ((now or utcnow()) - since).total_seconds() < APPROVING_SECONDS
 
 
+class Estimate(BaseModel):
+    """What similar finished runs on the repository took, told when a run is asked:
+    medians of their time to a pull request and of their cost (:mod:`runs.stats`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seconds: float
+    dollars: float
+    #: How many finished runs the medians are taken over.
+    runs: int
+
+    @property
+    def text(self) -> str:
+        minutes = max(1, round(self.seconds / 60))
+        return f"usually ~{minutes} min, ~${self.dollars:.2f}"
+
+
 class Run(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -248,6 +272,11 @@ class Run(BaseModel):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
+    #: An evaluation task (``agents eval``): the blueprint stops after the review, never
+    #: pushes or opens a pull request, and the run ends ``evaluated``.
+    evaluation: bool = False
+    #: What similar runs on this repository took, when there were enough of them.
+    estimate: Estimate | None = None
 
     def add_feedback(self, by: str, text: str) -> None:
         """Keep ``text`` from ``by`` for the run's next iteration."""

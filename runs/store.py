@@ -21,7 +21,7 @@ from redis.exceptions import WatchError
 from process.exceptions import AgentsError, InvalidTransition, RunNotFound, ThreadAlreadyHasRun
 from runs.counters import Counters
 from runs.events import CHATTY, EVENT, Event, RunCreated, StatusChanged, StepStarted
-from runs.record import Cost, Run, RunStatus, Step, check_transition, utcnow
+from runs.record import Cost, Estimate, Run, RunStatus, Step, check_transition, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ class RunStore:
         context: str | None = None,
         by: str | None = None,
         plan_asked: bool = False,
+        estimate: Estimate | None = None,
     ) -> Run:
         """Allocate a short id and store a queued run, with its indexes and first event.
 
@@ -116,6 +117,7 @@ class RunStore:
             context=context,
             plan_asked=plan_asked,
             status_by=by or requester,
+            estimate=estimate,
         )
         thread_key = self._thread_key(channel, thread_ts) if channel and thread_ts else None
         score = run.created_at.timestamp()

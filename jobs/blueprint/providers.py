@@ -1,4 +1,5 @@
-"""The model a job talks to: the real API, or a recorded transcript played back.
+"""The model a job talks to: the real API, a recorded transcript played back, or one of
+the two built-in models of ``agents eval`` (oracle and null).
 
 A run's iteration is one conversation stream: builder passes, fix rounds and the
 reviewer call one model, in order. The run record counts the calls answered
@@ -24,6 +25,7 @@ from jobs.agent.model import (
     Request,
     anthropic_client,
 )
+from jobs.agent.pricing import Usage
 from jobs.agent.replay import FORMAT, RecordingModel, ReplayModel
 from process.exceptions import ModelUnavailable, PromptTooLong, TranscriptInvalid
 from runs.record import Run
@@ -141,3 +143,141 @@ class RecordingProvider:
                 meta={**self.meta, "iteration": run.iteration},
                 resume_at=run.artifacts.model_calls,
             )
+
+
+# -- the two built-in models of ``agents eval`` ----------------------------------------
+#
+# They need no key and prove the harness honest: the oracle applies the task's true
+# change and must resolve every task; the null model changes nothing and must resolve
+# none. They are models like the replay (answers to Messages API request bodies, tool
+# calls the loop runs in the sandbox), not imitations of the API: no HTTP, no SDK.
+
+ORACLE_PATCH_FILE = ".agents-oracle.patch"
+_APPLY = (
+    f'f={ORACLE_PATCH_FILE}; if git apply --reverse --check "$f" >/dev/null 2>&1; '
+    'then s=0; echo "the true change is already applied"; '
+    'else git apply --whitespace=nowarn "$f"; s=$?; fi; rm -f "$f"; exit $s'
+)
+
+
+def _answer(request: Request, content: list[dict[str, Any]], name: str) -> ModelResponse:
+    return ModelResponse(
+        content=content,
+        stop_reason="tool_use",
+        usage=Usage(),
+        model=str(request.get("model", name)),
+        id=f"msg_{name}",
+    )
+
+
+def _offers(request: Request, tool: str) -> bool:
+    """Whether the request offers ``tool``: a role's ending tool names the role."""
+    tools = request.get("tools") or []
+    return any(isinstance(spec, dict) and spec.get("name") == tool for spec in tools)
+
+
+def _not_building(request: Request, name: str) -> ModelResponse | None:
+    """The answer of a pass that is not the builder's: the reviewers approve, so the
+    task reaches grading; the debugger reports nothing to find. None for the builder."""
+    if _offers(request, "verdict"):
+        notes = f"The {name} model does not review; it approves so the task reaches grading."
+        return _call(request, name, "verdict", {"verdict": "approve", "notes": notes})
+    if _offers(request, "root_cause"):
+        said = f"The {name} model does not debug."
+        return _call(request, name, "root_cause", {"root_cause": said, "fix": said})
+    return None
+
+
+def _call(request: Request, name: str, tool: str, given: dict[str, Any]) -> ModelResponse:
+    call = {"type": "tool_use", "id": f"toolu_{name}_{tool}", "name": tool, "input": given}
+    return _answer(request, [call], name)
+
+
+def _finish(request: Request, name: str, summary: str) -> ModelResponse:
+    return _call(request, name, "finish", {"summary": summary, "notes_for_reviewer": ""})
+
+
+def _last_tool_results(request: Request) -> list[dict[str, Any]]:
+    messages = request.get("messages") or []
+    if not messages or messages[-1].get("role") != "user":
+        return []
+    content = messages[-1].get("content")
+    if not isinstance(content, list):
+        return []
+    return [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
+
+
+def _result_text(block: dict[str, Any]) -> str:
+    content = block.get("content")
+    if isinstance(content, list):
+        return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return str(content or "")
+
+
+class OracleModel:
+    """Applies the task's true change (a patch), then finishes; approves as reviewer,
+    and finds nothing as debugger.
+
+    Each pass (the first, a fix round, a rework) writes the patch into the workspace and
+    applies it unless it is already there, then reads the outcome and finishes.
+    """
+
+    name = "oracle"
+
+    def __init__(self, patch: str) -> None:
+        self.patch = patch
+
+    def complete(self, request: Request, *, on_retry: OnRetry | None = None) -> ModelResponse:
+        other = _not_building(request, self.name)
+        if other is not None:
+            return other
+        results = _last_tool_results(request)
+        if not results:
+            write = {
+                "type": "tool_use",
+                "id": "toolu_oracle_write",
+                "name": "write_file",
+                "input": {"path": ORACLE_PATCH_FILE, "content": self.patch},
+            }
+            apply = {
+                "type": "tool_use",
+                "id": "toolu_oracle_apply",
+                "name": "run",
+                "input": {"command": _APPLY},
+            }
+            return _answer(request, [write, apply], self.name)
+        text = "\n".join(_result_text(block) for block in results)
+        if any(block.get("is_error") for block in results) or "exit code: 0" not in text:
+            return _finish(request, self.name, f"The true change does not apply: {text[:500]}")
+        return _finish(request, self.name, "Applied the task's true change (oracle model).")
+
+
+class NullModel:
+    """Changes nothing: finishes at once; approves as reviewer, finds nothing as debugger."""
+
+    name = "null"
+
+    def complete(self, request: Request, *, on_retry: OnRetry | None = None) -> ModelResponse:
+        other = _not_building(request, self.name)
+        if other is not None:
+            return other
+        return _finish(request, self.name, "The null model changes nothing.")
+
+
+class OracleProvider:
+    """``--model oracle`` for one eval task: the task's true change is its answer."""
+
+    def __init__(self, patch: str) -> None:
+        self.patch = patch
+
+    @contextmanager
+    def open(self, run: Run) -> Iterator[Model]:
+        yield OracleModel(self.patch)
+
+
+class NullProvider:
+    """``--model null``: a model that changes nothing."""
+
+    @contextmanager
+    def open(self, run: Run) -> Iterator[Model]:
+        yield NullModel()

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from jobs.agent.prompt import Task
 from jobs.blueprint.context import RunContext
 from jobs.blueprint.sandbox import SandboxSession
-from jobs.blueprint.spec import approved, markdown
+from jobs.blueprint.spec import approved, spec_markdown
 from jobs.blueprint.specialists import Specialist
 from jobs.blueprint.steps.agent import role_pass
 from jobs.checks import excerpt
@@ -42,7 +42,8 @@ def review_context(ctx: RunContext, checks: str, *, specialist: Specialist | Non
     if plan is not None:
         parts.append(
             f"The plan the requester approved (version {plan.version}); give a verdict on "
-            f"each of its {len(plan.acceptance_criteria)} acceptance criteria:\n\n" + markdown(plan)
+            f"each of its {len(plan.acceptance_criteria)} acceptance criteria:\n\n"
+            + spec_markdown(plan)
         )
     parts.append("The diff:\n\n" + (excerpt(run.artifacts.patch or "", diff_chars) or "(empty)"))
     parts.append("The repository's checks on it:\n\n" + (checks.strip() or "no checks were run"))

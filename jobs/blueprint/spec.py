@@ -59,7 +59,7 @@ def _items(items: list[str], *, numbered: bool = False) -> str:
     return "\n".join(f"- {item}" for item in items)
 
 
-def markdown(spec: Spec) -> str:
+def spec_markdown(spec: Spec) -> str:
     """The spec as Markdown, section by section (for the builder and the reviewer)."""
     return "\n\n".join(
         [
@@ -74,7 +74,7 @@ def markdown(spec: Spec) -> str:
 
 
 def contract(spec: Spec) -> str:
-    return f"Plan version {spec.version}, approved.\n\n{markdown(spec)}"
+    return f"Plan version {spec.version}, approved.\n\n{spec_markdown(spec)}"
 
 
 def criteria_verdicts(review: dict[str, Any] | None) -> dict[int, tuple[bool, str]]:

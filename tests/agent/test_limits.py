@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from fakes.anthropic.server import Failure, FakeMessagesAPI, Received, message, text, tool_use
+from fakes.anthropic import Failure, FakeMessagesAPI, Received, message, text, tool_use
 from jobs.agent.config import AgentConfig
 from jobs.agent.limits import CallRecord, ProgressTracker, StepSpend
 from jobs.agent.loop import run_agent

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fakes.anthropic.server import Failure, FakeMessagesAPI, message, text, tool_use
+from fakes.anthropic import Failure, FakeMessagesAPI, message, text, tool_use
 from jobs.agent.config import AgentConfig
 from jobs.agent.history import ELIDED_RESULT
 from jobs.agent.loop import (

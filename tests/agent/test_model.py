@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fakes.anthropic.server import Disconnect, Failure, FakeMessagesAPI, message, text, tool_use
+from fakes.anthropic import Disconnect, Failure, FakeMessagesAPI, message, text, tool_use
 from jobs.agent.config import AgentConfig, ModelRetry
 from jobs.agent.loop import run_agent
 from jobs.agent.model import (

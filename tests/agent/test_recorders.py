@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from fakes.anthropic.server import FakeMessagesAPI, message, tool_use
+from fakes.anthropic import FakeMessagesAPI, message, tool_use
 from jobs.agent.config import AgentConfig
 from jobs.agent.loop import run_agent
 from jobs.agent.model import AnthropicModel

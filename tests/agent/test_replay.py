@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cli import record_agent as record
-from fakes.anthropic.server import Failure, FakeMessagesAPI, message, tool_use
+from fakes.anthropic import Failure, FakeMessagesAPI, message, tool_use
 from jobs.agent.loop import AgentResult, run_agent
 from jobs.agent.model import AnthropicModel
 from jobs.agent.prompt import Task

@@ -10,7 +10,7 @@ from typing import Any
 import fakeredis
 import pytest
 
-from fakes.anthropic.server import Failure, FakeMessagesAPI, message, text, tool_use
+from fakes.anthropic import Failure, FakeMessagesAPI, message, text, tool_use
 from jobs.agent.config import AgentConfig
 from jobs.agent.edit_checks import EditCheck
 from jobs.agent.loop import run_agent

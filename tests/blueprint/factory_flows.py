@@ -93,8 +93,11 @@ def record_flow(tmp: Path, flow: Flow) -> Path:
 
 
 @contextmanager
-def replayed(tmp: Path, flow: Flow, transcript: Path) -> Iterator[Replayed]:
-    """Run ``flow`` again on the replay model, answering its pauses the same way."""
+def replayed(
+    tmp: Path, flow: Flow, transcript: Path, *, evaluation: bool = False
+) -> Iterator[Replayed]:
+    """Run ``flow`` again on the replay model, answering its pauses the same way; with
+    ``evaluation``, as an eval task's run (``agents eval``)."""
     connection = fakeredis.FakeRedis()
     store = RunStore(connection)
     forge = LocalForge(tmp / "replay-forge")
@@ -115,6 +118,8 @@ def replayed(tmp: Path, flow: Flow, transcript: Path) -> Iterator[Replayed]:
     run = store.create(
         requester="U-recorder", repo=flow.repo, request=flow.request, plan_asked=flow.plan
     )
+    if evaluation:
+        run = store.update(run.id, lambda r: setattr(r, "evaluation", True))
     try:
         final = drive(deps, queue, run, flow.answers, by="test")
         yield Replayed(final, store, forge, queue, deps, transcript)

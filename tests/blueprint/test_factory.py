@@ -11,7 +11,7 @@ from typing import Any
 
 import fakeredis
 
-from fakes.anthropic.server import message, text, tool_use
+from fakes.anthropic import message, text, tool_use
 from jobs import decisions
 from jobs.agent.config import AgentConfig
 from jobs.pauses import expired_asks
@@ -30,7 +30,7 @@ from runs.events import (
 from runs.record import RunStatus, Step
 from runs.store import RunStore
 from tests.blueprint.conftest import CLEAN_REQUEST, REPO, SAMPLE, script
-from tests.blueprint.factory_flows import Flow, record_and_replay
+from tests.blueprint.factory_flows import Flow, record_and_replay, record_flow, replayed
 from tests.blueprint.helpers import copy_sample
 
 CLEAN = script("clean")
@@ -395,6 +395,25 @@ def test_the_hard_cap_refuses_to_extend(tmp_path: Path) -> None:
         # Only the requester or an approver may answer.
         stranger = decisions.stop_at_budget(done.queue, run.id, "U-stranger", approvers=[])
         assert (stranger.done, stranger.kind) == (False, "refused")
+
+
+def test_an_evaluation_run_stops_at_its_cap_and_never_plans(tmp_path: Path) -> None:
+    """`agents eval` runs have nobody to ask: the cap is a limit, and no plan waits."""
+    flow = Flow("eval-cap", CLEAN_REQUEST, budget_replies(after_pause=False), agent=BUDGET)
+    transcript = record_flow(tmp_path / "record", flow)
+    with replayed(tmp_path / "replay", flow, transcript, evaluation=True) as done:
+        run = done.run
+        assert run.status is RunStatus.FAILED
+        assert run.error is not None
+        assert "$0.30" in run.error
+        assert not [e for e in done.events() if isinstance(e, BudgetAsked)]
+        assert run.handbacks == {}
+    from jobs.blueprint.steps.plan import wants_plan
+    from jobs.repo_config import RepoConfig
+
+    asked = run.model_copy(update={"plan_asked": True})
+    assert wants_plan(asked, RepoConfig(plan="always"), "always") is None
+    assert wants_plan(asked.model_copy(update={"evaluation": False}), RepoConfig(), "never")
 
 
 def test_an_unanswered_budget_question_stops_the_run() -> None:

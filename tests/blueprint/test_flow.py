@@ -11,6 +11,9 @@ from pathlib import Path
 from jobs.blueprint.body import section_titles
 from runs.events import ChecksRan, PullRequestOpened, StepStarted
 from runs.record import RunStatus, Step
+from sandboxes.cache import WorkspaceArchive
+from sandboxes.config import SandboxConfig
+from sandboxes.protocol import Sandbox
 from tests.blueprint.conftest import (
     CLEAN_REQUEST,
     FIX_ONCE_REQUEST,
@@ -380,3 +383,21 @@ def test_rework_adds_a_second_commit_to_the_same_branch(harness: Harness) -> Non
     assert len([e for e in events if isinstance(e, PullRequestOpened)]) == 1
     [updated] = [e for e in events if e.kind == "pr_updated"]
     assert updated.text == f"pushed iteration 2 to {a.branch}"
+
+
+def test_an_oversized_patch_fails_the_run_with_the_reason(harness: Harness) -> None:
+    """The agent's change exports bigger than the sandbox allows: the run ends failed,
+    saying why and what to look at, and nothing is pushed."""
+    harness.script(script("clean"))
+    inner = harness.deps.sandboxes
+
+    def small_patches(run_id: str, config: SandboxConfig, workspace: WorkspaceArchive) -> Sandbox:
+        return inner(run_id, config.model_copy(update={"max_patch_bytes": 256}), workspace)
+
+    harness.deps.sandboxes = small_patches
+    run = harness.run(harness.create(CLEAN_REQUEST).id)
+    assert run.status is RunStatus.FAILED
+    assert run.error is not None
+    assert "the patch is larger than 256 bytes" in run.error
+    assert "is a build directory missing from .gitignore?" in run.error
+    assert harness.forge.list_prs(REPO) == []

@@ -455,3 +455,57 @@ def test_a_cancelled_run_stops_at_the_next_step(harness: Harness) -> None:
     assert final.status_by == "U9"
     assert harness.forge.list_prs(REPO) == []
     assert Step.CHECKS not in final.artifacts.completed_steps
+
+
+def test_a_sandbox_that_keeps_vanishing_fails_the_run(harness: Harness) -> None:
+    """Each time the checks start, their sandbox is gone (an engine that keeps
+    restarting): the run is handed back to resume in a new sandbox, and after
+    ``max_attempts`` losses it fails with the reason instead of looping for ever."""
+    harness.script(script("clean"))
+    made: list[Sandbox] = []
+    current: list[Step] = []
+    inner = harness.deps.sandboxes
+
+    def factory(run_id: str, config: Any, workspace: Any) -> Sandbox:
+        sandbox = inner(run_id, config, workspace)
+        made.append(sandbox)
+        if current[-1] is Step.CHECKS:
+            sandbox.close()
+        return sandbox
+
+    def on_step(run: Run, step: Step) -> None:
+        current.append(step)
+        if step is Step.CHECKS:
+            for sandbox in made:
+                sandbox.close()
+
+    harness.deps.sandboxes = factory
+    harness.deps.on_step = on_step
+    harness.configure(max_attempts=3)
+    queue = queue_of(harness)
+    run = harness.create(CLEAN_REQUEST)
+    calls_after_agent = None
+    for lost in (1, 2):
+        handed = run_blueprint(harness.deps, run.id, by="test", queue=queue)
+        assert handed.status is RunStatus.QUEUED, handed.error
+        assert handed.step is Step.CHECKS
+        assert handed.handbacks == {"sandbox": lost}
+        assert Step.AGENT in handed.artifacts.completed_steps
+        assert queue.job(handed) is not None
+        if calls_after_agent is None:
+            calls_after_agent = len(harness.models.requests)
+    final = run_blueprint(harness.deps, run.id, by="test", queue=queue)
+    assert final.status is RunStatus.FAILED
+    assert final.error is not None
+    assert final.error.startswith("the sandbox went away during checks (")
+    assert final.handbacks == {"sandbox": 2}
+    assert final.attempts == 3
+    assert Step.CHECKS not in final.artifacts.completed_steps
+    assert len(harness.models.requests) == calls_after_agent  # the agent ran once
+    reasons = [
+        e.reason
+        for e in harness.store.events(run.id)
+        if isinstance(e, StatusChanged) and e.to == "queued"
+    ]
+    assert len(reasons) == 2
+    assert all("resuming at checks in a new sandbox" in str(r) for r in reasons)

@@ -118,7 +118,7 @@ def test_every_interaction_is_covered_by_these_tests() -> None:
     assert registrations("view") == VIEWS
     # The one command is the configurable /agents; its subcommands are SUBCOMMANDS.
     assert registrations("command") == {"services.settings.slash_command"}
-    assert set(SUBCOMMANDS) == {"status", "cancel", "help"}
+    assert set(SUBCOMMANDS) == {"status", "stats", "cancel", "help"}
 
 
 @pytest.fixture
@@ -230,6 +230,7 @@ def test_every_subcommand_by_an_outsider_changes_and_shows_nothing(
     expected = {
         "status": "#1 was asked in a private channel or DM you're not in, so I won't show "
         "it. Ask its requester, or an approver, to look it up.",
+        "stats": "`1` is neither a repository (owner/name) nor a window",
         "cancel": f"Only <@{ALICE}> (who asked) or an approver can cancel #1. Nothing was changed.",
         "help": "`/agents status`: the queue",
     }[subcommand]
@@ -496,7 +497,7 @@ def test_an_approver_steers_and_the_agent_is_told_who_wrote_what(surface: Harnes
     # The next iteration's agent reads them with their authors.
     taken = h.services.store.update(run.id, begin_next_iteration)
     context = agent_context(taken) or ""
-    assert f"from the requester (<@{ALICE}>): keep the default at 3" in context
+    assert "from the requester: keep the default at 3" in context
     assert f"from <@{CAROL}>, who may also decide on this run: and document it" in context
 
 

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from bot.reporter import milestone
-from fakes.anthropic.server import Failure, FakeMessagesAPI, Reply, load_script
+from fakes.anthropic import Failure, FakeMessagesAPI, Reply, load_script
 from jobs.forge.local import LocalForge
 from jobs.forge.steps import PublishRequest, push_and_open_pr
 from runs.events import StatusChanged

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection
+from datetime import timedelta
 from typing import Any
 
+from redis.exceptions import RedisError
 from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -20,11 +22,15 @@ from bot.requests import USAGE, Ask, Help, may_ask, parse, strip_mentions
 from bot.services import Services
 from jobs import decisions
 from process.exceptions import ThreadAlreadyHasRun
-from runs.record import Run, RunStatus
+from runs.outcomes import OutcomeStore
+from runs.record import Estimate, Run, RunStatus, utcnow
+from runs.stats import estimate
 
 log = logging.getLogger(__name__)
 
 MAX_CONTEXT_MESSAGES = 30
+#: Finished runs older than this don't say what a run takes now.
+ESTIMATE_WINDOW = timedelta(days=90)
 MAX_CONTEXT_CHARS = 8000
 
 
@@ -59,6 +65,17 @@ def thread_context(
     ][-MAX_CONTEXT_MESSAGES:]
     text = "\n".join(lines)
     return text[-MAX_CONTEXT_CHARS:] if text else None
+
+
+def similar_runs(services: Services, repo: str) -> Estimate | None:
+    """What the last finished runs on ``repo`` took, for the status message; None with
+    too few of them, or when the figures can't be read (a run never waits on them)."""
+    try:
+        outcomes = OutcomeStore(services.connection, prefix=services.store.prefix)
+        return estimate(outcomes.since(utcnow() - ESTIMATE_WINDOW), repo)
+    except (RedisError, ValueError) as exc:
+        log.warning("no estimate for %s: %s", repo, exc)
+        return None
 
 
 def handle_message(event: dict[str, Any], client: WebClient, services: Services) -> Run | None:
@@ -96,6 +113,7 @@ def handle_message(event: dict[str, Any], client: WebClient, services: Services)
     )
     try:
         run = services.store.create(
+            estimate=similar_runs(services, parsed.repo),
             requester=user,
             repo=parsed.repo,
             request=parsed.text,

@@ -58,7 +58,7 @@ def agent_context(run: Run) -> str | None:
     if a.feedback:
         requester = [f for f in a.feedback if f.by == run.requester]
         others = [f for f in a.feedback if f.by != run.requester]
-        lines = [f"- from the requester (<@{f.by}>): {f.text}" for f in requester]
+        lines = [f"- from the requester: {f.text}" for f in requester]
         lines += [f"- from <@{f.by}>, who may also decide on this run: {f.text}" for f in others]
         parts.append(
             "Feedback on the last iteration, with who wrote it; address it now:\n"
@@ -105,7 +105,8 @@ def role_pass(
     calls used, its conversation (``artifacts.agent_resume``, tagged with the step and
     the pass's name) and, for a pass whose sandbox holds the change (``keeps_patch``),
     the patch so far. Draining hands the run back (:class:`Draining`); the cap pauses
-    it to ask for more (:mod:`jobs.blueprint.budget`). The next job's pass of the same
+    it to ask for more (:mod:`jobs.blueprint.budget`), except an eval task's run, which
+    stops at its cap as a limit. The next job's pass of the same
     name in this step continues that conversation. Whoever saves the pass's result
     clears ``agent_resume`` in the same write (:func:`finish_pass`).
     """
@@ -125,7 +126,7 @@ def role_pass(
             budget=ctx.budget,
             should_stop=ctx.draining,
             resume=pending_pass(run, label),
-            ask_at_cap=True,
+            ask_at_cap=not run.evaluation,  # an eval task's run has nobody to ask
             on_edit=[EditCheck(c.run, c.files, float(c.timeout)) for c in config.on_edit]
             if role == "builder"
             else (),

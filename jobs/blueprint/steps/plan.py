@@ -22,7 +22,7 @@ from jobs.attempts import same_attempt
 from jobs.blueprint.context import RunContext
 from jobs.blueprint.providers import CountingModel
 from jobs.blueprint.sandbox import SandboxSession
-from jobs.blueprint.spec import Spec, latest, markdown, summary_line
+from jobs.blueprint.spec import Spec, latest, spec_markdown, summary_line
 from jobs.blueprint.steps.agent import agent_context, pending_pass, record_prompt, role_pass
 from jobs.repo_config import RepoConfig
 from process.exceptions import InvalidTransition, Paused, StepFailed, Superseded
@@ -44,6 +44,8 @@ def named_paths(text: str) -> set[str]:
 
 def wants_plan(run: Run, config: RepoConfig, rule: str) -> str | None:
     """Why this run plans before it builds, or None if it does not."""
+    if run.evaluation:
+        return None  # an eval task's run has nobody to approve a plan
     if run.iteration > 1 and not run.artifacts.plans:
         return None  # a rework builds on what iteration 1 did, plan or not
     if run.plan_asked:
@@ -76,7 +78,7 @@ def planner_task(run: Run) -> Task:
             f"You wrote version {previous.version} of the plan; it was not approved. Write "
             f"version {previous.version + 1}, addressing this feedback:\n"
             + "\n".join(lines)
-            + f"\n\nVersion {previous.version}:\n\n{markdown(previous)}"
+            + f"\n\nVersion {previous.version}:\n\n{spec_markdown(previous)}"
         )
     return Task(repo=run.repo, request=run.request, context="\n\n".join(parts) or None)
 
