@@ -24,7 +24,7 @@ from typing import Any
 
 import redis
 
-from bench import ack, caching, mention, runs, sandbox_ready, status, throughput
+from bench import ack, caching, mention, plan_step, runs, sandbox_ready, status, throughput
 from bench.machine import describe, load_average
 from bench.report import render
 from bench.stack import ROOT, forge_with_sample, workers
@@ -42,8 +42,9 @@ SIZES = {
     "throughput": (int(os.environ.get("AGENTS_BENCH_RUNS", "100")), 2),
     "status": (200, 5),
     "history": (10_000, 1_000),
+    "plan_rounds": (5, 1),
 }
-NAMES = ("ack", "status", "caching", "sandbox", "mention", "runs", "throughput")
+NAMES = ("ack", "status", "caching", "plan", "sandbox", "mention", "runs", "throughput")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
             lambda: status.run(conn, size["status"], history=size["history"]),
         ),
         "caching": ("prompt caching", caching.run),
+        "plan": (
+            "the plan step's price",
+            lambda: plan_step.run(conn, sandbox, size["plan_rounds"]),
+        ),
         "sandbox": (
             "sandbox ready",
             lambda: sandbox_ready.run(
