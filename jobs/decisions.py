@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from jobs.queue import OVER as _OVER
 from jobs.queue import RunQueue
 from process.exceptions import ForgeError, InvalidTransition, RunNotFound
 from runs.events import ApproveFailed, DecisionRefused, SandboxesRemoved
@@ -48,6 +49,7 @@ class Action(StrEnum):
     REWORK = "rework"
     CANCEL = "cancel"
     STEER = "steer"
+    RESUME = "resume"
 
 
 @dataclass(frozen=True)
@@ -289,6 +291,70 @@ def steer(
         run,
         quoted=feedback,
     )
+
+
+def resume(
+    queue: RunQueue,
+    run_id: int,
+    user: str,
+    *,
+    approvers: Iterable[str],
+    max_attempts: int,
+) -> Outcome:
+    """Resume a run whose work was lost, now, instead of at the next recovery sweep.
+
+    The same hand-backs a worker's sweep makes (:mod:`jobs.recovery`), for one run: a
+    running run whose worker died goes back to the queue from its last checkpoint, a
+    queued run whose job was lost is enqueued again, and an approve whose job died is
+    carried out again. A run whose work is alive, or that is final, is left as it is.
+    """
+    from jobs.recovery import abandoned, recover
+
+    run = _load(queue.store, run_id)
+    if isinstance(run, Outcome):
+        return run
+    refused = _refused(user, Action.RESUME, run, approvers)
+    if refused is not None:
+        return refused
+    if run.status.is_final:
+        return Outcome(
+            False,
+            "stale",
+            f"{run.label} is {run.status.value}; a finished run can't be resumed. "
+            "To ask for it again, start a new run.",
+            run,
+        )
+    if run.status is RunStatus.RUNNING:
+        reason = abandoned(queue.store, run)
+        if reason is None:
+            return Outcome(False, "alive", f"{run.label} is still working; nothing to resume.", run)
+        done = recover(
+            queue.store,
+            queue,
+            run.id,
+            reason=f"{reason} (resumed by {user})",
+            attempts=run.attempts,
+            max_attempts=max_attempts,
+            by=user,
+        )
+        if done is None:
+            return _stale(queue.store.get(run.id))
+        return Outcome(
+            done.outcome == "requeued", done.outcome, f"{run.label}: {done.reason}.", run
+        )
+    if run.status is RunStatus.AWAITING_DECISION:
+        if queue.resume_approval(run.id) is not None:
+            return Outcome(True, "approving", f"Approving {run.label} again.", run)
+        return Outcome(
+            False, "awaiting", f"{run.label} is awaiting a decision: approve or rework it.", run
+        )
+    job = queue.job(run)
+    if job is not None and job.get_status(refresh=True) not in _OVER:
+        return Outcome(
+            False, "waiting", f"{run.label} is {_STATE[run.status]}; its job is there.", run
+        )
+    queue.enqueue(run, replace_finished=True)
+    return Outcome(True, "resumed", f"Enqueued {run.label} again (its job was lost).", run)
 
 
 def _feedback_problem(run: Run, feedback: str) -> Outcome | None:

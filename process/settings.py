@@ -438,6 +438,13 @@ class BotSettings(CommonSettings, SlackSettings, AdmissionSettings, PeopleSettin
         return self
 
 
+class OperatorSettings(CommonSettings, PeopleSettings, BlueprintSettings):
+    """The ``agents`` verbs an operator runs on one run (rework, approve, cancel, resume,
+    logs): the store, who may decide, and how often a run may be resumed. No secrets."""
+
+    model_config = _ROLE_CONFIG
+
+
 class WorkerSettings(
     CommonSettings,
     PeopleSettings,
