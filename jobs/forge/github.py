@@ -295,6 +295,13 @@ class GitHubForge(Lifecycle):
 
         return self._call(f"read checks on {sha[:12]}", read)
 
+    def ci_configured(self, repo: str) -> bool:
+        """Always True: GitHub has no answer to "is there CI?". Actions workflows are
+        one source of checks among many (apps, external statuses) and checks register
+        some time after a push, so the watch's settle time is what decides "none"."""
+        del repo
+        return True
+
     def permission(self, repo: str, login: str) -> Permission:
         def read() -> Permission:
             try:

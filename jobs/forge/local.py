@@ -294,8 +294,21 @@ class LocalForge:
         runs = [CheckRun.model_validate(r) for r in json.loads(path.read_text())]
         return CheckSummary.of(sha, runs)
 
+    def ci_configured(self, repo: str) -> bool:
+        """A local repository has no CI until something reports checks for it
+        (:meth:`set_checks`) or says it will (:meth:`enable_ci`)."""
+        return (self._meta(repo) / "ci").is_file()
+
+    def enable_ci(self, repo: str) -> None:
+        """Say that checks will be reported for ``repo`` (a local CI hook, tests), so a
+        run watches its pushed head for them."""
+        marker = self._meta(repo) / "ci"
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+
     def set_checks(self, repo: str, sha: str, runs: Sequence[CheckRun]) -> None:
         """Record check results for a commit (tests, the demo, or a local CI hook)."""
+        self.enable_ci(repo)
         with self._lock(repo):
             _write_json(
                 self._meta(repo) / "checks" / f"{sha}.json",

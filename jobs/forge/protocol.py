@@ -221,6 +221,11 @@ class Forge(Protocol):
         """Check runs and commit statuses on ``sha``."""
         ...
 
+    def ci_configured(self, repo: str) -> bool:
+        """False only when the forge knows ``repo`` has no CI at all, so watching a
+        pushed head would only wait for the settle time to pass."""
+        ...
+
     def permission(self, repo: str, login: str) -> Permission:
         """``login``'s permission on ``repo`` (``none`` for strangers)."""
         ...

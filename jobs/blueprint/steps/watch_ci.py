@@ -55,6 +55,7 @@ def _text(ci: dict[str, Any]) -> str:
         "none": "no CI checks reported on the pull request",
         "timed_out": "CI did not finish before the watch timed out",
         "skipped": "CI not watched (AGENTS_CI_TIMEOUT_SECONDS=0)",
+        "unconfigured": "CI not watched: the forge reports no CI for this repository",
     }
     return texts.get(str(state), str(state))
 
@@ -147,6 +148,10 @@ def watch_ci(ctx: RunContext, session: SandboxSession) -> None:
         _save_ci(ctx, {"state": "skipped", "sha": head})
         return
     if ci is None or (ci.get("sha") != head and ci.get("fix") is None):
+        if not ctx.deps.forge.ci_configured(run.repo):
+            # Nothing will ever report: don't spend the settle time waiting for it.
+            _save_ci(ctx, {"state": "unconfigured", "sha": head})
+            return
         ci = watch(ctx, head)
         _save_ci(ctx, ci)
     if ci["state"] == "failure" and config.ci_fix and ci.get("fix") != "done":
