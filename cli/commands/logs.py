@@ -46,7 +46,7 @@ def event_line(event: Event) -> str:
     return f"{event.at:%H:%M:%S} {event.kind:<14} {event.by}: {line}"
 
 
-def follow(store: RunStore, run_id: int, after: str | None) -> None:
+def follow_log(store: RunStore, run_id: int, after: str | None) -> None:
     """Print events after ``after`` as they come, until the run is final and its log
     has nothing more."""
     key = store.events_key(run_id)
@@ -82,7 +82,7 @@ def handle(args: argparse.Namespace) -> int:
         for event in events:
             print(event_line(event), flush=True)
         if args.follow:
-            follow(store, run.id, events[-1].id if events else None)
+            follow_log(store, run.id, events[-1].id if events else None)
     except RunNotFound:
         print(f"agents logs: there is no run #{run_id} (or its record expired)", file=sys.stderr)
         return EXIT_MISSING
