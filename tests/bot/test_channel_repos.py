@@ -66,7 +66,9 @@ def test_repo_round_trip_and_a_mention_without_a_repository_uses_it(harness: Har
     h.emu.slash(ALICE, GENERAL, "/agents", "repo clear")
     h.settle()
     operator, ours, cleared = ephemeral_texts(h, ALICE)[4:]
-    assert operator == "This channel's default repository is `acme/api` (from AGENTS_CHANNEL_REPOS)."
+    assert operator == (
+        "This channel's default repository is `acme/api` (from AGENTS_CHANNEL_REPOS)."
+    )
     assert "now `tools/cli`" in ours
     assert cleared == (
         "Cleared this channel's default repository. The operator's default, `acme/api` "
@@ -145,7 +147,8 @@ def test_parse_uses_the_channel_default_then_the_settings_then_asks() -> None:
     assert parse(text, channel="C1", settings=s).repo == "acme/api"  # type: ignore[union-attr]
     assert parse(text, channel="C2", settings=s) == NoRepo(text="fix the flaky test")
     long = parse("<@UBOT> " + "x" * 5000, channel="C2", settings=s)
-    assert isinstance(long, Refusal) and "5,000 characters" in long.message
+    assert isinstance(long, Refusal)
+    assert "5,000 characters" in long.message
 
 
 def test_repo_options_only_offer_allowed_names_containing_the_typed_text() -> None:
@@ -154,15 +157,14 @@ def test_repo_options_only_offer_allowed_names_containing_the_typed_text() -> No
     values = [o["value"] for o in repo_options("", allowed=allowed, known=known)]
     assert values == ["tools/cli", "acme/api"]
     assert [o["value"] for o in repo_options("API", allowed=allowed, known=known)] == ["acme/api"]
-    assert [o["value"] for o in repo_options("acme/new", allowed=allowed, known=[])] == [
-        "acme/new"
-    ]
+    assert [o["value"] for o in repo_options("acme/new", allowed=allowed, known=[])] == ["acme/new"]
     assert repo_options("evil/app", allowed=allowed, known=known) == []
     anything = repo_options("", allowed=[], known=[f"o/r{i}" for i in range(150)])
     assert len(anything) == 100
     long_name = "o/" + "n" * 100
     (option,) = repo_options(long_name, allowed=[], known=[])
-    assert option["value"] == long_name and len(option["text"]["text"]) == 75
+    assert option["value"] == long_name
+    assert len(option["text"]["text"]) == 75
 
 
 def test_pending_asks_are_taken_once_and_tokens_are_checked() -> None:
@@ -178,4 +180,5 @@ def test_pending_asks_are_taken_once_and_tokens_are_checked() -> None:
     repos = ChannelRepos(conn, prefix="t", configured={"C9": "acme/ops"})
     repos.set("C1", "acme/api", by="U1")
     assert repos.known() == ["acme/api", "acme/ops"]
-    assert repos.clear("C1") and not repos.clear("C1")
+    assert repos.clear("C1")
+    assert not repos.clear("C1")

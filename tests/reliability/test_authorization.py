@@ -28,8 +28,8 @@ import redis
 import bot.listeners
 from bot.blocks import ACTION_APPROVE, ACTION_CANCEL, ACTION_REWORK
 from bot.listeners.commands.agents import SUBCOMMANDS
-from bot.repo_picker import ACTION_PICK_REPO
 from bot.listeners.views import rework as rework_view
+from bot.repo_picker import ACTION_PICK_REPO
 from jobs import decisions
 from jobs.blueprint.config import BlueprintConfig
 from jobs.blueprint.steps.agent import agent_context
