@@ -209,6 +209,9 @@ def merge(state: GitHubState, repo: Repo, number: int, body: Json) -> Response:
     stamp = now()
     pr.state, pr.head_sha, pr.merge_commit_sha = "closed", head, sha
     pr.merged_at = pr.closed_at = pr.updated_at = stamp
+    from fakes.github.webhooks import pull_closed_event
+
+    state.outbox.append(("pull_request", pull_closed_event(state, repo, pr, "agents-bot")))
     return 200, {"sha": sha, "merged": True, "message": "Pull Request successfully merged"}, {}
 
 
