@@ -108,7 +108,8 @@ class GitHubWebhooks:
         if len(body) > MAX_BODY:
             return Answer(413, "payload too large\n")
         signature = headers.get("x-hub-signature-256", "")
-        if not hmac.compare_digest(signature_of(self.secret, body), signature):
+        expected = signature_of(self.secret, body).encode()
+        if not hmac.compare_digest(expected, signature.encode("utf-8", "surrogateescape")):
             log.warning("github delivery refused: %s signature", "bad" if signature else "no")
             return Answer(401, "bad or missing X-Hub-Signature-256\n")
         delivery = headers.get("x-github-delivery", "")

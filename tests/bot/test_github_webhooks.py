@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,3 +247,41 @@ def test_mentions_are_words() -> None:
     assert mentioned("@agentsmith do it", "@agents") is None
     assert mentioned("mail x@agents do it", "@agents") is None
     assert mentioned("no mention", "@agents") is None
+
+
+def test_a_ci_webhook_replaces_the_poll(loop: Loop) -> None:
+    """With polls an hour apart, only the webhook can end this watch: the checks are
+    read once before it and once after, whatever the poll interval."""
+    loop.worker = loop.worker.model_copy(
+        update={"ci_timeout_seconds": 7200, "ci_poll_seconds": 3600, "ci_settle_seconds": 7200}
+    )
+    h = loop.h
+    ts, _ = h.emu.mention(ALICE, GENERAL, f"in {REPO}: {CLEAN_REQUEST}")
+    h.settle()
+    run = h.services.store.find_by_thread(GENERAL, ts)
+    assert run is not None
+    result: list[Run] = []
+    worker = threading.Thread(target=lambda: result.append(loop.run(run.id)))
+    worker.start()
+    try:
+        head = None
+        while head is None:  # until the watch has read the checks once (none yet)
+            if not worker.is_alive():
+                break
+            reads = loop.fake.calls("GET", r"/check-runs$")
+            head = reads[0].path.split("/commits/")[1].split("/")[0] if reads else None
+            if head is None:
+                threading.Event().wait(0.05)
+        assert head is not None, "the run never watched CI"
+        delivery = loop.fake.complete_checks(REPO, head, "success")
+        assert delivery.status == 202
+        assert loop.work() == [
+            f"check_suite completed on {REPO}@{head[:12]}: its CI watch is woken"
+        ]
+    finally:
+        worker.join(timeout=600)
+    (final,) = result
+    assert final.status is RunStatus.AWAITING_DECISION, final.error
+    assert final.artifacts.ci is not None
+    assert (final.artifacts.ci["state"], final.artifacts.ci["polls"]) == ("success", 2)
+    assert len(loop.fake.calls("GET", r"/check-runs$")) == 2
