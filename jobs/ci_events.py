@@ -46,7 +46,7 @@ def completed_sha(event: str, payload: dict[str, Any]) -> str | None:
     return sha if isinstance(sha, str) else None
 
 
-def record(store: RunStore, repo: str, event: str, payload: dict[str, Any]) -> str:
+def note_ci_event(store: RunStore, repo: str, event: str, payload: dict[str, Any]) -> str:
     """Remember that ``repo`` sends CI webhooks, and wake the watch of a completed sha."""
     store.redis.set(seen_key(store.prefix, repo), 1, ex=SEEN_SECONDS)
     sha = completed_sha(event, payload)

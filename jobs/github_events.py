@@ -98,7 +98,7 @@ def handle_event(
     login = _text(_dict(payload.get("sender")).get("login"), 100) or "unknown"
     action = payload.get("action")
     if event in ("check_suite", "check_run", "status"):
-        return ci_events.record(store, repo, event, payload)
+        return ci_events.note_ci_event(store, repo, event, payload)
     if event == "pull_request" and action == "closed":
         pull = _dict(payload.get("pull_request"))
         run = _pr_run(store, forge, repo, pull)

@@ -138,7 +138,7 @@ def test_a_ci_webhook_wakes_the_watch_of_its_commit(conn: redis.Redis) -> None:
     store = RunStore(conn)
     wait = ci_events.waiter(conn, store.prefix, "acme/api", "abc")
     assert not ci_events.webhooks_seen(conn, store.prefix, "acme/api")
-    said = ci_events.record(
+    said = ci_events.note_ci_event(
         store,
         "acme/api",
         "check_suite",
@@ -149,7 +149,7 @@ def test_a_ci_webhook_wakes_the_watch_of_its_commit(conn: redis.Redis) -> None:
     # An hour-long wait returns at once: the note is there (and is taken).
     wait(3600)
     assert not conn.exists(ci_events.note_key(store.prefix, "acme/api", "abc"))
-    pending = ci_events.record(
+    pending = ci_events.note_ci_event(
         store, "acme/api", "check_run", {"action": "created", "check_run": {"head_sha": "abc"}}
     )
     assert pending == "check_run on acme/api: not completed yet"
