@@ -60,7 +60,7 @@ def picker_blocks(token: str, request: str) -> tuple[str, list[dict[str, Any]]]:
 
 
 def picked_blocks(repo: str, user: str) -> tuple[str, list[dict[str, Any]]]:
-    """The picker once answered: what was picked and by whom, no menu."""
+    """The answer to the picker, said in the thread: what was picked and by whom."""
     text = f"<@{user}> picked `{escape(repo)}`."
     return text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
 

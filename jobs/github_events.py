@@ -197,3 +197,25 @@ def start_from_issue(
     )
     queue.enqueue(run)
     return f"{run.label} started from {repo}#{number}"
+
+
+def answer_on_pr(forge: Forge, run: Run) -> bool:
+    """After an iteration asked for on GitHub, its answer there too: a comment on the PR
+    with what the iteration did, naming who asked. A forge error is logged (the answer
+    is in the Slack thread in any case)."""
+    logins = sorted(
+        {f.by.removeprefix("github:") for f in run.artifacts.feedback if f.by.startswith("github:")}
+    )
+    number = run.artifacts.pr_number
+    if not logins or number is None:
+        return False
+    head = (run.artifacts.head_sha or "")[:12]
+    asked = ", ".join(f"@{login}" for login in logins)
+    summary = (run.artifacts.summary or "(no summary)").strip()
+    body = f"Iteration {run.iteration} is pushed ({head}), for {asked}:\n\n{summary}"
+    try:
+        forge.comment(run.repo, number, body[:60000])
+    except ForgeError as err:
+        log.warning("run #%d: could not answer on %s#%d: %s", run.id, run.repo, number, err)
+        return False
+    return True

@@ -106,6 +106,8 @@ class Repo:
     #: Issues opened through the fake (number -> title, body, author); they share
     #: numbers with the pull requests, as on GitHub.
     issues: dict[int, tuple[str, str, str]] = field(default_factory=dict)
+    #: The conversation of each pull request or issue: comments as the API shows them.
+    comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def owner(self) -> str:

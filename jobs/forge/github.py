@@ -231,6 +231,12 @@ class GitHubForge(Lifecycle):
 
         return self._call(f"update {repo}#{number}", edit)
 
+    def comment(self, repo: str, number: int, body: str) -> None:
+        def post() -> None:
+            self._repo(repo).get_pull(number).create_issue_comment(body)
+
+        self._call(f"comment on {repo}#{number}", post)
+
     def mark_ready(self, repo: str, number: int) -> PullRequest:
         def ready() -> PullRequest:
             pull = self._repo(repo).get_pull(number)

@@ -128,7 +128,8 @@ def test_no_default_asks_with_a_picker_filtered_by_the_allow_list(harness: Harne
     assert (run.repo, run.request, run.requester) == ("acme/api", "fix the flaky test", ALICE)
     assert h.emu.reactions(RANDOM, ts) == {"eyes": [h.emu.bot_user_id]}
     replies = [m for m in h.emu.thread(RANDOM, ts) if m["ts"] != ts and m.get("bot_id")]
-    assert replies[0]["text"] == f"<@{ALICE}> picked `acme/api`."
+    assert replies[0]["ts"] == message["ts"]  # the picker, then what was picked
+    assert replies[1]["text"] == f"<@{ALICE}> picked `acme/api`."
     assert any(m["ts"] == run.status_ts for m in replies)
     assert ephemeral_texts(h, ALICE)[-1].startswith("That request was already started")
     assert h.emu.warnings == []

@@ -137,6 +137,13 @@ def test_a_pr_comment_reworks_the_run_on_the_same_branch(loop: Loop) -> None:
     assert second.artifacts.head_sha != first.artifacts.head_sha
     (pull,) = loop.fake.pulls(REPO)
     assert pull["head"]["sha"] == second.artifacts.head_sha
+    # The answer goes to GitHub too: a comment on the PR naming who asked.
+    with loop.fake.state.lock:
+        (answer,) = loop.fake.state.repos[REPO].comments[1]
+    assert answer["body"].startswith(
+        f"Iteration 2 is pushed ({(second.artifacts.head_sha or '')[:12]}), for @octocat:"
+    )
+    assert (second.artifacts.summary or "").strip() in answer["body"]
     texts = loop.thread_texts(second)
     assert any("rework requested on GitHub by @octocat: rename the flag" in t for t in texts), texts
 

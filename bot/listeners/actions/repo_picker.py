@@ -59,11 +59,15 @@ def handle_pick(body: dict[str, Any], client: WebClient, services: Services) -> 
         return None
     if services.pending_asks.take(token) is None:
         return None  # another pick of the same menu took it first
+    # Said in the thread, not drawn over the picker: listeners never edit messages (the
+    # reporter is the one writer); a later pick in the same menu is told it started.
     fallback, blocks = picked_blocks(parsed.repo, user)
     try:
-        client.chat_update(channel=channel, ts=message_ts, text=fallback, blocks=blocks)
+        client.chat_postMessage(
+            channel=channel, thread_ts=pending.thread_ts, text=fallback, blocks=blocks
+        )
     except SlackApiError as exc:
-        log.warning("could not update the repository picker %s/%s: %s", channel, message_ts, exc)
+        log.warning("could not say which repository was picked in %s: %s", channel, exc)
     return start_run(client, services, pending, parsed.repo)
 
 
