@@ -292,3 +292,40 @@ def test_a_ci_webhook_replaces_the_poll(loop: Loop) -> None:
     assert final.artifacts.ci is not None
     assert (final.artifacts.ci["state"], final.artifacts.ci["polls"]) == ("success", 2)
     assert len(loop.fake.calls("GET", r"/check-runs$")) == 2
+
+
+def test_an_issue_comment_mentioning_the_bot_starts_a_run(loop: Loop) -> None:
+    number = loop.fake.open_issue(REPO, "Retry limit", "It is hard-coded.", "alice-gh")
+    loop.fake.comment(REPO, number, "octocat", "thanks")  # no mention: nothing
+    loop.fake.comment(REPO, number, "octocat", "@agents make it configurable")
+    done = loop.work()
+    assert done[0] == "a comment that does not mention @agents"
+    assert done[1].endswith(f"started from {REPO}#{number}")
+    (run,) = loop.h.services.store.list_recent()
+    assert run.request == "Retry limit\n\nIt is hard-coded.\n\nmake it configurable"
+
+
+def test_the_queued_delivery_runs_as_an_rq_job(loop: Loop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's entry point, wired from the worker's settings (the environment)."""
+    from rq import SimpleWorker
+
+    first = first_iteration(loop)
+    queue = Queue(loop.h.services.settings.queue, connection=loop.h.services.connection)
+    queue.empty()  # the mention's run job: run in-process above
+    for name, value in {
+        "AGENTS_FORGE": "github",
+        "GITHUB_TOKEN": TOKEN,
+        "AGENTS_GITHUB_API_URL": loop.fake.base_url,
+        "AGENTS_MODEL_BACKEND": "replay",
+        "AGENTS_GITHUB_CHANNEL": GENERAL,
+    }.items():
+        monkeypatch.setenv(name, value)
+    loop.fake.comment(REPO, 1, "octocat", "@agents rename the flag")
+    (job,) = loop.queued()
+    # This job alone: the rework's run job it enqueues is for a worker with a model.
+    SimpleWorker([queue], connection=queue.connection).execute_job(job, queue)
+    assert job.get_status(refresh=True) == "finished"
+    assert job.return_value() == f"Starting iteration 2 of #{first.id} with @octocat's feedback."
+    run = loop.h.services.store.get(first.id)
+    assert (run.status, run.iteration) == (RunStatus.REWORK, 2)
+    assert f"agents-run-{first.id}-2" in queue.get_job_ids()

@@ -189,6 +189,7 @@ def drive_the_product(
 
     assert poll_ci(forge, REPO, sha, sleep=ci_finishes).state == "success"
     forge.update_pr_body(REPO, result.pr.number, "a new body")
+    forge.comment(REPO, result.pr.number, "Iteration 2 is pushed, for @alice.")
     fake.set_permission(REPO, "alice", "write")
     assert forge.permission(REPO, "alice") == "write"
     assert forge.permission(REPO, "mallory") == "none"  # 404
