@@ -8,13 +8,13 @@ from concurrent.futures import Executor
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot.listeners.actions import decisions, pauses
+from bot.listeners.actions import decisions, pauses, repo_picker
 from bot.listeners.commands import agents
 from bot.listeners.events import home, mentions
 from bot.listeners.views import revise_plan, rework
 from bot.services import Services
 
-LISTENERS = (mentions, home, decisions, pauses, rework, revise_plan, agents)
+LISTENERS = (mentions, home, decisions, pauses, repo_picker, rework, revise_plan, agents)
 
 
 def create_app(

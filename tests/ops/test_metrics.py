@@ -147,6 +147,8 @@ def test_metrics_report_runs_queues_tokens_cost_and_step_durations(
         "evaluated": 0,
         "awaiting_plan": 0,
         "awaiting_budget": 0,
+        "merged": 0,
+        "closed": 0,
     }
     assert value(samples, "agents_runs_created_total") == 6
 

@@ -40,6 +40,7 @@ from bot.blocks import (
 from bot.listeners.commands.agents import SUBCOMMANDS
 from bot.listeners.views import revise_plan as revise_plan_view
 from bot.listeners.views import rework as rework_view
+from bot.repo_picker import ACTION_PICK_REPO
 from jobs import decisions
 from jobs.blueprint.config import BlueprintConfig
 from jobs.blueprint.spec import Spec
@@ -134,11 +135,11 @@ def registrations(kind: str) -> set[str]:
 
 
 def test_every_interaction_is_covered_by_these_tests() -> None:
-    assert registrations("action") == set(ACTION_VERBS) | set(PAUSE_VERBS)
+    assert registrations("action") == set(ACTION_VERBS) | set(PAUSE_VERBS) | {ACTION_PICK_REPO}
     assert registrations("view") == VIEWS
     # The one command is the configurable /agents; its subcommands are SUBCOMMANDS.
     assert registrations("command") == {"services.settings.slash_command"}
-    assert set(SUBCOMMANDS) == {"status", "stats", "cancel", "help"}
+    assert set(SUBCOMMANDS) == {"status", "stats", "cancel", "repo", "help"}
 
 
 @pytest.fixture
@@ -346,6 +347,7 @@ def test_every_subcommand_by_an_outsider_changes_and_shows_nothing(
         "it. Ask its requester, or an approver, to look it up.",
         "stats": "`1` is neither a repository (owner/name) nor a window",
         "cancel": f"Only <@{ALICE}> (who asked) or an approver can cancel #1. Nothing was changed.",
+        "repo": "`1` doesn't look like a repository name; try `/agents repo acme/api`.",
         "help": "`/agents status`: the queue",
     }[subcommand]
     assert told.startswith(expected), told
