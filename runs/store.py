@@ -100,11 +100,12 @@ class RunStore:
         """Allocate a short id and store a queued run, with its indexes and first event.
 
         A Slack thread belongs to at most one run: a second create for the same thread
-        raises :class:`ThreadAlreadyHasRun` and writes nothing.
+        raises :class:`ThreadAlreadyHasRun` and writes nothing. The id is taken last, once
+        the record is known to be storable and its thread free, so input that is then
+        refused never uses up a run number (only a lost race for the same thread can).
         """
-        run_id = int(self.redis.incr(self._seq_key))
-        run = Run(
-            id=run_id,
+        draft = Run(
+            id=0,
             requester=requester,
             repo=repo,
             request=request,
@@ -114,8 +115,17 @@ class RunStore:
             context=context,
             status_by=by or requester,
         )
+        created = Event(
+            type=EventType.CREATED,
+            by=draft.status_by or requester,
+            data={"repo": repo, "request": request},
+        )
+        # Refuses what Redis could not store (a lone surrogate, say) before an id is taken.
+        draft.model_dump_json().encode()
+        created.model_dump_json().encode()
         thread_key = self._thread_key(channel, thread_ts) if channel and thread_ts else None
-        score = run.created_at.timestamp()
+        score = draft.created_at.timestamp()
+        run_id: int | None = None
         with self._pipeline() as pipe:
             while True:
                 try:
@@ -124,6 +134,9 @@ class RunStore:
                         existing = pipe.get(thread_key)
                         if existing is not None:
                             raise ThreadAlreadyHasRun(channel or "", thread_ts or "", int(existing))
+                    if run_id is None:
+                        run_id = int(self.redis.incr(self._seq_key))
+                    run = draft.model_copy(update={"id": run_id})
                     pipe.multi()
                     pipe.set(self._run_key(run_id), run.model_dump_json())
                     if thread_key:
@@ -131,15 +144,7 @@ class RunStore:
                     pipe.zadd(self._recent_key, {str(run_id): score})
                     pipe.zadd(self._status_key(run.status), {str(run_id): score})
                     pipe.zadd(self._requester_key(requester), {str(run_id): score})
-                    self._queue_event(
-                        pipe,
-                        run_id,
-                        Event(
-                            type=EventType.CREATED,
-                            by=run.status_by or requester,
-                            data={"repo": repo, "request": request},
-                        ),
-                    )
+                    self._queue_event(pipe, run_id, created)
                     self._execute(pipe)
                     return run
                 except WatchError:

@@ -16,7 +16,7 @@ from process import logs, settings
 from runs.store import RunStore
 
 if TYPE_CHECKING:
-    from process.endpoints import ThreadingServer
+    from process.http import HttpServer
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,7 @@ def handle(args: argparse.Namespace) -> int:
         start_worker(worker_settings, burst=args.burst, name=args.name)
     finally:
         if server is not None:
-            server.shutdown()
-            server.server_close()
+            server.stop()
         if ops is not None:
             ops.close()
     return 0
@@ -59,17 +58,17 @@ def handle(args: argparse.Namespace) -> int:
 
 def _serve_ops(
     worker_settings: settings.WorkerSettings, host: str
-) -> tuple[ThreadingServer | None, redis.Redis | None]:
+) -> tuple[HttpServer | None, redis.Redis | None]:
     """``/healthz`` and ``/metrics`` on ``AGENTS_METRICS_PORT``, if set."""
     port = worker_settings.metrics_port
     if port is None:
         return None, None
     from jobs.metrics import metrics_app
-    from process.endpoints import ops_app, ops_connection, redis_health, serve_in_background
+    from process.endpoints import ops_app, ops_connection, redis_health, serve_ops
 
     ops = ops_connection(worker_settings.redis_url)
     store = RunStore(ops, retention_seconds=worker_settings.run_retention_seconds)
     app = ops_app(redis_health(ops), metrics_app(store, [worker_settings.queue]))
-    server = serve_in_background(app, host, port)
+    server = serve_ops(app, host, port)
     log.info("worker: /healthz and /metrics on %s:%s", host, port)
     return server, ops

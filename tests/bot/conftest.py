@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -17,12 +16,13 @@ import redis
 from slack_sdk import WebClient
 
 from bot.app import create_app
-from bot.http import serve, wsgi_app
+from bot.http import asgi_app
 from bot.reporter import Reporter
 from bot.services import Services
 from bot.slack_client import web_client
 from fakes.slack.delivery import sign
 from fakes.slack.server import SlackEmulator
+from process.http import HttpServer
 from process.settings import BotSettings
 
 ALICE, BOB, CAROL = "U_ALICE", "U_BOB", "U_CAROL"
@@ -67,16 +67,12 @@ def open_harness(connection: redis.Redis, **overrides: Any) -> Iterator[Harness]
     client = web_client(emu.bot_token, emu.api_url)
     executor = ThreadPoolExecutor(max_workers=1)
     app = create_app(services, client, listener_executor=executor)
-    server = serve(wsgi_app(app, lambda: None), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    emu.bot_url = f"http://127.0.0.1:{server.server_port}/slack/events"
+    server = HttpServer(asgi_app(app, emu.signing_secret, lambda: None), "127.0.0.1", 0).start()
+    emu.bot_url = f"http://127.0.0.1:{server.port}/slack/events"
     try:
         yield Harness(emu=emu, services=services, client=client, executor=executor)
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+        server.stop()
         executor.shutdown(wait=True)
         emu.stop()
 
