@@ -345,7 +345,7 @@ class RunQueue:
         for job_id in StartedJobRegistry(queue=self.queue).get_job_ids(cleanup=False):
             prefix, _, rest = str(job_id).partition("agents-approve-")
             run_id, _, _ = rest.partition("-")
-            if not prefix and run_id.isdigit():
+            if not prefix and run_id.isascii() and run_id.isdigit():
                 run_ids.append(int(run_id))
         return sorted(set(run_ids))
 

@@ -26,9 +26,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
 
 from process.exceptions import SettingsError
+from process.repo_names import is_repo_name, is_repo_pattern
 
 ENV_PREFIX = "AGENTS_"
-_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.*-]+$")
 
 
 def _split(value: Any) -> Any:
@@ -410,12 +410,12 @@ class BotSettings(CommonSettings, SlackSettings, AdmissionSettings, PeopleSettin
                 "set it, or set SLACK_APP_TOKEN for Socket Mode"
             )
         for channel, repo in self.channel_repos.items():
-            if not _REPO.match(repo) or "*" in repo:
+            if not is_repo_name(repo):
                 raise ValueError(
                     f"AGENTS_CHANNEL_REPOS: expected owner/name for channel {channel}, got {repo!r}"
                 )
         for repo in self.allowed_repos:
-            if not _REPO.match(repo):
+            if not is_repo_pattern(repo):
                 raise ValueError(
                     f"AGENTS_ALLOWED_REPOS: expected owner/name or owner/*, got {repo!r}"
                 )

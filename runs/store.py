@@ -17,7 +17,14 @@ from typing import Any
 import redis
 from redis.exceptions import WatchError
 
-from process.exceptions import AgentsError, InvalidTransition, RunNotFound, ThreadAlreadyHasRun
+from process.exceptions import (
+    AgentsError,
+    InvalidRepoName,
+    InvalidTransition,
+    RunNotFound,
+    ThreadAlreadyHasRun,
+)
+from process.repo_names import repo_problem
 from runs.counters import Counters
 from runs.events import Event, EventType
 from runs.record import Cost, Run, RunStatus, Step, check_transition, utcnow
@@ -104,6 +111,9 @@ class RunStore:
         the record is known to be storable and its thread free, so input that is then
         refused never uses up a run number (only a lost race for the same thread can).
         """
+        problem = repo_problem(repo)
+        if problem is not None:
+            raise InvalidRepoName(repo, problem)
         draft = Run(
             id=0,
             requester=requester,
@@ -181,7 +191,7 @@ class RunStore:
     def is_final(self, run_id: str) -> bool | None:
         """Whether the run is over, for the sandbox reaper; None when this store can't
         tell (not a run id, unknown run, Redis unreachable)."""
-        if not run_id.isdigit():
+        if not (run_id.isascii() and run_id.isdigit()) or len(run_id) > 18:
             return None
         try:
             return self.get(int(run_id)).status.is_final

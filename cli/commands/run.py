@@ -25,6 +25,7 @@ import git
 from cli.local_redis import open_redis
 from process import settings
 from process.exceptions import ForgeError
+from process.repo_names import repo_problem
 from runs.projection import project, render_text
 from runs.record import Run, RunStatus, Step
 from runs.store import RunStore
@@ -162,10 +163,10 @@ def handle(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         repo = publish_directory(directory, worker.local_forge_dir, args.name)
         print(f"published {directory} to the local forge as {repo}")
-    elif not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repo):
+    elif (problem := repo_problem(repo)) is not None:
         print(
-            f"agents run: --repo {repo!r} is neither a directory nor owner/name "
-            "(e.g. --repo acme/api or --repo ./my-checkout)",
+            f"agents run: --repo {repo!r} is neither a directory nor owner/name ({problem}; "
+            "e.g. --repo acme/api or --repo ./my-checkout)",
             file=sys.stderr,
         )
         return EXIT_USAGE

@@ -36,8 +36,10 @@ def help_text(command: str) -> str:
 
 
 def _run_id(word: str) -> int | None:
+    """``42`` or ``#42``; None for anything else. ASCII digits only: ``str.isdigit``
+    also takes ``²`` and other digits ``int`` refuses, and a run id has at most 12."""
     word = word.lstrip("#")
-    return int(word) if word.isdigit() else None
+    return int(word) if word.isascii() and word.isdigit() and len(word) <= 12 else None
 
 
 def handle_command(
