@@ -29,6 +29,10 @@ from process.exceptions import SettingsError
 from process.repo_names import is_repo_name, is_repo_pattern
 
 ENV_PREFIX = "AGENTS_"
+#: What a change may not touch unless ``.agents.yml`` allows it: CI workflows, and the
+#: files that say how the repository is built and checked (a change to them would run
+#: with the next run's trust).
+DEFAULT_PROTECTED_PATHS = (".github/workflows/**", ".agents.yml", ".devcontainer/**")
 
 
 def _split(value: Any) -> Any:
@@ -331,8 +335,9 @@ class BlueprintSettings(Section):
         description="when checks still fail: draft (publish a draft PR saying so) or stop",
     )
     protected_paths: CommaList = Field(
-        default_factory=lambda: [".github/workflows/**"],
-        description="globs a change may not touch unless .agents.yml allows them",
+        default_factory=lambda: list(DEFAULT_PROTECTED_PATHS),
+        description="globs a change may not touch unless .agents.yml allows them; "
+        "a symbolic link into one, or replacing a directory above one, counts",
     )
     ci_timeout_seconds: float = Field(
         1800, ge=0, description="most seconds to watch the PR's CI; 0 skips watching"
@@ -355,6 +360,12 @@ class BlueprintSettings(Section):
 
 class SandboxSettings(Section):
     sandbox_image: str = Field("agents-sandbox:latest", description="default image for sandboxes")
+    allowed_images: CommaList = Field(
+        default_factory=list,
+        description="images .agents.yml may choose with `image:`, as glob patterns "
+        "(e.g. agents-sandbox:*,registry.acme.dev/ci/*); AGENTS_SANDBOX_IMAGE always; "
+        "empty allows no other",
+    )
     sandbox_backend: Literal["docker", "local", "auto"] = Field(
         "docker",
         description="docker, local (development only: does NOT isolate) or auto",

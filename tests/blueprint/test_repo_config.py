@@ -17,7 +17,7 @@ def test_no_file_means_safe_defaults() -> None:
         False,
         False,
     )
-    assert config.protected_paths == [".github/workflows/**"]
+    assert config.protected_paths == []
     assert config.fix_rounds == 2
 
 
@@ -86,7 +86,7 @@ def test_several_problems_are_counted() -> None:
 
 
 def test_oversized_config_is_refused() -> None:
-    with pytest.raises(RepoConfigError, match="larger than 64 KiB"):
+    with pytest.raises(RepoConfigError, match="over the 64 KiB limit"):
         parse_repo_config("setup: " + "x" * 70_000)
 
 
