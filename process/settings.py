@@ -19,11 +19,13 @@ from pydantic import (
     PositiveInt,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
+from redis.connection import parse_url
 
 from process.exceptions import SettingsError
 from process.repo_names import is_repo_name, is_repo_pattern
@@ -110,6 +112,22 @@ class StoreSettings(Section):
         description="seconds an RQ job may run before RQ kills it; above the agent's wall "
         "clock plus checks plus the CI watch",
     )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        """A URL redis-py can connect with, checked here so a typo ends the command with
+        one line naming REDIS_URL (its password masked), not a traceback later."""
+        shown = re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", value)[:200]
+        if value.partition("://")[0].lower() not in ("redis", "rediss", "unix"):
+            raise ValueError(
+                f"expected a URL like redis://host:6379/0 (or rediss://, unix://), got {shown!r}"
+            )
+        try:
+            parse_url(value)  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            raise ValueError(f"{exc}, got {shown!r}") from None
+        return value
 
     @property
     def run_retention_seconds(self) -> int:
