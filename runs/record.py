@@ -168,6 +168,10 @@ class Run(BaseModel):
     context: str | None = None
     #: Follow-ups that arrived while the run was working, for its next iteration.
     pending_feedback: list[str] = Field(default_factory=list)
+    #: The RQ queue its jobs go to (AGENTS_QUEUE of the bot that took it): only workers
+    #: of that queue recover it. None for a run no queue serves (``agents run``), or
+    #: one stored before runs recorded it.
+    queue: str | None = None
     status: RunStatus = RunStatus.QUEUED
     status_by: str | None = None
     step: Step | None = None

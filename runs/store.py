@@ -103,6 +103,7 @@ class RunStore:
         message_ts: str | None = None,
         context: str | None = None,
         by: str | None = None,
+        queue: str | None = None,
     ) -> Run:
         """Allocate a short id and store a queued run, with its indexes and first event.
 
@@ -124,6 +125,7 @@ class RunStore:
             message_ts=message_ts,
             context=context,
             status_by=by or requester,
+            queue=queue,
         )
         created = Event(
             type=EventType.CREATED,
