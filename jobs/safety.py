@@ -118,12 +118,30 @@ _LINK_MODE = re.compile(r"^(?:new file mode|new mode|index [0-9a-f]+\.\.[0-9a-f]
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
 
 
+_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
+_OCTAL = re.compile(r"[0-3][0-7]{2}")
+
+
 def _unquote(path: str) -> str:
-    """Undo git's C-style quoting of unusual file names (octal escapes)."""
+    """Undo git's C-style quoting of unusual file names (``\\t``, ``\\"``, octal bytes);
+    any other backslash stays as it is."""
     if "\\" not in path:
         return path
-    raw = path.encode("latin-1", "backslashreplace").decode("unicode_escape")
-    return raw.encode("latin-1").decode("utf-8", "replace")
+    out = bytearray()
+    i = 0
+    while i < len(path):
+        if path[i] == "\\" and i + 1 < len(path):
+            if _OCTAL.match(path, i + 1):
+                out.append(int(path[i + 1 : i + 4], 8))
+                i += 4
+                continue
+            if path[i + 1] in _ESCAPES:
+                out.append(_ESCAPES[path[i + 1]])
+                i += 2
+                continue
+        out += path[i].encode("utf-8", "replace")
+        i += 1
+    return out.decode("utf-8", "replace")
 
 
 def mask(secret: str) -> str:
