@@ -50,7 +50,7 @@ class HttpLimits:
     head_seconds: float = 10.0
     body_seconds: float = 10.0
     idle_seconds: float = 5.0
-    max_connections: int = 200
+    max_connections: int = 500
 
 
 class Refused(Exception):

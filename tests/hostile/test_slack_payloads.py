@@ -3,7 +3,8 @@ as Slack, real Redis): mentions and DMs with any text, ids and timestamps; ``/ag
 with any arguments; buttons pressed on someone else's run with any action and value.
 
 Invariants, checked after every example: a defined answer (200; 400 for a body bolt
-cannot read; 404 for an action no listener takes, as bolt answers it), no traceback and no error in the logs, no run without a queue entry, and
+cannot read; 404 for an action no listener takes, as bolt answers it), no traceback
+and no error in the logs, no run without a queue entry, and
 no change to another user's run (Alice's, awaiting her decision; the payloads come from
 other users, never in her thread: who may steer a run is the decisions module's).
 """
