@@ -263,12 +263,14 @@ class HttpServer:
         self.socket.listen(128)
         self.socket.set_inheritable(False)
         self._thread: threading.Thread | None = None
+        self._served = False
 
     @property
     def port(self) -> int:
         return int(self.socket.getsockname()[1])
 
     def serve_forever(self) -> None:
+        self._served = True
         try:
             self.server.run(sockets=[self.socket])
         finally:
@@ -280,7 +282,10 @@ class HttpServer:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Ask the server to finish; wait for it when :meth:`start` served it. The socket
+        is closed by :meth:`serve_forever` on its way out (at once, if it never ran)."""
         self.server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=timeout)
-        self.socket.close()
+        if not self._served:
+            self.socket.close()
