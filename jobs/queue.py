@@ -170,8 +170,8 @@ class RunQueue:
         """Whether ``run`` is this queue's to recover: the queue it records, or for a run
         that records none (stored before runs did), its current job's queue. A run with
         neither was never enqueued anywhere: every queue may take it, as before."""
-        if run.queue is not None:
-            return run.queue == self.name
+        if run.home_queue is not None:
+            return run.home_queue == self.name
         job = self.job(run)
         return job is None or job.origin == self.name
 

@@ -171,7 +171,7 @@ class Run(BaseModel):
     #: The RQ queue its jobs go to (AGENTS_QUEUE of the bot that took it): only workers
     #: of that queue recover it. None for a run no queue serves (``agents run``), or
     #: one stored before runs recorded it.
-    queue: str | None = None
+    home_queue: str | None = None
     status: RunStatus = RunStatus.QUEUED
     status_by: str | None = None
     step: Step | None = None

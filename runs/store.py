@@ -103,7 +103,7 @@ class RunStore:
         message_ts: str | None = None,
         context: str | None = None,
         by: str | None = None,
-        queue: str | None = None,
+        home_queue: str | None = None,
     ) -> Run:
         """Allocate a short id and store a queued run, with its indexes and first event.
 
@@ -125,7 +125,7 @@ class RunStore:
             message_ts=message_ts,
             context=context,
             status_by=by or requester,
-            queue=queue,
+            home_queue=home_queue,
         )
         created = Event(
             type=EventType.CREATED,

@@ -114,7 +114,7 @@ def handle_message(event: dict[str, Any], client: WebClient, services: Services)
             thread_ts=reply_to,
             message_ts=ts,
             context=context,
-            queue=services.settings.queue,
+            home_queue=services.settings.queue,
         )
     except ThreadAlreadyHasRun as exc:
         reply(client, channel, reply_to, f"This thread already belongs to run #{exc.run_id}.")
