@@ -26,7 +26,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import get_args
 
-from fakes.anthropic.server import FakeMessagesAPI, load_script
+from fakes.anthropic import FakeMessagesAPI, load_script
 from jobs.agent.config import AgentConfig
 from jobs.agent.loop import run_agent
 from jobs.agent.model import AnthropicModel, anthropic_client

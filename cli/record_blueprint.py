@@ -26,7 +26,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import get_args
 
-from fakes.anthropic.server import FakeMessagesAPI, load_script
+from fakes.anthropic import FakeMessagesAPI, load_script
 from jobs.agent.config import AgentConfig
 from jobs.agent.model import Model
 from jobs.blueprint.config import BlueprintConfig

@@ -2,6 +2,9 @@
 
 The bot fails fast only on what the bot needs and the worker only on what the worker
 needs. Errors come out as one line naming the variable (see :func:`load`).
+
+Longer than most modules on purpose: every setting of the project is declared here,
+once, so that one file answers what can be configured and what it defaults to.
 """
 
 from __future__ import annotations
@@ -405,6 +408,19 @@ class HousekeepingSettings(Section):
     )
 
 
+class StatsSettings(Section):
+    """The worker's stats pass: merged PRs from the forge, survival from the mirror."""
+
+    stats_interval: PositiveInt = Field(
+        900,
+        description="seconds between stats passes (outcomes, merged PRs, line survival); "
+        "one worker runs each pass",
+    )
+    stats_retention_days: PositiveInt = Field(
+        400, description="days a run's outcome is kept for stats (its record expires sooner)"
+    )
+
+
 # -- the roles ----------------------------------------------------------------------
 
 _ROLE_CONFIG = SettingsConfigDict(
@@ -463,6 +479,7 @@ class WorkerSettings(
     BlueprintSettings,
     SandboxSettings,
     HousekeepingSettings,
+    StatsSettings,
 ):
     """The brain. Holds the model key and the forge token, never a Slack token."""
 

@@ -3,15 +3,16 @@
 Every write that depends on what is already stored happens under WATCH/MULTI, so when
 two clicks or two workers race on one run, exactly one of them wins. Lists go through
 sorted-set indexes; nothing on the hot path scans the keyspace.
+
+Longer than most modules: each write is a transaction that keeps the record, its
+indexes and its log consistent, and splitting them would split those transactions.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import redis
@@ -26,8 +27,8 @@ from process.exceptions import (
 )
 from process.repo_names import repo_problem
 from runs.counters import Counters
-from runs.events import Event, EventType
-from runs.record import Cost, Run, RunStatus, Step, check_transition, utcnow
+from runs.events import CHATTY, EVENT, Event, RunCreated, StatusChanged, StepStarted
+from runs.record import Cost, Estimate, Run, RunStatus, Step, check_transition, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ class RunStore:
         context: str | None = None,
         by: str | None = None,
         home_queue: str | None = None,
+        estimate: Estimate | None = None,
     ) -> Run:
         """Allocate a short id and store a queued run, with its indexes and first event.
 
@@ -126,12 +128,9 @@ class RunStore:
             context=context,
             status_by=by or requester,
             home_queue=home_queue,
+            estimate=estimate,
         )
-        created = Event(
-            type=EventType.CREATED,
-            by=draft.status_by or requester,
-            data={"repo": repo, "request": request},
-        )
+        created = RunCreated(by=draft.status_by or requester, repo=repo, request=request)
         # Refuses what Redis could not store (a lone surrogate, say) before an id is taken.
         draft.model_dump_json().encode()
         created.model_dump_json().encode()
@@ -288,10 +287,8 @@ class RunStore:
             pipe.set(self._run_key(run_id), run.model_dump_json())
             pipe.zrem(self._status_key(previous), str(run_id))
             pipe.zadd(self._status_key(to), {str(run_id): score})
-            data: dict[str, Any] = {"from": previous.value, "to": to.value}
-            if reason:
-                data["reason"] = reason
-            self._queue_event(pipe, run_id, Event(type=EventType.STATUS, by=by, data=data))
+            status = StatusChanged(by=by, previous=previous, to=to, reason=reason or None)
+            self._queue_event(pipe, run_id, status)
             if to.is_final:
                 self._expire(pipe, run)
             return run
@@ -399,7 +396,7 @@ class RunStore:
                 raise InvalidTransition(run_id, run.status.value, f"running({step.value})")
             run.step = step
 
-        event = Event(type=EventType.STEP, by=by, data={"step": step.value})
+        event = StepStarted(by=by, step=step)
         return self.update(run_id, change, events=[event])
 
     def add_cost(self, run_id: int, cost: Cost, *, by: str = "agent") -> Run:
@@ -424,16 +421,10 @@ class RunStore:
     FEED_MAXLEN = 100_000
 
     def _queue_event(self, pipe: Any, run_id: int, event: Event) -> None:
-        fields = {
-            "type": event.type.value,
-            "by": event.by,
-            "at": event.at.isoformat(),
-            "data": json.dumps(event.data, default=str),
-        }
-        pipe.xadd(self.events_key(run_id), fields)
+        pipe.xadd(self.events_key(run_id), {"event": event.model_dump_json(exclude={"id"})})
         pipe.xadd(
             self.feed_key,
-            {"run": str(run_id), "type": event.type.value},
+            {"run": str(run_id), "kind": event.kind},
             maxlen=self.FEED_MAXLEN,
             approximate=True,
         )
@@ -472,13 +463,7 @@ class RunStore:
     @staticmethod
     def _decode_event(entry_id: Any, fields: dict[Any, Any]) -> Event:
         data = {_text(k): _text(v) for k, v in fields.items()}
-        return Event(
-            id=_text(entry_id),
-            type=EventType(data["type"]),
-            by=data["by"],
-            at=datetime.fromisoformat(data["at"]),
-            data=json.loads(data["data"]),
-        )
+        return EVENT.validate_json(data["event"]).model_copy(update={"id": _text(entry_id)})
 
     # -- retention --------------------------------------------------------------------
 
@@ -492,16 +477,8 @@ class RunStore:
 
 def _log_event(run_id: int, event: Event) -> None:
     """One log line per event, carrying ``run_id`` and ``event`` (and ``step``)."""
-    extra: dict[str, Any] = {"run_id": run_id, "event": event.type.value}
-    detail = ""
-    if event.type is EventType.STATUS:
-        detail = f" {event.data.get('from')} -> {event.data.get('to')}"
-        if event.data.get("reason"):
-            detail += f": {event.data['reason']}"
-    elif event.type is EventType.STEP:
-        extra["step"] = event.data.get("step")
-        detail = f" {extra['step']}"
-    elif isinstance(event.data.get("kind"), str):
-        detail = f" {event.data['kind']}"
-    level = logging.DEBUG if event.type in (EventType.TOOL, EventType.COST) else logging.INFO
-    log.log(level, "run #%d %s%s (by %s)", run_id, event.type.value, detail, event.by, extra=extra)
+    extra: dict[str, Any] = {"run_id": run_id, "event": event.kind}
+    if isinstance(event, StepStarted):
+        extra["step"] = event.step.value
+    level = logging.DEBUG if isinstance(event, CHATTY) else logging.INFO
+    log.log(level, "run #%d %s %s (by %s)", run_id, event.kind, event.line, event.by, extra=extra)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cli.record_agent import snapshot
-from fakes.anthropic.server import FakeMessagesAPI
+from fakes.anthropic import FakeMessagesAPI
 from jobs.agent.config import AgentConfig, ModelRetry
 from jobs.agent.model import AnthropicModel, anthropic_client
 from process.settings import AgentLimits

@@ -13,6 +13,7 @@ import fakeredis
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from slack_sdk import WebClient
 
 from bot.clean import clean_text
 from bot.listeners.commands.agents import _run_id, handle_command
@@ -54,7 +55,9 @@ def test_every_mention_gets_a_request_usage_or_refusal(text: str, channel: str) 
 @pytest.fixture(scope="module")
 def services() -> Iterator[Services]:
     connection = fakeredis.FakeRedis()
-    yield Services.from_settings(SETTINGS, connection)
+    # /agents answers from the store; the client is never called.
+    client = WebClient(token="xoxb-hostile", base_url="http://127.0.0.1:9/")
+    yield Services.from_settings(SETTINGS, connection, client)
     connection.close()
 
 

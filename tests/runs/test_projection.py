@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from process.settings import AgentLimits
-from runs.events import Event, EventType
+from runs.events import AgentTurn
 from runs.projection import StepState, project, render_text
 from runs.record import Cost, Run, RunStatus, Step
 
@@ -17,8 +17,8 @@ def make(status: RunStatus, **kw: object) -> Run:
     return run.model_copy(update={"status": status, **kw})
 
 
-def tool(turn: int, summary: str) -> Event:
-    return Event(type=EventType.TOOL, by="agent", data={"turn": turn, "summary": summary})
+def tool(turn: int, summary: str) -> AgentTurn:
+    return AgentTurn(by="agent", turn=turn, text=summary)
 
 
 @pytest.mark.parametrize("status", list(RunStatus))

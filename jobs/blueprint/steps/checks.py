@@ -18,7 +18,7 @@ from jobs.blueprint.steps.agent import Pass, agent_pass, finish_pass, pending_pa
 from jobs.checks import CheckResult, evaluate, failure_slice, mark_preexisting
 from jobs.repo_config import JUNIT_DIR, CheckCommand, RepoConfig
 from process.exceptions import StepFailed
-from runs.events import MILESTONE_ESCALATED, Event, EventType
+from runs.events import ChecksRan, Escalated, Event
 from runs.record import Run
 from sandboxes.protocol import Sandbox
 
@@ -220,11 +220,14 @@ def checks(ctx: RunContext, session: SandboxSession, *, phase: str = "checks") -
 
 def _checks_event(
     ctx: RunContext, passed: bool, summary: str, *, attempt: int | None = None, most: int = 0
-) -> Event:
-    data: dict[str, object] = {"passed": passed, "summary": summary}
-    if attempt is not None:
-        data.update(attempt=attempt, max_attempts=most)
-    return Event(type=EventType.CHECKS, by=ctx.by, data=data)
+) -> ChecksRan:
+    return ChecksRan(
+        by=ctx.by,
+        passed=passed,
+        text=summary,
+        fix_round=attempt,
+        last_round=most if attempt is not None else None,
+    )
 
 
 def escalate(
@@ -249,9 +252,7 @@ def escalate(
         escalated,
         [
             _checks_event(ctx, False, failing),
-            Event(
-                type=EventType.MESSAGE, by=ctx.by, data={"kind": MILESTONE_ESCALATED, "text": text}
-            ),
+            Escalated(by=ctx.by, text=text),
         ],
     )
     if config.escalation == "stop":

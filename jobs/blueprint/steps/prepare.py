@@ -12,6 +12,7 @@ from jobs.blueprint.context import RunContext
 from jobs.blueprint.sandbox import RepoFiles, SandboxSession, sandbox_config, workspace
 from jobs.repo_config import CONFIG_FILE, RepoConfig, resolve
 from process.exceptions import RepoConfigError, StepFailed
+from runs.events import Prepared
 from runs.record import Run
 
 
@@ -175,11 +176,17 @@ def prepare(ctx: RunContext, session: SandboxSession) -> None:
     origin = "detected" if config.detected else "from .agents.yml"
     if not config.checks:
         origin = "no check commands configured or detected"
-    ctx.message(
-        "prepared",
-        f"{run.repo}@{base_commit[:12]} ({base_branch}); checks: {checks} ({origin}); "
-        f"setup: {len(session.setup)} command(s)"
-        + (f"; {CONFIG_FILE} within this worker's limits: {'; '.join(lowered)}" if lowered else ""),
-        base_commit=base_commit,
-        checks=[check.name for check in config.checks],
+    ctx.record(
+        Prepared(
+            by=ctx.by,
+            text=f"{run.repo}@{base_commit[:12]} ({base_branch}); checks: {checks} ({origin}); "
+            f"setup: {len(session.setup)} command(s)"
+            + (
+                f"; {CONFIG_FILE} within this worker's limits: {'; '.join(lowered)}"
+                if lowered
+                else ""
+            ),
+            base_commit=base_commit,
+            checks=[check.name for check in config.checks],
+        )
     )

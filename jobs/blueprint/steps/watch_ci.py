@@ -15,6 +15,7 @@ from jobs.checks import excerpt
 from jobs.forge.steps import CiOutcome
 from jobs.forge.steps import poll_ci as forge_watch
 from process.exceptions import StepFailed
+from runs.events import CiFinished
 from runs.record import Run
 
 MAX_CI_SLICE = 6000
@@ -79,7 +80,7 @@ def _save_ci(ctx: RunContext, ci: dict[str, Any]) -> None:
         run.artifacts.ci = ci
 
     ctx.save(saved)
-    ctx.message("ci", _text(ci), state=ci["state"])
+    ctx.record(CiFinished(by=ctx.by, state=str(ci["state"]), text=_text(ci)))
 
 
 def fix_ci(ctx: RunContext, session: SandboxSession, ci: dict[str, Any]) -> dict[str, Any]:
