@@ -26,6 +26,7 @@ import pytest
 import redis
 
 from cli.record_agent import snapshot
+from runs.events import StatusChanged
 from runs.record import RunStatus
 from runs.store import RunStore
 from sandboxes import labels
@@ -203,9 +204,9 @@ def test_ctrl_c_cancels_the_run_and_removes_its_sandbox(
     assert run.status is RunStatus.CANCELLED
     assert run.error is None or "Ctrl-C" in (run.error or "")
     reason = next(
-        e.data.get("reason")
+        e.reason
         for e in reversed(store.events(run_id))
-        if e.data.get("to") == "cancelled"
+        if isinstance(e, StatusChanged) and e.to is RunStatus.CANCELLED
     )
     assert reason == "interrupted at the terminal (Ctrl-C)"
     assert sandboxes(run_id) == []

@@ -20,6 +20,7 @@ import pytest
 from jobs.agent.model import ModelResponse, OnRetry, Request
 from jobs.checks import evaluate, parse_junit
 from jobs.repo_config import CheckCommand
+from runs.events import Prepared
 from runs.record import Run, RunStatus
 from tests.reliability.figures import Table
 from tests.reliability.test_bad_input import Worker, failure
@@ -82,10 +83,8 @@ def test_limits_above_the_operators_are_lowered(worker: Worker) -> None:
     assert config["limits"]["command_timeout"] == 900
     assert config["limits"]["max_turns"] == 40
     assert [check["timeout"] for check in config["checks"]] == [900]
-    prepared = next(
-        e for e in worker.h.services.store.events(run.id) if e.data.get("kind") == "prepared"
-    )
-    told = str(prepared.data["text"])
+    prepared = next(e for e in worker.h.services.store.events(run.id) if isinstance(e, Prepared))
+    told = prepared.text
     assert "limits.command_timeout 21600 lowered to the worker's 900" in told
     TABLE.add(
         "`.agents.yml`: limits above the operator's",
