@@ -1,8 +1,8 @@
 """Forged load on a real ``agents bot`` in HTTP mode: four clients at once each sending a
 25 MB forged body (announced, and chunked without announcing it), and 200 connections
 that send nothing. Measured: the bot's peak resident memory as a ratio to idle (goal
-at most 1.2 times) and its threads. A figure, not a timed assertion; the test asserts only what
-the bot answers, and that the bot still answers afterwards.
+at most 1.2 times) and its threads. A figure, not a timed assertion; the test asserts what the bot
+answers, that the peak stays within the goal, and that the bot still answers afterwards.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow]
 FORGED_MB = 25
 CLIENTS = 4
 IDLE_CONNECTIONS = 200
+#: The issue's goal for the peak, as a multiple of the idle resident memory.
+GOAL = 1.2
 TABLE = Table(
     "security-forged-load",
     "Security: memory under forged load",
@@ -137,6 +139,8 @@ def test_forged_25_mb_bodies_four_at_once(
         thread.join(timeout=120)
     peak = mib(pid, "VmHWM")
     assert answers == [413] * CLIENTS
+    # The issue's goal; a server that read the bodies would hold some 100 MB more.
+    assert peak <= GOAL * idle, f"peak {peak:.1f} MiB against {idle:.1f} MiB idle"
     assert healthy(process)
     assert "x" * 1000 not in process.logs()
     how = "chunked, not announced" if chunked else "announced in Content-Length"
@@ -171,6 +175,7 @@ def test_200_connections_that_send_nothing(bot: tuple[BotProcess, SlackEmulator]
             sock.close()
     assert closed == IDLE_CONNECTIONS
     assert during <= before + 2
+    assert peak <= GOAL * idle, f"peak {peak:.1f} MiB against {idle:.1f} MiB idle"
     TABLE.add(
         f"{IDLE_CONNECTIONS} connections that send nothing",
         f"all {closed} closed by the bot after its head deadline; /healthz answered meanwhile",
