@@ -1,5 +1,7 @@
-"""HTTP mode: ``/slack/events`` for Slack, then ``/healthz`` and ``/metrics``
-(:mod:`process.endpoints`) on the same port, served by :class:`process.http.HttpServer`.
+"""HTTP mode: ``/slack/events`` for Slack, ``/github/events`` for GitHub's webhooks
+(:mod:`bot.github_webhooks`, when ``GITHUB_WEBHOOK_SECRET`` is set), then ``/healthz`` and
+``/metrics`` (:mod:`process.endpoints`) on the same port, served by
+:class:`process.http.HttpServer`.
 
 Whoever can reach the port can send anything, so a request to ``/slack/events`` is
 checked in this order, and answered at the first problem with one log line and no
@@ -13,7 +15,9 @@ traceback; bolt only ever sees a request that passed them all:
    with a JSON ``payload`` (400 for malformed JSON, a form labelled JSON, or anything
    bolt cannot make a request of).
 
-A body never reaches the log: a refusal names its size, never its content.
+A body never reaches the log: a refusal names its size, never its content. GitHub's
+deliveries get the same bounds on the body, then their own checks (their signature
+first).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from urllib.parse import parse_qsl
 
 from slack_bolt import App, BoltRequest, BoltResponse
 
+from bot.github_webhooks import PATH as GITHUB_PATH
 from process.endpoints import Health, Wsgi, ops_app
 from process.http import (
     Asgi,
@@ -184,10 +189,12 @@ def asgi_app(
     secret: str,
     healthy: Health,
     metrics: Wsgi | None = None,
+    github: Asgi | None = None,
     *,
     limits: HttpLimits | None = None,
 ) -> Asgi:
-    """Slack's requests go to :func:`slack_endpoint`, everything else to
+    """Slack's requests go to :func:`slack_endpoint`, GitHub's to ``github`` (if
+    webhooks are on, :func:`bot.github_webhooks.github_endpoint`), everything else to
     :func:`process.endpoints.ops_app`."""
     slack = slack_endpoint(app, secret, limits=limits)
     ops = from_wsgi(ops_app(healthy, metrics))
@@ -197,6 +204,8 @@ def asgi_app(
             return
         if scope["path"] == EVENTS_PATH:
             await slack(scope, receive, send)
+        elif scope["path"] == GITHUB_PATH and github is not None:
+            await github(scope, receive, send)
         else:
             await ops(scope, receive, send)
 

@@ -21,6 +21,8 @@ COMMANDS = (
     "bot",
     "worker",
     "run",
+    "decide",
+    "logs",
     "eval",
     "stats",
     "status",

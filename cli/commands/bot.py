@@ -53,6 +53,19 @@ def handle(args: argparse.Namespace) -> int:
     client = web_client(bot_settings.slack_bot_token.get_secret_value(), bot_settings.slack_api_url)
     services = Services.from_settings(bot_settings, connection, client)
     app = create_app(services, client)
+    github = None
+    if bot_settings.github_webhook_secret is not None:
+        from bot.github_webhooks import GitHubWebhooks, github_endpoint
+
+        github = github_endpoint(
+            GitHubWebhooks(
+                connection,
+                services.store,
+                secret=bot_settings.github_webhook_secret.get_secret_value(),
+                queue=bot_settings.queue,
+                allowed_repos=bot_settings.allowed_repos,
+            )
+        )
     # Everything loaded so far lives as long as the process: keep it out of the full
     # garbage collections, whose pauses otherwise land on Slack requests (bench/status.py).
     gc.collect()
@@ -75,12 +88,13 @@ def handle(args: argparse.Namespace) -> int:
         else:
             secret = bot_settings.slack_signing_secret
             assert secret is not None  # settings require it in HTTP mode
-            served = asgi_app(app, secret.get_secret_value(), healthy, metrics)
+            served = asgi_app(app, secret.get_secret_value(), healthy, metrics, github)
             server = HttpServer(served, args.host, bot_settings.bot_port)
             log.info(
-                "bot: HTTP mode on %s:%s (/slack/events, /healthz, /metrics)",
+                "bot: HTTP mode on %s:%s (/slack/events,%s /healthz, /metrics)",
                 args.host,
                 bot_settings.bot_port,
+                " /github/events," if github is not None else "",
             )
             server.serve_forever()
     finally:

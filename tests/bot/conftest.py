@@ -16,6 +16,7 @@ import redis
 from slack_sdk import WebClient
 
 from bot.app import create_app
+from bot.github_webhooks import GitHubWebhooks, github_endpoint
 from bot.http import asgi_app
 from bot.reporter import Reporter
 from bot.services import Services
@@ -67,7 +68,20 @@ def open_harness(connection: redis.Redis, **overrides: Any) -> Iterator[Harness]
     services = Services.from_settings(bot_settings(emu, **overrides), connection, client)
     executor = ThreadPoolExecutor(max_workers=1)
     app = create_app(services, client, listener_executor=executor)
-    server = HttpServer(asgi_app(app, emu.signing_secret, lambda: None), "127.0.0.1", 0).start()
+    github = None
+    secret = services.settings.github_webhook_secret
+    if secret is not None:  # GitHub's webhooks on the same server, as `agents bot` does
+        github = github_endpoint(
+            GitHubWebhooks(
+                connection,
+                services.store,
+                secret=secret.get_secret_value(),
+                queue=services.settings.queue,
+                allowed_repos=services.settings.allowed_repos,
+            )
+        )
+    served = asgi_app(app, emu.signing_secret, lambda: None, github=github)
+    server = HttpServer(served, "127.0.0.1", 0).start()
     emu.bot_url = f"http://127.0.0.1:{server.port}/slack/events"
     try:
         yield Harness(emu=emu, services=services, client=client, executor=executor)
