@@ -17,7 +17,7 @@ from slack_sdk import WebClient
 
 from bot.clean import clean_text
 from bot.listeners.commands.agents import _run_id, handle_command
-from bot.requests import MAX_REQUEST_CHARS, Ask, Help, Refusal, parse
+from bot.requests import MAX_REQUEST_CHARS, Ask, Help, NoRepo, Refusal, parse
 from bot.services import Services
 from process.repo_names import is_repo_name, is_repo_pattern, repo_problem
 from process.settings import BotSettings
@@ -42,9 +42,12 @@ mentionish = st.lists(st.one_of(words, anything), max_size=8).map(" ".join)
 @given(st.one_of(anything, mentionish), st.sampled_from(["C_DEFAULT", "C_OTHER", "D1"]))
 def test_every_mention_gets_a_request_usage_or_refusal(text: str, channel: str) -> None:
     answer = parse(text, channel=channel, settings=SETTINGS)
-    assert isinstance(answer, Ask | Help | Refusal)
+    assert isinstance(answer, Ask | Help | NoRepo | Refusal)
     if isinstance(answer, Refusal):
         assert answer.message.strip()
+    if isinstance(answer, NoRepo):  # the picker asks for the repository
+        assert answer.text
+        assert len(answer.text) <= MAX_REQUEST_CHARS
     if isinstance(answer, Ask):
         assert is_repo_name(answer.repo)
         assert answer.repo.lower().startswith("acme/")

@@ -75,3 +75,17 @@ def test_repository_names_outside_githubs_rules_make_no_run(
     told = str(answer["text"])
     assert told.startswith(f"`{name}` doesn't look like a repository name (")
     TABLE.add(f"repository `{name}` ({allow})", "thread reply", told)
+
+
+@pytest.mark.parametrize("name", ["acme/..", "acme/.", "-acme/api"])
+def test_a_channel_default_outside_githubs_rules_is_refused(listed: Harness, name: str) -> None:
+    """``/agents repo acme/..``: the allow-list glob ``acme/*`` matches it, so only the
+    name's rules keep it from becoming the channel's default."""
+    h = listed
+    h.emu.slash(ALICE, GENERAL, "/agents", f"repo {name}")
+    h.settle()
+    (told,) = ephemeral_texts(h, ALICE)
+    assert told.startswith(f"`{name}` doesn't look like a repository name"), told
+    assert h.services.channel_repos.get(GENERAL) == "acme/api"  # the operator's, unchanged
+    if name == "acme/..":
+        TABLE.add(f"`/agents repo {name}` (allow-list `acme/*`)", "ephemeral", told)

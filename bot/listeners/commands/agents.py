@@ -15,13 +15,13 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.blocks import escape, run_detail_blocks, status_blocks, text_message
-from bot.repo_picker import is_repo_name
 from bot.requests import may_ask, repo_allowed
 from bot.services import Services
 from bot.stats_blocks import stats_blocks
 from jobs import decisions
 from jobs.status import collect
 from process.exceptions import RunNotFound
+from process.repo_names import is_repo_name
 from runs.outcomes import OutcomeStore
 from runs.projection import project
 from runs.record import Run, utcnow
