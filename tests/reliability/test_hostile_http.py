@@ -220,3 +220,32 @@ def test_a_lone_surrogate_in_a_mention_still_makes_a_queued_run(surface: Harness
         "the run's request",
         f"`{run.request}`: replaced by U+FFFD and removed before the run is created",
     )
+
+
+def test_a_github_delivery_over_the_cap_is_refused_before_it_is_read(
+    real_redis_conn: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``/github/events`` shares the server and its bounds: a forged 25 MB delivery is
+    refused from its declared size, with one log line and nothing queued."""
+    with open_harness(real_redis_conn, github_webhook_secret="gh-secret") as h:
+        url = h.emu.bot_url.replace("/slack/events", "/github/events")
+        declared = 25 * 1024 * 1024
+        head = request_bytes(url, b"", {"Content-Type": JSON, "X-GitHub-Event": "issue_comment"})
+        head = head.replace(b"Content-Length: 0", f"Content-Length: {declared}".encode())
+        parts = urlsplit(url)
+        caplog.set_level(logging.INFO)
+        with socket.create_connection((parts.hostname, parts.port), timeout=PATIENCE) as sock:
+            sock.sendall(head + b"{" + b" " * 1024)
+            answer = read_answer(sock)
+        assert answer.status == 413
+        told = answer.body.decode().strip()
+        assert told == f"body of {declared:,} bytes is over the limit"
+        assert [r.getMessage()[:40] for r in refusals(caplog)] == [
+            "github delivery refused: 413 body of 26,"
+        ]
+        assert Queue("bot-tests", connection=h.services.connection).count == 0
+    TABLE.add(
+        "a 25 MB GitHub delivery (HTTP), announced and never sent",
+        "HTTP 413 to the sender",
+        told,
+    )
