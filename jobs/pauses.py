@@ -187,6 +187,8 @@ def expired_asks(queue: RunQueue, timeout_seconds: float, now: datetime | None =
     stopped = []
     moment = now or utcnow()
     for run in queue.store.list_by_status(RunStatus.AWAITING_BUDGET, limit=500):
+        if not queue.serves(run):
+            continue  # another queue's workers sweep it, and run it on their queue
         ask = run.artifacts.budget_ask or {}
         try:
             asked = datetime.fromisoformat(str(ask.get("at")))

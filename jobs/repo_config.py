@@ -3,6 +3,13 @@
 The file is data from the repository, so it is validated strictly: an unknown key or a
 bad value becomes a :class:`RepoConfigError` whose message names the key and says what
 is expected, for the run's thread. When no checks are configured they are detected.
+
+It is parsed with limits first, so nothing in it can hold the worker (and its run's
+heartbeat) for long: at most :data:`MAX_CONFIG_BYTES`, :data:`MAX_DEPTH` levels of
+nesting, and :data:`MAX_NODES` values once every alias is expanded (a "billion laughs"
+file is a few lines that expand to billions). The limits are checked on YAML's event
+stream, which PyYAML produces without recursion and without building anything, before
+the document is composed; a file over them is refused with a message saying which.
 """
 
 from __future__ import annotations
@@ -27,6 +34,10 @@ from process.exceptions import RepoConfigError
 
 CONFIG_FILE = ".agents.yml"
 MAX_CONFIG_BYTES = 64 * 1024
+#: Nesting deeper than this is no configuration anyone writes.
+MAX_DEPTH = 20
+#: Values (scalars, lists, mappings) in the document with every alias expanded.
+MAX_NODES = 10_000
 #: Where checks write JUnit XML inside the sandbox: on /tmp, so it never enters the patch.
 JUNIT_DIR = "/tmp/agents-checks"  # noqa: S108 - the sandbox's own tmpfs, not the host's
 
@@ -146,7 +157,8 @@ class RepoConfig(_Strict):
     limits: RepoLimits = Field(default_factory=RepoLimits)
     fix_rounds: int = Field(2, ge=0, le=10)
     escalation: Literal["draft", "stop"] = "draft"
-    protected_paths: list[str] = Field(default_factory=lambda: [".github/workflows/**"])
+    #: Added to the worker's AGENTS_PROTECTED_PATHS (a repository cannot remove any).
+    protected_paths: list[str] = Field(default_factory=list)
     allow_protected: list[str] = Field(default_factory=list)
     #: ``always``: every run plans first and waits for the plan's approval; ``auto``:
     #: when asked, or when the request is past the operator's AGENTS_PLAN_WHEN.
@@ -163,13 +175,66 @@ def _where(loc: Sequence[int | str]) -> str:
     return ".".join(parts) or "(top level)"
 
 
+def check_entry(kind: str, size: int) -> None:
+    """Refuse a ``.agents.yml`` that is not a regular file, or too big to read: never
+    ignore it and go on with the defaults."""
+    if kind != "file":
+        raise RepoConfigError(
+            f"{CONFIG_FILE} is a {kind}, not a regular file, so it was not read; "
+            "make it a plain file in the repository"
+        )
+    if size > MAX_CONFIG_BYTES:
+        raise RepoConfigError(
+            f"{CONFIG_FILE} is {size:,} bytes, over the {MAX_CONFIG_BYTES // 1024} KiB limit, "
+            "so it was not read; keep it to the settings this page lists: "
+            "setup, checks, image, network, limits"
+        )
+
+
+def check_bounds(text: str) -> None:
+    """Refuse YAML nested deeper than :data:`MAX_DEPTH`, or with more than
+    :data:`MAX_NODES` values once its aliases are expanded, from its event stream."""
+    depth = 0
+    nodes = 0
+    expanded: dict[str, int] = {}  # anchor -> values under it, its aliases expanded
+    open_at: list[tuple[str | None, int]] = []  # per open collection: anchor, nodes before
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.ScalarEvent):
+            nodes += 1
+            if event.anchor:
+                expanded[event.anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            nodes += expanded.get(event.anchor or "", 1)
+        elif isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                where = f" (at line {mark.line + 1})" if mark is not None else ""
+                raise RepoConfigError(
+                    f"{CONFIG_FILE} nests deeper than {MAX_DEPTH} levels{where}; "
+                    "no setting needs that"
+                )
+            open_at.append((event.anchor, nodes))
+            nodes += 1
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+            anchor, before = open_at.pop()
+            if anchor:
+                expanded[anchor] = nodes - before
+        if nodes > MAX_NODES:
+            raise RepoConfigError(
+                f"{CONFIG_FILE} has more than {MAX_NODES:,} values once its aliases (*name) "
+                "are expanded, so it was not read; write the settings out without aliases"
+            )
+
+
 def parse_repo_config(text: str | None) -> RepoConfig:
     """Parse ``.agents.yml`` text (None: no file) into a validated config."""
     if text is None or not text.strip():
         return RepoConfig()
-    if len(text.encode()) > MAX_CONFIG_BYTES:
-        raise RepoConfigError(f"{CONFIG_FILE} is larger than {MAX_CONFIG_BYTES // 1024} KiB")
+    check_entry("file", len(text.encode("utf-8", "surrogatepass")))
     try:
+        check_bounds(text)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

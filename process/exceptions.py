@@ -40,6 +40,15 @@ class ThreadAlreadyHasRun(AgentsError):
         super().__init__(f"thread {channel}/{thread_ts} already belongs to run #{run_id}")
 
 
+class InvalidRepoName(AgentsError):
+    """A repository name that breaks GitHub's rules (:mod:`process.repo_names`); no run
+    is created for it."""
+
+    def __init__(self, repo: str, problem: str) -> None:
+        self.repo = repo
+        super().__init__(f"{repo[:100]!r} is not a repository name: {problem}")
+
+
 class InvalidTransition(AgentsError):
     """The transition is not in the table, or another actor changed the run first."""
 

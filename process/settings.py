@@ -22,16 +22,22 @@ from pydantic import (
     PositiveInt,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
+from redis.connection import parse_url
 
 from process.exceptions import SettingsError
+from process.repo_names import is_repo_name, is_repo_pattern
 
 ENV_PREFIX = "AGENTS_"
-_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.*-]+$")
+#: What a change may not touch unless ``.agents.yml`` allows it: CI workflows, and the
+#: files that say how the repository is built and checked (a change to them would run
+#: with the next run's trust).
+DEFAULT_PROTECTED_PATHS = (".github/workflows/**", ".agents.yml", ".devcontainer/**")
 
 
 def _split(value: Any) -> Any:
@@ -109,6 +115,22 @@ class StoreSettings(Section):
         description="seconds an RQ job may run before RQ kills it; above the agent's wall "
         "clock plus checks plus the CI watch",
     )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        """A URL redis-py can connect with, checked here so a typo ends the command with
+        one line naming REDIS_URL (its password masked), not a traceback later."""
+        shown = re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", value)[:200]
+        if value.partition("://")[0].lower() not in ("redis", "rediss", "unix"):
+            raise ValueError(
+                f"expected a URL like redis://host:6379/0 (or rediss://, unix://), got {shown!r}"
+            )
+        try:
+            parse_url(value)  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            raise ValueError(f"{exc}, got {shown!r}") from None
+        return value
 
     @property
     def run_retention_seconds(self) -> int:
@@ -434,8 +456,9 @@ class BlueprintSettings(Section):
         description="when checks still fail: draft (publish a draft PR saying so) or stop",
     )
     protected_paths: CommaList = Field(
-        default_factory=lambda: [".github/workflows/**"],
-        description="globs a change may not touch unless .agents.yml allows them",
+        default_factory=lambda: list(DEFAULT_PROTECTED_PATHS),
+        description="globs a change may not touch unless .agents.yml allows them; "
+        "a symbolic link into one, or replacing a directory above one, counts",
     )
     ci_timeout_seconds: float = Field(
         1800, ge=0, description="most seconds to watch the PR's CI; 0 skips watching"
@@ -514,6 +537,12 @@ class FactorySettings(Section):
 
 class SandboxSettings(Section):
     sandbox_image: str = Field("agents-sandbox:latest", description="default image for sandboxes")
+    allowed_images: CommaList = Field(
+        default_factory=list,
+        description="images .agents.yml may choose with `image:`, as glob patterns "
+        "(e.g. agents-sandbox:*,registry.acme.dev/ci/*); AGENTS_SANDBOX_IMAGE always; "
+        "empty allows no other",
+    )
     sandbox_backend: Literal["docker", "local", "auto"] = Field(
         "docker",
         description="docker, local (development only: does NOT isolate) or auto",
@@ -584,12 +613,12 @@ class BotSettings(
                 "set it, or set SLACK_APP_TOKEN for Socket Mode"
             )
         for channel, repo in self.channel_repos.items():
-            if not _REPO.match(repo) or "*" in repo:
+            if not is_repo_name(repo):
                 raise ValueError(
                     f"AGENTS_CHANNEL_REPOS: expected owner/name for channel {channel}, got {repo!r}"
                 )
         for repo in self.allowed_repos:
-            if not _REPO.match(repo):
+            if not is_repo_pattern(repo):
                 raise ValueError(
                     f"AGENTS_ALLOWED_REPOS: expected owner/name or owner/*, got {repo!r}"
                 )

@@ -273,6 +273,10 @@ class Run(BaseModel):
     plan_asked: bool = False
     #: Follow-ups that arrived while the run was working, for its next iteration.
     pending_feedback: list[Feedback] = Field(default_factory=list)
+    #: The RQ queue its jobs go to (AGENTS_QUEUE of the bot that took it): only workers
+    #: of that queue recover it. None for a run no queue serves (``agents run``), or
+    #: one stored before runs recorded it.
+    home_queue: str | None = None
     status: RunStatus = RunStatus.QUEUED
     status_by: str | None = None
     step: Step | None = None

@@ -248,7 +248,10 @@ class RepoCache:
         info = repo / ".git" / "info"
         info.mkdir()
         (info / "attributes").write_text("* -export-ignore -export-subst\n")
-        tree = git("-c", "tar.umask=022", "archive", "--format=tar", sha)
+        # An empty tree (a repository with no files yet) archives as a lone pax header
+        # that tarfile cannot open: it contributes nothing.
+        empty = not git("ls-tree", "--name-only", sha).strip()
+        tree = b"" if empty else git("-c", "tar.umask=022", "archive", "--format=tar", sha)
         shutil.rmtree(info)
         # FETCH_HEAD names the mirror's path on the worker; the sandbox has no use for it.
         (repo / ".git" / "FETCH_HEAD").unlink(missing_ok=True)
@@ -355,6 +358,8 @@ def _join_tars(first: bytes, second: bytes) -> bytes:
 
     Joining bytes instead of copying members keeps a 5,000-file tree cheap to pack.
     """
+    if not first:
+        return second
     with tarfile.open(fileobj=io.BytesIO(first)) as tar:
         tar.getmembers()
         end = tar.offset

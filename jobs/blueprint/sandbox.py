@@ -18,8 +18,8 @@ from typing import Literal
 from jobs.blueprint.context import RunContext
 from jobs.blueprint.deps import Deps
 from jobs.checks import excerpt
-from jobs.repo_config import RepoConfig
-from process.exceptions import RepoCacheError, StepFailed
+from jobs.repo_config import RepoConfig, check_entry
+from process.exceptions import RepoCacheError, RepoConfigError, StepFailed
 from runs.record import Run
 from sandboxes.cache import WorkspaceArchive
 from sandboxes.config import SandboxConfig
@@ -34,11 +34,17 @@ MAX_CONFIG_FILE = 1024 * 1024
 
 class RepoFiles:
     """Files of a workspace archive, read without unpacking it: for ``.agents.yml`` and
-    check detection before any sandbox exists (the config chooses the sandbox)."""
+    check detection before any sandbox exists (the config chooses the sandbox).
+
+    Only regular files at the root up to :data:`MAX_CONFIG_FILE` are read; every root
+    entry's kind and size is kept, so a config file that is a link or too big is
+    refused with its reason instead of being taken as absent (:meth:`entry`).
+    """
 
     def __init__(self, workspace: WorkspaceArchive) -> None:
         self._files: dict[str, bytes] = {}
         self._dirs: set[str] = set()
+        self._entries: dict[str, tuple[str, int]] = {}
         with tarfile.open(fileobj=io.BytesIO(gzip.decompress(workspace.archive))) as tar:
             for member in tar:
                 name = member.name.removeprefix("./").rstrip("/")
@@ -46,6 +52,8 @@ class RepoFiles:
                     continue
                 parts = name.split("/")
                 self._dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
+                if "/" not in name:
+                    self._entries[name] = (_kind(member), member.size)
                 if member.isdir():
                     self._dirs.add(name)
                 elif member.isfile() and "/" not in name and member.size <= MAX_CONFIG_FILE:
@@ -58,9 +66,39 @@ class RepoFiles:
     def exists(self, path: str) -> bool:
         return path in self._files or path in self._dirs
 
+    def entry(self, name: str) -> tuple[str, int] | None:
+        """A root entry's kind (``file``, ``directory``, ``symbolic link``, ...) and size."""
+        return self._entries.get(name)
+
     def read(self, path: str) -> str | None:
         data = self._files.get(path)
         return None if data is None else data.decode("utf-8", errors="replace")
+
+    def read_config(self, name: str) -> str | None:
+        """``name`` (``.agents.yml``) as text, None if absent; :class:`RepoConfigError` if it
+        is not a regular file, is too big, or is not UTF-8."""
+        entry = self.entry(name)
+        if entry is None:
+            return None
+        check_entry(*entry)
+        try:
+            return self._files.get(name, b"").decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RepoConfigError(
+                f"{name} is not UTF-8 text (byte {exc.start}), so it was not read"
+            ) from None
+
+
+def _kind(member: tarfile.TarInfo) -> str:
+    if member.isfile():
+        return "file"
+    if member.isdir():
+        return "directory"
+    if member.issym():
+        return "symbolic link"
+    if member.islnk():
+        return "hard link"
+    return "special file"
 
 
 def workspace(deps: Deps, url: str, commit: str) -> WorkspaceArchive:
@@ -123,6 +161,7 @@ def run_setup(sandbox: Sandbox, config: RepoConfig) -> list[tuple[str, float]]:
         return done
     set_network(sandbox, config, "setup")
     for command in config.setup:
+        # command_timeout is already within the worker's (prepare.effective_config).
         result = sandbox.exec(command, timeout=config.limits.command_timeout)
         if not result.ok:
             what = "timed out" if result.timed_out else f"exited {result.exit_code}"

@@ -153,6 +153,7 @@ def start_run(
             message_ts=ts,
             context=context,
             plan_asked=ask.plan,
+            home_queue=services.settings.queue,
         )
     except ThreadAlreadyHasRun as exc:
         reply(client, channel, reply_to, f"This thread already belongs to run #{exc.run_id}.")

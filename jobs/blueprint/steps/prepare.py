@@ -3,8 +3,10 @@ build the sandbox (workspace from the cache, setup commands run)."""
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.metadata
 
+from jobs.agent.config import AgentConfig
 from jobs.blueprint.config import BlueprintConfig
 from jobs.blueprint.context import RunContext
 from jobs.blueprint.sandbox import RepoFiles, SandboxSession, sandbox_config, workspace
@@ -14,27 +16,87 @@ from runs.events import Prepared
 from runs.record import Run
 
 
-def effective_config(repo: RepoConfig, defaults: BlueprintConfig) -> RepoConfig:
-    """The repository's config, with the worker's defaults where it says nothing."""
+def effective_config(
+    repo: RepoConfig, defaults: BlueprintConfig, agent: AgentConfig | None = None
+) -> tuple[RepoConfig, list[str]]:
+    """The repository's config within the operator's: the worker's defaults where it
+    says nothing, and every limit at most the operator's (``agent``: the worker's agent
+    configuration). Also what was lowered, for the thread.
+
+    A repository only tightens: a limit over the operator's is lowered to it, the
+    operator's protected paths stay protected whatever ``protected_paths`` says, and an
+    ``image`` must be the worker's own or on ``AGENTS_ALLOWED_IMAGES``, or the run
+    fails saying so.
+    """
+    agent = agent or AgentConfig()
     given = repo.model_fields_set
+    lowered: list[str] = []
+
+    def at_most(what: str, value: float | None, ceiling: float) -> float | None:
+        if value is None or value <= ceiling:
+            return value
+        lowered.append(f"{what} {value:g} lowered to the worker's {ceiling:g}")
+        return ceiling
+
     changes: dict[str, object] = {}
     if "fix_rounds" not in given:
         changes["fix_rounds"] = defaults.fix_rounds
+    else:
+        changes["fix_rounds"] = int(
+            at_most("fix_rounds", repo.fix_rounds, defaults.fix_rounds) or 0
+        )
     if "escalation" not in given:
         changes["escalation"] = defaults.escalation
-    if "protected_paths" not in given:
-        changes["protected_paths"] = list(defaults.protected_paths)
-    return repo.model_copy(update=changes)
+    changes["protected_paths"] = list(
+        dict.fromkeys([*defaults.protected_paths, *repo.protected_paths])
+    )
+    ceiling = agent.max_command_timeout
+    limits = repo.limits
+    timeout = at_most("limits.command_timeout", limits.command_timeout, ceiling)
+    changes["limits"] = limits.model_copy(
+        update={
+            "max_turns": at_most("limits.max_turns", limits.max_turns, agent.limits.max_turns),
+            "max_dollars": at_most(
+                "limits.max_dollars", limits.max_dollars, agent.limits.max_dollars
+            ),
+            "command_timeout": None if timeout is None else int(timeout),
+        }
+    )
+    changes["checks"] = [
+        check.model_copy(
+            update={
+                "timeout": int(at_most(f"checks.{check.name}.timeout", check.timeout, ceiling) or 1)
+            }
+        )
+        for check in repo.checks
+    ]
+    if repo.image and not image_allowed(repo.image, defaults):
+        allowed = ", ".join(f"`{p}`" for p in defaults.allowed_images) or "none besides it"
+        raise StepFailed(
+            f"{CONFIG_FILE}: `image: {repo.image[:100]}` is not an image this worker may run "
+            f"(its own is `{defaults.sandbox.image}`; AGENTS_ALLOWED_IMAGES: {allowed}); "
+            "remove `image:`, or ask an admin to allow it"
+        )
+    return repo.model_copy(update=changes), lowered
 
 
-def read_config(files: RepoFiles, defaults: BlueprintConfig) -> RepoConfig:
+def image_allowed(image: str, defaults: BlueprintConfig) -> bool:
+    """The worker's own sandbox image, or one matching an ``AGENTS_ALLOWED_IMAGES`` glob."""
+    return image == defaults.sandbox.image or any(
+        fnmatch.fnmatchcase(image, pattern) for pattern in defaults.allowed_images
+    )
+
+
+def read_config(
+    files: RepoFiles, defaults: BlueprintConfig, agent: AgentConfig | None = None
+) -> tuple[RepoConfig, list[str]]:
     """``.agents.yml`` validated (a bad one fails the run with its message), checks
-    detected when none are configured."""
+    detected when none are configured, within the operator's limits."""
     try:
-        config = resolve(files.read(CONFIG_FILE), files.exists, files.read)
+        config = resolve(files.read_config(CONFIG_FILE), files.exists, files.read)
     except RepoConfigError as err:
         raise StepFailed(str(err)) from None
-    return effective_config(config, defaults)
+    return effective_config(config, defaults, agent)
 
 
 def _version() -> str:
@@ -70,10 +132,12 @@ def prepare(ctx: RunContext, session: SandboxSession) -> None:
     deps.cache.mirror(url, auth_header=deps.git_auth(url))
     base_commit = known.base_commit or deps.cache.resolve(url, f"refs/heads/{base_branch}")
     start_commit = known.start_commit or base_commit
+    lowered: list[str] = []
     if known.config is not None:
         config = RepoConfig.model_validate(known.config)
     else:
-        config = read_config(RepoFiles(workspace(deps, url, base_commit)), deps.config)
+        files = RepoFiles(workspace(deps, url, base_commit))
+        config, lowered = read_config(files, deps.config, deps.agent)
 
     def resolved(run: Run) -> None:
         run.artifacts.base_branch = base_branch
@@ -116,7 +180,12 @@ def prepare(ctx: RunContext, session: SandboxSession) -> None:
         Prepared(
             by=ctx.by,
             text=f"{run.repo}@{base_commit[:12]} ({base_branch}); checks: {checks} ({origin}); "
-            f"setup: {len(session.setup)} command(s)",
+            f"setup: {len(session.setup)} command(s)"
+            + (
+                f"; {CONFIG_FILE} within this worker's limits: {'; '.join(lowered)}"
+                if lowered
+                else ""
+            ),
             base_commit=base_commit,
             checks=[check.name for check in config.checks],
         )
