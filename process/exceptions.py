@@ -329,3 +329,9 @@ class ImageBuildFailed(AgentsError):
 
 class RepoCacheError(AgentsError):
     """A repository mirror could not be created, refreshed or read."""
+
+
+class EnvironmentBuildFailed(StepFailed):
+    """An environment could not be built: a setup command or the repository's
+    Dockerfile failed. The message names what failed and shows the first and last
+    lines of its output; nothing was cached."""

@@ -1,5 +1,6 @@
-"""prepare: resolve the repository, base branch and commit, read ``.agents.yml``, and
-build the sandbox (workspace from the cache, setup commands run)."""
+"""prepare: resolve the repository, base branch and commit, read ``.agents.yml`` (or,
+without setup there, ``.devcontainer/devcontainer.json``), and open the sandbox: on
+the repository's environment, built first if this key has none yet."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import importlib.metadata
 
 from jobs.blueprint.config import BlueprintConfig
 from jobs.blueprint.context import RunContext
+from jobs.blueprint.deps import Deps
 from jobs.blueprint.sandbox import RepoFiles, SandboxSession, sandbox_config, workspace
+from jobs.environments.devcontainer import read_devcontainer, validated, with_devcontainer
 from jobs.repo_config import CONFIG_FILE, RepoConfig, resolve
-from process.exceptions import RepoConfigError, StepFailed
+from process.exceptions import RepoCacheError, RepoConfigError, StepFailed
 from runs.record import Run
 
 
@@ -34,6 +37,26 @@ def read_config(files: RepoFiles, defaults: BlueprintConfig) -> RepoConfig:
     except RepoConfigError as err:
         raise StepFailed(str(err)) from None
     return effective_config(config, defaults)
+
+
+def with_devcontainer_setup(deps: Deps, url: str, commit: str, config: RepoConfig) -> RepoConfig:
+    """``config`` with the devcontainer's environment when ``.agents.yml`` has no setup
+    (nor a Dockerfile) of its own."""
+    if config.has_environment:
+        return config
+    try:
+        dev = read_devcontainer(deps.cache, url, commit)
+        if dev is None:
+            return config
+        return validated(with_devcontainer(config, dev), dev.path)
+    except (RepoConfigError, RepoCacheError) as err:
+        raise StepFailed(str(err)) from None
+
+
+def config_at(deps: Deps, url: str, commit: str) -> RepoConfig:
+    """The repository's effective configuration at ``commit`` (upkeep uses it too)."""
+    config = read_config(RepoFiles(workspace(deps, url, commit)), deps.config)
+    return with_devcontainer_setup(deps, url, commit, config)
 
 
 def _version() -> str:
@@ -72,7 +95,7 @@ def prepare(ctx: RunContext, session: SandboxSession) -> None:
     if known.config is not None:
         config = RepoConfig.model_validate(known.config)
     else:
-        config = read_config(RepoFiles(workspace(deps, url, base_commit)), deps.config)
+        config = config_at(deps, url, base_commit)
 
     def resolved(run: Run) -> None:
         run.artifacts.base_branch = base_branch
@@ -99,6 +122,7 @@ def prepare(ctx: RunContext, session: SandboxSession) -> None:
         },
         "prompt_sha256": {},
         "setup": list(config.setup),
+        "environment": _environment_manifest(ctx),
         "checks": [check.run for check in config.checks],
         "checks_detected": config.detected,
     }
@@ -114,7 +138,25 @@ def prepare(ctx: RunContext, session: SandboxSession) -> None:
     ctx.message(
         "prepared",
         f"{run.repo}@{base_commit[:12]} ({base_branch}); checks: {checks} ({origin}); "
-        f"setup: {len(session.setup)} command(s)",
+        f"{_setup_words(ctx, config, session)}",
         base_commit=base_commit,
         checks=[check.name for check in config.checks],
     )
+
+
+def _environment_manifest(ctx: RunContext) -> dict[str, str] | None:
+    env = ctx.run().artifacts.environment
+    return None if env is None else {"key": env.key, "image_id": env.image, "commit": env.commit}
+
+
+def _setup_words(ctx: RunContext, config: RepoConfig, session: SandboxSession) -> str:
+    env = ctx.run().artifacts.environment
+    if env is not None:
+        words = f"setup: in environment {env.key[:12]} ({env.outcome})"
+    else:
+        words = f"setup: {len(session.setup)} command(s)"
+    if config.environment.origin == "devcontainer":
+        words += " from .devcontainer/devcontainer.json"
+        if config.environment.ignored:
+            words += f" (ignored there: {', '.join(config.environment.ignored[:10])})"
+    return words
