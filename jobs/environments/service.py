@@ -285,6 +285,23 @@ class Environments:
         self.redis.sadd(self.key("rebuild"), repo)
         self.wake()
 
+    def take_rebuild_requests(self) -> list[str]:
+        """The repositories whose rebuild runs asked for since the last call."""
+        found = []
+        while (raw := self.redis.spop(self.key("rebuild"))) is not None:
+            found.append(_text(raw))
+        return found
+
+    def move_pools(self, old_image: str, new_image: str) -> None:
+        """A rebuilt environment takes over its predecessor's pools: their idle
+        containers go, and the same pools are kept filled from the new image."""
+        for pid, config in self.pool.configs().items():
+            if config.image == old_image:
+                self.pool.forget(pid)
+                self.pool.remember(config.with_changes(image=new_image))
+        self.pool.drain(old_image)
+        self.wake()
+
     def wake(self) -> None:
         """Nudge the upkeep thread (pool refills, rebuilds) now rather than at its next pass."""
         with self.redis.pipeline() as pipe:

@@ -59,9 +59,11 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-def agents_yml(setup: list[str], extra: str = "") -> str:
+def agents_yml(setup: list[str], extra: str = "", update: str | None = None) -> str:
     lines = ["setup:"] + [f"  - {command}" for command in setup]
     lines += ["environment:", "  env: {PYTHONPATH: /workspace/.deps}"]
+    if update:
+        lines.append(f"  update: {update}")
     return "\n".join(lines) + "\n" + extra
 
 
