@@ -74,6 +74,11 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def namespace(prefix: str, engine: EnvEngine) -> str:
+    """Where an engine's environment bookkeeping (locks, pools, leases) lives in Redis."""
+    return f"{prefix}:env:{engine.id}"
+
+
 class Environments:
     """The environments of one Docker engine. Dependencies are passed in."""
 
@@ -96,7 +101,7 @@ class Environments:
         self.image_id = image_id or engine.image_id
         self.pool_size = pool_size
         self.max_age = max_age
-        self.namespace = f"{prefix}:env:{engine.id}"
+        self.namespace = namespace(prefix, engine)
         self.pool = engine.pool(connection, self.namespace)
 
     # -- keys ---------------------------------------------------------------------------

@@ -30,7 +30,9 @@ from jobs.blueprint.sandbox import sandbox_config
 from jobs.blueprint.steps.prepare import config_at
 from jobs.environments.collect import IsLive, collect
 from jobs.environments.dockerfile import allowed_bases
+from jobs.environments.recipe import Recipe
 from jobs.environments.service import Environments, Ready
+from process.exceptions import RepoConfigError, StepFailed
 from runs.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -39,26 +41,40 @@ log = logging.getLogger(__name__)
 Rebuild = Callable[[list[str]], None]
 
 
-def refresh_default_branch(deps: Deps, repo: str) -> Ready | None:
-    """Build the environment of ``repo``'s default-branch head if its key has none, or
-    the newest is stale; None when nothing needed building."""
-    envs = deps.environments
-    if envs is None:
-        return None
+def default_branch_recipe(deps: Deps, envs: Environments, repo: str) -> tuple[Recipe, str] | None:
+    """The recipe of ``repo``'s default-branch head (mirror refreshed), and the head;
+    None when the repository has no setup to build. Raises :class:`StepFailed` for a
+    configuration that cannot be read."""
     url = deps.forge.clone_url(repo)
     deps.cache.mirror(url, auth_header=deps.git_auth(url))
     head = deps.cache.resolve(url, f"refs/heads/{deps.forge.default_branch(repo)}")
     config = config_at(deps, url, head)
     if not config.has_environment:
         return None
-    recipe = envs.plan(
-        repo=repo,
-        url=url,
-        commit=head,
-        config=config,
-        sandbox=sandbox_config(deps.config.sandbox, config),
-        allowed_bases=allowed_bases(deps.config.sandbox.image, config),
-    )
+    try:
+        recipe = envs.plan(
+            repo=repo,
+            url=url,
+            commit=head,
+            config=config,
+            sandbox=sandbox_config(deps.config.sandbox, config),
+            allowed_bases=allowed_bases(deps.config.sandbox.image, config),
+        )
+    except RepoConfigError as err:
+        raise StepFailed(str(err)) from None
+    return recipe, head
+
+
+def refresh_default_branch(deps: Deps, repo: str) -> Ready | None:
+    """Build the environment of ``repo``'s default-branch head if its key has none, or
+    the newest is stale; None when nothing needed building."""
+    envs = deps.environments
+    if envs is None:
+        return None
+    found = default_branch_recipe(deps, envs, repo)
+    if found is None:
+        return None
+    recipe, head = found
     current = envs.engine.find(recipe.key)
     if current is not None and not envs.stale(current):
         return None
