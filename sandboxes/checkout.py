@@ -42,6 +42,8 @@ class Checkout:
 
     commit: str
     pack: bytes = b""
+    #: The image's checkout is at ``commit`` already: nothing to move (a new container).
+    already_there: bool = False
 
 
 def checkout_argv(commit: str) -> list[str]:

@@ -180,6 +180,8 @@ class DockerSandbox(Lifecycle):
 
     def _check_out(self, checkout: Checkout) -> None:
         """Move the environment's checkout to the run's commit (:mod:`sandboxes.checkout`)."""
+        if checkout.already_there:
+            return
         if checkout.pack:
             info = tarfile.TarInfo(PACK_NAME.rpartition("/")[2])
             info.size = len(checkout.pack)

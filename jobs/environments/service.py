@@ -249,8 +249,11 @@ class Environments:
         """A started sandbox on ``image`` with its checkout at ``commit``, and whether it
         came from the warm pool. The pool is asked to refill."""
         config = self.sandbox_config(recipe, image)
-        pack = self.cache.pack_for(recipe.url, commit, image.commit, MAX_PACK)
-        checkout = Checkout(commit, pack)
+        if commit == image.commit:  # a new container is already checked out there
+            checkout = Checkout(commit, already_there=True)
+        else:
+            pack = self.cache.pack_for(recipe.url, commit, image.commit, MAX_PACK)
+            checkout = Checkout(commit, pack)
         self.touch(image)
         claimed = self.pool.claim(config, run_id) if self.pool_size > 0 else None
         if self.pool_size > 0:
