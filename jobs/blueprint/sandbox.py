@@ -105,6 +105,8 @@ def sandbox_config(base: SandboxConfig, repo: RepoConfig) -> SandboxConfig:
         changes["pids"] = min(limits.pids, base.pids)
     if limits.command_timeout is not None:
         changes["command_timeout"] = min(float(limits.command_timeout), base.command_timeout)
+    if repo.environment.env:
+        changes["env"] = {**base.env, **repo.environment.env}
     return base.with_changes(**changes)
 
 
@@ -133,9 +135,8 @@ def run_setup(
     if not todo:
         return done
     set_network(sandbox, config, "setup")
-    env = config.environment.env
     for command in todo:
-        result = sandbox.exec(command, timeout=config.limits.command_timeout, env=env or None)
+        result = sandbox.exec(command, timeout=config.limits.command_timeout)
         if not result.ok:
             what = "timed out" if result.timed_out else f"exited {result.exit_code}"
             if result.oom_killed:

@@ -59,11 +59,7 @@ def build_environment(
         workspace = cache.workspace(recipe.url, source_commit)
     except (ImageBuildFailed, RepoCacheError, RepoConfigError, StepFailed) as err:
         raise EnvironmentBuildFailed(f"{what} could not be built: {err}") from None
-    config = recipe.sandbox.with_changes(
-        image=base,
-        workspace_in_image=True,
-        env={**recipe.sandbox.env, **recipe.config.environment.env},
-    )
+    config = recipe.sandbox.with_changes(image=base, workspace_in_image=True)
     sandbox = engine.sandbox(f"env-{recipe.short_key}", config, workspace=workspace)
     try:
         sandbox.start()

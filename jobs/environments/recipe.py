@@ -15,7 +15,7 @@ from jobs.environments.dockerfile import MAX_BYTES, base_images, refuse_unless_a
 from jobs.environments.keys import environment_key, key_inputs
 from jobs.repo_config import RepoConfig
 from process.exceptions import RepoConfigError
-from sandboxes.cache import RepoCache
+from sandboxes.cache import RepoCache, strip_userinfo
 from sandboxes.config import SandboxConfig
 
 ImageId = Callable[[str], str | None]
@@ -76,6 +76,8 @@ def plan(
     inputs = key_inputs(entries, config.environment.key_files)
     env = config.environment
     shape = {
+        # Never shared between repositories: an image holds its repository's objects.
+        "repo": f"{repo} {strip_userinfo(url)}",
         "user": sandbox.user,
         "env": json.dumps(env.env, sort_keys=True),
         "setup_network": str(config.network.setup),

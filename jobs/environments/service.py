@@ -235,13 +235,9 @@ class Environments:
     # -- sandboxes ----------------------------------------------------------------------
 
     def sandbox_config(self, recipe: Recipe, image: EnvImage) -> SandboxConfig:
-        """The run's sandbox on ``image``: hardened like any, with the environment's
-        variables."""
-        return recipe.sandbox.with_changes(
-            image=image.id,
-            workspace_in_image=True,
-            env={**recipe.sandbox.env, **recipe.config.environment.env},
-        )
+        """The run's sandbox on ``image``: hardened like any (the repository's limits and
+        variables are in ``recipe.sandbox``)."""
+        return recipe.sandbox.with_changes(image=image.id, workspace_in_image=True)
 
     def open(
         self, run_id: str, recipe: Recipe, image: EnvImage, commit: str

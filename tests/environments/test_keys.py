@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,7 +15,11 @@ from jobs.environments.keys import (
     is_key_input,
     key_inputs,
 )
-from sandboxes.cache import TreeEntry
+from jobs.environments.recipe import plan
+from jobs.repo_config import parse_repo_config
+from sandboxes.cache import RepoCache, TreeEntry
+from sandboxes.config import SandboxConfig
+from tests.sandboxes.conftest import make_repo
 
 
 @pytest.mark.parametrize(
@@ -124,3 +130,28 @@ def test_a_patch_that_touches_an_input_has_a_digest_and_one_that_does_not_has_no
 def test_any_patch_text_is_read_without_error(text: str) -> None:
     result = changed_inputs(text, ["*.lock"])
     assert result is None or len(result) == 64
+
+
+def test_two_repositories_never_share_an_environment(tmp_path: Path) -> None:
+    """Same files, same setup: still two keys, as an image holds its repository's code."""
+    config = parse_repo_config("setup: pip install -r requirements.txt\n")
+    cache = RepoCache(tmp_path / "cache")
+    keys = []
+    for name in ("one", "two"):
+        origin = tmp_path / name
+        make_repo(origin, {"requirements.txt": "six\n", "app.py": "x = 1\n"})
+        cache.mirror(str(origin))
+        commit = cache.resolve(str(origin), "HEAD")
+        recipe = plan(
+            cache,
+            repo=f"acme/{name}",
+            url=str(origin),
+            commit=commit,
+            config=config,
+            sandbox=SandboxConfig(),
+            image_id=lambda image: "sha256:base",
+            allowed_bases=[],
+        )
+        assert recipe.inputs == ("requirements.txt",)
+        keys.append(recipe.key)
+    assert keys[0] != keys[1]

@@ -54,9 +54,15 @@ def with_devcontainer_setup(deps: Deps, url: str, commit: str, config: RepoConfi
 
 
 def config_at(deps: Deps, url: str, commit: str) -> RepoConfig:
-    """The repository's effective configuration at ``commit`` (upkeep uses it too)."""
-    config = read_config(RepoFiles(workspace(deps, url, commit)), deps.config)
-    return with_devcontainer_setup(deps, url, commit, config)
+    """The repository's effective configuration at ``commit`` (upkeep uses it too): the
+    devcontainer's setup folded in before the operator's limits and images apply."""
+    files = RepoFiles(workspace(deps, url, commit))
+    try:
+        config = resolve(files.read(CONFIG_FILE), files.exists, files.read)
+    except RepoConfigError as err:
+        raise StepFailed(str(err)) from None
+    config = with_devcontainer_setup(deps, url, commit, config)
+    return effective_config(config, deps.config)
 
 
 def _version() -> str:
