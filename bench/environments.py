@@ -47,9 +47,9 @@ from bench.repo_fixture import GIT_ENV
 from bench.sandbox_ready import raw_docker_run
 from bench.stats import Figure, Result, Target
 from cli.commands.demo import DEMO_REPO, DEMO_REQUEST, SAMPLE, TRANSCRIPTS
+from jobs import decisions
 from jobs.agent.config import AgentConfig
 from jobs.agent.model import ModelResponse, OnRetry, Request
-from jobs.blueprint import decisions
 from jobs.blueprint.config import BlueprintConfig
 from jobs.blueprint.deps import Deps
 from jobs.blueprint.runner import run_blueprint
@@ -179,7 +179,7 @@ class Bench:
 
     def deps(self, envs: Environments | None) -> Deps:
         blueprint = BlueprintConfig(
-            ci_timeout=0,
+            ci_timeout_seconds=0,
             sandbox_backend="docker",
             sandbox=SandboxConfig().with_changes(store=self.store.identity),
         )
@@ -293,7 +293,9 @@ def run_with_rework(bench: Bench, deps: Deps) -> tuple[float, float]:
         second = run_blueprint(deps, run.id, by="bench")
         if second.status is not RunStatus.AWAITING_DECISION:
             raise RuntimeError(f"the rework ended {second.status.value}: {second.error}")
-        approved = decisions.approve(bench.store, bench.forge, deps.config, run.id, "U_BENCH")
+        approved = decisions.approve_on_forge(
+            bench.store, bench.forge, deps.config, run.id, "U_BENCH"
+        )
         if approved.status is not RunStatus.APPROVED:
             raise RuntimeError(f"the approval ended {approved.status.value}")
         return time.perf_counter() - started, sum(spent)

@@ -20,6 +20,8 @@ COMMANDS = (
     "bot",
     "worker",
     "run",
+    "eval",
+    "stats",
     "status",
     "doctor",
     "sandbox",

@@ -335,3 +335,14 @@ class EnvironmentBuildFailed(StepFailed):
     """An environment could not be built: a setup command or the repository's
     Dockerfile failed. The message names what failed and shows the first and last
     lines of its output; nothing was cached."""
+
+
+class TaskDropped(AgentsError):
+    """An evaluation task that cannot be measured (``agents eval``): a malformed line,
+    a commit that no longer applies, tests that do not fail at the base commit. The
+    task is left out of the report with this reason, and counted."""
+
+
+class EvalInputError(AgentsError):
+    """``agents eval`` or ``agents stats`` was given something it cannot use at all (an
+    unreadable tasks file, a repository without qualifying commits, a bad ``--compare``)."""

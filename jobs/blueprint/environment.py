@@ -22,6 +22,7 @@ from jobs.environments.recipe import Recipe
 from jobs.environments.service import Building, Environments, Ready
 from jobs.repo_config import RepoConfig
 from process.exceptions import RepoCacheError, RepoConfigError, StepFailed
+from runs.events import EnvironmentNoted
 from runs.record import EnvironmentUse, Run, utcnow
 from sandboxes.config import SandboxConfig
 from sandboxes.protocol import Sandbox
@@ -76,10 +77,12 @@ def open_in_environment(
 
     def building(expected: float | None) -> None:
         _record(ctx, recipe, "building", expected=expected)
-        ctx.message(
-            "environment",
-            f"building the environment of {run.repo} ({recipe.short_key}) from "
-            f"{source[:12]}: setup runs once, later sandboxes start from it",
+        ctx.record(
+            EnvironmentNoted(
+                by=ctx.by,
+                text=f"building the environment of {run.repo} ({recipe.short_key}) from "
+                f"{source[:12]}: setup runs once, later sandboxes start from it",
+            )
         )
 
     def waiting(build: Building) -> None:
@@ -89,10 +92,12 @@ def open_in_environment(
             if build.expected_seconds is not None
             else "there is no earlier build to go by"
         )
-        ctx.message(
-            "environment",
-            f"waiting for the environment of {run.repo} ({recipe.short_key}), which another "
-            f"run is building ({took})",
+        ctx.record(
+            EnvironmentNoted(
+                by=ctx.by,
+                text=f"waiting for the environment of {run.repo} ({recipe.short_key}), which "
+                f"another run is building ({took})",
+            )
         )
 
     ready = envs.ensure(recipe, source, on_wait=waiting, on_build=building)
@@ -159,10 +164,12 @@ def _used(ctx: RunContext, ready: Ready, pooled: bool, updated: int) -> None:
     ctx.save(change)
     if first:
         how = f"built in {image.build_seconds:.0f} s" if ready.built else "reused"
-        ctx.message(
-            "environment",
-            f"environment {image.short_key} {how} (checkout of {image.commit[:12]}; "
-            f"dependency inputs: {image.inputs or 'none found'})",
-            key=image.key,
-            built=ready.built,
+        ctx.record(
+            EnvironmentNoted(
+                by=ctx.by,
+                text=f"environment {image.short_key} {how} (checkout of {image.commit[:12]}; "
+                f"dependency inputs: {image.inputs or 'none found'})",
+                key=image.key,
+                built=ready.built,
+            )
         )

@@ -25,6 +25,7 @@ from jobs.checks import excerpt
 from jobs.environments.keys import changed_inputs
 from jobs.repo_config import RepoConfig
 from process.exceptions import RepoCacheError, StepFailed
+from runs.events import EnvironmentNoted
 from runs.record import Run
 from sandboxes.cache import WorkspaceArchive
 from sandboxes.config import SandboxConfig
@@ -247,11 +248,13 @@ class SandboxSession:
                 run.artifacts.environment.updates += 1
 
         self.ctx.save(counted)
-        self.ctx.message(
-            "environment",
-            "the change touches a dependency input, so setup ran again in this run's "
-            f"sandbox before the checks ({len(ran)} command(s)); the cached environment "
-            "is unchanged",
+        self.ctx.record(
+            EnvironmentNoted(
+                by=self.ctx.by,
+                text="the change touches a dependency input, so setup ran again in this run's "
+                f"sandbox before the checks ({len(ran)} command(s)); the cached environment "
+                "is unchanged",
+            )
         )
 
     def close(self) -> None:

@@ -35,7 +35,7 @@ def in_use(envs: Environments, image: EnvImage, is_live: IsLive, newest: bool) -
     return any(is_live(holder, at) for holder, at in envs.leases(image.key).items())
 
 
-def collect(envs: Environments, budget: int, is_live: IsLive) -> list[EnvImage]:
+def collect_images(envs: Environments, budget: int, is_live: IsLive) -> list[EnvImage]:
     """Remove what the budget and supersession allow; returns the images removed."""
     images = envs.engine.images()
     sizes = envs.engine.unique_sizes()

@@ -28,7 +28,7 @@ from typing import Any
 from jobs.blueprint.deps import Deps
 from jobs.blueprint.sandbox import sandbox_config
 from jobs.blueprint.steps.prepare import config_at
-from jobs.environments.collect import IsLive, collect
+from jobs.environments.collect import IsLive, collect_images
 from jobs.environments.dockerfile import allowed_bases
 from jobs.environments.recipe import Recipe
 from jobs.environments.service import Environments, Ready
@@ -156,7 +156,7 @@ class EnvironmentUpkeep:
         for name, step in (
             ("refilling pools", self.refill),
             ("rebuilding environments", lambda: self.rebuild_due(scan=scan)),
-            ("collecting images", lambda: collect(self.envs, self.budget, self.is_live)),
+            ("collecting images", lambda: collect_images(self.envs, self.budget, self.is_live)),
             ("trimming pools", lambda: self.envs.pool.trim(self.envs.pool_size, self.envs.max_age)),
         ):
             try:

@@ -153,7 +153,7 @@ def env_harness(tmp_path: Path, engine: EnvEngine) -> Iterator[EnvHarness]:
         models=models,
         agent=AgentConfig(),
         config=BlueprintConfig(
-            ci_timeout=0,
+            ci_timeout_seconds=0,
             sandbox_backend="docker",
             sandbox=BlueprintConfig().sandbox.with_changes(
                 image=SANDBOX_IMAGE, store=store.identity

@@ -11,7 +11,7 @@ import pytest
 
 from jobs import recovery
 from jobs.queue import RunQueue
-from runs.events import EventType
+from runs.events import ChecksRan, EnvironmentNoted, Prepared
 from runs.projection import project, render_text
 from runs.record import Run, RunStatus, Step
 from tests.blueprint.conftest import FIX_ONCE_REQUEST, REPO, REWORK_FEEDBACK, script
@@ -29,12 +29,10 @@ class Crash(BaseException):
     """The worker dies here."""
 
 
-def messages(harness: EnvHarness, run_id: int, kind: str) -> list[str]:
-    return [
-        str(e.data["text"])
-        for e in harness.store.events(run_id)
-        if e.type is EventType.MESSAGE and e.data.get("kind") == kind
-    ]
+def messages(
+    harness: EnvHarness, run_id: int, kind: type[EnvironmentNoted] | type[Prepared]
+) -> list[str]:
+    return [e.text for e in harness.store.events(run_id) if isinstance(e, kind)]
 
 
 def test_rework_resume_and_the_base_commit_rerun_reuse_the_environment(
@@ -80,8 +78,8 @@ def test_rework_resume_and_the_base_commit_rerun_reuse_the_environment(
     # commit's checks: all on the one environment.
     assert env.sandboxes == 3
     assert env.updates == 0  # every sandbox was at the environment's own commit
-    checks = [e.data for e in env_harness.store.events(run.id) if e.type is EventType.CHECKS]
-    assert [c["passed"] for c in checks] == [False, True]  # the fix round ran
+    checks = [e for e in env_harness.store.events(run.id) if isinstance(e, ChecksRan)]
+    assert [c.passed for c in checks] == [False, True]  # the fix round ran
 
     RunQueue(env_harness.connection, env_harness.store, name="q").request_rework(
         run.id, by="U1", feedback=REWORK_FEEDBACK
@@ -99,13 +97,13 @@ def test_rework_resume_and_the_base_commit_rerun_reuse_the_environment(
     assert env_harness.envs.builds(key) == 1
     assert env_harness.environments() == [key]
 
-    said = messages(env_harness, run.id, "environment")
+    said = messages(env_harness, run.id, EnvironmentNoted)
     assert said[0].startswith(f"building the environment of {REPO} ({key[:12]})")
     assert any(m.startswith(f"environment {key[:12]} built in") for m in said)
     assert any(m.startswith(f"environment {key[:12]} reused") for m in said)
     thread = render_text(project(second, env_harness.store.tail_events(run.id, 50)))
     assert f"environment {key[:12]} reused" in thread
-    prepared = messages(env_harness, run.id, "prepared")
+    prepared = messages(env_harness, run.id, Prepared)
     assert f"setup: in environment {key[:12]} (built)" in prepared[0]
     assert f"setup: in environment {key[:12]} (reused)" in prepared[-1]
 
@@ -131,7 +129,7 @@ def test_a_change_to_a_dependency_input_runs_setup_again_before_the_checks(
     env = final.artifacts.environment
     assert env is not None
     assert env.updates == 1
-    said = messages(env_harness, run.id, "environment")
+    said = messages(env_harness, run.id, EnvironmentNoted)
     assert any("setup ran again in this run's sandbox before the checks" in m for m in said)
     # The cached environment is the one built at prepare, untouched.
     [key] = env_harness.environments()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.environments.collect import collect
+from jobs.environments.collect import collect_images
 from jobs.environments.upkeep import EnvironmentUpkeep, lease_checker, refresh_default_branch
 from runs.record import RunStatus
 from sandboxes import labels
@@ -90,7 +90,7 @@ def test_collection_removes_the_least_recently_used_but_never_a_live_one(
     envs.lease(built["acme/two"], f"{env_harness.store.identity}|{done.id}")
     envs.touch(built["acme/two"])  # used after acme/one
 
-    removed = collect(envs, budget=1, is_live=lease_checker(env_harness.store, envs.max_age))
+    removed = collect_images(envs, budget=1, is_live=lease_checker(env_harness.store, envs.max_age))
     ours = [image.repo for image in removed if image.repo.startswith("acme/")]
     assert ours == ["acme/two"]
     left = {image.repo for image in envs.engine.images() if image.repo.startswith("acme/")}

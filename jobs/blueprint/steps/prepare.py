@@ -13,6 +13,7 @@ from jobs.blueprint.sandbox import RepoFiles, SandboxSession, sandbox_config, wo
 from jobs.environments.devcontainer import read_devcontainer, validated, with_devcontainer
 from jobs.repo_config import CONFIG_FILE, RepoConfig, resolve
 from process.exceptions import RepoCacheError, RepoConfigError, StepFailed
+from runs.events import Prepared
 from runs.record import Run
 
 
@@ -123,8 +124,8 @@ def prepare(ctx: RunContext, session: SandboxSession) -> None:
         "image": image,
         "image_id": deps.image_id(image),
         "models": {
-            "builder": deps.agent.roles.builder,
-            "reviewer": deps.agent.roles.reviewer,
+            "builder": deps.agent.roles.model_builder,
+            "reviewer": deps.agent.roles.model_reviewer,
         },
         "prompt_sha256": {},
         "setup": list(config.setup),
@@ -141,12 +142,14 @@ def prepare(ctx: RunContext, session: SandboxSession) -> None:
     origin = "detected" if config.detected else "from .agents.yml"
     if not config.checks:
         origin = "no check commands configured or detected"
-    ctx.message(
-        "prepared",
-        f"{run.repo}@{base_commit[:12]} ({base_branch}); checks: {checks} ({origin}); "
-        f"{_setup_words(ctx, config, session)}",
-        base_commit=base_commit,
-        checks=[check.name for check in config.checks],
+    ctx.record(
+        Prepared(
+            by=ctx.by,
+            text=f"{run.repo}@{base_commit[:12]} ({base_branch}); checks: {checks} ({origin}); "
+            f"{_setup_words(ctx, config, session)}",
+            base_commit=base_commit,
+            checks=[check.name for check in config.checks],
+        )
     )
 
 
