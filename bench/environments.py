@@ -197,7 +197,13 @@ class Bench:
 
     def environments(self, pool: int, setup: Callable[..., Any] = run_setup) -> Environments:
         return Environments(
-            self.engine, self.conn, self.cache, setup=setup, prefix="bench-env", pool_size=pool
+            self.engine,
+            self.conn,
+            self.cache,
+            setup=setup,
+            owner=self.store.nonce,
+            prefix="bench-env",
+            pool_size=pool,
         )
 
     def recipe(self, envs: Environments, commit: str) -> Recipe:

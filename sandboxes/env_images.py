@@ -52,6 +52,8 @@ class EnvImage:
     id: str
     key: str
     repo: str
+    #: The run store whose environments these are (:data:`labels.ENV_OWNER`).
+    owner: str
     commit: str
     created_at: datetime
     build_seconds: float
@@ -72,11 +74,18 @@ def tag_for(key: str) -> str:
 
 
 def image_labels(
-    key: str, repo: str, commit: str, built_at: datetime, build_seconds: float, inputs: list[str]
+    key: str,
+    repo: str,
+    owner: str,
+    commit: str,
+    built_at: datetime,
+    build_seconds: float,
+    inputs: list[str],
 ) -> dict[str, str]:
     return {
         labels.ENV_KEY: key,
         labels.ENV_REPO: repo,
+        labels.ENV_OWNER: owner,
         labels.ENV_COMMIT: commit,
         labels.ENV_CREATED_AT: built_at.isoformat(timespec="seconds"),
         labels.ENV_BUILD_SECONDS: f"{build_seconds:.1f}",
@@ -99,6 +108,7 @@ def _from_attrs(attrs: dict[str, Any]) -> EnvImage | None:
         id=str(attrs.get("Id")),
         key=str(key),
         repo=str(found.get(labels.ENV_REPO, "")),
+        owner=str(found.get(labels.ENV_OWNER, "")),
         commit=str(found.get(labels.ENV_COMMIT, "")),
         created_at=created,
         build_seconds=seconds,
@@ -134,9 +144,12 @@ class EnvEngine:
 
     # -- images -------------------------------------------------------------------------
 
-    def images(self, key: str | None = None) -> list[EnvImage]:
-        """Every environment image on the engine (or of one key), newest first."""
-        wanted = f"{labels.ENV_KEY}={key}" if key else labels.ENV_KEY
+    def images(self, key: str | None = None, owner: str | None = None) -> list[EnvImage]:
+        """Every environment image on the engine (or of one key, or one owner's), newest
+        first."""
+        wanted = [f"{labels.ENV_KEY}={key}" if key else labels.ENV_KEY]
+        if owner is not None:
+            wanted.append(f"{labels.ENV_OWNER}={owner}")
         found = []
         for image in self.client.images.list(filters={"label": wanted}):
             env = _from_attrs(image.attrs)

@@ -24,6 +24,9 @@ POOL = "agents.pool"
 #: On an environment image (:mod:`sandboxes.env_images`).
 ENV_KEY = "agents.env.key"
 ENV_REPO = "agents.env.repo"
+#: The deployment (run store) that built it: only its own collector removes it, as only
+#: its own Redis knows which of its runs use it.
+ENV_OWNER = "agents.env.owner"
 #: The commit whose checkout the image holds.
 ENV_COMMIT = "agents.env.commit"
 ENV_CREATED_AT = "agents.env.created_at"

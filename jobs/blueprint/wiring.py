@@ -125,6 +125,7 @@ def open_environments(
         store.redis,
         cache,
         setup=run_setup,
+        owner=store.nonce,
         prefix=store.prefix,
         pool_size=settings.warm_pool,
         max_age=seconds_of(settings.env_max_age),

@@ -47,8 +47,10 @@ def build_environment(
     recipe: Recipe,
     source_commit: str,
     setup: SetupRunner,
+    owner: str = "",
 ) -> EnvImage:
-    """Build ``recipe``'s environment from ``source_commit``; the committed image.
+    """Build ``recipe``'s environment from ``source_commit``; the committed image,
+    labelled as ``owner``'s (the run store whose collector may remove it).
 
     Raises :class:`EnvironmentBuildFailed` with a message for the run's thread.
     """
@@ -71,6 +73,7 @@ def build_environment(
             env_images.image_labels(
                 recipe.key,
                 recipe.repo,
+                owner,
                 source_commit,
                 datetime.now(UTC),
                 seconds,

@@ -37,7 +37,7 @@ def in_use(envs: Environments, image: EnvImage, is_live: IsLive, newest: bool) -
 
 def collect_images(envs: Environments, budget: int, is_live: IsLive) -> list[EnvImage]:
     """Remove what the budget and supersession allow; returns the images removed."""
-    images = envs.engine.images()
+    images = envs.engine.images(owner=envs.owner)  # another store's leases are not ours to read
     sizes = envs.engine.unique_sizes()
     newest: dict[str, str] = {}
     for image in images:  # newest first

@@ -90,11 +90,16 @@ class Environments:
         *,
         setup: SetupRunner,
         image_id: ImageId | None = None,
+        owner: str,
         prefix: str = "agents",
         pool_size: int = 1,
         max_age: float = 86400.0,
     ) -> None:
+        """``owner``: the run store these environments serve (its nonce). The images it
+        builds carry it, and only its own collector removes them, as only its Redis
+        holds the leases of its runs."""
         self.engine = engine
+        self.owner = owner
         self.redis = connection
         self.cache = cache
         self.setup = setup
@@ -219,7 +224,7 @@ class Environments:
             renewal.start()
             try:
                 image = build_environment(
-                    self.engine, self.cache, recipe, source_commit, self.setup
+                    self.engine, self.cache, recipe, source_commit, self.setup, self.owner
                 )
             except EnvironmentBuildFailed as err:
                 self.redis.set(self.key("failed", value), str(err), ex=FAILURE_TTL)

@@ -107,9 +107,17 @@ class EnvHarness:
 
 
 def open_environments(
-    engine: EnvEngine, connection: redis.Redis, cache: RepoCache, prefix: str, pool: int
+    engine: EnvEngine, store: RunStore, cache: RepoCache, pool: int
 ) -> Environments:
-    return Environments(engine, connection, cache, setup=run_setup, prefix=prefix, pool_size=pool)
+    return Environments(
+        engine,
+        store.redis,
+        cache,
+        setup=run_setup,
+        owner=store.nonce,
+        prefix=store.prefix,
+        pool_size=pool,
+    )
 
 
 @pytest.fixture
@@ -143,7 +151,7 @@ def env_harness(tmp_path: Path, engine: EnvEngine) -> Iterator[EnvHarness]:
     store = RunStore(connection, prefix=f"envtest{secrets.token_hex(3)}")
     forge = LocalForge(tmp_path / "forge")
     cache = RepoCache(tmp_path / "cache")
-    envs = open_environments(engine, connection, cache, store.prefix, pool=1)
+    envs = open_environments(engine, store, cache, pool=1)
     models = Scripted({})
     deps = Deps(
         store=store,

@@ -112,7 +112,13 @@ def test_four_concurrent_runs_against_a_changed_key_file_build_it_once(
         cache = RepoCache(h.root / f"worker{index}" / "cache")
         store = RunStore(connection, prefix=h.store.prefix)
         envs = Environments(
-            engine, connection, cache, setup=gated_setup, prefix=h.store.prefix, pool_size=0
+            engine,
+            connection,
+            cache,
+            setup=gated_setup,
+            owner=store.nonce,
+            prefix=h.store.prefix,
+            pool_size=0,
         )
         deps = Deps(
             store=store,

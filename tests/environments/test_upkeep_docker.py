@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from jobs.blueprint.sandbox import run_setup
 from jobs.environments.collect import collect_images
+from jobs.environments.service import Environments
 from jobs.environments.upkeep import EnvironmentUpkeep, lease_checker, refresh_default_branch
 from runs.record import RunStatus
 from sandboxes import labels
@@ -76,25 +78,54 @@ def test_a_run_claims_a_pool_container_and_the_pool_refills(
 def test_collection_removes_the_least_recently_used_but_never_a_live_one(
     env_harness: EnvHarness, wheelhouse: Path
 ) -> None:
+    """Four environments over a budget of one byte: the one a live run leases, the one a
+    run's sandbox runs on, and another run store's are kept; only the idle one goes,
+    though it was used last."""
     envs = env_harness.envs
+    other = Environments(
+        envs.engine,
+        env_harness.connection,
+        envs.cache,
+        setup=run_setup,
+        owner="another-store",
+        prefix="another-store",
+    )
     built = {}
-    for name in ("acme/one", "acme/two"):
+    for name, by in (
+        ("acme/one", envs),
+        ("acme/two", envs),
+        ("acme/three", envs),
+        ("acme/four", other),
+    ):
         url = publish(env_harness, env_repo(env_harness.root / name, wheelhouse), name)
         commit = head(env_harness, url)
-        built[name] = envs.ensure(recipe_at(env_harness, url, commit, name), commit).image
-    # acme/one is the least recently used, but a live run holds it.
+        built[name] = by.ensure(recipe_at(env_harness, url, commit, name), commit).image
+    assert built["acme/four"].owner == "another-store"
+    assert {built[n].owner for n in ("acme/one", "acme/two", "acme/three")} == {envs.owner}
+
+    # acme/one: a live run holds it (no container on it now).
     live = env_harness.store.create(requester="U1", repo="acme/one", request="x")
     envs.lease(built["acme/one"], f"{env_harness.store.identity}|{live.id}")
-    done = env_harness.store.create(requester="U1", repo="acme/two", request="y")
-    env_harness.store.transition(done.id, RunStatus.CANCELLED, by="test")
-    envs.lease(built["acme/two"], f"{env_harness.store.identity}|{done.id}")
-    envs.touch(built["acme/two"])  # used after acme/one
-
-    removed = collect_images(envs, budget=1, is_live=lease_checker(env_harness.store, envs.max_age))
-    ours = [image.repo for image in removed if image.repo.startswith("acme/")]
-    assert ours == ["acme/two"]
+    # acme/two and acme/three: their runs are over...
+    for name in ("acme/two", "acme/three"):
+        done = env_harness.store.create(requester="U1", repo=name, request="y")
+        env_harness.store.transition(done.id, RunStatus.CANCELLED, by="test")
+        envs.lease(built[name], f"{env_harness.store.identity}|{done.id}")
+        envs.touch(built[name])  # used after acme/one, acme/three last
+    # ...but a run's sandbox still runs on acme/two.
+    url = env_harness.forge.clone_url("acme/two")
+    recipe = recipe_at(env_harness, url, built["acme/two"].commit, "acme/two")
+    sandbox, pooled = envs.open("7", recipe, built["acme/two"], built["acme/two"].commit)
+    try:
+        assert not pooled
+        removed = collect_images(
+            envs, budget=1, is_live=lease_checker(env_harness.store, envs.max_age)
+        )
+    finally:
+        sandbox.close()
+    assert [image.repo for image in removed] == ["acme/three"]
     left = {image.repo for image in envs.engine.images() if image.repo.startswith("acme/")}
-    assert left == {"acme/one"}
+    assert left == {"acme/one", "acme/two", "acme/four"}
 
 
 def test_the_upkeep_rebuilds_when_the_default_branch_changes_a_key_file(
