@@ -135,3 +135,29 @@ def test_a_change_to_a_dependency_input_runs_setup_again_before_the_checks(
     [key] = env_harness.environments()
     assert key == env.key
     assert env_harness.envs.builds(key) == 1
+
+
+def test_a_failed_build_fails_the_run_with_the_command_and_is_tried_again(
+    env_harness: EnvHarness, wheelhouse: Path
+) -> None:
+    from tests.environments.conftest import SETUP
+
+    failing = [*SETUP, "for i in $(seq 1 40); do echo line-$i; done; exit 3"]
+    source = env_repo(env_harness.root / "src", wheelhouse, setup=failing)
+    env_harness.forge.create_repo(REPO, source=source)
+    env_harness.models.by_iteration = {1: script("clean")}
+    for attempt in (1, 2):  # the second run builds again: the failure was not cached
+        run = env_harness.create(f"attempt {attempt}")
+        final = env_harness.run(run.id)
+        assert final.status is RunStatus.FAILED
+        error = final.error or ""
+        assert "setup command `for i in $(seq 1 40)" in error, attempt
+        assert "exited 3" in error
+        assert "line-1\n" in error
+        assert "line-40" in error
+        assert "line-20\n" not in error
+        said = messages(env_harness, run.id, EnvironmentNoted)
+        assert said[0].startswith(f"building the environment of {REPO}"), attempt
+        thread = render_text(project(final, env_harness.store.tail_events(run.id, 50)))
+        assert "setup command `for i in $(seq 1 40)" in thread
+    assert env_harness.environments() == []
