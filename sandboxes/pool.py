@@ -25,16 +25,18 @@ import logging
 import secrets
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
-import redis
 from docker.models.containers import Container
 
 from sandboxes import container_spec, labels
 from sandboxes.config import SandboxConfig
 from sandboxes.owner import Owner
+
+if TYPE_CHECKING:  # typing only: the reaper imports this module on workers without Redis
+    import redis
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import docker
 import docker.errors
@@ -31,7 +32,9 @@ from docker.models.containers import Container
 from process.periodic import Periodic
 from sandboxes import labels
 from sandboxes.owner import Owner
-from sandboxes.pool import WarmPool
+
+if TYPE_CHECKING:  # the pool needs Redis; a reaper without one must not import it
+    from sandboxes.pool import WarmPool
 
 log = logging.getLogger(__name__)
 
