@@ -24,7 +24,17 @@ from typing import Any
 
 import redis
 
-from bench import ack, caching, mention, plan_step, runs, sandbox_ready, status, throughput
+from bench import (
+    ack,
+    caching,
+    environments,
+    mention,
+    plan_step,
+    runs,
+    sandbox_ready,
+    status,
+    throughput,
+)
 from bench.machine import describe, load_average
 from bench.report import render
 from bench.stack import ROOT, forge_with_sample, workers
@@ -43,8 +53,20 @@ SIZES = {
     "status": (200, 5),
     "history": (10_000, 1_000),
     "plan_rounds": (5, 1),
+    "env_rounds": (3, 1),
+    "env_pool_rounds": (10, 2),
 }
-NAMES = ("ack", "status", "caching", "plan", "sandbox", "mention", "runs", "throughput")
+NAMES = (
+    "ack",
+    "status",
+    "caching",
+    "plan",
+    "sandbox",
+    "environments",
+    "mention",
+    "runs",
+    "throughput",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,6 +102,16 @@ def main(argv: list[str] | None = None) -> int:
             "sandbox ready",
             lambda: sandbox_ready.run(
                 work / "sandbox", size["sandbox_files"], size["sandbox_rounds"]
+            ),
+        ),
+        "environments": (
+            "repository environments",
+            lambda: environments.run(
+                conn,
+                work / "environments",
+                rounds=size["env_rounds"],
+                pool_rounds=size["env_pool_rounds"],
+                quick=args.quick,
             ),
         ),
     }

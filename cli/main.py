@@ -28,6 +28,7 @@ COMMANDS = (
     "status",
     "doctor",
     "sandbox",
+    "env",
     "reap",
     "config",
 )

@@ -143,6 +143,49 @@ def _on_edit_shorthand(value: Any) -> Any:
     if isinstance(value, list):
         return [{"run": item} if isinstance(item, str) else item for item in value]
     return value
+def _relative_path(value: Any) -> Any:
+    """A path inside the repository: relative, no ``..``, no NUL."""
+    if not isinstance(value, str):
+        return value
+    parts = value.replace("\\", "/").split("/")
+    if value.startswith("/") or ".." in parts or "\0" in value or not value.strip():
+        raise ValueError("expected a path inside the repository, like docker/Dockerfile")
+    return "/".join(p for p in parts if p not in ("", ".")) or "."
+
+
+RepoPath = Annotated[str, BeforeValidator(_relative_path), Field(max_length=256)]
+
+
+class EnvironmentConfig(_Strict):
+    """How the repository's environment is built and kept (docs/environments.md)."""
+
+    #: More files whose contents decide the environment (globs; ``*`` also matches
+    #: ``/``), beside the detected lock files and manifests.
+    key_files: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=50
+    )
+    #: Commands run instead of setup when the source moved but the key did not (e.g.
+    #: ``pip install -e . --no-deps``).
+    update: Annotated[list[str], BeforeValidator(_commands)] = Field(
+        default_factory=list, max_length=20
+    )
+    #: A Dockerfile in the repository to build the environment's base image from, its
+    #: build context (default: the repository's root) and build arguments.
+    dockerfile: RepoPath | None = None
+    context: RepoPath | None = None
+    build_args: dict[
+        Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)],
+        Annotated[str, Field(max_length=4096)],
+    ] = Field(default_factory=dict, max_length=64)
+    #: Variables for setup and every command (``containerEnv`` of a devcontainer).
+    env: dict[
+        Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)],
+        Annotated[str, Field(max_length=4096)],
+    ] = Field(default_factory=dict, max_length=64)
+    #: Where the setup came from: ``.agents.yml`` or the devcontainer (set by prepare).
+    origin: Literal["agents.yml", "devcontainer"] = "agents.yml"
+    #: Devcontainer properties that were ignored, for the thread (set by prepare).
+    ignored: list[str] = Field(default_factory=list, max_length=64)
 
 
 class RepoConfig(_Strict):
@@ -166,8 +209,18 @@ class RepoConfig(_Strict):
     on_edit: Annotated[list[OnEditCheck], BeforeValidator(_on_edit_shorthand)] = Field(
         default_factory=list, max_length=10
     )
+    environment: EnvironmentConfig = Field(default_factory=EnvironmentConfig)
     #: True when the checks below were detected rather than configured.
     detected: bool = False
+
+    @property
+    def has_environment(self) -> bool:
+        """Whether there is anything to build: setup commands or a Dockerfile."""
+        return bool(self.setup or self.environment.dockerfile)
+
+
+#: Fields prepare fills in, never written in ``.agents.yml`` by hand.
+_INTERNAL = frozenset({"detected", "origin", "ignored"})
 
 
 def _where(loc: Sequence[int | str]) -> str:
@@ -266,7 +319,7 @@ def _explain(exc: ValidationError) -> str:
                 annotation = getattr(field, "annotation", None)
                 if isinstance(annotation, type) and issubclass(annotation, BaseModel):
                     model = annotation
-            allowed = ", ".join(k for k in model.model_fields if k != "detected")
+            allowed = ", ".join(k for k in model.model_fields if k not in _INTERNAL)
             messages.append(f"unknown key `{where}` (allowed here: {allowed})")
         else:
             value = json.dumps(err.get("input"), default=str)[:60]

@@ -364,6 +364,12 @@ class RepoCacheError(AgentsError):
     """A repository mirror could not be created, refreshed or read."""
 
 
+class EnvironmentBuildFailed(StepFailed):
+    """An environment could not be built: a setup command or the repository's
+    Dockerfile failed. The message names what failed and shows the first and last
+    lines of its output; nothing was cached."""
+
+
 class TaskDropped(AgentsError):
     """An evaluation task that cannot be measured (``agents eval``): a malformed line,
     a commit that no longer applies, tests that do not fail at the base commit. The

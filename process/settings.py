@@ -73,7 +73,38 @@ def _json_object(value: Any) -> Any:
     return value
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)b?\s*$", re.IGNORECASE)
+
+
+def seconds_of(value: str) -> float:
+    """``90``, ``90s``, ``30m``, ``24h``, ``7d`` in seconds."""
+    match = _DURATION.match(value)
+    if match is None:
+        raise ValueError(f"expected a duration like 3600, 30m, 24h or 7d, got {value!r}")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+def bytes_of(value: str) -> int:
+    """``512m``, ``20g``, ``1t`` (or a plain number of bytes) in bytes."""
+    match = _SIZE.match(value)
+    if match is None:
+        raise ValueError(f"expected a size like 512m, 20g or 1t, got {value!r}")
+    unit = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    return int(float(match.group(1)) * unit[match.group(2).lower()])
+
+
+def _checked(parse: Any) -> Any:
+    def check(value: Any) -> Any:
+        parse(str(value))
+        return str(value).strip()
+
+    return check
+
+
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split)]
+Duration = Annotated[str, BeforeValidator(_checked(seconds_of))]
+Size = Annotated[str, BeforeValidator(_checked(bytes_of))]
 CommaPairs = Annotated[dict[str, str], NoDecode, BeforeValidator(_pairs)]
 
 
@@ -549,6 +580,29 @@ class SandboxSettings(Section):
     )
 
 
+class EnvironmentSettings(Section):
+    """Repository environments (docs/environments.md): how long one stays current, how
+    many warm sandboxes wait on it, and how much disk they may all take."""
+
+    env_max_age: Duration = Field(
+        "24h",
+        description="age (e.g. 30m, 24h, 7d) after which a repository's environment is "
+        "rebuilt in the background; runs keep using it meanwhile",
+    )
+    warm_pool: int = Field(
+        1,
+        ge=0,
+        le=16,
+        description="started, idle sandboxes kept per recently used environment for runs "
+        "to claim; 0 turns the warm pool off",
+    )
+    env_disk_budget: Size = Field(
+        "20g",
+        description="disk the environment images may take (e.g. 20g); beyond it the least "
+        "recently used go first, never one a live run uses",
+    )
+
+
 class HousekeepingSettings(Section):
     """What a worker keeps on its disk, and how often it cleans up after others."""
 
@@ -644,6 +698,7 @@ class WorkerSettings(
     BlueprintSettings,
     FactorySettings,
     SandboxSettings,
+    EnvironmentSettings,
     HousekeepingSettings,
     StatsSettings,
     GitHubSurfaceSettings,

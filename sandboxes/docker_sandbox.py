@@ -42,13 +42,13 @@ from typing import Any, TypeVar
 import docker
 import docker.errors
 from docker.models.containers import Container
-from docker.types import DriverConfig, Mount, Ulimit
 
 from process.exceptions import CommandTimeout, SandboxError, SandboxGone, SandboxStartFailed
 from process.lifecycle import Lifecycle
-from sandboxes import engine, labels, patch, paths, wrapper
+from sandboxes import container_spec, engine, labels, patch, paths, wrapper
 from sandboxes.cache import WorkspaceArchive
-from sandboxes.config import DEFAULT_PATH, WORKSPACE, SandboxConfig
+from sandboxes.checkout import PACK_NAME, Checkout, checkout_argv
+from sandboxes.config import ENV_HOME, WORKSPACE, SandboxConfig
 from sandboxes.output import BoundedOutput
 from sandboxes.owner import Owner
 from sandboxes.protocol import ExecResult
@@ -63,8 +63,6 @@ WAIT_SLACK = 30.0
 #: the stream to close normally, short enough when a leftover process holds it open.
 LINGER = 1.0
 HELPER_TIMEOUT = 120.0
-#: The sandbox's own size-limited tmpfs, also its HOME (the root filesystem is read-only).
-TMP = "/tmp"  # noqa: S108 - inside the container, not the worker's /tmp
 _GO_MODE_DIR = 1 << 31
 _GO_MODE_SYMLINK = 1 << 27
 _MAX_LINKS = 8
@@ -89,14 +87,24 @@ class DockerSandbox(Lifecycle):
         *,
         workspace: WorkspaceArchive | None = None,
         client: docker.DockerClient | None = None,
+        checkout: Checkout | None = None,
+        container: Container | None = None,
     ) -> None:
+        """``checkout``: with an environment's image (``workspace_in_image``), the
+        commit to move its checkout to. ``container``: a started container to adopt
+        instead of creating one (claimed from a warm pool, :mod:`sandboxes.pool`)."""
         self.run_id = run_id
         self.config = config or SandboxConfig()
         self.workspace = workspace
-        self.base_commit = workspace.base_commit if workspace else None
+        self.checkout = checkout
+        if workspace is not None:
+            self.base_commit: str | None = workspace.base_commit
+        else:
+            self.base_commit = checkout.commit if checkout else None
         self._client = client
         self._owns_client = client is None
         self._container: Container | None = None
+        self._adopted = container
         self._closed = False
 
     # -- lifecycle ------------------------------------------------------------------
@@ -106,46 +114,44 @@ class DockerSandbox(Lifecycle):
         return None if self._container is None else str(self._container.id)
 
     def start(self) -> None:
-        """Create and start the container and move the workspace in. Idempotent."""
+        """Create and start the container (or take over the adopted one) and move the
+        workspace in: unpack the archive, or check the environment's checkout out at
+        its commit. Idempotent."""
         if self._container is not None:
             return
         if self._closed:
             raise SandboxGone(self.run_id, "the sandbox was closed")
         config = self.config
-        client = self._connect()
-        now = datetime.now(UTC)
+        adopted, self._adopted = self._adopted, None
+        container = adopted if adopted is not None else self._create(self._connect())
+        self._container = container
         try:
-            container = client.containers.create(
-                config.image,
-                ["sleep", str(config.max_lifetime)],
-                name=_container_name(self.run_id),
-                hostname="sandbox",
-                user=config.user,
-                working_dir=WORKSPACE,
-                environment={
-                    "PATH": DEFAULT_PATH,
-                    "HOME": TMP,
-                    "LANG": "C.UTF-8",
-                    **config.env,
-                },
-                labels=labels.sandbox_labels(
-                    self.run_id, Owner.current(), now, config.max_lifetime, config.store
-                ),
-                network_mode=config.network_name if config.network else "none",
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges:true"],
-                read_only=True,
-                tmpfs={TMP: f"rw,nosuid,nodev,size={config.tmp_size_mb}m,mode=1777"},
-                mounts=[self._workspace_mount()],
-                mem_limit=f"{config.memory_mb}m",
-                memswap_limit=f"{config.memory_mb}m",
-                nano_cpus=round(config.cpus * 1e9),
-                pids_limit=config.pids,
-                ulimits=[Ulimit(name="core", soft=0, hard=0)],
-                **self._shm_options(),
-                init=True,
-                auto_remove=True,
-            )
+            if adopted is None:
+                container.start()
+            if self.workspace is not None:
+                if config.workspace_in_image:
+                    self._own_dirs()
+                self._unpack(self.workspace)
+            if self.checkout is not None:
+                self._check_out(self.checkout)
+        except (docker.errors.DockerException, SandboxError) as exc:
+            self.close()
+            raise SandboxStartFailed(self.run_id, f"starting the container failed: {exc}") from exc
+        log.info("sandbox for run %s started: container %s", self.run_id, container.short_id)
+
+    def _create(self, client: docker.DockerClient) -> Container:
+        config = self.config
+        now = datetime.now(UTC)
+        options = container_spec.create_options(
+            config,
+            name=_container_name(self.run_id),
+            container_labels=labels.sandbox_labels(
+                self.run_id, Owner.current(), now, config.max_lifetime, config.store
+            ),
+            volume_run_id=self.run_id,
+        )
+        try:
+            return client.containers.create(**options)
         except docker.errors.ImageNotFound:
             self._release_client()
             raise SandboxStartFailed(
@@ -156,41 +162,66 @@ class DockerSandbox(Lifecycle):
         except docker.errors.DockerException as exc:
             self._release_client()
             raise SandboxStartFailed(self.run_id, f"Docker refused the container: {exc}") from exc
-        self._container = container
-        try:
-            container.start()
-            if self.workspace is not None:
-                self._unpack(self.workspace)
-        except (docker.errors.DockerException, SandboxError) as exc:
-            self.close()
-            raise SandboxStartFailed(self.run_id, f"starting the container failed: {exc}") from exc
-        log.info("sandbox for run %s started: container %s", self.run_id, container.short_id)
 
-    def _shm_options(self) -> dict[str, Any]:
-        """A private, size-limited /dev/shm, or none at all."""
-        size = self.config.shm_size_mb
-        return (
-            {"ipc_mode": "none"} if size == 0 else {"ipc_mode": "private", "shm_size": f"{size}m"}
+    def _own_dirs(self) -> None:
+        """Make the workspace and home directory the sandbox user's, whatever image this
+        is: the engine applies a tar's owners as it writes, without any capability in
+        the container (an environment is built on a repository's own image too)."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for directory in (WORKSPACE, ENV_HOME):
+                info = tarfile.TarInfo(directory.lstrip("/"))
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                info.uid, info.gid = self.config.uid, self.config.gid
+                info.mtime = int(time.time())
+                tar.addfile(info)
+        self._call(lambda: self._require().put_archive("/", buf.getvalue()))
+
+    def _check_out(self, checkout: Checkout) -> None:
+        """Move the environment's checkout to the run's commit (:mod:`sandboxes.checkout`)."""
+        if checkout.already_there:
+            return
+        if checkout.pack:
+            info = tarfile.TarInfo(PACK_NAME.rpartition("/")[2])
+            info.size = len(checkout.pack)
+            info.mode = 0o600
+            info.uid, info.gid = self.config.uid, self.config.gid
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w") as tar:
+                tar.addfile(info, io.BytesIO(checkout.pack))
+            target = paths.join(WORKSPACE, PACK_NAME.rpartition("/")[0])
+            self._call(lambda: self._require().put_archive(target, buf.getvalue()))
+        moved = self._run(
+            checkout_argv(checkout.commit),
+            timeout=HELPER_TIMEOUT,
+            cwd=WORKSPACE,
+            env={},
+            limit=16_000,
         )
+        if moved.exit_code != 0:
+            raise SandboxError(
+                self.run_id,
+                f"checking out {checkout.commit[:12]} in the environment failed "
+                f"(exit {moved.exit_code}): {moved.stderr.text().strip()[-2000:]}",
+            )
 
-    def _workspace_mount(self) -> Mount:
-        """An anonymous volume, removed with the container: tmpfs (sized) or disk.
+    def snapshot(self, repository: str, tag: str, image_labels: dict[str, str]) -> str:
+        """Commit the container (its own layer: the workspace and home directory of an
+        environment) as an image with these labels; returns the image id.
 
-        It is labelled with the run id, so the reaper can prune one left behind when
-        a container was removed without its volumes.
+        The container's own labels would be inherited by the image, and from it by
+        every container started from it: the sandbox labels are blanked, so only the
+        ones a new container sets count.
         """
-        size = self.config.workspace_size_mb
-        volume_labels = {labels.RUN_ID: self.run_id}
-        if size is None:
-            return Mount(WORKSPACE, None, type="volume", labels=volume_labels)
-        options = f"size={size}m,uid={self.config.uid},gid={self.config.gid},mode=0755,nosuid,nodev"
-        return Mount(
-            WORKSPACE,
-            None,
-            type="volume",
-            labels=volume_labels,
-            driver_config=DriverConfig("local", {"type": "tmpfs", "device": "tmpfs", "o": options}),
+        container = self._require()
+        blank = {key: "" for key in labels.SANDBOX_KEYS}
+        wanted = {**blank, **image_labels}
+        changes = [f"LABEL {json.dumps(k)}={json.dumps(v)}" for k, v in wanted.items()]
+        image = self._call(
+            lambda: container.commit(repository=repository, tag=tag, changes=changes, pause=True)
         )
+        return str(image.id)
 
     def _unpack(self, workspace: WorkspaceArchive) -> None:
         """Move the workspace in as one file and unpack it as the sandbox user.

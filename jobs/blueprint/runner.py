@@ -119,6 +119,7 @@ def begin_iteration(run: Run) -> None:
         "agent_resume",
         "root_cause",
         "budget_ask",
+        "environment",
     ):
         setattr(a, name, None)
     a.check_reports = []

@@ -2,9 +2,13 @@
 
 A sandbox does not outlive its job: when a worker dies, its container is left for the
 reaper, and the job that resumes the run builds a new one from the record: the
-workspace at the iteration's start commit (from the worker's repository cache), the
-repository's setup commands, then the change so far (``artifacts.patch``) applied on
-top. So every step after ``prepare`` can run in a fresh sandbox.
+repository's environment (:mod:`jobs.blueprint.environment`) moved to the iteration's
+start commit, or without one the workspace from the worker's repository cache and
+the setup commands; then the change so far (``artifacts.patch``) applied on top. So
+every step after ``prepare`` can run in a fresh sandbox.
+
+When the change touches a dependency input (the agent added a dependency), setup runs
+again in the run's sandbox before the checks; the cached environment stays as it was.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ from typing import Literal
 from jobs.blueprint.context import RunContext
 from jobs.blueprint.deps import Deps
 from jobs.checks import excerpt
+from jobs.environments.keys import changed_inputs
 from jobs.repo_config import RepoConfig, check_entry
 from process.exceptions import RepoCacheError, RepoConfigError, StepFailed
+from runs.events import EnvironmentNoted
 from runs.record import Run
 from sandboxes.cache import WorkspaceArchive
 from sandboxes.config import SandboxConfig
+from sandboxes.output_ends import output_ends
 from sandboxes.protocol import ExecResult, Sandbox
 
 log = logging.getLogger(__name__)
@@ -137,6 +144,8 @@ def sandbox_config(base: SandboxConfig, repo: RepoConfig) -> SandboxConfig:
         changes["pids"] = min(limits.pids, base.pids)
     if limits.command_timeout is not None:
         changes["command_timeout"] = min(float(limits.command_timeout), base.command_timeout)
+    if repo.environment.env:
+        changes["env"] = {**base.env, **repo.environment.env}
     return base.with_changes(**changes)
 
 
@@ -154,20 +163,35 @@ def _tail(result: ExecResult) -> str:
     return excerpt(f"{result.stdout}\n{result.stderr}", 800)
 
 
-def run_setup(sandbox: Sandbox, config: RepoConfig) -> list[tuple[str, float]]:
-    """The repository's setup commands, in order; the first failure ends the run."""
+def run_setup(
+    sandbox: Sandbox, config: RepoConfig, commands: list[str] | None = None, kind: str = "setup"
+) -> list[tuple[str, float]]:
+    """The repository's setup commands (or ``commands``), in order, online if setup may
+    be; the first failure ends the run, naming the command and showing the first and
+    last lines of its output."""
     done: list[tuple[str, float]] = []
-    if not config.setup:
+    todo = config.setup if commands is None else commands
+    if not todo:
         return done
     set_network(sandbox, config, "setup")
-    for command in config.setup:
+    for command in todo:
         # command_timeout is already within the worker's (prepare.effective_config).
         result = sandbox.exec(command, timeout=config.limits.command_timeout)
         if not result.ok:
             what = "timed out" if result.timed_out else f"exited {result.exit_code}"
-            raise StepFailed(f"setup command `{command}` {what}: {_tail(result)}")
+            if result.oom_killed:
+                what += " (out of memory)"
+            shown = output_ends(f"{result.stdout}\n{result.stderr}")
+            raise StepFailed(f"{kind} command `{command[:300]}` {what}; its output:\n{shown}")
         done.append((command, result.duration))
     return done
+
+
+def resetup(sandbox: Sandbox, config: RepoConfig) -> list[tuple[str, float]]:
+    """Setup again in a run's sandbox whose change touched a dependency input: the setup
+    commands, or ``environment.update`` when setup is a Dockerfile's."""
+    commands = config.setup or config.environment.update
+    return run_setup(sandbox, config, commands, kind="setup (a dependency input changed)")
 
 
 def apply_patch(sandbox: Sandbox, patch: str) -> None:
@@ -185,21 +209,40 @@ def open_sandbox(
     ctx: RunContext, run: Run, commit: str, patch: str | None
 ) -> tuple[Sandbox, list[tuple[str, float]]]:
     """A started sandbox at ``commit``, set up, with ``patch`` applied; and the setup run."""
+    sandbox, setup, _ = open_sandbox_with_inputs(ctx, run, commit, patch)
+    return sandbox, setup
+
+
+def open_sandbox_with_inputs(
+    ctx: RunContext, run: Run, commit: str, patch: str | None
+) -> tuple[Sandbox, list[tuple[str, float]], str | None]:
+    """:func:`open_sandbox`, plus the digest of the dependency inputs ``patch`` changes
+    (setup has run again for them)."""
+    from jobs.blueprint.environment import open_in_environment
+
     deps = ctx.deps
     config = ctx.repo_config()
     url = deps.forge.clone_url(run.repo)
-    sandbox = deps.sandboxes(
-        str(run.id), sandbox_config(deps.config.sandbox, config), workspace(deps, url, commit)
-    )
+    wanted = sandbox_config(deps.config.sandbox, config)
+    if deps.environments is not None and config.has_environment:
+        sandbox: Sandbox = open_in_environment(ctx, run, commit, config, wanted)
+        setup: list[tuple[str, float]] = []
+    else:
+        sandbox = deps.sandboxes(str(run.id), wanted, workspace(deps, url, commit))
+        setup = []
+    digest = changed_inputs(patch, config.environment.key_files)
     try:
-        sandbox.start()
-        setup = run_setup(sandbox, config)
+        if deps.environments is None or not config.has_environment:
+            sandbox.start()
+            setup = run_setup(sandbox, config)
         if patch:
             apply_patch(sandbox, patch)
+        if digest is not None:
+            setup += resetup(sandbox, config)
     except BaseException:
         sandbox.close()
         raise
-    return sandbox, setup
+    return sandbox, setup, digest
 
 
 class SandboxSession:
@@ -209,6 +252,8 @@ class SandboxSession:
         self.ctx = ctx
         self._sandbox: Sandbox | None = None
         self.setup: list[tuple[str, float]] = []
+        #: What the change had done to dependency inputs when setup last ran here.
+        self._inputs: str | None = None
 
     def get(self, phase: Phase = "agent") -> Sandbox:
         if self._sandbox is None:
@@ -216,9 +261,40 @@ class SandboxSession:
             start = run.artifacts.start_commit
             if start is None:
                 raise StepFailed("the run has no start commit (prepare did not run)")
-            self._sandbox, self.setup = open_sandbox(self.ctx, run, start, run.artifacts.patch)
-        set_network(self._sandbox, self.ctx.repo_config(), phase)
+            self._sandbox, self.setup, self._inputs = open_sandbox_with_inputs(
+                self.ctx, run, start, run.artifacts.patch
+            )
+        config = self.ctx.repo_config()
+        if phase == "checks":
+            self._setup_if_inputs_changed(self._sandbox, config)
+        set_network(self._sandbox, config, phase)
         return self._sandbox
+
+    def _setup_if_inputs_changed(self, sandbox: Sandbox, config: RepoConfig) -> None:
+        """Before the checks: setup again if the change touched dependency inputs since
+        it last ran in this sandbox (the environment image is not changed)."""
+        run = self.ctx.run()
+        digest = changed_inputs(run.artifacts.patch, config.environment.key_files)
+        if digest is None or digest == self._inputs:
+            return
+        ran = resetup(sandbox, config)
+        self._inputs = digest
+        if not ran:
+            return
+
+        def counted(run: Run) -> None:
+            if run.artifacts.environment is not None:
+                run.artifacts.environment.updates += 1
+
+        self.ctx.save(counted)
+        self.ctx.record(
+            EnvironmentNoted(
+                by=self.ctx.by,
+                text="the change touches a dependency input, so setup ran again in this run's "
+                f"sandbox before the checks ({len(ran)} command(s)); the cached environment "
+                "is unchanged",
+            )
+        )
 
     def close(self) -> None:
         sandbox, self._sandbox = self._sandbox, None

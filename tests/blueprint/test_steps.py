@@ -39,7 +39,8 @@ def test_an_unknown_key_in_agents_yml_fails_the_run_with_a_clear_message(
     assert final.status is RunStatus.FAILED
     assert final.error == (
         ".agents.yml: unknown key `chekcs` (allowed here: setup, checks, image, network, "
-        "limits, fix_rounds, escalation, protected_paths, allow_protected, plan, on_edit)"
+        "limits, fix_rounds, escalation, protected_paths, allow_protected, plan, on_edit, "
+        "environment)"
     )
     assert harness.models.requests == []
 

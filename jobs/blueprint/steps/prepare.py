@@ -1,5 +1,6 @@
-"""prepare: resolve the repository, base branch and commit, read ``.agents.yml``, and
-build the sandbox (workspace from the cache, setup commands run)."""
+"""prepare: resolve the repository, base branch and commit, read ``.agents.yml`` (or,
+without setup there, ``.devcontainer/devcontainer.json``), and open the sandbox: on
+the repository's environment, built first if this key has none yet."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import importlib.metadata
 from jobs.agent.config import AgentConfig
 from jobs.blueprint.config import BlueprintConfig
 from jobs.blueprint.context import RunContext
+from jobs.blueprint.deps import Deps
 from jobs.blueprint.sandbox import RepoFiles, SandboxSession, sandbox_config, workspace
+from jobs.environments.devcontainer import read_devcontainer, validated, with_devcontainer
 from jobs.repo_config import CONFIG_FILE, RepoConfig, resolve
-from process.exceptions import RepoConfigError, StepFailed
+from process.exceptions import RepoCacheError, RepoConfigError, StepFailed
 from runs.events import Prepared
 from runs.record import Run
 
@@ -87,16 +90,43 @@ def image_allowed(image: str, defaults: BlueprintConfig) -> bool:
     )
 
 
+def _resolved(files: RepoFiles) -> RepoConfig:
+    """``.agents.yml`` validated (a bad one fails the run with its message), checks
+    detected when none are configured."""
+    try:
+        return resolve(files.read_config(CONFIG_FILE), files.exists, files.read)
+    except RepoConfigError as err:
+        raise StepFailed(str(err)) from None
+
+
 def read_config(
     files: RepoFiles, defaults: BlueprintConfig, agent: AgentConfig | None = None
 ) -> tuple[RepoConfig, list[str]]:
-    """``.agents.yml`` validated (a bad one fails the run with its message), checks
-    detected when none are configured, within the operator's limits."""
+    """The repository's configuration in ``files``, within the operator's limits."""
+    return effective_config(_resolved(files), defaults, agent)
+
+
+def with_devcontainer_setup(deps: Deps, url: str, commit: str, config: RepoConfig) -> RepoConfig:
+    """``config`` with the devcontainer's environment when ``.agents.yml`` has no setup
+    (nor a Dockerfile) of its own."""
+    if config.has_environment:
+        return config
     try:
-        config = resolve(files.read_config(CONFIG_FILE), files.exists, files.read)
-    except RepoConfigError as err:
+        dev = read_devcontainer(deps.cache, url, commit)
+        if dev is None:
+            return config
+        return validated(with_devcontainer(config, dev), dev.path)
+    except (RepoConfigError, RepoCacheError) as err:
         raise StepFailed(str(err)) from None
-    return effective_config(config, defaults, agent)
+
+
+def config_at(deps: Deps, url: str, commit: str) -> tuple[RepoConfig, list[str]]:
+    """The repository's effective configuration at ``commit`` (upkeep uses it too): the
+    devcontainer's setup folded in before the operator's limits and images apply; and
+    what those limits lowered, for the thread."""
+    config = _resolved(RepoFiles(workspace(deps, url, commit)))
+    config = with_devcontainer_setup(deps, url, commit, config)
+    return effective_config(config, deps.config, deps.agent)
 
 
 def _version() -> str:
@@ -136,8 +166,7 @@ def prepare(ctx: RunContext, session: SandboxSession) -> None:
     if known.config is not None:
         config = RepoConfig.model_validate(known.config)
     else:
-        files = RepoFiles(workspace(deps, url, base_commit))
-        config, lowered = read_config(files, deps.config, deps.agent)
+        config, lowered = config_at(deps, url, base_commit)
 
     def resolved(run: Run) -> None:
         run.artifacts.base_branch = base_branch
@@ -164,6 +193,7 @@ def prepare(ctx: RunContext, session: SandboxSession) -> None:
         },
         "prompt_sha256": {},
         "setup": list(config.setup),
+        "environment": _environment_manifest(ctx),
         "checks": [check.run for check in config.checks],
         "checks_detected": config.detected,
     }
@@ -180,7 +210,7 @@ def prepare(ctx: RunContext, session: SandboxSession) -> None:
         Prepared(
             by=ctx.by,
             text=f"{run.repo}@{base_commit[:12]} ({base_branch}); checks: {checks} ({origin}); "
-            f"setup: {len(session.setup)} command(s)"
+            f"{_setup_words(ctx, config, session)}"
             + (
                 f"; {CONFIG_FILE} within this worker's limits: {'; '.join(lowered)}"
                 if lowered
@@ -190,3 +220,21 @@ def prepare(ctx: RunContext, session: SandboxSession) -> None:
             checks=[check.name for check in config.checks],
         )
     )
+
+
+def _environment_manifest(ctx: RunContext) -> dict[str, str] | None:
+    env = ctx.run().artifacts.environment
+    return None if env is None else {"key": env.key, "image_id": env.image, "commit": env.commit}
+
+
+def _setup_words(ctx: RunContext, config: RepoConfig, session: SandboxSession) -> str:
+    env = ctx.run().artifacts.environment
+    if env is not None:
+        words = f"setup: in environment {env.key[:12]} ({env.outcome})"
+    else:
+        words = f"setup: {len(session.setup)} command(s)"
+    if config.environment.origin == "devcontainer":
+        words += " from .devcontainer/devcontainer.json"
+        if config.environment.ignored:
+            words += f" (ignored there: {', '.join(config.environment.ignored[:10])})"
+    return words
