@@ -143,6 +143,8 @@ def _on_edit_shorthand(value: Any) -> Any:
     if isinstance(value, list):
         return [{"run": item} if isinstance(item, str) else item for item in value]
     return value
+
+
 def _relative_path(value: Any) -> Any:
     """A path inside the repository: relative, no ``..``, no NUL."""
     if not isinstance(value, str):
