@@ -36,7 +36,7 @@ from jobs.blueprint.providers import CountingModel
 from jobs.blueprint.sandbox import SandboxSession
 from jobs.blueprint.steps.agent import agent
 from jobs.blueprint.steps.checks import checks
-from jobs.blueprint.steps.plan import plan
+from jobs.blueprint.steps.plan import plan_first
 from jobs.blueprint.steps.prepare import prepare
 from jobs.blueprint.steps.publish import publish
 from jobs.blueprint.steps.review import review
@@ -69,7 +69,7 @@ StepFn = Callable[[RunContext, SandboxSession], None]
 
 STEPS: tuple[tuple[Step, StepFn], ...] = (
     (Step.PREPARE, prepare),
-    (Step.PLAN, plan),
+    (Step.PLAN, plan_first),
     (Step.AGENT, agent),
     (Step.CHECKS, checks),
     (Step.REVIEW, review),

@@ -83,7 +83,7 @@ def planner_task(run: Run) -> Task:
     return Task(repo=run.repo, request=run.request, context="\n\n".join(parts) or None)
 
 
-def plan(ctx: RunContext, session: SandboxSession) -> None:
+def plan_first(ctx: RunContext, session: SandboxSession) -> None:
     run = ctx.run()
     a = run.artifacts
     if a.plan_approved is not None:
