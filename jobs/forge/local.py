@@ -11,6 +11,9 @@ Layout under ``root`` for repository ``owner/name``::
 Records are written atomically (temporary file, then rename) under an exclusive file
 lock, so several workers on one machine may share a root. Bare repositories refuse
 non-fast-forward pushes, like a protected GitHub branch would.
+
+A little over the usual size: it implements the whole forge protocol for a directory of
+bare repositories, one method per operation, as the GitHub forge does for GitHub.
 """
 
 from __future__ import annotations
