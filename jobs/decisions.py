@@ -23,7 +23,7 @@ effects are read in one place.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -414,6 +414,18 @@ def _changed(queue: RunQueue, run: Run) -> Outcome:
     return _stale(current)
 
 
+def _carried(
+    queue: RunQueue, run: Run, carry_out: Callable[[], Run], kind: str, text: str
+) -> Outcome:
+    """A pause's answer carried out (:mod:`jobs.pauses`), or what is current if it lost
+    the race."""
+    try:
+        done = carry_out()
+    except InvalidTransition:
+        return _changed(queue, run)
+    return Outcome(True, kind, text, done)
+
+
 def approve_plan(
     queue: RunQueue,
     run_id: int,
@@ -428,11 +440,13 @@ def approve_plan(
     )
     if isinstance(run, Outcome):
         return run
-    try:
-        done = pauses.carry_out_plan_approval(queue, run.id, user, version)
-    except InvalidTransition:
-        return _changed(queue, run)
-    return Outcome(True, "plan_approved", f"Approved the plan of {run.label}; building it.", done)
+    return _carried(
+        queue,
+        run,
+        lambda: pauses.carry_out_plan_approval(queue, run.id, user, version),
+        "plan_approved",
+        f"Approved the plan of {run.label}; building it.",
+    )
 
 
 def may_revise_plan(
@@ -447,7 +461,7 @@ def may_revise_plan(
     run = _paused(store, run_id, user, Action.REVISE_PLAN, approvers, RunStatus.AWAITING_PLAN)
     if isinstance(run, Outcome):
         return run
-    latest = int(run.artifacts.plans[-1]["version"]) if run.artifacts.plans else None
+    latest = run.artifacts.latest_plan
     if version is not None and version != latest:
         return Outcome(
             False,
@@ -515,11 +529,13 @@ def extend_budget(
             "it has.",
             run,
         )
-    try:
-        done = pauses.carry_out_extension(queue, run.id, user, asked_at)
-    except InvalidTransition:
-        return _changed(queue, run)
-    return Outcome(True, "extended", f"Extended the budget of {run.label}; carrying on.", done)
+    return _carried(
+        queue,
+        run,
+        lambda: pauses.carry_out_extension(queue, run.id, user, asked_at),
+        "extended",
+        f"Extended the budget of {run.label}; carrying on.",
+    )
 
 
 def stop_at_budget(
@@ -536,11 +552,13 @@ def stop_at_budget(
     )
     if isinstance(run, Outcome):
         return run
-    try:
-        done = pauses.carry_out_stop(queue, run.id, user, asked_at)
-    except InvalidTransition:
-        return _changed(queue, run)
-    return Outcome(True, "stopped", f"Stopping {run.label} at its budget.", done)
+    return _carried(
+        queue,
+        run,
+        lambda: pauses.carry_out_stop(queue, run.id, user, asked_at),
+        "stopped",
+        f"Stopping {run.label} at its budget.",
+    )
 
 
 def _feedback_problem(run: Run, feedback: str) -> Outcome | None:

@@ -11,24 +11,45 @@ timeout) do it the same way.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from jobs.queue import RunQueue
 from process.exceptions import InvalidTransition
-from runs.events import BudgetDecided, PlanDecided
+from runs.events import BudgetDecided, Event, PlanDecided
 from runs.record import Feedback, Run, RunStatus, utcnow
 
 log = logging.getLogger(__name__)
 
 
-def _resume(queue: RunQueue, run: Run) -> Run:
-    queue.enqueue(run, replace_finished=True)
-    return run
+def _resume(
+    queue: RunQueue,
+    run_id: int,
+    user: str,
+    *,
+    reason: str,
+    paused: RunStatus,
+    change: Callable[[Run], None],
+    event: Event,
+) -> Run:
+    """The answer recorded (one checked transition from ``paused``, with its event) and
+    the run queued to resume where it paused."""
+    done = queue.store.transition(
+        run_id,
+        RunStatus.QUEUED,
+        by=user,
+        reason=reason,
+        expect=paused,
+        change=change,
+        events=[event],
+    )
+    queue.enqueue(done, replace_finished=True)
+    return done
 
 
 def _plan_version(run: Run, version: int | None) -> int:
     """The latest plan's version; a button drawn for an older one is refused."""
-    latest = int(run.artifacts.plans[-1]["version"]) if run.artifacts.plans else 0
+    latest = run.artifacts.latest_plan
     if not latest or (version is not None and version != latest):
         raise InvalidTransition(run.id, f"plan v{latest}", f"plan v{version}")
     return latest
@@ -42,20 +63,18 @@ def carry_out_plan_approval(
     def approved(run: Run) -> None:
         run.artifacts.plan_approved = _plan_version(run, version)
 
-    run = queue.store.get(run_id)
-    number = version or (int(run.artifacts.plans[-1]["version"]) if run.artifacts.plans else 0)
-    done = queue.store.transition(
+    number = version or queue.store.get(run_id).artifacts.latest_plan
+    return _resume(
+        queue,
         run_id,
-        RunStatus.QUEUED,
-        by=user,
+        user,
         reason=f"plan v{number} approved by {user}",
-        expect=RunStatus.AWAITING_PLAN,
+        paused=RunStatus.AWAITING_PLAN,
         change=approved,
-        events=[
-            PlanDecided(by=user, action="approve", version=number, text=f"plan v{number} approved")
-        ],
+        event=PlanDecided(
+            by=user, action="approve", version=number, text=f"plan v{number} approved"
+        ),
     )
-    return _resume(queue, done)
 
 
 def carry_out_plan_revision(
@@ -67,26 +86,22 @@ def carry_out_plan_revision(
         _plan_version(run, version)
         run.artifacts.plan_feedback.append(Feedback(by=user, text=feedback))
 
-    run = queue.store.get(run_id)
-    number = version or (int(run.artifacts.plans[-1]["version"]) if run.artifacts.plans else 0)
-    done = queue.store.transition(
+    number = version or queue.store.get(run_id).artifacts.latest_plan
+    return _resume(
+        queue,
         run_id,
-        RunStatus.QUEUED,
-        by=user,
+        user,
         reason=f"revision of plan v{number} asked by {user}",
-        expect=RunStatus.AWAITING_PLAN,
+        paused=RunStatus.AWAITING_PLAN,
         change=revised,
-        events=[
-            PlanDecided(
-                by=user,
-                action="revise",
-                version=number,
-                feedback=feedback,
-                text=f"revision of plan v{number} asked",
-            )
-        ],
+        event=PlanDecided(
+            by=user,
+            action="revise",
+            version=number,
+            feedback=feedback,
+            text=f"revision of plan v{number} asked",
+        ),
     )
-    return _resume(queue, done)
 
 
 def _open_ask(run: Run, asked_at: str | None) -> dict[str, object]:
@@ -122,16 +137,15 @@ def carry_out_extension(
         if kind == "dollars"
         else f"budget extended by {int(amount)} turns"
     )
-    done = queue.store.transition(
+    return _resume(
+        queue,
         run_id,
-        RunStatus.QUEUED,
-        by=user,
+        user,
         reason=f"{text} by {user}",
-        expect=RunStatus.AWAITING_BUDGET,
+        paused=RunStatus.AWAITING_BUDGET,
         change=extended,
-        events=[BudgetDecided(by=user, action="extend", text=text)],
+        event=BudgetDecided(by=user, action="extend", text=text),
     )
-    return _resume(queue, done)
 
 
 def carry_out_stop(
@@ -169,16 +183,15 @@ def carry_out_stop(
         run.artifacts.agent_resume = None
 
     text = f"stopped at its budget ({who}); publishing what exists as a draft"
-    done = queue.store.transition(
+    return _resume(
+        queue,
         run_id,
-        RunStatus.QUEUED,
-        by=user,
+        user,
         reason=text,
-        expect=RunStatus.AWAITING_BUDGET,
+        paused=RunStatus.AWAITING_BUDGET,
         change=stopped,
-        events=[BudgetDecided(by=user, action=action, text=text)],
+        event=BudgetDecided(by=user, action=action, text=text),
     )
-    return _resume(queue, done)
 
 
 def expired_asks(queue: RunQueue, timeout_seconds: float, now: datetime | None = None) -> list[int]:

@@ -250,6 +250,11 @@ class Artifacts(BaseModel):
     #: after :data:`APPROVING_SECONDS`, so an approve job that died blocks nothing.
     approving: dict[str, Any] | None = None
 
+    @property
+    def latest_plan(self) -> int:
+        """The latest plan's version; 0 before the first plan."""
+        return int(self.plans[-1]["version"]) if self.plans else 0
+
 
 #: How long an approve's guard holds off a rework (above the approve job's timeout).
 APPROVING_SECONDS = 900

@@ -10,6 +10,13 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.blocks import cut
+from bot.listeners.views.forms import (
+    NOT_MINE,
+    feedback_field,
+    field_text,
+    submitted_for,
+    tell_privately,
+)
 from bot.services import Services
 from jobs import decisions
 from runs.record import Run
@@ -19,12 +26,11 @@ log = logging.getLogger(__name__)
 CALLBACK_ID = "agents_revise_plan"
 BLOCK_ID = "plan_feedback"
 ACTION_ID = "plan_feedback_text"
-MAX_FEEDBACK = 3000
 EMPTY_ERROR = "Tell me what to change in the plan: this can't be empty."
 
 
 def revise_modal(run: Run) -> dict[str, Any]:
-    version = run.artifacts.plans[-1].get("version") if run.artifacts.plans else None
+    version = run.artifacts.latest_plan or None
     return {
         "type": "modal",
         "callback_id": CALLBACK_ID,
@@ -33,17 +39,7 @@ def revise_modal(run: Run) -> dict[str, Any]:
         "submit": {"type": "plain_text", "text": "Revise"},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
-            {
-                "type": "input",
-                "block_id": BLOCK_ID,
-                "label": {"type": "plain_text", "text": f"What should change in plan v{version}?"},
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": ACTION_ID,
-                    "multiline": True,
-                    "max_length": MAX_FEEDBACK,
-                },
-            },
+            feedback_field(BLOCK_ID, ACTION_ID, f"What should change in plan v{version}?"),
         ],
     }
 
@@ -51,37 +47,27 @@ def revise_modal(run: Run) -> dict[str, Any]:
 def handle_revision(
     ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient, services: Services
 ) -> str:
-    value = view["state"]["values"].get(BLOCK_ID, {}).get(ACTION_ID, {}).get("value")
-    feedback = (value or "").strip()
+    feedback = field_text(view, BLOCK_ID, ACTION_ID)
     if not feedback:
         ack(response_action="errors", errors={BLOCK_ID: EMPTY_ERROR})
         return "empty"
     ack()
     user = body["user"]["id"]
-    try:
-        meta = json.loads(view["private_metadata"])
-        run_id, version = int(meta["run"]), meta.get("version")
-    except (ValueError, KeyError, TypeError):
-        client.chat_postEphemeral(
-            channel=user, user=user, text="That form is not one of mine; nothing was changed."
-        )
+    target = submitted_for(view, "version")
+    if target is None:
+        client.chat_postEphemeral(channel=user, user=user, text=NOT_MINE)
         return "missing"
+    run_id, version = target
     outcome = decisions.revise_plan(
         services.queue,
         run_id,
         user,
         feedback,
         approvers=services.settings.approvers,
-        version=None if version is None else int(version),
+        version=version,
     )
-    run = outcome.run
-    if not outcome.done or run is None:
-        client.chat_postEphemeral(
-            channel=(run.channel if run else None) or user,
-            user=user,
-            thread_ts=run.thread_ts if run else None,
-            text=outcome.text,
-        )
+    if not outcome.done or outcome.run is None:
+        tell_privately(client, user, outcome)
         return outcome.kind
     return "revising"
 
