@@ -12,7 +12,7 @@ from jobs.decisions import Outcome
 
 #: Slack's limit for a plain-text input.
 MAX_FEEDBACK = 3000
-NOT_MINE = "That form is not one of mine; nothing was changed."
+FORM_NOT_MINE = "That form is not one of mine; nothing was changed."
 
 
 def feedback_field(block_id: str, action_id: str, label: str) -> dict[str, Any]:

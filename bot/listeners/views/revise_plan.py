@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 
 from bot.blocks import cut
 from bot.listeners.views.forms import (
-    NOT_MINE,
+    FORM_NOT_MINE,
     feedback_field,
     field_text,
     submitted_for,
@@ -55,7 +55,7 @@ def handle_revision(
     user = body["user"]["id"]
     target = submitted_for(view, "version")
     if target is None:
-        client.chat_postEphemeral(channel=user, user=user, text=NOT_MINE)
+        client.chat_postEphemeral(channel=user, user=user, text=FORM_NOT_MINE)
         return "missing"
     run_id, version = target
     outcome = decisions.revise_plan(

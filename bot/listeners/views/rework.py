@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 from bot.blocks import cut, escape
 from bot.listeners.events.mentions import reply
 from bot.listeners.views.forms import (
-    NOT_MINE,
+    FORM_NOT_MINE,
     feedback_field,
     field_text,
     submitted_for,
@@ -64,7 +64,7 @@ def handle_submission(
     target = submitted_for(view, "iteration")
     if target is None:
         log.warning("rework submitted for an unknown run: %r", view.get("private_metadata"))
-        client.chat_postEphemeral(channel=user, user=user, text=NOT_MINE)
+        client.chat_postEphemeral(channel=user, user=user, text=FORM_NOT_MINE)
         return "missing"
     run_id, iteration = target
     outcome = decisions.request_rework(
