@@ -249,12 +249,21 @@ class FakeGitHub(Lifecycle):
 
         return self._send("pull_request_review_comment", make, full_name)
 
-    def review(self, full_name: str, number: int, login: str, state: str, body: str) -> Any:
-        """A review submitted (``approved``, ``changes_requested``, ``commented``)."""
+    def review(
+        self,
+        full_name: str,
+        number: int,
+        login: str,
+        state: str,
+        body: str,
+        comments: list[tuple[str, int, str]] | None = None,
+    ) -> Any:
+        """A review submitted (``approved``, ``changes_requested``, ``commented``), with
+        its line ``comments``: (path, line, body) each."""
 
         def make(repo: Repo) -> dict[str, Any]:
             pr = _pull(repo, number)
-            return webhooks.review_event(self.state, repo, pr, login, state, body)
+            return webhooks.review_event(self.state, repo, pr, login, state, body, comments)
 
         return self._send("pull_request_review", make, full_name)
 

@@ -86,6 +86,9 @@ class Pull:
     closed_at: str | None = None
     #: Reviews posted on it: (id, event, body, submitted_at), oldest first.
     reviews: list[tuple[int, str, str, str]] = field(default_factory=list)
+    #: The line comments of each review submitted on it (review id -> ``review-comment``
+    #: JSON, in order), as ``GET .../reviews/{id}/comments`` lists them.
+    review_comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def node_id(self) -> str:

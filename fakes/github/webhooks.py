@@ -175,12 +175,25 @@ def review_comment_event(
 
 
 def review_event(
-    state: GitHubState, repo: Repo, pr: Pull, login: str, review_state: str, body: str
+    state: GitHubState,
+    repo: Repo,
+    pr: Pull,
+    login: str,
+    review_state: str,
+    body: str,
+    comments: list[tuple[str, int, str]] | None = None,
 ) -> Json:
+    """``pull_request_review`` submitted; its line ``comments`` (path, line, body) are
+    kept on the pull request, listed by ``GET .../reviews/{id}/comments`` (the event
+    does not carry them, as on GitHub)."""
+    review_id = state.next_id()
+    pr.review_comments[review_id] = [
+        payloads.review_comment(state, repo, pr, review_id, c, login) for c in comments or []
+    ]
     payload = _base(state, repo, login, "submitted")
     payload["pull_request"] = payloads.pull_request(state, repo, pr)
     payload["review"] = {
-        "id": state.next_id(),
+        "id": review_id,
         "body": body,
         "state": review_state,
         "user": payloads.user(state, login),

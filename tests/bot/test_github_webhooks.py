@@ -193,14 +193,36 @@ def test_a_review_comment_carries_its_file_and_line(loop: Loop) -> None:
     assert [f.text for f in run.pending_feedback] == ["On `retrying/x.py` line 12: use a constant"]
 
 
-def test_a_review_requesting_changes_reworks(loop: Loop) -> None:
+def test_a_review_requesting_changes_reworks_with_all_its_comments(loop: Loop) -> None:
     first = first_iteration(loop)
     loop.fake.review(REPO, 1, "octocat", "approved", "nice")
-    loop.fake.review(REPO, 1, "octocat", "changes_requested", "Split the constant out.")
+    loop.fake.review(
+        REPO,
+        1,
+        "octocat",
+        "changes_requested",
+        "Split the constant out.",
+        comments=[
+            ("retrying/core.py", 12, "Name this MAX_ATTEMPTS_DEFAULT."),
+            ("tests/test_core.py", 40, "Test a limit of zero too."),
+        ],
+    )
     assert loop.work() == [
         "a review that does not request changes",
         f"Starting iteration 2 of #{first.id} with @octocat's feedback.",
     ]
+    run = loop.h.services.store.get(first.id)
+    # One feedback: the review's text and each line comment, read through PyGithub.
+    assert [(f.by, f.text) for f in run.pending_feedback] == [
+        (
+            "github:octocat",
+            "Review requesting changes: Split the constant out.\n"
+            "- On `retrying/core.py` line 12: Name this MAX_ATTEMPTS_DEFAULT.\n"
+            "- On `tests/test_core.py` line 40: Test a limit of zero too.",
+        )
+    ]
+    (listed,) = loop.fake.calls("GET", r"/pulls/1/reviews/\d+/comments$")
+    assert listed.status == 200
 
 
 def test_a_merge_on_github_ends_the_run_as_merged(loop: Loop) -> None:
