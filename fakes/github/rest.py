@@ -159,6 +159,7 @@ def create_pull(state: GitHubState, repo: Repo, body: Json) -> Response:
         head_ref=head,
         head_sha=sha,
         base_ref=base,
+        base_sha=repo.branch_sha(base),
     )
     repo.pulls.append(pr)
     return 201, payloads.pull_request(state, repo, pr), {}

@@ -139,7 +139,9 @@ def test_a_pr_comment_reworks_the_run_on_the_same_branch(loop: Loop) -> None:
     assert pull["head"]["sha"] == second.artifacts.head_sha
     # The answer goes to GitHub too: a comment on the PR naming who asked.
     with loop.fake.state.lock:
-        (answer,) = loop.fake.state.repos[REPO].comments[1]
+        asked, answer = loop.fake.state.repos[REPO].comments[1]
+    assert (asked["user"]["login"], asked["body"]) == ("octocat", "@agents rename the flag")
+    assert answer["user"]["login"] == "agents-bot"
     assert answer["body"].startswith(
         f"Iteration 2 is pushed ({(second.artifacts.head_sha or '')[:12]}), for @octocat:"
     )
