@@ -206,8 +206,9 @@ class FakeGitHub(Lifecycle):
 
     # -- webhooks, and what people do on GitHub that sends them ------------------------
 
-    def deliver_to(self, url: str, secret: str | None) -> None:
-        """Send webhooks to ``url``, signed with ``secret`` (None: unsigned)."""
+    def deliver_to(self, url: str | None, secret: str | None) -> None:
+        """Send webhooks to ``url`` (None: send none), signed with ``secret`` (None:
+        unsigned)."""
         self.state.webhooks.url, self.state.webhooks.secret = url, secret
 
     @property
