@@ -62,6 +62,8 @@ REQUESTER = "U_ALICE"
 CHANNEL = "C_GENERAL"
 QUEUE = "agents-demo"
 STEP_LIMIT_SECONDS = 600
+#: How long the headless demo waits for the merge's webhook after Approve.
+MERGE_REPORT_SECONDS = 60
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -354,16 +356,20 @@ def headless(emu: Any, services: Any, worker: SimpleWorker, repo: str) -> int:
     if current.status is RunStatus.AWAITING_DECISION:
         decision = emu.wait_for_message(CHANNEL, "ready for review", timeout=60)
         emu.click(REQUESTER, CHANNEL, decision["ts"], "agents_approve")
-        # Approve merges the PR; GitHub's pull_request webhook then ends the run merged.
         work_until(
-            worker,
-            lambda: (
-                store.get(run.id).status.is_final
-                and store.get(run.id).status is not RunStatus.APPROVED
-            ),
-            "the approval to be carried out and the merge to be reported",
+            worker, lambda: store.get(run.id).status.is_final, "the approval to be carried out"
         )
         emu.wait_for_message(CHANNEL, "approved by", timeout=60)
+        # Approve merged the PR; GitHub's pull_request webhook then ends the run merged.
+        try:
+            work_until(
+                worker,
+                lambda: store.get(run.id).status is not RunStatus.APPROVED,
+                "GitHub's webhook to report the merge",
+                limit=MERGE_REPORT_SECONDS,
+            )
+        except TimeoutError as exc:
+            print(f"agents demo: {exc}", file=sys.stderr)
     final = store.get(run.id)
     # The status message is redrawn at most about once a second; wait for the last one.
     word = final.status.value.replace("_", " ")
