@@ -289,7 +289,12 @@ def handle(args: argparse.Namespace) -> int:
         github.close()
         shutil.rmtree(work, ignore_errors=True)
         raise
-    conn, where = open_redis()
+    try:
+        conn, where = open_redis()
+    except BaseException:
+        github.close()  # its server thread would keep the process alive
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     emu = SlackEmulator(port=args.port).start()
     try:
         bot = serve_bot(emu, conn, channel_repos={CHANNEL: repo}, queue=QUEUE, github_secret=secret)

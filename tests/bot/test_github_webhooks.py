@@ -353,3 +353,28 @@ def test_the_queued_delivery_runs_as_an_rq_job(loop: Loop, monkeypatch: pytest.M
     run = loop.h.services.store.get(first.id)
     assert (run.status, run.iteration) == (RunStatus.REWORK, 2)
     assert f"agents-run-{first.id}-2" in queue.get_job_ids()
+
+
+def test_a_review_whose_comments_cannot_be_read_still_gives_its_text() -> None:
+    """The forge refusing the review's comments (a 404 here) leaves the review's text."""
+    from jobs.forge.github import GitHubForge
+    from jobs.github_events import review_feedback
+
+    with (
+        FakeGitHub(TOKEN) as fake,
+        GitHubForge(TOKEN, base_url=fake.base_url, throttle=False) as forge,
+    ):
+        fake.add_repo(REPO)
+        with fake.state.lock:
+            fake.state.repos[REPO].pulls.append(Pull(7, 1, "t", "", False, "b", "0" * 40, "main"))
+        fake.set_permission(REPO, "octocat", "write")
+        fake.review(REPO, 1, "octocat", "changes_requested", "Split it.", [("a.py", 1, "Here.")])
+        (review_id,) = fake.state.repos[REPO].pulls[0].review_comments
+        payload = {"pull_request": {"number": 1}, "review": {"id": review_id, "body": "Split it."}}
+        assert review_feedback(forge, REPO, payload) == (
+            "Review requesting changes: Split it.\n- On `a.py` line 1: Here."
+        )
+        fake.fail_next("GET", r"/reviews/\d+/comments$", status=404)
+        assert review_feedback(forge, REPO, payload) == "Review requesting changes: Split it."
+        hostile = {"pull_request": {"number": "1"}, "review": {"id": None, "body": 5}}
+        assert review_feedback(forge, REPO, hostile) == "Review requesting changes:"
