@@ -8,6 +8,9 @@ PYTHON := $(BIN)/python
 UV := $(BIN)/uv
 BOOTSTRAP_PYTHON ?= python3
 PYTEST_ARGS ?=
+# Most tests wait on Redis, Docker or a child process, so more workers than cores pay;
+# each worker has its own Redis database (tests/conftest.py).
+PYTEST_WORKERS ?= 3
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo 'docker compose' || echo docker-compose)
 # uv works on $(VENV) only, with the interpreter that made it, never a downloaded one.
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
@@ -51,11 +54,17 @@ typecheck: install
 	$(BIN)/mypy
 
 # The installed versions must be the lock's, and the suite must leave them as they were;
-# then docs/reliability.md from the figures the reliability tests just measured.
+# then docs/reliability.md from the figures the reliability tests just measured. Tests
+# run on $(PYTEST_WORKERS) workers, then those marked `serial` alone (exit 5: none chosen).
 pytest: install
 	$(UV) sync --locked --check -q
 	$(UV) pip freeze --python $(PYTHON) > $(VENV)/freeze-before.txt
-	AGENTS_REQUIRE_SERVICES=1 $(PYTHON) -m pytest $(PYTEST_ARGS)
+	@status=0; \
+	AGENTS_REQUIRE_SERVICES=1 $(PYTHON) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup \
+	  -m "not serial" $(PYTEST_ARGS) || status=$$?; \
+	AGENTS_REQUIRE_SERVICES=1 $(PYTHON) -m pytest -m serial $(PYTEST_ARGS) || \
+	  { s=$$?; [ $$s -eq 5 ] || status=$$s; }; \
+	exit $$status
 	$(UV) pip freeze --python $(PYTHON) > $(VENV)/freeze-after.txt
 	@diff -u $(VENV)/freeze-before.txt $(VENV)/freeze-after.txt || { \
 	  echo "the test run changed $(VENV): a test installed into it" >&2; exit 1; }

@@ -14,7 +14,9 @@ from sandboxes.config import DEFAULT_PATH, SandboxConfig
 from sandboxes.docker_sandbox import DockerSandbox
 from sandboxes.protocol import ExecResult
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+# serial: the neighbour's responsiveness is a timing figure, and other tests' load would
+# be counted against the hog.
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.serial]
 
 LIMITS = SandboxConfig(memory_mb=512, pids=128, tmp_size_mb=16, workspace_size_mb=64, kill_grace=1)
 

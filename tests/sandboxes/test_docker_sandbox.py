@@ -10,7 +10,7 @@ import docker.errors
 import pytest
 
 from process.exceptions import CommandTimeout, SandboxError, SandboxGone, SandboxStartFailed
-from sandboxes import docker_sandbox
+from sandboxes import docker_sandbox, labels
 from sandboxes.cache import WorkspaceArchive
 from sandboxes.config import SandboxConfig
 from sandboxes.docker_sandbox import DockerSandbox
@@ -73,14 +73,15 @@ def test_network_is_opt_in_and_can_be_dropped_after_setup(
 
 
 def test_a_missing_image_fails_to_start_clearly(docker_client: docker.DockerClient) -> None:
-    before = {c.id for c in docker_client.containers.list(all=True)}
     sandbox = DockerSandbox(
         "noimage-1", SandboxConfig(image="agents-test-missing:nope"), client=docker_client
     )
     with pytest.raises(SandboxStartFailed, match="agents sandbox build") as err:
         sandbox.start()
     assert err.value.run_id == "noimage-1"
-    assert {c.id for c in docker_client.containers.list(all=True)} == before
+    # Only this run's containers: other tests' sandboxes come and go on the same engine.
+    mine = {"label": f"{labels.RUN_ID}=noimage-1"}
+    assert docker_client.containers.list(all=True, filters=mine) == []
 
 
 def test_a_stuck_sandbox_is_a_command_timeout_not_a_timed_out_result(

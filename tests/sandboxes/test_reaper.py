@@ -26,6 +26,10 @@ from sandboxes.reaper import (
     Removal,
 )
 
+# serial: the reaper judges every labelled container and volume on the engine, so
+# other tests' sandboxes (a just-killed worker's, a left-behind volume) would be its too.
+pytestmark = pytest.mark.serial
+
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
