@@ -9,7 +9,7 @@ from jobs.agent.config import AgentConfig, AgentLimits, ModelRoles
 from jobs.agent.pricing import DEFAULT_PRICES
 from jobs.blueprint.config import BlueprintConfig
 from process.settings import WorkerSettings
-from sandboxes.config import SandboxConfig
+from sandboxes.config import EgressConfig, SandboxConfig
 
 
 def agent_config(settings: WorkerSettings) -> AgentConfig:
@@ -37,7 +37,7 @@ def blueprint_config(settings: WorkerSettings) -> BlueprintConfig:
         fix_rounds=settings.fix_rounds,
         escalation=settings.escalation,
         protected_paths=tuple(settings.protected_paths),
-        sandbox=SandboxConfig(image=settings.sandbox_image),
+        sandbox=SandboxConfig(image=settings.sandbox_image, allow=tuple(settings.egress_allow)),
         sandbox_backend=settings.sandbox_backend,
         draft=settings.draft_prs,
         approve_action=settings.approve_action,
@@ -52,4 +52,14 @@ def blueprint_config(settings: WorkerSettings) -> BlueprintConfig:
         ci_fix=settings.ci_fix,
         max_attempts=settings.max_attempts,
         heartbeat_seconds=settings.heartbeat_seconds,
+    )
+
+
+def egress_config(settings: WorkerSettings) -> EgressConfig:
+    """The engine's egress proxy, as this worker creates and uses it."""
+    return EgressConfig(
+        proxy=settings.egress_proxy,
+        image=settings.egress_proxy_image,
+        subnets=settings.egress_subnets,
+        deny=tuple(settings.egress_deny),
     )

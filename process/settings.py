@@ -6,6 +6,7 @@ needs. Errors come out as one line naming the variable (see :func:`load`).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -17,12 +18,14 @@ from pydantic import (
     PositiveInt,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
 
+from process import allowlist
 from process.exceptions import SettingsError
 
 ENV_PREFIX = "AGENTS_"
@@ -62,7 +65,12 @@ def _json_object(value: Any) -> Any:
     return value
 
 
+def _hosts(value: Any) -> Any:
+    return list(allowlist.parse(_split(value)))
+
+
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split)]
+HostList = Annotated[list[str], NoDecode, BeforeValidator(_hosts)]
 CommaPairs = Annotated[dict[str, str], NoDecode, BeforeValidator(_pairs)]
 
 
@@ -99,6 +107,12 @@ class CommonSettings(BaseSettings):
         le=65535,
         description="also serve /healthz and /metrics on this port (Socket Mode bot, worker); "
         "unset serves none",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="address AGENTS_METRICS_PORT listens on; loopback by default, 0.0.0.0 "
+        "only where nothing untrusted can reach it (compose sets it inside the container)",
     )
     job_timeout: PositiveInt = Field(
         7200,
@@ -253,6 +267,32 @@ class WorkerSettings(CommonSettings):
         300, description="seconds between passes of the worker's sandbox reaper"
     )
     sandbox_image: str = Field("agents-sandbox:latest", description="default image for sandboxes")
+    egress_allow: HostList = Field(
+        default_factory=lambda: list(allowlist.DEFAULT_ALLOW),
+        description="hosts a setup with network may reach through the egress proxy; "
+        ".example.com allows a domain and every name under it. A repository's "
+        "network.allow can only narrow it",
+    )
+    egress_deny: CommaList = Field(
+        default_factory=list,
+        description="addresses or CIDR ranges the egress proxy never connects to, beyond "
+        "private, loopback, link-local and metadata ranges and this host's own addresses",
+    )
+    egress_proxy: str = Field(
+        "agents-egress-proxy",
+        min_length=1,
+        description="name of the egress proxy container; the worker creates it when a setup "
+        "first needs network, or uses the one docker-compose.yml runs",
+    )
+    egress_proxy_image: str = Field(
+        "agents-egress-proxy:latest",
+        min_length=1,
+        description="image the egress proxy is created from (`agents sandbox build egress`)",
+    )
+    egress_subnets: str = Field(
+        "10.213.0.0/16",
+        description="IPv4 range each setup sandbox's own internal network takes a /28 from",
+    )
     cache_dir: Path = Field(
         Path.home() / ".cache" / "agents",
         description="worker-side repository mirrors and workspaces",
@@ -319,6 +359,25 @@ class WorkerSettings(CommonSettings):
     slack_url: str = Field(
         "https://slack.com", description="Slack workspace URL, for links back to threads"
     )
+
+    @field_validator("egress_subnets")
+    @classmethod
+    def _egress_pool(cls, value: str) -> str:
+        try:
+            pool = ipaddress.ip_network(value.strip())
+        except ValueError as exc:
+            raise ValueError(f"expected an IPv4 range like 10.213.0.0/16 ({exc})") from None
+        if pool.version != 4 or pool.prefixlen > 28:
+            raise ValueError("expected an IPv4 range of /28 or larger, like 10.213.0.0/16")
+        return str(pool)
+
+    @field_validator("egress_deny")
+    @classmethod
+    def _egress_ranges(cls, value: list[str]) -> list[str]:
+        try:
+            return [str(ipaddress.ip_network(item, strict=False)) for item in value]
+        except ValueError as exc:
+            raise ValueError(f"expected addresses or CIDR ranges ({exc})") from None
 
     @model_validator(mode="after")
     def _check_backends(self) -> WorkerSettings:

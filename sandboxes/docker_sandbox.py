@@ -13,7 +13,14 @@ enforces their timeout inside the container.
 
 The workspace is an anonymous volume, removed with the container: by default a
 size-limited tmpfs (fast to fill, cannot exhaust the engine's disk, counted against
-the memory limit), or with ``workspace_size_mb=None`` an unbounded disk volume.
+the memory limit), or with ``workspace_size_mb=None`` an unbounded disk volume. The
+home directory and ``/tmp`` are size-limited tmpfs mounts too; all three allow exec
+(virtualenvs, compiled extensions, test binaries), nothing else is writable.
+
+A sandbox with ``network`` starts on a network of its own whose only other member is
+the egress proxy (:mod:`sandboxes.egress_proxy`); its commands get the proxy's
+variables while it is connected, and :meth:`DockerSandbox.set_network` takes it
+offline for good after setup, keeping :attr:`DockerSandbox.egress_report`.
 
 An image other than the default must provide ``/bin/sh``, ``setsid``, ``sleep``,
 ``tar``, ``gzip``, ``find`` and ``git`` (for :meth:`DockerSandbox.export_patch`). With a
@@ -44,11 +51,19 @@ import docker.errors
 from docker.models.containers import Container
 from docker.types import DriverConfig, Mount, Ulimit
 
-from process.exceptions import CommandTimeout, SandboxError, SandboxGone, SandboxStartFailed
+from process.exceptions import (
+    CommandTimeout,
+    EgressUnavailable,
+    SandboxError,
+    SandboxGone,
+    SandboxStartFailed,
+)
 from process.lifecycle import Lifecycle
+from runs.record import EgressReport
 from sandboxes import engine, labels, patch, paths, wrapper
 from sandboxes.cache import WorkspaceArchive
-from sandboxes.config import DEFAULT_PATH, WORKSPACE, SandboxConfig
+from sandboxes.config import HOME_SKELETON, WORKSPACE, EgressConfig, SandboxConfig
+from sandboxes.egress_proxy import EgressLease, EgressProxy
 from sandboxes.output import BoundedOutput
 from sandboxes.owner import Owner
 from sandboxes.protocol import ExecResult
@@ -63,7 +78,7 @@ WAIT_SLACK = 30.0
 #: the stream to close normally, short enough when a leftover process holds it open.
 LINGER = 1.0
 HELPER_TIMEOUT = 120.0
-#: The sandbox's own size-limited tmpfs, also its HOME (the root filesystem is read-only).
+#: The sandbox's own size-limited tmpfs (the root filesystem is read-only).
 TMP = "/tmp"  # noqa: S108 - inside the container, not the worker's /tmp
 _GO_MODE_DIR = 1 << 31
 _GO_MODE_SYMLINK = 1 << 27
@@ -89,6 +104,7 @@ class DockerSandbox(Lifecycle):
         *,
         workspace: WorkspaceArchive | None = None,
         client: docker.DockerClient | None = None,
+        egress: EgressConfig | None = None,
     ) -> None:
         self.run_id = run_id
         self.config = config or SandboxConfig()
@@ -98,6 +114,10 @@ class DockerSandbox(Lifecycle):
         self._owns_client = client is None
         self._container: Container | None = None
         self._closed = False
+        self._egress = egress or EgressConfig()
+        self._lease: EgressLease | None = None
+        #: Where the sandbox's commands reached through the proxy, once it went offline.
+        self.egress_report: EgressReport | None = None
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -114,6 +134,16 @@ class DockerSandbox(Lifecycle):
         config = self.config
         client = self._connect()
         now = datetime.now(UTC)
+        owner = Owner.current()
+        run_labels = labels.sandbox_labels(
+            self.run_id, owner, now, config.max_lifetime, config.store
+        )
+        network_mode = "none"
+        if config.network:
+            lease = EgressLease(EgressProxy(client, self._egress), self.run_id, config.allow)
+            lease.network_labels = run_labels
+            network_mode = self._egress_call(lambda: lease.start().name)
+            self._lease = lease
         try:
             container = client.containers.create(
                 config.image,
@@ -122,20 +152,13 @@ class DockerSandbox(Lifecycle):
                 hostname="sandbox",
                 user=config.user,
                 working_dir=WORKSPACE,
-                environment={
-                    "PATH": DEFAULT_PATH,
-                    "HOME": TMP,
-                    "LANG": "C.UTF-8",
-                    **config.env,
-                },
-                labels=labels.sandbox_labels(
-                    self.run_id, Owner.current(), now, config.max_lifetime, config.store
-                ),
-                network_mode=config.network_name if config.network else "none",
+                environment={"HOME": config.home, "LANG": "C.UTF-8", **config.env},
+                labels=run_labels,
+                network_mode=network_mode,
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges:true"],
                 read_only=True,
-                tmpfs={TMP: f"rw,nosuid,nodev,size={config.tmp_size_mb}m,mode=1777"},
+                tmpfs=self._tmpfs(),
                 mounts=[self._workspace_mount()],
                 mem_limit=f"{config.memory_mb}m",
                 memswap_limit=f"{config.memory_mb}m",
@@ -147,6 +170,7 @@ class DockerSandbox(Lifecycle):
                 auto_remove=True,
             )
         except docker.errors.ImageNotFound:
+            self._end_lease()
             self._release_client()
             raise SandboxStartFailed(
                 self.run_id,
@@ -154,17 +178,40 @@ class DockerSandbox(Lifecycle):
                 "build it with `agents sandbox build`",
             ) from None
         except docker.errors.DockerException as exc:
+            self._end_lease()
             self._release_client()
             raise SandboxStartFailed(self.run_id, f"Docker refused the container: {exc}") from exc
         self._container = container
         try:
             container.start()
-            if self.workspace is not None:
-                self._unpack(self.workspace)
+            if self._lease is not None:
+                lease = self._lease
+                self._egress_call(lambda: lease.admit(container))
+            self._unpack(self.workspace)
         except (docker.errors.DockerException, SandboxError) as exc:
             self.close()
+            if isinstance(exc, EgressUnavailable):
+                raise
             raise SandboxStartFailed(self.run_id, f"starting the container failed: {exc}") from exc
         log.info("sandbox for run %s started: container %s", self.run_id, container.short_id)
+
+    def _egress_call(self, action: Callable[[], T]) -> T:
+        """Run one egress step, naming this run in its error."""
+        try:
+            return action()
+        except EgressUnavailable as exc:
+            raise EgressUnavailable(self.run_id, exc.message) from None
+        except docker.errors.DockerException as exc:
+            raise EgressUnavailable(self.run_id, f"the egress proxy: {exc}") from exc
+
+    def _tmpfs(self) -> dict[str, str]:
+        """``/tmp`` and the home directory: bounded, private, exec allowed."""
+        config = self.config
+        return {
+            TMP: f"rw,exec,nosuid,nodev,size={config.tmp_size_mb}m,mode=1777",
+            config.home: f"rw,exec,nosuid,nodev,size={config.home_size_mb}m,"
+            f"uid={config.uid},gid={config.gid},mode=0755",
+        }
 
     def _shm_options(self) -> dict[str, Any]:
         """A private, size-limited /dev/shm, or none at all."""
@@ -192,28 +239,28 @@ class DockerSandbox(Lifecycle):
             driver_config=DriverConfig("local", {"type": "tmpfs", "device": "tmpfs", "o": options}),
         )
 
-    def _unpack(self, workspace: WorkspaceArchive) -> None:
-        """Move the workspace in as one file and unpack it as the sandbox user.
+    def _unpack(self, workspace: WorkspaceArchive | None) -> None:
+        """Fill the home directory from the image's skeleton, and move the workspace in
+        as one file and unpack it as the sandbox user.
 
         One file through the API and one ``tar`` inside is much faster than letting the
         engine create thousands of files, and the files belong to the sandbox user.
         """
-        name = f".agents-workspace-{secrets.token_hex(4)}.tar.gz"
-        info = tarfile.TarInfo(name)
-        info.size = len(workspace.archive)
-        info.mode = 0o600
-        info.uid, info.gid = self.config.uid, self.config.gid
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            tar.addfile(info, io.BytesIO(workspace.archive))
-        self._call(lambda: self._require().put_archive(WORKSPACE, buf.getvalue()))
-        unpacked = self._run(
-            ["sh", "-c", 'tar -xzf "$1" && rm -f "$1"', "agents-unpack", name],
-            timeout=HELPER_TIMEOUT,
-            cwd=WORKSPACE,
-            env={},
-            limit=16_000,
-        )
+        script = 'if [ -d "$1" ]; then cp -a "$1"/. "$2"/ || exit 1; fi'
+        argv = ["sh", "-c", script, "agents-unpack", HOME_SKELETON, self.config.home]
+        if workspace is not None:
+            name = f".agents-workspace-{secrets.token_hex(4)}.tar.gz"
+            info = tarfile.TarInfo(name)
+            info.size = len(workspace.archive)
+            info.mode = 0o600
+            info.uid, info.gid = self.config.uid, self.config.gid
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w") as tar:
+                tar.addfile(info, io.BytesIO(workspace.archive))
+            self._call(lambda: self._require().put_archive(WORKSPACE, buf.getvalue()))
+            argv[2] = script + '; tar -xzf "$3" && rm -f "$3"'
+            argv.append(name)
+        unpacked = self._run(argv, timeout=HELPER_TIMEOUT, cwd=WORKSPACE, env={}, limit=16_000)
         if unpacked.exit_code != 0:
             raise SandboxError(
                 self.run_id,
@@ -222,9 +269,11 @@ class DockerSandbox(Lifecycle):
             )
 
     def close(self) -> None:
-        """Remove the container and its workspace volume. Safe to call twice."""
+        """Remove the container, its workspace volume and its network. Safe to call twice."""
         self._closed = True
         container, self._container = self._container, None
+        if self._lease is not None and container is not None:
+            self._keep_report()
         if container is not None:
             try:
                 container.remove(force=True, v=True)
@@ -234,25 +283,66 @@ class DockerSandbox(Lifecycle):
                 # 409: removal already in progress (auto_remove after it stopped).
                 if exc.status_code != 409:
                     log.warning("removing sandbox container %s failed: %s", container.id, exc)
+        self._end_lease()
         self._release_client()
 
     def set_network(self, enabled: bool) -> None:
-        """Connect or disconnect the configured network, e.g. offline after setup.
+        """Go offline (``False``; e.g. after setup), or online again through a new network.
 
         Only a sandbox started with ``network=True`` can change: one started without a
-        network has none to reconnect to.
+        network has none to reconnect to. Going offline keeps where the sandbox went in
+        :attr:`egress_report`.
         """
         container = self._require()
         if not self.config.network:
             if enabled:
                 raise SandboxError(self.run_id, "started without a network; cannot connect one")
             return
-        network = self._call(lambda: self._connect().networks.get(self.config.network_name))
-        attached = self._call(lambda: self._networks(container))
-        if enabled and self.config.network_name not in attached:
-            self._call(lambda: network.connect(container))
-        elif not enabled and self.config.network_name in attached:
-            self._call(lambda: network.disconnect(container))
+        if not enabled and self._lease is not None:
+            lease = self._lease
+            self._keep_report()
+            if lease.network is not None:
+                network = lease.network
+                self._call(
+                    lambda: self._connect().api.disconnect_container_from_network(
+                        str(container.id), network.id, force=True
+                    )
+                )
+            self._end_lease()
+        elif enabled and self._lease is None:
+            client = self._connect()
+            lease = EgressLease(EgressProxy(client, self._egress), self.run_id, self.config.allow)
+            lease.network_labels = dict(container.labels)
+            self._lease = lease
+            try:
+                network = self._egress_call(lease.start)
+                self._call(
+                    lambda: client.api.connect_container_to_network(str(container.id), network.id)
+                )
+                self._egress_call(lambda: lease.admit(container))
+            except BaseException:
+                self._end_lease()
+                raise
+
+    def _keep_report(self) -> None:
+        lease = self._lease
+        if lease is None:
+            return
+        try:
+            report = lease.report()
+        except docker.errors.DockerException as exc:
+            log.warning("run %s: reading the egress log failed: %s", self.run_id, exc)
+            return
+        kept = self.egress_report
+        self.egress_report = report if kept is None else kept.merged(report)
+
+    def _end_lease(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            try:
+                lease.close()
+            except docker.errors.DockerException as exc:
+                log.warning("run %s: removing the sandbox network failed: %s", self.run_id, exc)
 
     # -- commands -------------------------------------------------------------------
 
@@ -274,11 +364,12 @@ class DockerSandbox(Lifecycle):
         limit = timeout if timeout is not None else self.config.command_timeout
         if limit <= 0:
             raise ValueError("timeout must be positive")
+        online = self._lease.env if self._lease is not None else {}
         captured = self._run(
             argv,
             timeout=limit,
             cwd=_workdir(cwd),
-            env=_checked_env(env or {}),
+            env={**online, **_checked_env(env or {})},
             limit=self.config.max_output_bytes,
         )
         status = captured.status
@@ -578,11 +669,6 @@ class DockerSandbox(Lifecycle):
         if stat is not None and stat_of != done:
             stat = self._stat(done)  # the path ended in "." or ".." from a link target
         return done, stat
-
-    @staticmethod
-    def _networks(container: Container) -> set[str]:
-        container.reload()
-        return set(container.attrs.get("NetworkSettings", {}).get("Networks", {}) or {})
 
 
 class _StreamReader:

@@ -14,7 +14,7 @@ from jobs.agent.model import Model
 from jobs.blueprint.config import BlueprintConfig
 from jobs.blueprint.deps import Deps, ModelProvider, SandboxFactory
 from jobs.blueprint.providers import AnthropicProvider, ReplayProvider
-from jobs.config import agent_config, blueprint_config
+from jobs.config import agent_config, blueprint_config, egress_config
 from jobs.forge import credentials as github_credentials
 from jobs.forge import make_forge
 from jobs.forge.auth import GitCredentials
@@ -26,7 +26,7 @@ from runs.record import Run, Step
 from runs.store import RunStore
 from sandboxes import engine
 from sandboxes.cache import RepoCache, WorkspaceArchive
-from sandboxes.config import SandboxConfig
+from sandboxes.config import EgressConfig, SandboxConfig
 from sandboxes.factory import Backend, create_sandbox
 from sandboxes.protocol import Sandbox
 
@@ -58,9 +58,9 @@ def model_provider(settings: WorkerSettings) -> ModelProvider:
     )
 
 
-def sandbox_factory(backend: Backend) -> SandboxFactory:
+def sandbox_factory(backend: Backend, egress: EgressConfig | None = None) -> SandboxFactory:
     def make(run_id: str, config: SandboxConfig, workspace: WorkspaceArchive) -> Sandbox:
-        return create_sandbox(run_id, config, workspace=workspace, backend=backend)
+        return create_sandbox(run_id, config, workspace=workspace, backend=backend, egress=egress)
 
     return make
 
@@ -123,7 +123,7 @@ def open_deps(
             store=store,
             forge=forge,
             cache=RepoCache(Path(settings.cache_dir) / "repos"),
-            sandboxes=sandbox_factory(backend),
+            sandboxes=sandbox_factory(backend, egress_config(settings)),
             models=models or model_provider(settings),
             agent=agent_config(settings),
             config=_with_store(blueprint_config(settings), store),
