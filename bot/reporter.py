@@ -49,7 +49,7 @@ from bot.blocks import (
     text_message,
 )
 from process.exceptions import RunNotFound
-from runs.events import MILESTONE_ESCALATED, MILESTONE_PR, Event, EventType
+from runs.events import MILESTONE_EGRESS, MILESTONE_ESCALATED, MILESTONE_PR, Event, EventType
 from runs.projection import project
 from runs.record import Run, RunStatus, utcnow
 from runs.store import RunStore
@@ -123,6 +123,8 @@ def milestone(event: Event, run: Run) -> tuple[str, list[dict[str, Any]]] | None
         return text_message(f":wrench: Checks failed ({summary}).")
     if event.type is EventType.MESSAGE and data.get("kind") == MILESTONE_ESCALATED:
         return text_message(f":raised_hand: Escalated: {escape(str(data.get('text', '')))}")
+    if event.type is EventType.MESSAGE and data.get("kind") == MILESTONE_EGRESS:
+        return text_message(f":globe_with_meridians: {escape(str(data.get('text', '')))}")
     if data.get("kind") in ("approve_refused", "rework_refused", "approve_failed"):
         icon = ":warning:" if event.type is EventType.ERROR else ":no_entry:"
         text = str(data.get("text") or data.get("kind"))

@@ -67,6 +67,17 @@ def excerpt(text: str, limit: int) -> str:
     return f"{head}\n[... {len(text) - len(head) - len(tail)} characters cut ...]\n{tail}"
 
 
+def excerpt_lines(text: str, *, head: int = 12, tail: int = 25, limit: int = 1800) -> str:
+    """The first ``head`` and last ``tail`` lines of ``text``, marking what was cut, within
+    ``limit`` characters: a failure's command line is at the start and its cause near
+    the end, so neither is ever cut away for the middle."""
+    lines = [line if len(line) <= 300 else line[:297] + "..." for line in text.splitlines()]
+    if len(lines) > head + tail:
+        cut = len(lines) - head - tail
+        lines = [*lines[:head], f"[... {cut} lines cut ...]", *lines[-tail:]]
+    return excerpt("\n".join(lines), limit)
+
+
 def parse_junit(xml_text: str | bytes) -> tuple[int, list[TestFailure]]:
     """Count tests and collect failures and errors from a JUnit XML report."""
     if len(xml_text) > MAX_JUNIT_BYTES:

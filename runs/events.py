@@ -42,5 +42,8 @@ class Event(BaseModel):
 # - CHECKS            data: {"passed": bool, "attempt": k, "max_attempts": n,
 #                            "summary": str}                        -> "fixing, k of n"
 # - MESSAGE           data: {"kind": "escalated", "text"}           -> "escalated"
+# - MESSAGE           data: {"kind": "egress", "text", "reached", "denied", "failed"}
+#                                            -> "setup reached 2 hosts; denied example.com"
 MILESTONE_PR = "pr"
 MILESTONE_ESCALATED = "escalated"
+MILESTONE_EGRESS = "egress"

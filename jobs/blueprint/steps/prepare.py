@@ -7,7 +7,13 @@ import importlib.metadata
 
 from jobs.blueprint.config import BlueprintConfig
 from jobs.blueprint.context import RunContext
-from jobs.blueprint.sandbox import RepoFiles, SandboxSession, sandbox_config, workspace
+from jobs.blueprint.sandbox import (
+    RepoFiles,
+    SandboxSession,
+    check_egress,
+    sandbox_config,
+    workspace,
+)
 from jobs.repo_config import CONFIG_FILE, RepoConfig, resolve
 from process.exceptions import RepoConfigError, StepFailed
 from runs.record import Run
@@ -33,6 +39,7 @@ def read_config(files: RepoFiles, defaults: BlueprintConfig) -> RepoConfig:
         config = resolve(files.read(CONFIG_FILE), files.exists, files.read)
     except RepoConfigError as err:
         raise StepFailed(str(err)) from None
+    check_egress(defaults.sandbox, config)
     return effective_config(config, defaults)
 
 
@@ -114,7 +121,7 @@ def prepare(ctx: RunContext, session: SandboxSession) -> None:
     ctx.message(
         "prepared",
         f"{run.repo}@{base_commit[:12]} ({base_branch}); checks: {checks} ({origin}); "
-        f"setup: {len(session.setup)} command(s)",
+        f"setup: {len(session.setup.commands)} command(s)",
         base_commit=base_commit,
         checks=[check.name for check in config.checks],
     )
