@@ -34,8 +34,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--name", help="worker name (default: host.pid)")
     parser.add_argument(
         "--host",
-        default="0.0.0.0",  # noqa: S104
-        help="address /healthz and /metrics listen on, with AGENTS_METRICS_PORT",
+        default=None,
+        help="address /healthz and /metrics listen on, with AGENTS_METRICS_PORT "
+        "(default AGENTS_METRICS_HOST, loopback)",
     )
     parser.set_defaults(func=handle)
 
@@ -45,7 +46,7 @@ def handle(args: argparse.Namespace) -> int:
     logs.setup(worker_settings)
     from jobs.worker import start_worker
 
-    server, ops = _serve_ops(worker_settings, args.host)
+    server, ops = _serve_ops(worker_settings, args.host or worker_settings.metrics_host)
     try:
         start_worker(worker_settings, burst=args.burst, name=args.name)
     finally:
