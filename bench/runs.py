@@ -37,7 +37,7 @@ from bench.stack import (
 )
 from bench.stats import Figure, Result, Target
 from fakes.slack.webapi import ApiCall
-from runs.events import Event, EventType
+from runs.events import AgentTurn, Event, RunCreated, StatusChanged, StepStarted
 from runs.record import Run, RunStatus
 
 QUEUE = "bench-runs"
@@ -114,17 +114,17 @@ def breakdown(sample: dict[str, Any]) -> tuple[list[tuple[str, float]], float, f
     def at(event: Event) -> float:
         return event.at.timestamp()
 
-    created = next(e for e in events if e.type is EventType.CREATED)
-    running = next(e for e in events if e.type is EventType.STATUS and e.data["to"] == "running")
+    created = next(e for e in events if isinstance(e, RunCreated))
+    running = next(e for e in events if isinstance(e, StatusChanged) and e.to is RunStatus.RUNNING)
     awaiting = next(
-        e for e in events if e.type is EventType.STATUS and e.data["to"] == "awaiting_decision"
+        e for e in events if isinstance(e, StatusChanged) and e.to is RunStatus.AWAITING_DECISION
     )
     hops = [
         ("bot: mention sent → run recorded and enqueued", at(created) - sample["wall0"]),
         ("queue: enqueued → worker starts the run", at(running) - at(created)),
     ]
-    steps = [e for e in events if e.type is EventType.STEP]
-    marks = [*steps, awaiting]
+    steps = [e for e in events if isinstance(e, StepStarted)]
+    marks: list[Event] = [*steps, awaiting]
     check_names = {
         str(c.get("run", "")).split(" --junitxml")[0]
         for c in (run.artifacts.config or {}).get("checks", [])
@@ -136,21 +136,19 @@ def breakdown(sample: dict[str, Any]) -> tuple[list[tuple[str, float]], float, f
     )
     hops.append(("worker: run started → first step", at(steps[0]) - at(running)))
     for step, following in zip(steps, marks[1:], strict=False):
-        name = str(step.data.get("step"))
+        name = step.step.value
         hops.append((f"step {name}", at(following) - at(step)))
         if name == "agent":
             previous = at(step)
             for event in events:
-                if event.type is not EventType.TOOL or not (at(step) <= at(event) <= at(following)):
+                if not isinstance(event, AgentTurn) or not (at(step) <= at(event) <= at(following)):
                     continue
-                calls = event.data.get("calls") or []
+                calls = event.calls
                 turn = at(event) - previous
                 previous = at(event)
-                label = ", ".join(f"{c.get('tool')}" for c in calls)
-                hops.append((f"  turn {event.data.get('turn')}: {label}", turn))
-                if calls and all(
-                    c.get("tool") == "run" and str(c.get("args", "")) in check_names for c in calls
-                ):
+                label = ", ".join(call.tool for call in calls)
+                hops.append((f"  turn {event.turn}: {label}", turn))
+                if calls and all(c.tool == "run" and c.args in check_names for c in calls):
                     check_time += turn
     reporter = sample["decision_wall"] - at(awaiting)
     hops.append(("reporter: awaiting decision → decision message", reporter))

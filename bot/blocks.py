@@ -42,6 +42,7 @@ _STATUS_WORDS = {
     RunStatus.REWORK: ":repeat: rework requested",
     RunStatus.FAILED: ":x: failed",
     RunStatus.CANCELLED: ":no_entry_sign: cancelled",
+    RunStatus.EVALUATED: ":bar_chart: evaluated (no pull request: an eval task)",
 }
 
 
@@ -137,6 +138,8 @@ def run_message(view: ThreadView, *, decisions: bool = True) -> tuple[str, list[
         context(f"<@{escape(view.requester)}> asked: {escape(view.request)}"),
         section("  ".join(f"{_STEP_MARKS[state]} {step.value}" for step, state in view.steps)),
     ]
+    if view.estimate:
+        blocks.append(context(f":stopwatch: {escape(view.estimate)}"))
     if view.activity:
         blocks.append(context(f":hammer_and_wrench: {escape(view.activity)}"))
     budget = view.budget
@@ -271,9 +274,7 @@ def run_detail_blocks(view: ThreadView, events: list[Event]) -> tuple[str, list[
     blocks = [b for b in blocks if b["type"] != "actions"]
     lines = []
     for event in events:
-        summary = event.data.get("summary") or event.data.get("text") or event.data.get("to")
-        detail = f" {summary}" if summary else ""
-        lines.append(f"`{event.at:%H:%M:%S}` {event.type.value}{escape(str(detail))}")
+        lines.append(f"`{event.at:%H:%M:%S}` {event.kind} {escape(event.line)}")
     if lines:
         blocks.append(section("*Recent events*\n" + "\n".join(lines)))
     return fallback, blocks[:MAX_BLOCKS]

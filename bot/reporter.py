@@ -13,16 +13,19 @@ Nothing is lost when a bot dies or Slack misbehaves:
 - the per-run lock is renewed while a draw lasts: the Slack client may sleep through
   several 429 ``Retry-After`` answers, and the lock must not lapse meanwhile (another
   replica would then post the same milestone);
-- a run whose first status message was never posted (the bot's ``chat.postMessage``
-  failed for good, or is still retrying) gets one from the reporter after
-  ``status_grace``; the bot and the reporter both claim ``status_ts`` with a checked
-  write, and whichever loses deletes the message it just posted, so one survives.
+- the reporter alone writes a run's status message: the mention handler records the
+  run and asks for the message (:meth:`Reporter.post_status`), and a draw posts it if
+  that failed. Both hold the run's lock, and the message is claimed with a checked
+  write (a loser deletes what it just posted), so a thread keeps exactly one.
 
 Nor does a thread that can't be drawn hold the feed up forever: a Slack answer no
 retry will change (the channel is gone or archived, the bot was removed, the status
 message was deleted) ends that draw, its entries are acknowledged, and the run is
 marked so later entries cost no Slack call; other failures are retried with backoff,
 at most ``max_failed_draws`` times in a row, then given up the same way.
+
+Longer than most modules: the draw, its lock, its cursor and its failure handling are
+one mechanism, and each part only makes sense beside the others.
 """
 
 from __future__ import annotations
@@ -34,7 +37,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 
 import redis
@@ -49,9 +51,18 @@ from bot.blocks import (
     text_message,
 )
 from process.exceptions import RunNotFound
-from runs.events import MILESTONE_EGRESS, MILESTONE_ESCALATED, MILESTONE_PR, Event, EventType
+from runs.events import (
+    ApproveFailed,
+    ChecksRan,
+    DecisionRefused,
+    Escalated,
+    Event,
+    PullRequestOpened,
+    SetupEgress,
+    StatusChanged,
+)
 from runs.projection import project
-from runs.record import Run, RunStatus, utcnow
+from runs.record import Run, RunStatus
 from runs.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -70,8 +81,6 @@ return 0
 """
 #: Pending feed entries idle this long belong to a replica that is gone (or stuck).
 CLAIM_IDLE_MS = 60_000
-#: How long the bot has to post a run's first status message before the reporter does.
-STATUS_GRACE = timedelta(seconds=15)
 #: Failed draws of one run in a row (each after the client's own retries) before its
 #: entries are acknowledged anyway.
 MAX_FAILED_DRAWS = 8
@@ -108,39 +117,32 @@ REFUSED = frozenset(
 
 def milestone(event: Event, run: Run) -> tuple[str, list[dict[str, Any]]] | None:
     """The thread reply an event deserves, if any."""
-    data = event.data
-    if event.type is EventType.ARTIFACT and data.get("kind") == MILESTONE_PR:
-        url = str(data.get("url", ""))
-        link = f"<{url}|{escape(url)}>" if _plain_url(url) else escape(url)
-        return text_message(f":rocket: Pull request opened: {link}")
-    if event.type is EventType.CHECKS and data.get("passed") is False:
-        attempt, most = data.get("attempt"), data.get("max_attempts")
-        summary = escape(str(data.get("summary") or "some checks failed"))
-        if attempt and most:
-            return text_message(
-                f":wrench: Checks failed ({summary}); fixing, attempt {attempt} of {most}."
-            )
-        return text_message(f":wrench: Checks failed ({summary}).")
-    if event.type is EventType.MESSAGE and data.get("kind") == MILESTONE_ESCALATED:
-        return text_message(f":raised_hand: Escalated: {escape(str(data.get('text', '')))}")
-    if event.type is EventType.MESSAGE and data.get("kind") == MILESTONE_EGRESS:
-        return text_message(f":globe_with_meridians: {escape(str(data.get('text', '')))}")
-    if data.get("kind") in ("approve_refused", "rework_refused", "approve_failed"):
-        icon = ":warning:" if event.type is EventType.ERROR else ":no_entry:"
-        text = str(data.get("text") or data.get("kind"))
-        mentions = data.get("mentions")
-        kept = mentions if isinstance(mentions, list) else ()
-        return text_message(f"{icon} {escape_keeping_mentions(text, kept)}")
-    if event.type is EventType.STATUS:
-        to = data.get("to")
-        if to == RunStatus.AWAITING_DECISION.value:
+    match event:
+        case PullRequestOpened(url=url):
+            link = f"<{url}|{escape(url)}>" if _plain_url(url) else escape(url)
+            return text_message(f":rocket: Pull request opened: {link}")
+        case ChecksRan(passed=False, text=text, fix_round=attempt, last_round=most):
+            summary = escape(text or "some checks failed")
+            if attempt and most:
+                return text_message(
+                    f":wrench: Checks failed ({summary}); fixing, attempt {attempt} of {most}."
+                )
+            return text_message(f":wrench: Checks failed ({summary}).")
+        case Escalated(text=text):
+            return text_message(f":raised_hand: Escalated: {escape(text)}")
+        case SetupEgress(text=text):
+            return text_message(f":globe_with_meridians: {escape(text)}")
+        case DecisionRefused(text=text, mentions=mentions):
+            return text_message(f":no_entry: {escape_keeping_mentions(text, mentions)}")
+        case ApproveFailed(text=text):
+            return text_message(f":warning: {escape(text)}")
+        case StatusChanged(to=RunStatus.AWAITING_DECISION):
             return decision_message(project(run, []))
-        if to == RunStatus.FAILED.value:
-            reason = escape(str(data.get("reason") or "no reason given"))
-            return text_message(f":x: {run.label} failed: {reason}")
-        if to == RunStatus.CANCELLED.value:
+        case StatusChanged(to=RunStatus.FAILED, reason=reason):
+            return text_message(f":x: {run.label} failed: {escape(reason or 'no reason given')}")
+        case StatusChanged(to=RunStatus.CANCELLED):
             return text_message(f":no_entry_sign: {run.label} was cancelled by <@{event.by}>.")
-        if to == RunStatus.APPROVED.value:
+        case StatusChanged(to=RunStatus.APPROVED):
             return text_message(f":white_check_mark: {run.label} approved by <@{event.by}>.")
     return None
 
@@ -191,7 +193,6 @@ class Reporter:
         clock: Callable[[], float] = time.monotonic,
         lock_ms: int = LOCK_MS,
         claim_idle_ms: int = CLAIM_IDLE_MS,
-        status_grace: timedelta = STATUS_GRACE,
         max_failed_draws: int = MAX_FAILED_DRAWS,
     ) -> None:
         self.store = store
@@ -202,7 +203,6 @@ class Reporter:
         self.clock = clock
         self.lock_ms = lock_ms
         self.claim_idle_ms = claim_idle_ms
-        self.status_grace = status_grace
         self.max_failed_draws = max_failed_draws
         self.dirty: set[int] = set()
         #: Feed entries read but not acknowledged yet, by run: acked once it is drawn.
@@ -357,8 +357,6 @@ class Reporter:
         if self.redis.exists(self._key("gone", run_id)):
             return True  # Slack said the thread is gone (logged then); nothing to draw
         if run.channel and run.thread_ts and not run.status_ts:
-            if utcnow() - run.created_at < self.status_grace:
-                return False  # the bot is posting the status message; it draws the first state
             run = self._post_status(run)
         if not run.channel or not run.thread_ts or not run.status_ts:
             return run.channel is None
@@ -373,8 +371,8 @@ class Reporter:
                 self.client.chat_postMessage(
                     channel=run.channel, thread_ts=run.thread_ts, text=fallback, blocks=blocks
                 )
-            if event.type is EventType.STATUS:
-                self._react(run, str(event.data.get("to")))
+            if isinstance(event, StatusChanged):
+                self._react(run, event.to.value)
             # Advance past each event as soon as its reply is out: a crash between
             # two replies never posts the first one twice.
             self.redis.set(cursor_key, event.id or "", ex=CURSOR_TTL)
@@ -397,9 +395,27 @@ class Reporter:
             self.redis.set(no_status, error, ex=CURSOR_TTL)
         return True
 
+    def post_status(self, run_id: int) -> Run | None:
+        """The run's status message, posted now if it has none yet: what the mention
+        handler asks for right after recording a run. Under the run's lock, like a draw;
+        if another draw holds it, that draw posts it. None if the run is gone."""
+        token = uuid.uuid4().hex
+        lock = self._key("lock", run_id)
+        if not self.redis.set(lock, token, nx=True, px=self.lock_ms):
+            return None
+        try:
+            with self._renewing(lock, token):
+                run = self.store.get(run_id)
+                if run.channel and run.thread_ts and not run.status_ts:
+                    run = self._post_status(run)
+                return run
+        except RunNotFound:
+            return None
+        finally:
+            self._release(keys=[lock], args=[token])
+
     def _post_status(self, run: Run) -> Run:
-        """Post the status message the bot could not (its ``chat.postMessage`` failed)."""
-        log.warning("run #%s has no status message; posting it", run.id)
+        """Post the run's status message (the first state of its thread) and claim it."""
         fallback, blocks = run_message(project(run, self.store.tail_events(run.id, 50)))
         channel = run.channel or ""
         posted = self.client.chat_postMessage(

@@ -113,8 +113,3 @@ def may_ask(user: str, channel: str, *, is_dm: bool, settings: BotSettings) -> R
             "Ask in one of the allowed channels, or DM me."
         )
     return None
-
-
-def may_decide(user: str, requester: str, settings: BotSettings) -> bool:
-    """Approve, Rework and Cancel belong to the requester and the configured approvers."""
-    return user == requester or user in settings.approvers

@@ -10,6 +10,7 @@ import redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.reporter import Reporter
 from jobs.queue import RunQueue
 from process.settings import BotSettings
 from runs.record import Run
@@ -27,12 +28,22 @@ class Services:
     connection: redis.Redis
     store: RunStore
     queue: RunQueue
+    #: The one writer of each run's thread (its status message and milestones).
+    reporter: Reporter
 
     @classmethod
-    def from_settings(cls, settings: BotSettings, connection: redis.Redis) -> Services:
+    def from_settings(
+        cls, settings: BotSettings, connection: redis.Redis, client: WebClient
+    ) -> Services:
         store = RunStore(connection, retention_seconds=settings.run_retention_seconds)
         queue = RunQueue(connection, store, name=settings.queue, job_timeout=settings.job_timeout)
-        return cls(settings=settings, connection=connection, store=store, queue=queue)
+        return cls(
+            settings=settings,
+            connection=connection,
+            store=store,
+            queue=queue,
+            reporter=Reporter(store, client),
+        )
 
     def first_delivery(self, channel: str, ts: str) -> bool:
         """True once per Slack message, however many times (or as what) it is delivered.
@@ -44,7 +55,17 @@ class Services:
         return bool(self.connection.set(key, 1, nx=True, ex=DEDUPE_SECONDS))
 
     def visibility(self, client: WebClient, user: str) -> Callable[[Run], bool]:
-        """Which runs ``user`` may see in detail (``/agents status``, the App Home).
+        """Which runs ``user`` may see in detail; see :meth:`visibility_where`."""
+        where = self.visibility_where(client, user)
+
+        def visible(run: Run) -> bool:
+            return where(run.requester, run.channel)
+
+        return visible
+
+    def visibility_where(self, client: WebClient, user: str) -> Callable[[str, str | None], bool]:
+        """Which runs ``user`` may see in detail (``/agents status``, ``/agents stats``,
+        the App Home), by their requester and channel.
 
         A run is visible to its requester, to the approvers, and to whoever can read the
         conversation it was asked in: anyone for a public channel, the members for a
@@ -77,11 +98,12 @@ class Services:
                 log.warning("can't tell who may read %s (%s); hiding its runs", channel, exc)
                 return False
 
-        def visible(run: Run) -> bool:
-            if user == run.requester or user in approvers or not run.channel:
+        def visible(requester: str, channel: str | None) -> bool:
+            """``(requester, channel)`` of a run, or of a run's outcome (``/agents stats``)."""
+            if user == requester or user in approvers or not channel:
                 return True
-            if run.channel not in readable:
-                readable[run.channel] = can_read(run.channel)
-            return readable[run.channel]
+            if channel not in readable:
+                readable[channel] = can_read(channel)
+            return readable[channel]
 
         return visible

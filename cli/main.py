@@ -15,7 +15,19 @@ from collections.abc import Sequence
 from process.exceptions import SettingsError
 
 #: Subcommand modules under ``cli.commands``, in the order ``--help`` lists them.
-COMMANDS = ("demo", "bot", "worker", "run", "status", "doctor", "sandbox", "reap", "config")
+COMMANDS = (
+    "demo",
+    "bot",
+    "worker",
+    "run",
+    "eval",
+    "stats",
+    "status",
+    "doctor",
+    "sandbox",
+    "reap",
+    "config",
+)
 
 EXIT_SETTINGS = 2
 

@@ -25,14 +25,15 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import get_args
 
-from fakes.anthropic.server import FakeMessagesAPI, load_script
-from jobs.agent.config import AgentConfig, Role
+from fakes.anthropic import FakeMessagesAPI, load_script
+from jobs.agent.config import AgentConfig
 from jobs.agent.loop import run_agent
 from jobs.agent.model import AnthropicModel, anthropic_client
 from jobs.agent.prompt import Task
 from jobs.agent.recorders import MemoryRecorder
 from jobs.agent.replay import RecordingModel
 from process.exceptions import AgentError
+from process.settings import Role
 from sandboxes.cache import RepoCache, WorkspaceArchive
 from sandboxes.factory import Backend, create_sandbox
 

@@ -26,7 +26,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import get_args
 
-from fakes.anthropic.server import FakeMessagesAPI, load_script
+from fakes.anthropic import FakeMessagesAPI, load_script
 from jobs.agent.config import AgentConfig
 from jobs.agent.model import Model
 from jobs.blueprint.config import BlueprintConfig
@@ -82,7 +82,7 @@ def record(
         meta = {
             "task": {"repo": repo, "request": request},
             "role": "blueprint",
-            "model": AgentConfig().roles.builder,
+            "model": AgentConfig().roles.model_builder,
         }
         providers: dict[int, ModelProvider] = {
             n: ReplayProvider(path) for n, path in enumerate(before, 1)
@@ -111,7 +111,7 @@ def record(
             models=ByIteration(providers),
             agent=AgentConfig(),
             config=BlueprintConfig(
-                ci_timeout=0,
+                ci_timeout_seconds=0,
                 sandbox_backend=backend,
                 sandbox=SandboxConfig(image=image) if image else SandboxConfig(),
             ),

@@ -5,8 +5,8 @@
 #
 # The list is every package any image installs (the runtime, rq-dashboard, the build
 # backend, and uv, which exports the requirements inside the build), with environment
-# markers dropped: the images' Debian Python (3.11.2) needs async-timeout, a newer host
-# Python does not, so the host must not decide.
+# markers evaluated for the images' Debian Python (3.11.2), never the host's: the images
+# need async-timeout and the pre-3.12 numpy, a newer host Python would not.
 set -eu
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -17,7 +17,7 @@ trap 'rm -f "$list"' EXIT
     "$PYTHON" -m uv export --frozen --no-emit-project --no-header --quiet \
         --no-dev --group dashboard --group build
     "$PYTHON" scripts/lockfile.py pin uv
-} | "$PYTHON" scripts/lockfile.py unmarked > "$list"
+} | "$PYTHON" scripts/lockfile.py for-image > "$list"
 # Nothing to do when the lock is the one of the last download.
 inputs=$(sha256sum uv.lock | cut -d' ' -f1)
 if [ -f "$out/.inputs" ] && [ "$(cat "$out/.inputs")" = "$inputs" ] && ls "$out"/*.whl >/dev/null 2>&1; then

@@ -14,7 +14,7 @@ everything done so far is saved on the run record:
 - while watching CI, between two polls (read-only: the next job polls again).
 
 Each raises :class:`Draining`, which the runner turns into a hand-back
-(:func:`jobs.recovery.hand_back`) that does not count as a crash.
+(:func:`jobs.attempts.hand_back`) that does not count as a crash.
 """
 
 from __future__ import annotations

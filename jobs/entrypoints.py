@@ -3,10 +3,12 @@ RQ forks a process per job, and nothing is shared with the worker or other jobs.
 
 from __future__ import annotations
 
+import logging
+
 from rq import get_current_job
 from rq.job import Job
 
-from jobs.blueprint import decisions
+from jobs import decisions
 from jobs.blueprint.runner import run_blueprint
 from jobs.blueprint.wiring import open_deps, open_forge
 from jobs.config import blueprint_config
@@ -48,7 +50,7 @@ def approve_job(run_id: int, user: str) -> None:
     worker = settings.load(settings.WorkerSettings)
     forge = open_forge(worker)
     try:
-        decisions.approve(store_for(job), forge, blueprint_config(worker), run_id, user)
+        decisions.approve_on_forge(store_for(job), forge, blueprint_config(worker), run_id, user)
     finally:
         forge.close()
 
@@ -57,4 +59,52 @@ def cancel_job(run_id: int, user: str) -> None:
     """Cancel the run (any non-final state), stop its job and remove its sandboxes."""
     job = _job("cancel_job")
     worker = settings.load(settings.WorkerSettings)
-    decisions.cancel(_queue(job, worker), run_id, user)
+    decisions.cancel_on_worker(_queue(job, worker), run_id, user)
+
+
+def eval_validate_job(eval_id: str, index: int) -> None:
+    """Check an eval task's hidden tests; if it is valid, enqueue its runs (one per variant)."""
+    from rq import Queue
+
+    from jobs.eval.job import validate_task
+
+    job = _job("eval_validate_job")
+    validate_task(job.connection, eval_id, index, Queue(job.origin, connection=job.connection))
+
+
+def eval_task_job(eval_id: str, variant: int, index: int) -> None:
+    """Run one eval task under one variant through the blueprint (never publishing),
+    then grade it with its hidden tests."""
+    from jobs.eval.job import run_task
+
+    job = _job("eval_task_job")
+    run_task(job.connection, eval_id, variant, index, by=f"worker:{job.worker_name or 'unknown'}")
+
+
+def stats_job() -> None:
+    """One stats pass: outcomes of recent runs, merges from the forge, line survival."""
+    from datetime import timedelta
+    from pathlib import Path
+
+    from jobs.blueprint.wiring import git_auth_for
+    from jobs.stats import refresh
+    from runs.outcomes import OutcomeStore
+    from sandboxes.cache import RepoCache
+
+    job = _job("stats_job")
+    worker = settings.load(settings.WorkerSettings)
+    store = store_for(job)
+    forge = open_forge(worker)
+    try:
+        done = refresh(
+            store,
+            OutcomeStore(job.connection, prefix=store.prefix),
+            forge,
+            RepoCache(Path(worker.cache_dir) / "repos"),
+            git_auth=git_auth_for(worker),
+            retention=timedelta(days=worker.stats_retention_days),
+        )
+    finally:
+        forge.close()
+    for error in done.errors:
+        logging.getLogger(__name__).warning("stats: %s", error)

@@ -4,6 +4,9 @@ A run's job id derives from the run id, iteration and attempt, so enqueueing the
 run twice is a no-op the second time (RQ's ``unique=True`` checks and saves
 atomically). The id of a run's current job is also kept next to the run, so
 cancelling finds the job that crash recovery enqueued, not only the first one.
+
+A little over the usual size: enqueueing, cancelling and rescuing jobs share the job
+id scheme and RQ's registries, which belong in one place.
 """
 
 from __future__ import annotations
@@ -252,7 +255,7 @@ class RunQueue:
                 raise InvalidTransition(run_id, "approving", RunStatus.REWORK.value)
             run.iteration += 1
             run.attempts = 0
-            run.pending_feedback.append(feedback)
+            run.add_feedback(by, feedback)
 
         run = self.store.transition(
             run_id,

@@ -96,7 +96,7 @@ def _hosts(value: Any) -> Any:
         value = [value]
     if not isinstance(value, list):
         raise ValueError("expected a list of host names, e.g. [pypi.org, files.pythonhosted.org]")
-    return list(allowlist.parse(str(item) for item in value))
+    return list(allowlist.parse_hosts(str(item) for item in value))
 
 
 class NetworkPolicy(_Strict):

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import socket
+import time
 
 import redis
 from redis.backoff import EqualJitterBackoff
@@ -14,10 +15,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from rq import Queue, Worker
+from rq.exceptions import DuplicateJobError
 
 from jobs import drain
 from jobs.queue import RunQueue
 from jobs.recovery import RecoveryThread
+from process.periodic import Periodic
 from process.settings import WorkerSettings
 from runs.store import RunStore
 from sandboxes import engine
@@ -107,6 +110,45 @@ def start_reaper(settings: WorkerSettings, connection: redis.Redis) -> ReaperThr
     return thread
 
 
+STATS_JOB = "jobs.entrypoints.stats_job"
+
+
+def enqueue_stats(queue: Queue, interval: int, *, prefix: str = "agents") -> bool:
+    """Enqueue this interval's stats pass unless a worker already did (one job id per
+    interval, enqueued once: RQ's ``unique``). True if this call enqueued it."""
+    slot = int(time.time() // interval)
+    try:
+        queue.enqueue_call(
+            STATS_JOB,
+            job_id=f"agents-stats-{slot}",
+            unique=True,
+            timeout=max(interval, 600),
+            result_ttl=interval,
+            failure_ttl=86400,
+            description="stats pass: outcomes, merged PRs, line survival",
+            meta={"store_prefix": prefix},
+        )
+    except DuplicateJobError:
+        return False
+    return True
+
+
+def start_stats(settings: WorkerSettings, connection: redis.Redis) -> Periodic:
+    """Ask for a stats pass every ``stats_interval`` seconds."""
+    queue = Queue(settings.queue, connection=connection)
+    started = False
+
+    def ask() -> None:  # not at start: a restarting fleet would ask for one at once
+        nonlocal started
+        if started:
+            enqueue_stats(queue, settings.stats_interval)
+        started = True
+
+    thread = Periodic("stats", settings.stats_interval, ask)
+    thread.start()
+    return thread
+
+
 def start_worker(settings: WorkerSettings, *, burst: bool = False, name: str | None = None) -> bool:
     """Work the configured queue, with RQ's scheduler, until stopped (or drained if burst).
 
@@ -126,10 +168,14 @@ def start_worker(settings: WorkerSettings, *, burst: bool = False, name: str | N
     )
     recovery = start_recovery(settings, redis_for_rq(settings.redis_url))
     reaper = start_reaper(settings, connection)
+    # A burst worker drains the queue and leaves; the stats pass is the long-lived ones' job.
+    stats = None if burst else start_stats(settings, redis_for_rq(settings.redis_url))
     log.info("worker %s listening on queue %r", worker.name, settings.queue)
     try:
         return bool(worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level))
     finally:
+        if stats is not None:
+            stats.stop(timeout=5)
         recovery.stop(timeout=5)
         recovery.store.redis.close()
         if reaper is not None:

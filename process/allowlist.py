@@ -52,7 +52,7 @@ def normalize(entry: str) -> str:
     return text
 
 
-def parse(entries: Iterable[str]) -> tuple[str, ...]:
+def parse_hosts(entries: Iterable[str]) -> tuple[str, ...]:
     """Normalized, de-duplicated entries in their given order; ``ValueError`` names the
     first bad one."""
     found = tuple(dict.fromkeys(normalize(entry) for entry in entries))

@@ -333,3 +333,14 @@ class ImageBuildFailed(AgentsError):
 
 class RepoCacheError(AgentsError):
     """A repository mirror could not be created, refreshed or read."""
+
+
+class TaskDropped(AgentsError):
+    """An evaluation task that cannot be measured (``agents eval``): a malformed line,
+    a commit that no longer applies, tests that do not fail at the base commit. The
+    task is left out of the report with this reason, and counted."""
+
+
+class EvalInputError(AgentsError):
+    """``agents eval`` or ``agents stats`` was given something it cannot use at all (an
+    unreadable tasks file, a repository without qualifying commits, a bad ``--compare``)."""

@@ -2,6 +2,9 @@
 
 The bot fails fast only on what the bot needs and the worker only on what the worker
 needs. Errors come out as one line naming the variable (see :func:`load`).
+
+Longer than most modules on purpose: every setting of the project is declared here,
+once, so that one file answers what can be configured and what it defaults to.
 """
 
 from __future__ import annotations
@@ -9,10 +12,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import (
+    BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     PositiveFloat,
     PositiveInt,
@@ -66,7 +71,7 @@ def _json_object(value: Any) -> Any:
 
 
 def _hosts(value: Any) -> Any:
-    return list(allowlist.parse(_split(value)))
+    return list(allowlist.parse_hosts(_split(value)))
 
 
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split)]
@@ -74,15 +79,29 @@ HostList = Annotated[list[str], NoDecode, BeforeValidator(_hosts)]
 CommaPairs = Annotated[dict[str, str], NoDecode, BeforeValidator(_pairs)]
 
 
-class CommonSettings(BaseSettings):
-    """What every role needs: where Redis is and how long to keep runs."""
+class Section(BaseModel):
+    """A group of settings, each declared once, here.
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_file=".env",
-        extra="ignore",
-        populate_by_name=True,
-    )
+    The role classes below (:class:`BotSettings`, :class:`WorkerSettings`) inherit the
+    sections they read, which is where the environment comes in; a part of the program
+    takes the section it needs as a plain model, made from the role's settings by
+    :meth:`of` with the same field names. So a setting has one name, one default and
+    one description, wherever it is used.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @classmethod
+    def of(cls, settings: BaseModel) -> Self:
+        """This section's view of ``settings`` (a role's settings or a larger section)."""
+        return cls.model_validate({name: getattr(settings, name) for name in cls.model_fields})
+
+
+# -- both roles ---------------------------------------------------------------------
+
+
+class StoreSettings(Section):
+    """Where the queue and the run records live, and for how long."""
 
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
@@ -93,6 +112,18 @@ class CommonSettings(BaseSettings):
     run_retention_days: PositiveInt = Field(
         30, description="days a finished run's record and events are kept"
     )
+    job_timeout: PositiveInt = Field(
+        7200,
+        description="seconds an RQ job may run before RQ kills it; above the agent's wall "
+        "clock plus checks plus the CI watch",
+    )
+
+    @property
+    def run_retention_seconds(self) -> int:
+        return self.run_retention_days * 86400
+
+
+class LogSettings(Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="log level: DEBUG, INFO, WARNING or ERROR"
     )
@@ -114,24 +145,25 @@ class CommonSettings(BaseSettings):
         description="address AGENTS_METRICS_PORT listens on; loopback by default, 0.0.0.0 "
         "only where nothing untrusted can reach it (compose sets it inside the container)",
     )
-    job_timeout: PositiveInt = Field(
-        7200,
-        description="seconds an RQ job may run before RQ kills it; above the agent's wall "
-        "clock plus checks plus the CI watch",
-    )
+
+
+class PeopleSettings(Section):
+    """Who is who: the bot decides with these, the worker credits and checks with them."""
+
     user_map: CommaPairs = Field(
         default_factory=dict,
         description="Slack user id to GitHub login, e.g. U123=octocat,U456=hubot",
     )
+    approvers: CommaList = Field(
+        default_factory=list,
+        description="Slack user ids who may approve, rework or cancel any run",
+    )
 
-    @property
-    def run_retention_seconds(self) -> int:
-        return self.run_retention_days * 86400
+
+# -- the bot ------------------------------------------------------------------------
 
 
-class BotSettings(CommonSettings):
-    """The Slack surface. Holds Slack tokens and nothing else secret."""
-
+class SlackSettings(Section):
     slack_bot_token: SecretStr = Field(
         validation_alias="SLACK_BOT_TOKEN", description="bot token (xoxb-...), required"
     )
@@ -151,9 +183,17 @@ class BotSettings(CommonSettings):
         description="Slack Web API base URL (point it at the local emulator for tests)",
     )
     bot_port: int = Field(3000, ge=1, le=65535, description="HTTP-mode port for /slack/events")
-    command: str = Field(
-        "/agents", pattern=r"^/[a-z0-9_-]+$", description="the slash command's name"
+    slash_command: str = Field(
+        "/agents",
+        validation_alias="AGENTS_COMMAND",
+        pattern=r"^/[a-z0-9_-]+$",
+        description="the slash command's name",
     )
+
+
+class AdmissionSettings(Section):
+    """Who may ask, where, and for which repositories."""
+
     allowed_repos: CommaList = Field(
         default_factory=list,
         description="repositories runs may target, owner/name or owner/*; empty allows any",
@@ -169,10 +209,273 @@ class BotSettings(CommonSettings):
         default_factory=dict,
         description="default repository per channel, e.g. C123=acme/api,C456=acme/web",
     )
-    approvers: CommaList = Field(
-        default_factory=list,
-        description="Slack user ids who may approve, rework or cancel any run",
+
+
+# -- the worker ---------------------------------------------------------------------
+
+
+class ModelSettings(Section):
+    """Which model backend answers, with what key, at what prices."""
+
+    model_backend: Literal["anthropic", "replay"] = Field(
+        "anthropic", description="anthropic (real model) or replay (a recorded transcript)"
     )
+    anthropic_api_key: SecretStr | None = Field(
+        None,
+        validation_alias="ANTHROPIC_API_KEY",
+        description="model API key; required when AGENTS_MODEL_BACKEND=anthropic",
+    )
+    anthropic_base_url: str | None = Field(
+        None,
+        validation_alias="ANTHROPIC_BASE_URL",
+        description="override the Messages API URL (a proxy, or a local fake in tests)",
+    )
+    replay_transcript: Path | None = Field(
+        None,
+        description="transcript file, or a directory of them (chosen by request and "
+        "iteration), for AGENTS_MODEL_BACKEND=replay",
+    )
+    prices: Annotated[dict[str, dict[str, float]], NoDecode, BeforeValidator(_json_object)] = Field(
+        default_factory=dict,
+        description="JSON price overrides per model, USD per million tokens: "
+        '{"model": {"input": 3, "output": 15, "cache_write": 3.75, "cache_read": 0.3}}',
+    )
+
+
+Role = Literal["builder", "reviewer", "summarizer"]
+
+
+class ModelRoles(Section):
+    """Which model plays each role."""
+
+    model_builder: str = Field("claude-sonnet-5-5", description="model that writes the change")
+    model_reviewer: str = Field("claude-sonnet-5-5", description="model that reviews the diff")
+    model_summarizer: str = Field("claude-haiku-5-5", description="model that writes summaries")
+
+    def for_role(self, role: Role) -> str:
+        model: str = getattr(self, f"model_{role}")
+        return model
+
+
+class AgentLimits(Section):
+    """The circuit breakers of one agent step. Each is checked before every model call,
+    so none is overshot by more than the one call that crossed it."""
+
+    max_turns: PositiveInt = Field(40, description="most model turns in one agent step")
+    max_tokens: PositiveInt = Field(
+        3_000_000,
+        description="most tokens in one agent step: input, output, cache reads and writes",
+    )
+    max_dollars: PositiveFloat = Field(5.0, description="most US dollars one agent step may spend")
+    wall_clock_seconds: PositiveFloat = Field(
+        1800, description="most seconds one agent step may take, tools included"
+    )
+    no_progress_turns: PositiveInt = Field(
+        5, description="turns that repeat themselves or change nothing before the agent stops"
+    )
+
+
+class ConversationSettings(Section):
+    """How big one model call may get."""
+
+    max_output_tokens: PositiveInt = Field(8192, description="max_tokens of each model response")
+    context_tokens: PositiveInt = Field(
+        120_000,
+        description="prompt size in tokens above which old tool output leaves the conversation",
+    )
+
+
+class ForgeSettings(Section):
+    """Where branches and pull requests go, and the credentials to put them there."""
+
+    forge: Literal["github", "local"] = Field(
+        "github", description="github, or local (a bare repository plus PR records)"
+    )
+    github_token: SecretStr | None = Field(
+        None,
+        validation_alias="GITHUB_TOKEN",
+        description="token for pushes and PRs; with AGENTS_FORGE=github, this or a GitHub App",
+    )
+    github_app_id: PositiveInt | None = Field(
+        None,
+        description="GitHub App id: the worker mints an installation token per job "
+        "(instead of GITHUB_TOKEN; with AGENTS_GITHUB_APP_PRIVATE_KEY)",
+    )
+    github_app_private_key: SecretStr | None = Field(
+        None,
+        description="the GitHub App's private key (PEM; \\n escapes allowed)",
+    )
+    github_app_private_key_file: Path | None = Field(
+        None, description="a file holding the GitHub App's private key, instead of the key itself"
+    )
+    github_app_installation_id: PositiveInt | None = Field(
+        None,
+        description="the App's installation to use; unset looks it up per repository",
+    )
+    github_api_url: str = Field(
+        "https://api.github.com", description="GitHub REST API URL (GitHub Enterprise: .../api/v3)"
+    )
+    local_forge_dir: Path = Field(
+        Path.home() / ".local" / "share" / "agents" / "forge",
+        description="where AGENTS_FORGE=local keeps bare repositories and PR records",
+    )
+
+
+class PullRequestSettings(Section):
+    """What a pull request looks like and what Approve does to it."""
+
+    draft_prs: bool = Field(True, description="open pull requests as drafts")
+    approve_action: Literal["ready", "merge"] = Field(
+        "ready", description="what Approve does: ready (mark ready for review) or merge"
+    )
+    merge_method: Literal["merge", "squash", "rebase"] = Field(
+        "squash", description="how Approve merges when AGENTS_APPROVE_ACTION=merge"
+    )
+    require_github_write: bool = Field(
+        False,
+        description="Approve also needs write access on GitHub, through AGENTS_USER_MAP",
+    )
+
+
+class BlueprintSettings(Section):
+    """The blueprint's knobs: fix rounds, escalation, protected paths, CI and recovery."""
+
+    fix_rounds: int = Field(
+        2, ge=0, le=10, description="fix rounds for failing checks, unless .agents.yml says"
+    )
+    escalation: Literal["draft", "stop"] = Field(
+        "draft",
+        description="when checks still fail: draft (publish a draft PR saying so) or stop",
+    )
+    protected_paths: CommaList = Field(
+        default_factory=lambda: [".github/workflows/**"],
+        description="globs a change may not touch unless .agents.yml allows them",
+    )
+    ci_timeout_seconds: float = Field(
+        1800, ge=0, description="most seconds to watch the PR's CI; 0 skips watching"
+    )
+    ci_poll_seconds: PositiveFloat = Field(15, description="seconds between CI polls")
+    ci_settle_seconds: float = Field(
+        60, ge=0, description="seconds without any CI check before concluding there is none"
+    )
+    ci_fix: bool = Field(False, description="on failed CI, run one fix round from the CI log")
+    max_attempts: PositiveInt = Field(
+        3, description="times a run is started after its worker died before it is failed"
+    )
+    heartbeat_seconds: PositiveInt = Field(
+        30, description="a running run whose heartbeat is this old is taken as abandoned"
+    )
+    slack_url: str = Field(
+        "https://slack.com", description="Slack workspace URL, for links back to threads"
+    )
+
+
+class SandboxSettings(Section):
+    sandbox_image: str = Field("agents-sandbox:latest", description="default image for sandboxes")
+    sandbox_backend: Literal["docker", "local", "auto"] = Field(
+        "docker",
+        description="docker, local (development only: does NOT isolate) or auto",
+    )
+    egress_allow: HostList = Field(
+        default_factory=lambda: list(allowlist.DEFAULT_ALLOW),
+        description="hosts a setup with network may reach through the egress proxy; "
+        ".example.com allows a domain and every name under it. A repository's "
+        "network.allow can only narrow it",
+    )
+
+
+class EgressSettings(Section):
+    """The engine's egress proxy: the only way out for a setup that has network."""
+
+    egress_deny: CommaList = Field(
+        default_factory=list,
+        description="addresses or CIDR ranges the egress proxy never connects to, beyond "
+        "private, loopback, link-local and metadata ranges and this host's own addresses",
+    )
+    egress_proxy: str = Field(
+        "agents-egress-proxy",
+        min_length=1,
+        description="name of the egress proxy container; the worker creates it when a setup "
+        "first needs network, or uses the one docker-compose.yml runs",
+    )
+    egress_proxy_image: str = Field(
+        "agents-egress-proxy:latest",
+        min_length=1,
+        description="image the egress proxy is created from (`agents sandbox build egress`)",
+    )
+    egress_subnets: str = Field(
+        "10.213.0.0/16",
+        description="IPv4 range each setup sandbox's own internal network takes a /28 from",
+    )
+
+    @field_validator("egress_subnets")
+    @classmethod
+    def _egress_pool(cls, value: str) -> str:
+        try:
+            pool = ipaddress.ip_network(value.strip())
+        except ValueError as exc:
+            raise ValueError(f"expected an IPv4 range like 10.213.0.0/16 ({exc})") from None
+        if pool.version != 4 or pool.prefixlen > 28:
+            raise ValueError("expected an IPv4 range of /28 or larger, like 10.213.0.0/16")
+        return str(pool)
+
+    @field_validator("egress_deny")
+    @classmethod
+    def _egress_ranges(cls, value: list[str]) -> list[str]:
+        try:
+            return [str(ipaddress.ip_network(item, strict=False)) for item in value]
+        except ValueError as exc:
+            raise ValueError(f"expected addresses or CIDR ranges ({exc})") from None
+
+
+class HousekeepingSettings(Section):
+    """What a worker keeps on its disk, and how often it cleans up after others."""
+
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "agents",
+        description="worker-side repository mirrors and workspaces",
+    )
+    reap_interval: PositiveInt = Field(
+        300, description="seconds between passes of the worker's sandbox reaper"
+    )
+    recovery_interval: PositiveInt = Field(
+        60, description="seconds between a worker's sweeps for abandoned runs"
+    )
+
+
+class StatsSettings(Section):
+    """The worker's stats pass: merged PRs from the forge, survival from the mirror."""
+
+    stats_interval: PositiveInt = Field(
+        900,
+        description="seconds between stats passes (outcomes, merged PRs, line survival); "
+        "one worker runs each pass",
+    )
+    stats_retention_days: PositiveInt = Field(
+        400, description="days a run's outcome is kept for stats (its record expires sooner)"
+    )
+
+
+# -- the roles ----------------------------------------------------------------------
+
+_ROLE_CONFIG = SettingsConfigDict(
+    env_prefix=ENV_PREFIX,
+    env_file=".env",
+    extra="ignore",
+    populate_by_name=True,
+)
+
+
+class CommonSettings(BaseSettings, StoreSettings, LogSettings):
+    """What every role reads: where Redis is, how long to keep runs, how to log."""
+
+    model_config = _ROLE_CONFIG
+
+
+class BotSettings(CommonSettings, SlackSettings, AdmissionSettings, PeopleSettings):
+    """The Slack surface. Holds Slack tokens and nothing else secret."""
+
+    model_config = _ROLE_CONFIG
 
     @model_validator(mode="after")
     def _check_tokens(self) -> BotSettings:
@@ -199,185 +502,24 @@ class BotSettings(CommonSettings):
         return self
 
 
-class WorkerSettings(CommonSettings):
+class WorkerSettings(
+    CommonSettings,
+    PeopleSettings,
+    ModelSettings,
+    ModelRoles,
+    AgentLimits,
+    ConversationSettings,
+    ForgeSettings,
+    PullRequestSettings,
+    BlueprintSettings,
+    SandboxSettings,
+    EgressSettings,
+    HousekeepingSettings,
+    StatsSettings,
+):
     """The brain. Holds the model key and the forge token, never a Slack token."""
 
-    model_backend: Literal["anthropic", "replay"] = Field(
-        "anthropic", description="anthropic (real model) or replay (a recorded transcript)"
-    )
-    anthropic_api_key: SecretStr | None = Field(
-        None,
-        validation_alias="ANTHROPIC_API_KEY",
-        description="model API key; required when AGENTS_MODEL_BACKEND=anthropic",
-    )
-    anthropic_base_url: str | None = Field(
-        None,
-        validation_alias="ANTHROPIC_BASE_URL",
-        description="override the Messages API URL (a proxy, or a local fake in tests)",
-    )
-    forge: Literal["github", "local"] = Field(
-        "github", description="github, or local (a bare repository plus PR records)"
-    )
-    github_token: SecretStr | None = Field(
-        None,
-        validation_alias="GITHUB_TOKEN",
-        description="token for pushes and PRs; with AGENTS_FORGE=github, this or a GitHub App",
-    )
-    github_app_id: PositiveInt | None = Field(
-        None,
-        description="GitHub App id: the worker mints an installation token per job "
-        "(instead of GITHUB_TOKEN; with AGENTS_GITHUB_APP_PRIVATE_KEY)",
-    )
-    github_app_private_key: SecretStr | None = Field(
-        None,
-        description="the GitHub App's private key (PEM; \\n escapes allowed)",
-    )
-    github_app_private_key_file: Path | None = Field(
-        None, description="a file holding the GitHub App's private key, instead of the key itself"
-    )
-    github_app_installation_id: PositiveInt | None = Field(
-        None,
-        description="the App's installation to use; unset looks it up per repository",
-    )
-    max_turns: PositiveInt = Field(40, description="most model turns in one agent step")
-    max_tokens: PositiveInt = Field(
-        3_000_000, description="most input plus output tokens in one agent step"
-    )
-    max_dollars: PositiveFloat = Field(5.0, description="most US dollars one agent step may spend")
-    wall_clock_seconds: PositiveFloat = Field(
-        1800, description="most seconds one agent step may take"
-    )
-    no_progress_turns: PositiveInt = Field(
-        5, description="turns that repeat themselves or change nothing before the agent stops"
-    )
-    max_output_tokens: PositiveInt = Field(8192, description="max_tokens of each model response")
-    context_tokens: PositiveInt = Field(
-        120_000,
-        description="prompt size in tokens above which old tool output leaves the conversation",
-    )
-    model_builder: str = Field("claude-sonnet-5-5", description="model that writes the change")
-    model_reviewer: str = Field("claude-sonnet-5-5", description="model that reviews the diff")
-    model_summarizer: str = Field("claude-haiku-5-5", description="model that writes summaries")
-    prices: Annotated[dict[str, dict[str, float]], NoDecode, BeforeValidator(_json_object)] = Field(
-        default_factory=dict,
-        description="JSON price overrides per model, USD per million tokens: "
-        '{"model": {"input": 3, "output": 15, "cache_write": 3.75, "cache_read": 0.3}}',
-    )
-    reap_interval: PositiveInt = Field(
-        300, description="seconds between passes of the worker's sandbox reaper"
-    )
-    sandbox_image: str = Field("agents-sandbox:latest", description="default image for sandboxes")
-    egress_allow: HostList = Field(
-        default_factory=lambda: list(allowlist.DEFAULT_ALLOW),
-        description="hosts a setup with network may reach through the egress proxy; "
-        ".example.com allows a domain and every name under it. A repository's "
-        "network.allow can only narrow it",
-    )
-    egress_deny: CommaList = Field(
-        default_factory=list,
-        description="addresses or CIDR ranges the egress proxy never connects to, beyond "
-        "private, loopback, link-local and metadata ranges and this host's own addresses",
-    )
-    egress_proxy: str = Field(
-        "agents-egress-proxy",
-        min_length=1,
-        description="name of the egress proxy container; the worker creates it when a setup "
-        "first needs network, or uses the one docker-compose.yml runs",
-    )
-    egress_proxy_image: str = Field(
-        "agents-egress-proxy:latest",
-        min_length=1,
-        description="image the egress proxy is created from (`agents sandbox build egress`)",
-    )
-    egress_subnets: str = Field(
-        "10.213.0.0/16",
-        description="IPv4 range each setup sandbox's own internal network takes a /28 from",
-    )
-    cache_dir: Path = Field(
-        Path.home() / ".cache" / "agents",
-        description="worker-side repository mirrors and workspaces",
-    )
-    replay_transcript: Path | None = Field(
-        None,
-        description="transcript file, or a directory of them (chosen by request and "
-        "iteration), for AGENTS_MODEL_BACKEND=replay",
-    )
-    github_api_url: str = Field(
-        "https://api.github.com", description="GitHub REST API URL (GitHub Enterprise: .../api/v3)"
-    )
-    local_forge_dir: Path = Field(
-        Path.home() / ".local" / "share" / "agents" / "forge",
-        description="where AGENTS_FORGE=local keeps bare repositories and PR records",
-    )
-    sandbox_backend: Literal["docker", "local", "auto"] = Field(
-        "docker",
-        description="docker, local (development only: does NOT isolate) or auto",
-    )
-    draft_prs: bool = Field(True, description="open pull requests as drafts")
-    approve_action: Literal["ready", "merge"] = Field(
-        "ready", description="what Approve does: ready (mark ready for review) or merge"
-    )
-    merge_method: Literal["merge", "squash", "rebase"] = Field(
-        "squash", description="how Approve merges when AGENTS_APPROVE_ACTION=merge"
-    )
-    approvers: CommaList = Field(
-        default_factory=list,
-        description="Slack user ids who may approve, rework or cancel any run",
-    )
-    require_github_write: bool = Field(
-        False,
-        description="Approve also needs write access on GitHub, through AGENTS_USER_MAP",
-    )
-    fix_rounds: int = Field(
-        2, ge=0, le=10, description="fix rounds for failing checks, unless .agents.yml says"
-    )
-    escalation: Literal["draft", "stop"] = Field(
-        "draft",
-        description="when checks still fail: draft (publish a draft PR saying so) or stop",
-    )
-    protected_paths: CommaList = Field(
-        default_factory=lambda: [".github/workflows/**"],
-        description="globs a change may not touch unless .agents.yml allows them",
-    )
-    ci_timeout_seconds: float = Field(
-        1800, ge=0, description="most seconds to watch the PR's CI; 0 skips watching"
-    )
-    ci_poll_seconds: PositiveFloat = Field(15, description="seconds between CI polls")
-    ci_settle_seconds: float = Field(
-        60, ge=0, description="seconds without any CI check before concluding there is none"
-    )
-    ci_fix: bool = Field(False, description="on failed CI, run one fix round from the CI log")
-    max_attempts: PositiveInt = Field(
-        3, description="times a run is started after its worker died before it is failed"
-    )
-    heartbeat_seconds: PositiveInt = Field(
-        30, description="a running run whose heartbeat is this old is taken as abandoned"
-    )
-    recovery_interval: PositiveInt = Field(
-        60, description="seconds between a worker's sweeps for abandoned runs"
-    )
-    slack_url: str = Field(
-        "https://slack.com", description="Slack workspace URL, for links back to threads"
-    )
-
-    @field_validator("egress_subnets")
-    @classmethod
-    def _egress_pool(cls, value: str) -> str:
-        try:
-            pool = ipaddress.ip_network(value.strip())
-        except ValueError as exc:
-            raise ValueError(f"expected an IPv4 range like 10.213.0.0/16 ({exc})") from None
-        if pool.version != 4 or pool.prefixlen > 28:
-            raise ValueError("expected an IPv4 range of /28 or larger, like 10.213.0.0/16")
-        return str(pool)
-
-    @field_validator("egress_deny")
-    @classmethod
-    def _egress_ranges(cls, value: list[str]) -> list[str]:
-        try:
-            return [str(ipaddress.ip_network(item, strict=False)) for item in value]
-        except ValueError as exc:
-            raise ValueError(f"expected addresses or CIDR ranges ({exc})") from None
+    model_config = _ROLE_CONFIG
 
     @model_validator(mode="after")
     def _check_backends(self) -> WorkerSettings:
@@ -511,15 +653,17 @@ def load(cls: type[S], **overrides: Any) -> S:
 
 
 def all_fields() -> list[tuple[str, FieldInfo, list[str]]]:
-    """Every setting once, with the roles that read it, in declaration order."""
-    seen: dict[str, tuple[str, FieldInfo, list[str]]] = {}
-    for role, cls in ROLES.items():
-        for name, field in cls.model_fields.items():
-            var = env_name(name, field)
-            if var not in seen:
-                seen[var] = (var, field, [])
-            seen[var][2].append(role)
-    return list(seen.values())
+    """Every setting once, with the roles that read it, section by section in the order
+    they are declared here."""
+    out: list[tuple[str, FieldInfo, list[str]]] = []
+    for section in Section.__subclasses__():
+        roles = [role for role, cls in ROLES.items() if issubclass(cls, section)]
+        if not roles:
+            continue
+        out.extend(
+            (env_name(name, field), field, roles) for name, field in section.model_fields.items()
+        )
+    return out
 
 
 def _default(field: FieldInfo) -> str:

@@ -1,49 +1,270 @@
-"""Typed events appended to a run's log. The Slack thread is a projection of these."""
+"""Typed events appended to a run's log. The Slack thread is a projection of these.
+
+One class per kind, each with the fields it carries, joined in :data:`Event`, a union
+discriminated by ``kind``: a writer cannot misspell a field, and a reader (the
+reporter, the projection, the CLI, the benchmarks) matches on the class. Every event
+says who caused it (``by``) and when; ``line`` is its one line for logs and for
+``/agents status <id>``.
+
+The log is append-only in Redis (a stream per run); :data:`EVENT` turns an entry back
+into its class, so the log round-trips through these types.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
-from typing import Any
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from runs.record import utcnow
-
-
-class EventType(StrEnum):
-    CREATED = "created"
-    STATUS = "status"
-    STEP = "step"
-    TOOL = "tool"
-    ARTIFACT = "artifact"
-    CHECKS = "checks"
-    COST = "cost"
-    MESSAGE = "message"
-    ERROR = "error"
+from runs.record import RunStatus, Step, utcnow
 
 
-class Event(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class EventBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: EventType
     by: str
     at: datetime = Field(default_factory=utcnow)
-    data: dict[str, Any] = Field(default_factory=dict)
     #: The Redis stream entry id, set when read back from the log.
     id: str | None = None
 
+    @property
+    def line(self) -> str:
+        text = getattr(self, "text", None)
+        return str(text) if text else str(getattr(self, "kind", ""))
 
-# What the Slack reporter turns into thread replies ("milestones"), so the pipeline
-# states them once and never needs to know about Slack:
-#
-# - STATUS            data: {"from", "to", "reason"?}    (written by the store)
-# - ARTIFACT          data: {"kind": "pr", "url", "number"}         -> "PR opened"
-# - CHECKS            data: {"passed": bool, "attempt": k, "max_attempts": n,
-#                            "summary": str}                        -> "fixing, k of n"
-# - MESSAGE           data: {"kind": "escalated", "text"}           -> "escalated"
-# - MESSAGE           data: {"kind": "egress", "text", "reached", "denied", "failed"}
-#                                            -> "setup reached 2 hosts; denied example.com"
-MILESTONE_PR = "pr"
-MILESTONE_ESCALATED = "escalated"
-MILESTONE_EGRESS = "egress"
+
+# -- the record's own changes (written by the store) ---------------------------------
+
+
+class RunCreated(EventBase):
+    kind: Literal["created"] = "created"
+    repo: str
+    request: str
+
+    @property
+    def line(self) -> str:
+        return f"{self.repo}: {self.request}"
+
+
+class StatusChanged(EventBase):
+    kind: Literal["status"] = "status"
+    previous: RunStatus
+    to: RunStatus
+    reason: str | None = None
+
+    @property
+    def line(self) -> str:
+        detail = f"{self.previous.value} -> {self.to.value}"
+        return f"{detail}: {self.reason}" if self.reason else detail
+
+
+class StepStarted(EventBase):
+    kind: Literal["step"] = "step"
+    step: Step
+
+    @property
+    def line(self) -> str:
+        return self.step.value
+
+
+# -- the agent loop -----------------------------------------------------------------
+
+
+class ToolCallSummary(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tool: str
+    args: str
+    result_chars: int
+    is_error: bool
+
+
+class AgentTurn(EventBase):
+    """One model call and the tools it asked for."""
+
+    kind: Literal["turn"] = "turn"
+    turn: int
+    #: The calls, as one line (``read_file a.py · run pytest -q``).
+    text: str
+    stop_reason: str | None = None
+    calls: list[ToolCallSummary] = Field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    dollars: float = 0.0
+    total_tokens: int = 0
+    total_dollars: float = 0.0
+
+
+class ContextTrimmed(EventBase):
+    kind: Literal["context_trimmed"] = "context_trimmed"
+    blocks: int
+    chars: int
+    text: str
+
+
+class ModelRetried(EventBase):
+    kind: Literal["model_retry"] = "model_retry"
+    attempt: int
+    max_retries: int
+    wait_seconds: float
+    status: int | None
+    error: str
+    text: str
+
+
+class AgentFinished(EventBase):
+    kind: Literal["agent_finished"] = "agent_finished"
+    summary: str
+    notes_for_reviewer: str | None
+    turns: int
+    total_tokens: int
+    total_dollars: float
+
+    @property
+    def line(self) -> str:
+        return self.summary
+
+
+class AgentStopped(EventBase):
+    """A circuit breaker or an error ended the agent step before it finished."""
+
+    kind: Literal["agent_stopped"] = "agent_stopped"
+    reason: str
+    text: str
+
+
+# -- the blueprint's steps ----------------------------------------------------------
+
+
+class Prepared(EventBase):
+    kind: Literal["prepared"] = "prepared"
+    text: str
+    base_commit: str
+    checks: list[str]
+
+
+class ChecksRan(EventBase):
+    """One run of the checks. When a fix round follows, it is ``fix_round`` of
+    ``last_round``."""
+
+    kind: Literal["checks"] = "checks"
+    passed: bool
+    text: str
+    fix_round: int | None = None
+    last_round: int | None = None
+
+
+class Escalated(EventBase):
+    kind: Literal["escalated"] = "escalated"
+    text: str
+
+
+class SetupEgress(EventBase):
+    """Where setup reached through the egress proxy, and what the proxy denied:
+    ``setup reached 2 hosts; denied example.com``."""
+
+    kind: Literal["egress"] = "egress"
+    text: str
+    reached: list[str] = Field(default_factory=list)
+    denied: list[str] = Field(default_factory=list)
+    failed: list[str] = Field(default_factory=list)
+
+
+class Reviewed(EventBase):
+    kind: Literal["review"] = "review"
+    verdict: str
+    text: str
+
+
+class SafetyGateBlocked(EventBase):
+    kind: Literal["safety_gate"] = "safety_gate"
+    text: str
+    findings: list[str]
+
+
+class PullRequestOpened(EventBase):
+    kind: Literal["pr_opened"] = "pr_opened"
+    url: str
+    number: int
+    branch: str
+    head_sha: str
+    draft: bool
+
+    @property
+    def line(self) -> str:
+        return f"pull request opened: {self.url}"
+
+
+class PullRequestUpdated(EventBase):
+    kind: Literal["pr_updated"] = "pr_updated"
+    url: str
+    number: int
+    branch: str
+    head_sha: str
+    draft: bool
+    text: str
+
+
+class CiFinished(EventBase):
+    kind: Literal["ci"] = "ci"
+    state: str
+    text: str
+
+
+# -- decisions ----------------------------------------------------------------------
+
+
+class DecisionRefused(EventBase):
+    """An approve the worker could not carry out. ``mentions`` are the Slack user ids
+    the bot itself wrote as ``<@id>`` in ``text``: the reporter keeps those live and
+    escapes the rest."""
+
+    kind: Literal["decision_refused"] = "decision_refused"
+    action: str
+    text: str
+    mentions: list[str] = Field(default_factory=list)
+
+
+class ApproveFailed(EventBase):
+    kind: Literal["approve_failed"] = "approve_failed"
+    text: str
+
+
+class SandboxesRemoved(EventBase):
+    kind: Literal["sandboxes_removed"] = "sandboxes_removed"
+    count: int
+    text: str
+
+
+Event = Annotated[
+    RunCreated
+    | StatusChanged
+    | StepStarted
+    | AgentTurn
+    | ContextTrimmed
+    | ModelRetried
+    | AgentFinished
+    | AgentStopped
+    | Prepared
+    | ChecksRan
+    | Escalated
+    | SetupEgress
+    | Reviewed
+    | SafetyGateBlocked
+    | PullRequestOpened
+    | PullRequestUpdated
+    | CiFinished
+    | DecisionRefused
+    | ApproveFailed
+    | SandboxesRemoved,
+    Field(discriminator="kind"),
+]
+
+#: Reads an event back from its JSON, into its class.
+EVENT: TypeAdapter[Event] = TypeAdapter(Event)
+
+#: Events the log keeps at DEBUG level: one per model call, many per run.
+CHATTY = (AgentTurn,)

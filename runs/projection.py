@@ -11,8 +11,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from runs.events import Event, EventType
-from runs.record import Run, RunBudget, RunStatus, Step, utcnow
+from process.settings import AgentLimits
+from runs.events import AgentTurn, Event, StepStarted
+from runs.record import Run, RunStatus, Step, utcnow
 
 #: The steps a thread lists, in order (awaiting a decision is the status, not a step).
 CHECKLIST = (Step.PREPARE, Step.AGENT, Step.CHECKS, Step.REVIEW, Step.PUBLISH, Step.WATCH_CI)
@@ -40,10 +41,12 @@ class ThreadView(BaseModel):
     turns: int
     tokens: int
     dollars: float
-    budget: RunBudget | None
+    budget: AgentLimits | None
     pr_url: str | None
     error: str | None
     buttons: list[str]
+    #: "usually ~7 min, ~$1.10": what similar runs took, until this one has finished.
+    estimate: str | None = None
 
 
 def _step_states(run: Run) -> list[tuple[Step, StepState]]:
@@ -75,16 +78,16 @@ def _buttons(status: RunStatus) -> list[str]:
 
 
 def project(
-    run: Run, events: list[Event], *, budget: RunBudget | None = None, now: datetime | None = None
+    run: Run, events: list[Event], *, budget: AgentLimits | None = None, now: datetime | None = None
 ) -> ThreadView:
     """The thread's view of ``run``; ``events`` is its log in order (a tail is enough)."""
     activity = None
     turns = 0
     for event in events:
-        if event.type is EventType.TOOL:
-            activity = str(event.data.get("summary") or activity or "")
-            turns = max(turns, int(event.data.get("turn") or 0))
-        elif event.type is EventType.STEP:
+        if isinstance(event, AgentTurn):
+            activity = event.text or activity or ""
+            turns = max(turns, event.turn)
+        elif isinstance(event, StepStarted):
             activity = None
     end = run.finished_at or now or utcnow()
     return ThreadView(
@@ -104,7 +107,15 @@ def project(
         pr_url=run.artifacts.pr_url,
         error=run.error,
         buttons=_buttons(run.status),
+        estimate=_estimate(run),
     )
+
+
+def _estimate(run: Run) -> str | None:
+    """The estimate while the run works toward its pull request, then nothing."""
+    if run.estimate is None or run.artifacts.pr_url or run.status.is_final:
+        return None
+    return f"{run.estimate.text} (the median of the last {run.estimate.runs} runs here)"
 
 
 _MARKS = {
@@ -128,6 +139,8 @@ def render_text(view: ThreadView) -> str:
         f"  iteration {view.iteration} · {minutes}m{seconds:02d}s · turns {turns} · "
         f"tokens {view.tokens:,} · {dollars}",
     ]
+    if view.estimate:
+        lines.append(f"  estimate: {view.estimate}")
     if view.activity:
         lines.append(f"  now: {view.activity}")
     if view.pr_url:

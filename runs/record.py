@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from process.exceptions import InvalidTransition
+from process.settings import AgentLimits
 
 
 def utcnow() -> datetime:
@@ -23,13 +24,18 @@ class RunStatus(StrEnum):
     REWORK = "rework"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    #: An evaluation task's run (``agents eval``) that went through its steps: it never
+    #: publishes, so nobody decides on it; its result is graded outside the run.
+    EVALUATED = "evaluated"
 
     @property
     def is_final(self) -> bool:
         return self in FINAL_STATUSES
 
 
-FINAL_STATUSES = frozenset({RunStatus.APPROVED, RunStatus.FAILED, RunStatus.CANCELLED})
+FINAL_STATUSES = frozenset(
+    {RunStatus.APPROVED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.EVALUATED}
+)
 
 _ABORT = frozenset({RunStatus.FAILED, RunStatus.CANCELLED})
 
@@ -37,12 +43,16 @@ _ABORT = frozenset({RunStatus.FAILED, RunStatus.CANCELLED})
 #: crash recovery hands a run whose worker died back to the queue.
 TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.QUEUED: frozenset({RunStatus.RUNNING}) | _ABORT,
-    RunStatus.RUNNING: frozenset({RunStatus.AWAITING_DECISION, RunStatus.QUEUED}) | _ABORT,
+    RunStatus.RUNNING: frozenset(
+        {RunStatus.AWAITING_DECISION, RunStatus.QUEUED, RunStatus.EVALUATED}
+    )
+    | _ABORT,
     RunStatus.AWAITING_DECISION: frozenset({RunStatus.APPROVED, RunStatus.REWORK}) | _ABORT,
     RunStatus.REWORK: frozenset({RunStatus.RUNNING, RunStatus.QUEUED}) | _ABORT,
     RunStatus.APPROVED: frozenset(),
     RunStatus.FAILED: frozenset(),
     RunStatus.CANCELLED: frozenset(),
+    RunStatus.EVALUATED: frozenset(),
 }
 
 
@@ -83,13 +93,15 @@ class Cost(BaseModel):
         )
 
 
-class RunBudget(BaseModel):
-    """The limits a run is measured against, recorded by the worker when it starts."""
+class Feedback(BaseModel):
+    """A message for a run's next iteration, and who wrote it: the agent is told both,
+    so it never takes a bystander's words for the requester's."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_turns: int
-    max_dollars: float
+    by: str
+    text: str
+    at: datetime = Field(default_factory=utcnow)
 
 
 class EgressReport(BaseModel):
@@ -176,7 +188,7 @@ class Artifacts(BaseModel):
     config: dict[str, Any] | None = None
     notes_for_reviewer: str | None = None
     #: Fix rounds spent on failing checks, and whether they ran out (published as draft).
-    fix_rounds: int = 0
+    fix_rounds_spent: int = 0
     escalated: bool = False
     #: Reviewer calls made, and whether the extra round a blocking verdict buys was spent.
     review_rounds: int = 0
@@ -193,7 +205,7 @@ class Artifacts(BaseModel):
     #: Reproducibility: base commit, image id, model ids, prompt hashes, commands.
     manifest: dict[str, Any] | None = None
     #: The feedback this iteration addresses, and what earlier iterations did (per run).
-    feedback: list[str] = Field(default_factory=list)
+    feedback: list[Feedback] = Field(default_factory=list)
     earlier_summaries: list[str] = Field(default_factory=list)
     #: Set while an approve job acts on the forge (``by``, ``iteration``, ``at``): a
     #: rework may not land between the approve's checks and its forge call. It lapses
@@ -217,6 +229,23 @@ def approval_in_progress(run: Run, now: datetime | None = None) -> bool:
     return ((now or utcnow()) - since).total_seconds() < APPROVING_SECONDS
 
 
+class Estimate(BaseModel):
+    """What similar finished runs on the repository took, told when a run is asked:
+    medians of their time to a pull request and of their cost (:mod:`runs.stats`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seconds: float
+    dollars: float
+    #: How many finished runs the medians are taken over.
+    runs: int
+
+    @property
+    def text(self) -> str:
+        minutes = max(1, round(self.seconds / 60))
+        return f"usually ~{minutes} min, ~${self.dollars:.2f}"
+
+
 class Run(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -233,7 +262,7 @@ class Run(BaseModel):
     #: Earlier messages of the thread the mention came in, as "name: text" lines.
     context: str | None = None
     #: Follow-ups that arrived while the run was working, for its next iteration.
-    pending_feedback: list[str] = Field(default_factory=list)
+    pending_feedback: list[Feedback] = Field(default_factory=list)
     status: RunStatus = RunStatus.QUEUED
     status_by: str | None = None
     step: Step | None = None
@@ -242,15 +271,25 @@ class Run(BaseModel):
     attempts: int = 0
     #: Of those, how many ended by handing the run back on purpose, by cause (``drain``:
     #: the worker shut down; ``sandbox``: the sandbox vanished). They are not crashes:
-    #: recovery's limit counts ``attempts`` minus these (:func:`jobs.recovery.crashes`).
+    #: recovery's limit counts ``attempts`` minus these (:func:`jobs.attempts.crashes`).
     handbacks: dict[str, int] = Field(default_factory=dict)
     artifacts: Artifacts = Field(default_factory=Artifacts)
     cost: Cost = Field(default_factory=Cost)
-    budget: RunBudget | None = None
+    #: The limits the run is measured against, as the worker had them when it started.
+    budget: AgentLimits | None = None
     error: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
+    #: An evaluation task (``agents eval``): the blueprint stops after the review, never
+    #: pushes or opens a pull request, and the run ends ``evaluated``.
+    evaluation: bool = False
+    #: What similar runs on this repository took, when there were enough of them.
+    estimate: Estimate | None = None
+
+    def add_feedback(self, by: str, text: str) -> None:
+        """Keep ``text`` from ``by`` for the run's next iteration."""
+        self.pending_feedback.append(Feedback(by=by, text=text))
 
     @property
     def label(self) -> str:

@@ -3,15 +3,16 @@
 Every write that depends on what is already stored happens under WATCH/MULTI, so when
 two clicks or two workers race on one run, exactly one of them wins. Lists go through
 sorted-set indexes; nothing on the hot path scans the keyspace.
+
+Longer than most modules: each write is a transaction that keeps the record, its
+indexes and its log consistent, and splitting them would split those transactions.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import redis
@@ -19,8 +20,8 @@ from redis.exceptions import WatchError
 
 from process.exceptions import AgentsError, InvalidTransition, RunNotFound, ThreadAlreadyHasRun
 from runs.counters import Counters
-from runs.events import Event, EventType
-from runs.record import Cost, Run, RunStatus, Step, check_transition, utcnow
+from runs.events import CHATTY, EVENT, Event, RunCreated, StatusChanged, StepStarted
+from runs.record import Cost, Estimate, Run, RunStatus, Step, check_transition, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class RunStore:
         message_ts: str | None = None,
         context: str | None = None,
         by: str | None = None,
+        estimate: Estimate | None = None,
     ) -> Run:
         """Allocate a short id and store a queued run, with its indexes and first event.
 
@@ -113,6 +115,7 @@ class RunStore:
             message_ts=message_ts,
             context=context,
             status_by=by or requester,
+            estimate=estimate,
         )
         thread_key = self._thread_key(channel, thread_ts) if channel and thread_ts else None
         score = run.created_at.timestamp()
@@ -134,11 +137,7 @@ class RunStore:
                     self._queue_event(
                         pipe,
                         run_id,
-                        Event(
-                            type=EventType.CREATED,
-                            by=run.status_by or requester,
-                            data={"repo": repo, "request": request},
-                        ),
+                        RunCreated(by=run.status_by or requester, repo=repo, request=request),
                     )
                     self._execute(pipe)
                     return run
@@ -271,10 +270,8 @@ class RunStore:
             pipe.set(self._run_key(run_id), run.model_dump_json())
             pipe.zrem(self._status_key(previous), str(run_id))
             pipe.zadd(self._status_key(to), {str(run_id): score})
-            data: dict[str, Any] = {"from": previous.value, "to": to.value}
-            if reason:
-                data["reason"] = reason
-            self._queue_event(pipe, run_id, Event(type=EventType.STATUS, by=by, data=data))
+            status = StatusChanged(by=by, previous=previous, to=to, reason=reason or None)
+            self._queue_event(pipe, run_id, status)
             if to.is_final:
                 self._expire(pipe, run)
             return run
@@ -382,7 +379,7 @@ class RunStore:
                 raise InvalidTransition(run_id, run.status.value, f"running({step.value})")
             run.step = step
 
-        event = Event(type=EventType.STEP, by=by, data={"step": step.value})
+        event = StepStarted(by=by, step=step)
         return self.update(run_id, change, events=[event])
 
     def add_cost(self, run_id: int, cost: Cost, *, by: str = "agent") -> Run:
@@ -407,16 +404,10 @@ class RunStore:
     FEED_MAXLEN = 100_000
 
     def _queue_event(self, pipe: Any, run_id: int, event: Event) -> None:
-        fields = {
-            "type": event.type.value,
-            "by": event.by,
-            "at": event.at.isoformat(),
-            "data": json.dumps(event.data, default=str),
-        }
-        pipe.xadd(self.events_key(run_id), fields)
+        pipe.xadd(self.events_key(run_id), {"event": event.model_dump_json(exclude={"id"})})
         pipe.xadd(
             self.feed_key,
-            {"run": str(run_id), "type": event.type.value},
+            {"run": str(run_id), "kind": event.kind},
             maxlen=self.FEED_MAXLEN,
             approximate=True,
         )
@@ -455,13 +446,7 @@ class RunStore:
     @staticmethod
     def _decode_event(entry_id: Any, fields: dict[Any, Any]) -> Event:
         data = {_text(k): _text(v) for k, v in fields.items()}
-        return Event(
-            id=_text(entry_id),
-            type=EventType(data["type"]),
-            by=data["by"],
-            at=datetime.fromisoformat(data["at"]),
-            data=json.loads(data["data"]),
-        )
+        return EVENT.validate_json(data["event"]).model_copy(update={"id": _text(entry_id)})
 
     # -- retention --------------------------------------------------------------------
 
@@ -475,16 +460,8 @@ class RunStore:
 
 def _log_event(run_id: int, event: Event) -> None:
     """One log line per event, carrying ``run_id`` and ``event`` (and ``step``)."""
-    extra: dict[str, Any] = {"run_id": run_id, "event": event.type.value}
-    detail = ""
-    if event.type is EventType.STATUS:
-        detail = f" {event.data.get('from')} -> {event.data.get('to')}"
-        if event.data.get("reason"):
-            detail += f": {event.data['reason']}"
-    elif event.type is EventType.STEP:
-        extra["step"] = event.data.get("step")
-        detail = f" {extra['step']}"
-    elif isinstance(event.data.get("kind"), str):
-        detail = f" {event.data['kind']}"
-    level = logging.DEBUG if event.type in (EventType.TOOL, EventType.COST) else logging.INFO
-    log.log(level, "run #%d %s%s (by %s)", run_id, event.type.value, detail, event.by, extra=extra)
+    extra: dict[str, Any] = {"run_id": run_id, "event": event.kind}
+    if isinstance(event, StepStarted):
+        extra["step"] = event.step.value
+    level = logging.DEBUG if isinstance(event, CHATTY) else logging.INFO
+    log.log(level, "run #%d %s %s (by %s)", run_id, event.kind, event.line, event.by, extra=extra)

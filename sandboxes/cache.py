@@ -183,6 +183,15 @@ class RepoCache:
                 ) from None
         return out.decode().strip()
 
+    def git_output(self, url: str, args: list[str]) -> bytes:
+        """What a read-only git command prints in the mirror (``log``, ``diff``,
+        ``blame``: evaluation tasks and survival figures read history); no network."""
+        path = self.mirror_path(url)
+        if not (path / "HEAD").is_file():
+            raise RepoCacheError(f"no mirror of {strip_userinfo(url)} yet; call mirror() first")
+        with self._lock(url, exclusive=False):
+            return self._git(args, cwd=path, env=_environ(**_ISOLATED_GIT_ENV), url=url)
+
     def workspace(self, url: str, commit: str) -> WorkspaceArchive:
         """The workspace archive for ``commit`` (an id or a ref). Never uses the network.
 

@@ -108,7 +108,7 @@ class SandboxConfig(BaseModel):
     @field_validator("allow")
     @classmethod
     def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return allowlist.parse(value)
+        return allowlist.parse_hosts(value)
 
     @field_validator("user")
     @classmethod

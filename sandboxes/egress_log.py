@@ -43,7 +43,7 @@ class AccessEntry:
         return not self.denied and self.status >= 500
 
 
-def parse_line(line: str | bytes) -> AccessEntry | None:
+def parse_access_line(line: str | bytes) -> AccessEntry | None:
     """One access-log line, or None when it is not one (or is malformed)."""
     if isinstance(line, bytes):
         line = line[:MAX_LINE].decode("utf-8", errors="replace")
@@ -56,7 +56,7 @@ def parse_line(line: str | bytes) -> AccessEntry | None:
     return AccessEntry(int(at), client, method, host.lower(), port, result, int(status))
 
 
-def summarize(lines: Iterable[str | bytes], client: str, since: int) -> EgressReport:
+def summarize_access(lines: Iterable[str | bytes], client: str, since: int) -> EgressReport:
     """What ``client`` asked the proxy for from ``since`` (Unix seconds) on."""
     reached: set[str] = set()
     denied: set[str] = set()
@@ -67,7 +67,7 @@ def summarize(lines: Iterable[str | bytes], client: str, since: int) -> EgressRe
         if index >= MAX_LINES:
             truncated = True
             break
-        entry = parse_line(line)
+        entry = parse_access_line(line)
         if entry is None or entry.client != client or entry.at < since:
             continue
         requests += 1

@@ -241,7 +241,9 @@ class LocalSandbox(Lifecycle):
             )
         if out.cut:
             raise SandboxError(
-                self.run_id, f"the patch is larger than {self.config.max_patch_bytes} bytes"
+                self.run_id,
+                f"the patch is larger than {self.config.max_patch_bytes} bytes; "
+                "is a build directory missing from .gitignore?",
             )
         return out.data()
 

@@ -8,6 +8,9 @@ and every install would take other versions than the ones CI ran with.
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -129,15 +132,57 @@ def test_the_bootstrap_pins_uv_with_every_hash_of_the_lock() -> None:
     assert line.count("--hash=") == len(uv["wheels"]) + ("sdist" in uv)
 
 
-def test_a_download_list_drops_markers_but_keeps_hashes() -> None:
-    from scripts.lockfile import unmarked
+def test_a_download_list_takes_what_the_images_python_needs_with_its_hashes() -> None:
+    from scripts.lockfile import for_image
 
     exported = (
-        "async-timeout==5.0.1 ; python_full_version < '3.11.3' \\\n"
+        "async-timeout==5.0.1 ; python_full_version < '3.11.3' and sys_platform == 'linux' \\\n"
         "    --hash=sha256:aa\n"
+        "numpy==2.4.6 ; python_full_version < '3.12' \\\n"
+        "    --hash=sha256:n1\n"
+        "    # via matplotlib\n"
+        "numpy==2.5.5 ; python_full_version >= '3.12' \\\n"
+        "    --hash=sha256:n2\n"
         "redis==8.2.0 \\\n"
         "    --hash=sha256:bb\n"
     )
-    assert unmarked(exported) == (
-        "async-timeout==5.0.1 \\\n    --hash=sha256:aa\nredis==8.2.0 \\\n    --hash=sha256:bb\n"
+    assert for_image(exported, python="3.11.2") == (
+        "async-timeout==5.0.1 \\\n    --hash=sha256:aa\n"
+        "numpy==2.4.6 \\\n    --hash=sha256:n1\n    # via matplotlib\n"
+        "redis==8.2.0 \\\n    --hash=sha256:bb\n"
     )
+    # A newer interpreter takes the other numpy and no async-timeout.
+    newer = for_image(exported, python="3.13.1")
+    assert "async-timeout" not in newer
+    assert "numpy==2.5.5 \\\n" in newer
+    assert "numpy==2.4.6" not in newer
+
+
+def test_the_image_download_list_of_the_real_lock_names_each_package_once() -> None:
+    from scripts.lockfile import for_image
+
+    exported = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "uv",
+            "export",
+            "--frozen",
+            "--no-emit-project",
+            "--no-header",
+            "--quiet",
+            "--no-dev",
+            "--group",
+            "dashboard",
+            "--group",
+            "build",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    names = re.findall(r"^([A-Za-z0-9_.-]+)==", for_image(exported), flags=re.MULTILINE)
+    assert names
+    assert len(names) == len(set(names))
+    assert "async-timeout" in names

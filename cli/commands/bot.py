@@ -37,7 +37,6 @@ def handle(args: argparse.Namespace) -> int:
     logs.setup(bot_settings)
     from bot.app import create_app
     from bot.http import wsgi_app
-    from bot.reporter import Reporter
     from bot.services import Services
     from bot.slack_client import web_client
     from jobs.metrics import metrics_app
@@ -50,17 +49,15 @@ def handle(args: argparse.Namespace) -> int:
         RunStore(ops, retention_seconds=bot_settings.run_retention_seconds),
         [bot_settings.queue],
     )
-    services = Services.from_settings(bot_settings, connection)
     client = web_client(bot_settings.slack_bot_token.get_secret_value(), bot_settings.slack_api_url)
+    services = Services.from_settings(bot_settings, connection, client)
     app = create_app(services, client)
     # Everything loaded so far lives as long as the process: keep it out of the full
     # garbage collections, whose pauses otherwise land on Slack requests (bench/status.py).
     gc.collect()
     gc.freeze()
     stop = threading.Event()
-    reporter = threading.Thread(
-        target=Reporter(services.store, client).run_forever, args=(stop,), daemon=True
-    )
+    reporter = threading.Thread(target=services.reporter.run_forever, args=(stop,), daemon=True)
     reporter.start()
 
     ops_server = None

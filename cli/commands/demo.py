@@ -194,8 +194,8 @@ def serve_bot(
         channel_repos=channel_repos,
         queue=queue,
     )
-    services = Services.from_settings(bot_settings, conn)
     client = web_client(emu.bot_token, emu.api_url)
+    services = Services.from_settings(bot_settings, conn, client)
     server = serve(wsgi_app(create_app(services, client), lambda: None), "127.0.0.1", 0)
     emu.bot_url = f"http://127.0.0.1:{server.server_port}/slack/events"
     return ServedBot(services, client, server)
@@ -209,7 +209,6 @@ def handle(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    from bot.reporter import Reporter
     from cli.commands.run import publish_directory
     from fakes.slack.server import SlackEmulator
     from process import settings
@@ -238,8 +237,8 @@ def handle(args: argparse.Namespace) -> int:
     emu = SlackEmulator(port=args.port).start()
     try:
         bot = serve_bot(emu, conn, channel_repos={CHANNEL: repo}, queue=QUEUE)
-        services, client, server = bot.services, bot.client, bot.server
-        reporter = Reporter(services.store, client, min_interval=0.5)
+        services, server = bot.services, bot.server
+        reporter = services.reporter
         reporter.ensure_group()
         worker = SimpleWorker([services.queue.queue], connection=conn)
         model = (

@@ -2,8 +2,9 @@
 
 Tests drive the real ``anthropic`` SDK against it (nothing in the SDK is mocked), and
 ``python -m cli.record_agent --script`` uses it to record a transcript offline. It is
-not a model: it hands out its replies in order, whatever it is asked, and keeps every
-request it received so tests can inspect what went over the wire.
+not a model: it hands out its replies (:mod:`fakes.anthropic.script`) in order, whatever
+it is asked, and keeps every request it received, and every answer it sent, so tests can
+inspect what went over the wire.
 """
 
 from __future__ import annotations
@@ -11,79 +12,13 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, Self
 
+from fakes.anthropic.payloads import REQUEST_ID, error_body, message_body
+from fakes.anthropic.script import Disconnect, Failure, Reply
 from process.lifecycle import Lifecycle
-
-Block = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Failure:
-    """An error response, e.g. ``Failure(429, "rate_limit_error", headers={...})``."""
-
-    status: int
-    error_type: str
-    message: str = "scripted failure"
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Disconnect:
-    """Close the connection without answering, as a network failure would."""
-
-
-Reply = dict[str, Any] | Failure | Disconnect
-
-
-def text(value: str) -> Block:
-    return {"type": "text", "text": value}
-
-
-def tool_use(id: str, name: str, input: dict[str, Any]) -> Block:
-    return {"type": "tool_use", "id": id, "name": name, "input": input}
-
-
-def message(
-    *content: Block,
-    stop_reason: str | None = None,
-    input_tokens: int = 100,
-    output_tokens: int = 20,
-    cache_read_tokens: int = 0,
-    cache_write_tokens: int = 0,
-) -> dict[str, Any]:
-    """A reply body. The stop reason defaults to ``tool_use`` if it calls tools."""
-    if stop_reason is None:
-        calls = any(block.get("type") == "tool_use" for block in content)
-        stop_reason = "tool_use" if calls else "end_turn"
-    return {
-        "content": list(content),
-        "stop_reason": stop_reason,
-        "usage": {
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens,
-            "cache_read_input_tokens": cache_read_tokens,
-            "cache_creation_input_tokens": cache_write_tokens,
-        },
-    }
-
-
-def load_script(path: Path) -> list[Reply]:
-    """Replies from a JSON file: a list of reply bodies (as :func:`message` makes them),
-    ``{"status": 429, "error_type": "rate_limit_error", ...}`` failures, or
-    ``{"disconnect": true}``."""
-    replies: list[Reply] = []
-    for item in json.loads(path.read_text(encoding="utf-8")):
-        if "status" in item:
-            replies.append(Failure(**item))
-        elif item.get("disconnect"):
-            replies.append(Disconnect())
-        else:
-            replies.append(item)
-    return replies
 
 
 @dataclass(frozen=True)
@@ -113,6 +48,8 @@ class FakeMessagesAPI(Lifecycle):
         self.api_key = api_key
         self.on_request = on_request
         self.requests: list[Received] = []
+        #: (status, JSON body) of every answer sent, in order; a disconnect sends none.
+        self.answers: list[tuple[int, dict[str, Any]]] = []
         self._replies = list(replies)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -154,6 +91,10 @@ class FakeMessagesAPI(Lifecycle):
             self._thread.join()
             self._thread = None
 
+    def record_answer(self, status: int, body: dict[str, Any]) -> None:
+        with self._lock:
+            self.answers.append((status, body))
+
     def reply_to(self, received: Received) -> Reply:
         """Record the request and take the next reply (under the lock)."""
         with self._lock:
@@ -169,14 +110,7 @@ class FakeMessagesAPI(Lifecycle):
                 )
             reply = self._replies.pop(0)
         if isinstance(reply, dict):
-            reply = {
-                "id": f"msg_fake_{number:03d}",
-                "type": "message",
-                "role": "assistant",
-                "model": received.body.get("model", "unknown"),
-                "stop_sequence": None,
-                **reply,
-            }
+            reply = message_body(reply, number=number, model=received.body.get("model", "unknown"))
         return reply
 
 
@@ -189,10 +123,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = json.loads(raw or b"{}")
         except json.JSONDecodeError:
-            self._send(400, {"type": "error", "error": {"type": "invalid_request_error"}})
+            self._send(400, error_body("invalid_request_error", "the body is not JSON"))
             return
         if self.path.split("?")[0] != "/v1/messages":
-            self._send(404, _error("not_found_error", f"no route {self.path}"))
+            self._send(404, error_body("not_found_error", f"no route {self.path}"))
             return
         received = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
         if self.api.on_request is not None:
@@ -202,18 +136,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if isinstance(reply, Failure):
-            self._send(reply.status, _error(reply.error_type, reply.message), reply.headers)
+            self._send(reply.status, error_body(reply.error_type, reply.message), reply.headers)
             return
         self._send(200, reply)
 
     def _send(
         self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
     ) -> None:
+        self.api.record_answer(status, payload)
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
-        self.send_header("request-id", "req_fake")
+        self.send_header("request-id", REQUEST_ID)
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
@@ -227,7 +162,3 @@ def _key(headers: dict[str, str]) -> str | None:
     """The API key a request carries: ``x-api-key``, or a bearer token (newer SDKs)."""
     bearer = headers.get("authorization", "")
     return headers.get("x-api-key") or (bearer[7:] if bearer.startswith("Bearer ") else None)
-
-
-def _error(kind: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "error": {"type": kind, "message": message}}

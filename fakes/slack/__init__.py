@@ -15,10 +15,19 @@ Tests look with ``messages``, ``thread``, ``message``, ``edits``, ``reactions``,
 ``warnings``, and wait with ``wait_for`` / ``wait_for_message``. ``fail_next`` and
 ``rate_limit`` make the Web API fail like Slack under load. The page is at ``emu.url``;
 ``python -m fakes.slack --bot-url URL`` runs it on its own.
+
+The modules, one concern each: ``server`` (the emulator, assembled), ``people`` (what
+people do), ``answers`` (what Slack does with the bot's answers), ``looks`` (what tests
+look at), ``forms`` (modal inputs), ``routes`` (HTTP) and ``ui`` (the page's endpoints);
+``webapi`` (auth, faults, dispatch) with ``args`` and the methods in ``api_chat``,
+``api_conversations`` and ``api_views``; ``state`` and ``objects`` (the workspace);
+``payloads`` (request bodies), ``delivery`` (signing), ``validate`` (Block Kit) and
+``text`` (what a client does to typed text).
 """
 
 from fakes.slack.delivery import Delivery, sign
-from fakes.slack.server import SlackEmulator, ViewInputError
+from fakes.slack.forms import ViewInputError
+from fakes.slack.server import SlackEmulator
 from fakes.slack.webapi import ApiCall
 
 __all__ = ["ApiCall", "Delivery", "SlackEmulator", "ViewInputError", "sign"]

@@ -10,7 +10,8 @@ import secrets
 import time
 from typing import Any
 
-from fakes.slack.state import Channel, Message, User, View, Workspace, random_id
+from fakes.slack.objects import Channel, Message, User, View, random_id
+from fakes.slack.state import Workspace
 
 Json = dict[str, Any]
 

@@ -7,7 +7,7 @@ The blueprint calls :func:`run_agent` with a :class:`Task`, a sandbox, a model
 was recorded on the run.
 """
 
-from jobs.agent.config import AgentConfig, AgentLimits, ModelRetry, ModelRoles, Role
+from jobs.agent.config import AgentConfig, ModelRetry
 from jobs.agent.limits import StepSpend
 from jobs.agent.loop import AgentResult, RunRecorder, run_agent
 from jobs.agent.model import AnthropicModel, Model, ModelResponse, anthropic_client
@@ -15,6 +15,7 @@ from jobs.agent.pricing import DEFAULT_PRICES, ModelPrice, PriceTable, Usage
 from jobs.agent.prompt import Task
 from jobs.agent.recorders import MemoryRecorder, StoreRecorder
 from jobs.agent.replay import RecordingModel, ReplayModel, Transcript
+from process.settings import AgentLimits, ModelRoles, Role
 
 __all__ = [
     "DEFAULT_PRICES",

@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jobs.agent.config import AgentLimits
 from jobs.agent.pricing import add_costs
 from process.exceptions import (
     DollarLimit,
@@ -23,6 +22,7 @@ from process.exceptions import (
     TurnLimit,
     WallClockLimit,
 )
+from process.settings import AgentLimits
 from runs.record import Cost
 
 Clock = Callable[[], float]

@@ -14,12 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from jobs.agent.config import AgentConfig, Role
+from jobs.agent.config import AgentConfig
 from jobs.agent.history import Trimmed, trim_history
 from jobs.agent.limits import CallRecord, Clock, ProgressTracker, StepSpend
 from jobs.agent.model import Block, Model, ModelResponse, RetryNotice
 from jobs.agent.prompt import Task, build_request, first_message, load_conventions, system_prompt
-from jobs.agent.tools import Finish, Toolbox, ToolOutcome, describe_call
+from jobs.agent.tool_specs import Finish, ToolOutcome, describe_call
+from jobs.agent.tools import Toolbox
 from jobs.agent.workspace import WorkspaceFiles
 from process.exceptions import (
     AgentError,
@@ -28,7 +29,15 @@ from process.exceptions import (
     ModelRefused,
     PromptTooLong,
 )
-from runs.events import Event, EventType
+from process.settings import Role
+from runs.events import (
+    AgentFinished,
+    AgentTurn,
+    ContextTrimmed,
+    Event,
+    ModelRetried,
+    ToolCallSummary,
+)
 from runs.record import Cost
 from sandboxes.protocol import Sandbox
 
@@ -136,7 +145,7 @@ def run_agent(
     by = f"agent:{role}"
     try:
         model_id = config.roles.for_role(role)
-        config.prices.price_for(model_id)  # no price, no budget: refuse before spending
+        config.price_table.price_for(model_id)  # no price, no budget: refuse before spending
         budget = budget or StepSpend(config.limits, clock=clock)
         workspace = WorkspaceFiles(sandbox)
         toolbox = Toolbox(
@@ -180,7 +189,7 @@ def run_agent(
             except PromptTooLong as err:
                 history.make_room(str(err), budget.turns)
                 continue
-            cost = config.prices.cost(model_id, response.usage)
+            cost = config.price_table.cost(model_id, response.usage)
             budget.charge(cost)
             recorder.on_cost(cost)
             _check_stop_reason(response)
@@ -259,17 +268,12 @@ class _History:
             self.trimmed_at = turn
             self.progress.forget()  # re-reading what was cut is progress, not a loop
             self.recorder.on_event(
-                Event(
-                    type=EventType.MESSAGE,
+                ContextTrimmed(
                     by=self.by,
-                    data={
-                        "kind": "context_trimmed",
-                        "blocks": trimmed.blocks,
-                        "chars": trimmed.chars,
-                        "text": f"removed {trimmed.blocks} old tool outputs and call "
-                        f"arguments ({trimmed.chars:,} characters) to stay within the "
-                        "context window",
-                    },
+                    blocks=trimmed.blocks,
+                    chars=trimmed.chars,
+                    text=f"removed {trimmed.blocks} old tool outputs and call arguments "
+                    f"({trimmed.chars:,} characters) to stay within the context window",
                 )
             )
         return trimmed
@@ -337,61 +341,50 @@ def _turn_event(
     by: str,
 ) -> Event:
     described = [
-        {
-            "tool": call.name,
-            "args": describe_call(call.name, call.input),
-            "result_chars": len(call.result),
-            "is_error": call.is_error,
-        }
+        ToolCallSummary(
+            tool=call.name,
+            args=describe_call(call.name, call.input),
+            result_chars=len(call.result),
+            is_error=call.is_error,
+        )
         for call in calls
     ]
-    summary = " · ".join(f"{c['tool']} {c['args']}".strip() for c in described)
-    return Event(
-        type=EventType.TOOL,
+    summary = " · ".join(f"{c.tool} {c.args}".strip() for c in described)
+    return AgentTurn(
         by=by,
-        data={
-            "turn": budget.turns,
-            "stop_reason": response.stop_reason,
-            "calls": described,
-            "summary": summary or "(no tool calls)",
-            "input_tokens": cost.input_tokens,
-            "output_tokens": cost.output_tokens,
-            "cache_read_tokens": cost.cache_read_tokens,
-            "cache_write_tokens": cost.cache_write_tokens,
-            "dollars": cost.dollars,
-            "total_tokens": budget.cost.total_tokens,
-            "total_dollars": budget.cost.dollars,
-        },
+        turn=budget.turns,
+        stop_reason=response.stop_reason,
+        calls=described,
+        text=summary or "(no tool calls)",
+        input_tokens=cost.input_tokens,
+        output_tokens=cost.output_tokens,
+        cache_read_tokens=cost.cache_read_tokens,
+        cache_write_tokens=cost.cache_write_tokens,
+        dollars=cost.dollars,
+        total_tokens=budget.cost.total_tokens,
+        total_dollars=budget.cost.dollars,
     )
 
 
 def _retry_event(notice: RetryNotice, by: str) -> Event:
-    return Event(
-        type=EventType.MESSAGE,
+    return ModelRetried(
         by=by,
-        data={
-            "kind": "model_retry",
-            "attempt": notice.attempt,
-            "max_retries": notice.max_retries,
-            "wait_seconds": notice.wait_seconds,
-            "status": notice.status,
-            "error": notice.error,
-            "text": f"model API unavailable ({notice.error}); retry {notice.attempt} of "
-            f"{notice.max_retries} in {notice.wait_seconds:.0f}s",
-        },
+        attempt=notice.attempt,
+        max_retries=notice.max_retries,
+        wait_seconds=notice.wait_seconds,
+        status=notice.status,
+        error=notice.error,
+        text=f"model API unavailable ({notice.error}); retry {notice.attempt} of "
+        f"{notice.max_retries} in {notice.wait_seconds:.0f}s",
     )
 
 
 def _finished_event(finish: Finish, budget: StepSpend, by: str) -> Event:
-    return Event(
-        type=EventType.MESSAGE,
+    return AgentFinished(
         by=by,
-        data={
-            "kind": "agent_finished",
-            "summary": finish.summary,
-            "notes_for_reviewer": finish.notes_for_reviewer,
-            "turns": budget.turns,
-            "total_tokens": budget.cost.total_tokens,
-            "total_dollars": budget.cost.dollars,
-        },
+        summary=finish.summary,
+        notes_for_reviewer=finish.notes_for_reviewer,
+        turns=budget.turns,
+        total_tokens=budget.cost.total_tokens,
+        total_dollars=budget.cost.dollars,
     )

@@ -11,7 +11,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from jobs.agent.tools import bound
+from jobs.agent.tool_specs import bound
 from jobs.agent.workspace import WorkspaceFiles
 from process.exceptions import ToolError, Unresolved
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from jobs.agent.pricing import add_costs
-from runs.events import Event, EventType
+from runs.events import AgentStopped, Event
 from runs.record import Cost, Run
 from runs.store import RunStore
 
@@ -32,11 +32,7 @@ class StoreRecorder:
         def change(run: Run) -> None:
             run.error = message
 
-        event = Event(
-            type=EventType.ERROR,
-            by=self.by,
-            data={"kind": "agent_stopped", "reason": reason, "text": message},
-        )
+        event = AgentStopped(by=self.by, reason=reason, text=message)
         self.store.update(self.run_id, change, events=[event])
 
 

@@ -13,223 +13,31 @@ import logging
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
+from jobs.agent.tool_specs import (
+    LIST_SCAN_LIMIT,
+    MAX_LINE_CHARS,
+    MAX_LISTED,
+    TOOLS,
+    EditFileInput,
+    Finish,
+    FinishInput,
+    ListFilesInput,
+    ReadFileInput,
+    RunInput,
+    SearchInput,
+    ToolOutcome,
+    WriteFileInput,
+    bound,
+    input_schema,
+)
 from jobs.agent.workspace import HELPER_TIMEOUT, WorkspaceFiles
 from process.exceptions import LimitsExceeded, SandboxError, ToolError
 
 log = logging.getLogger(__name__)
-
-#: Files the sandbox lists before the glob filter; bigger trees need a narrower path.
-LIST_SCAN_LIMIT = 20_000
-MAX_LISTED = 300
-MAX_LINE_CHARS = 300
-
-
-def bound(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` characters, keeping its head and tail.
-
-    The tail matters most for command output (test summaries and tracebacks end there),
-    so it gets the larger share.
-    """
-    if len(text) <= limit:
-        return text
-    if limit < 200:
-        return text[: max(0, limit - 20)] + "\n[... truncated]"
-    room = limit - 100
-    head = room * 2 // 5
-    tail = room - head
-    cut = len(text) - head - tail
-    marker = f"[... {cut} characters cut: results are limited to {limit} ...]"
-    return f"{text[:head]}\n{marker}\n{text[-tail:]}"
-
-
-# -- inputs -----------------------------------------------------------------------------
-
-
-class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ReadFileInput(_Input):
-    path: str = Field(description="File path relative to the repository root.")
-    start_line: int | None = Field(None, ge=1, description="First line to show (1-based).")
-    end_line: int | None = Field(None, ge=1, description="Last line to show (inclusive).")
-
-
-class ListFilesInput(_Input):
-    pattern: str = Field(
-        "**",
-        description="Glob matched against paths relative to `path`. `*` stays within one "
-        "directory, `**` crosses directories; a pattern without '/' matches file names "
-        "at any depth (e.g. '*.py').",
-    )
-    path: str = Field(".", description="Directory to list, relative to the repository root.")
-
-
-class SearchInput(_Input):
-    pattern: str = Field(
-        min_length=1,
-        description="Extended regular expression, as `grep -E` reads it (use [0-9], not \\d).",
-    )
-    path: str = Field(".", description="File or directory to search, relative to the root.")
-    include: str | None = Field(None, description="Only files whose name matches this glob.")
-    max_hits: int = Field(50, ge=1, le=200, description="Most matching lines to return.")
-
-
-class EditFileInput(_Input):
-    path: str = Field(description="File path relative to the repository root.")
-    old_text: str = Field(
-        min_length=1,
-        description="Exact text to replace, including whitespace; must occur exactly once. "
-        "Do not include the line numbers that read_file shows.",
-    )
-    new_text: str = Field(description="Text to put in its place.")
-
-
-class WriteFileInput(_Input):
-    path: str = Field(description="File path relative to the repository root.")
-    content: str = Field(description="The complete new content of the file.")
-
-
-class RunInput(_Input):
-    command: str = Field(min_length=1, description="Shell command, run with `sh -c`.")
-    timeout: float | None = Field(None, gt=0, description="Seconds before it is killed.")
-
-
-class FinishInput(_Input):
-    summary: str = Field(
-        min_length=1, description="What you changed and why, for the pull request."
-    )
-    notes_for_reviewer: str = Field(
-        "", description="Risks, open questions, and anything you could not verify."
-    )
-
-
-# -- outcomes ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Finish:
-    summary: str
-    notes_for_reviewer: str
-
-
-@dataclass(frozen=True)
-class ToolOutcome:
-    content: str
-    is_error: bool = False
-    finish: Finish | None = None
-
-
-@dataclass(frozen=True)
-class _Tool:
-    name: str
-    description: str
-    input: type[_Input]
-
-
-TOOLS: tuple[_Tool, ...] = (
-    _Tool(
-        "read_file",
-        "Read a text file, with line numbers. Long files are cut; use start_line and "
-        "end_line to read a part.",
-        ReadFileInput,
-    ),
-    _Tool(
-        "list_files",
-        f"List files matching a glob, sorted (at most {MAX_LISTED}; .git is skipped).",
-        ListFilesInput,
-    ),
-    _Tool(
-        "search",
-        "Search file contents with a regular expression; returns path:line:text hits, "
-        "sorted. Binary files and .git are skipped.",
-        SearchInput,
-    ),
-    _Tool(
-        "edit_file",
-        "Replace one exact occurrence of old_text with new_text in a file. Fails if "
-        "old_text is missing or occurs more than once: then include more context.",
-        EditFileInput,
-    ),
-    _Tool(
-        "write_file",
-        "Create a file, or replace a file's whole content. Prefer edit_file for changes "
-        "to existing files.",
-        WriteFileInput,
-    ),
-    _Tool(
-        "run",
-        "Run a shell command in the repository root, in a sandbox (normally without "
-        "network access). Returns the exit code and the output, cut if long.",
-        RunInput,
-    ),
-    _Tool(
-        "finish",
-        "Finish the task: call it once the change is complete and the checks pass, or "
-        "when it cannot be done (say why). It runs after the turn's other calls, and "
-        "only if they all succeeded.",
-        FinishInput,
-    ),
-)
-
-
-def _schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The JSON schema the API gets: pydantic's, without titles and null branches."""
-
-    def clean(node: Any) -> Any:
-        if isinstance(node, dict):
-            node = {k: clean(v) for k, v in node.items() if k != "title"}
-            branches = node.get("anyOf")
-            if isinstance(branches, list) and {"type": "null"} in branches:
-                rest = [b for b in branches if b != {"type": "null"}]
-                if len(rest) == 1:
-                    del node["anyOf"]
-                    node = {**rest[0], **node}
-            if node.get("default", ...) is None:
-                del node["default"]
-            return node
-        if isinstance(node, list):
-            return [clean(item) for item in node]
-        return node
-
-    schema: dict[str, Any] = clean(model.model_json_schema())
-    return schema
-
-
-def describe_call(name: str, args: Any) -> str:
-    """A short summary of a call's arguments, for the run's event log and the thread."""
-    if not isinstance(args, dict):
-        return ""
-
-    def short(value: Any, limit: int = 80) -> str:
-        text = " ".join(str(value).split())
-        return text if len(text) <= limit else text[: limit - 1] + "…"
-
-    path = short(args.get("path", ""))
-    if name == "read_file":
-        start, end = args.get("start_line"), args.get("end_line")
-        return f"{path}:{start or 1}-{end or ''}" if start or end else path
-    if name == "list_files":
-        return f"{short(args.get('pattern', '**'))} in {path or '.'}"
-    if name == "search":
-        return f"/{short(args.get('pattern', ''), 60)}/ in {path or '.'}"
-    if name == "write_file":
-        return f"{path} ({len(str(args.get('content', '')))} chars)"
-    if name == "edit_file":
-        return path
-    if name == "run":
-        return short(args.get("command", ""))
-    if name == "finish":
-        return short(args.get("summary", ""))
-    return ""
-
-
-# -- the toolbox ------------------------------------------------------------------------
 
 
 class Toolbox:
@@ -263,7 +71,7 @@ class Toolbox:
     def specs(self) -> list[dict[str, Any]]:
         """Tool definitions for the Messages API, in a fixed order (it is cached)."""
         return [
-            {"name": t.name, "description": t.description, "input_schema": _schema(t.input)}
+            {"name": t.name, "description": t.description, "input_schema": input_schema(t.input)}
             for t in TOOLS
         ]
 

@@ -74,9 +74,9 @@ def checks_section(run: Run) -> str:
             "the agent was not asked to fix them and this change does not address them:"
         )
         lines.extend(f"- `{name}`: `{failure.test_id}`" for name, failure in preexisting)
-    if a.fix_rounds:
+    if a.fix_rounds_spent:
         lines.append("")
-        lines.append(f"Fix rounds used: {a.fix_rounds}.")
+        lines.append(f"Fix rounds used: {a.fix_rounds_spent}.")
         for report in a.check_reports:
             if report.get("fix_summary"):
                 lines.append(f"- round {int(report['round']) + 1}: {report['fix_summary']}")
@@ -110,7 +110,10 @@ def pr_body(run: Run, *, slack_url: str, requester_login: str | None = None) -> 
     ]
     if a.feedback or a.earlier_summaries:
         history = [f"- iteration {n}: {s}" for n, s in enumerate(a.earlier_summaries, 1)]
-        history += [f"- feedback for iteration {run.iteration}: {f}" for f in a.feedback]
+        history += [
+            f"- feedback for iteration {run.iteration} from Slack user {f.by}: {f.text}"
+            for f in a.feedback
+        ]
         parts.append("## Iterations\n\n" + "\n".join(history))
     parts.append("## Checks\n\n" + checks_section(run))
     parts.append("## Review\n\n" + review_section(run))

@@ -1,49 +1,48 @@
 """What the blueprint takes from the worker's settings, as one frozen model.
 
-The steps never read the environment: :func:`jobs.config.blueprint_config` fills this in
-from :class:`~process.settings.WorkerSettings`, and tests build it directly.
+It is made of the settings sections the steps read (declared once, in
+:mod:`process.settings`, with the same names) plus the blueprint's own constants,
+which are not settings. The steps never read the environment: :func:`jobs.config.blueprint_config`
+fills this in from :class:`~process.settings.WorkerSettings`, and tests build it directly.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
-from jobs.safety import DEFAULT_PROTECTED
-from sandboxes.config import SandboxConfig
+from process import allowlist
+from process.settings import (
+    BlueprintSettings,
+    PeopleSettings,
+    PullRequestSettings,
+    SandboxSettings,
+)
+from sandboxes.config import DEFAULT_IMAGE, SandboxConfig
 
 
-class BlueprintConfig(BaseModel):
+class BlueprintConfig(BlueprintSettings, PullRequestSettings, PeopleSettings, SandboxSettings):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    #: Defaults for what ``.agents.yml`` may override.
-    fix_rounds: int = Field(2, ge=0, le=10)
-    escalation: Literal["draft", "stop"] = "draft"
-    protected_paths: tuple[str, ...] = DEFAULT_PROTECTED
-    #: The sandbox every run starts from (image, hardened limits); the repository's
-    #: config changes image, network and limits on top of it.
+    #: The sandbox every run starts from (the image is ``sandbox_image`` unless given,
+    #: and the hardened limits); the repository's config changes image, network and
+    #: limits on top of it.
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
-    sandbox_backend: str = "docker"
-    #: Pull requests and decisions.
-    draft: bool = True
-    approve_action: Literal["ready", "merge"] = "ready"
-    merge_method: Literal["merge", "squash", "rebase"] = "squash"
-    approvers: tuple[str, ...] = ()
-    require_github_write: bool = False
-    #: Slack user id -> GitHub login, for Co-authored-by and the write-access check.
-    user_map: dict[str, str] = Field(default_factory=dict)
-    slack_url: str = "https://slack.com"
-    #: CI on the pull request. ``ci_timeout`` 0 skips watching.
-    ci_timeout: float = Field(1800.0, ge=0)
-    ci_poll: float = Field(15.0, gt=0)
-    ci_settle: float = Field(60.0, ge=0)
-    ci_fix: bool = False
-    #: Crash recovery: starts per iteration before a run is failed, and heartbeat age.
-    max_attempts: int = Field(3, ge=1)
-    heartbeat_seconds: int = Field(30, ge=1)
     #: Sizes of what the agent and the reviewer are shown.
     failure_slice_chars: int = 8000
     review_diff_chars: int = 60_000
     #: How long check results on a base commit are kept (they never change).
     base_checks_ttl: int = 7 * 86400
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sandbox_image(cls, data: Any) -> Any:
+        """The sandbox runs ``sandbox_image`` unless a whole sandbox config is given."""
+        if isinstance(data, dict) and "sandbox" not in data:
+            sandbox = SandboxConfig(
+                image=data.get("sandbox_image", DEFAULT_IMAGE),
+                allow=tuple(data.get("egress_allow", allowlist.DEFAULT_ALLOW)),
+            )
+            data = {**data, "sandbox": sandbox}
+        return data

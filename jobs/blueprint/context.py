@@ -19,7 +19,7 @@ from jobs.agent.model import Model
 from jobs.blueprint.deps import Deps
 from jobs.repo_config import RepoConfig
 from process.exceptions import Draining, StepFailed, Superseded
-from runs.events import Event, EventType
+from runs.events import Event
 from runs.record import Run, RunStatus
 from runs.store import RunStore
 
@@ -79,11 +79,9 @@ class RunContext:
             assert step is not None
             raise Draining(step, where)
 
-    def event(self, type: EventType, **data: Any) -> None:
-        self.save(lambda run: None, [Event(type=type, by=self.by, data=data)])
-
-    def message(self, kind: str, text: str, **data: Any) -> None:
-        self.event(EventType.MESSAGE, kind=kind, text=text, **data)
+    def record(self, *events: Event) -> None:
+        """Append ``events`` to the run's log, if the run is still this job's."""
+        self.save(lambda run: None, events)
 
     def repo_config(self) -> RepoConfig:
         raw = self.run().artifacts.config

@@ -1,4 +1,5 @@
-"""The model a job talks to: the real API, or a recorded transcript played back.
+"""The model a job talks to: the real API, a recorded transcript played back, or one of
+the two built-in models of ``agents eval`` (oracle and null).
 
 A run's iteration is one conversation stream: builder passes, fix rounds and the
 reviewer call one model, in order. The run record counts the calls answered
@@ -24,6 +25,7 @@ from jobs.agent.model import (
     Request,
     anthropic_client,
 )
+from jobs.agent.pricing import Usage
 from jobs.agent.replay import FORMAT, RecordingModel, ReplayModel
 from process.exceptions import PromptTooLong, TranscriptInvalid
 from runs.record import Run
@@ -139,3 +141,137 @@ class RecordingProvider:
                 source=self.source,
                 meta={**self.meta, "iteration": run.iteration},
             )
+
+
+# -- the two built-in models of ``agents eval`` ----------------------------------------
+#
+# They need no key and prove the harness honest: the oracle applies the task's true
+# change and must resolve every task; the null model changes nothing and must resolve
+# none. They are models like the replay (answers to Messages API request bodies, tool
+# calls the loop runs in the sandbox), not imitations of the API: no HTTP, no SDK.
+
+ORACLE_PATCH_FILE = ".agents-oracle.patch"
+_APPLY = (
+    f'f={ORACLE_PATCH_FILE}; if git apply --reverse --check "$f" >/dev/null 2>&1; '
+    'then s=0; echo "the true change is already applied"; '
+    'else git apply --whitespace=nowarn "$f"; s=$?; fi; rm -f "$f"; exit $s'
+)
+
+
+def _answer(request: Request, content: list[dict[str, Any]], name: str) -> ModelResponse:
+    return ModelResponse(
+        content=content,
+        stop_reason="tool_use",
+        usage=Usage(),
+        model=str(request.get("model", name)),
+        id=f"msg_{name}",
+    )
+
+
+def _is_review(request: Request) -> bool:
+    choice = request.get("tool_choice") or {}
+    return isinstance(choice, dict) and choice.get("name") == "verdict"
+
+
+def _verdict(request: Request, name: str) -> ModelResponse:
+    notes = f"The {name} model does not review; it approves so the task reaches grading."
+    call = {
+        "type": "tool_use",
+        "id": f"toolu_{name}_verdict",
+        "name": "verdict",
+        "input": {"verdict": "approve", "notes": notes},
+    }
+    return _answer(request, [call], name)
+
+
+def _finish(request: Request, name: str, summary: str) -> ModelResponse:
+    call = {
+        "type": "tool_use",
+        "id": f"toolu_{name}_finish",
+        "name": "finish",
+        "input": {"summary": summary, "notes_for_reviewer": ""},
+    }
+    return _answer(request, [call], name)
+
+
+def _last_tool_results(request: Request) -> list[dict[str, Any]]:
+    messages = request.get("messages") or []
+    if not messages or messages[-1].get("role") != "user":
+        return []
+    content = messages[-1].get("content")
+    if not isinstance(content, list):
+        return []
+    return [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
+
+
+def _result_text(block: dict[str, Any]) -> str:
+    content = block.get("content")
+    if isinstance(content, list):
+        return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return str(content or "")
+
+
+class OracleModel:
+    """Applies the task's true change (a patch), then finishes; approves as reviewer.
+
+    Each pass (the first, a fix round, a rework) writes the patch into the workspace and
+    applies it unless it is already there, then reads the outcome and finishes.
+    """
+
+    name = "oracle"
+
+    def __init__(self, patch: str) -> None:
+        self.patch = patch
+
+    def complete(self, request: Request, *, on_retry: OnRetry | None = None) -> ModelResponse:
+        if _is_review(request):
+            return _verdict(request, self.name)
+        results = _last_tool_results(request)
+        if not results:
+            write = {
+                "type": "tool_use",
+                "id": "toolu_oracle_write",
+                "name": "write_file",
+                "input": {"path": ORACLE_PATCH_FILE, "content": self.patch},
+            }
+            apply = {
+                "type": "tool_use",
+                "id": "toolu_oracle_apply",
+                "name": "run",
+                "input": {"command": _APPLY},
+            }
+            return _answer(request, [write, apply], self.name)
+        text = "\n".join(_result_text(block) for block in results)
+        if any(block.get("is_error") for block in results) or "exit code: 0" not in text:
+            return _finish(request, self.name, f"The true change does not apply: {text[:500]}")
+        return _finish(request, self.name, "Applied the task's true change (oracle model).")
+
+
+class NullModel:
+    """Changes nothing: finishes at once; approves as reviewer."""
+
+    name = "null"
+
+    def complete(self, request: Request, *, on_retry: OnRetry | None = None) -> ModelResponse:
+        if _is_review(request):
+            return _verdict(request, self.name)
+        return _finish(request, self.name, "The null model changes nothing.")
+
+
+class OracleProvider:
+    """``--model oracle`` for one eval task: the task's true change is its answer."""
+
+    def __init__(self, patch: str) -> None:
+        self.patch = patch
+
+    @contextmanager
+    def open(self, run: Run) -> Iterator[Model]:
+        yield OracleModel(self.patch)
+
+
+class NullProvider:
+    """``--model null``: a model that changes nothing."""
+
+    @contextmanager
+    def open(self, run: Run) -> Iterator[Model]:
+        yield NullModel()

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from jobs import drain
+from jobs.attempts import Heartbeat, hand_back, same_attempt
 from jobs.blueprint.context import RunContext
 from jobs.blueprint.deps import Deps
 from jobs.blueprint.providers import CountingModel
@@ -34,7 +35,6 @@ from jobs.blueprint.steps.prepare import prepare
 from jobs.blueprint.steps.publish import publish
 from jobs.blueprint.steps.review import review
 from jobs.blueprint.steps.watch_ci import watch_ci
-from jobs.recovery import Heartbeat, hand_back, same_attempt
 from process import logs
 from process.exceptions import (
     AgentError,
@@ -48,8 +48,9 @@ from process.exceptions import (
     StepFailed,
     Superseded,
 )
+from process.settings import AgentLimits
 from runs.counters import Counters
-from runs.record import Run, RunBudget, RunStatus, Step
+from runs.record import Run, RunStatus, Step
 
 if TYPE_CHECKING:
     from jobs.queue import RunQueue
@@ -72,9 +73,20 @@ STEPS: tuple[tuple[Step, StepFn], ...] = (
 EXPECTED = (StepFailed, AgentError, ForgeError, SandboxError, RepoCacheError)
 
 
+#: The steps an evaluation task's run skips: it never pushes, so there is no PR or CI.
+NOT_EVALUATED = frozenset({Step.PUBLISH, Step.WATCH_CI})
+
+
+def steps_of(run: Run) -> tuple[tuple[Step, StepFn], ...]:
+    """The steps ``run`` goes through: all of them, or up to the review for an eval task."""
+    if run.evaluation:
+        return tuple((step, fn) for step, fn in STEPS if step not in NOT_EVALUATED)
+    return STEPS
+
+
 def next_step(run: Run) -> Step | None:
     done = set(run.artifacts.completed_steps)
-    return next((step for step, _ in STEPS if step not in done), None)
+    return next((step for step, _ in steps_of(run) if step not in done), None)
 
 
 def begin_iteration(run: Run) -> None:
@@ -89,7 +101,7 @@ def begin_iteration(run: Run) -> None:
     for name in ("patch", "summary", "notes_for_reviewer", "review", "ci", "agent_resume"):
         setattr(a, name, None)
     a.check_reports = []
-    a.fix_rounds = a.review_rounds = a.model_calls = 0
+    a.fix_rounds_spent = a.review_rounds = a.model_calls = 0
     a.escalated = a.review_fixed = False
 
 
@@ -102,7 +114,7 @@ def expected_attempt(run: Run) -> int:
     return 1 if fresh_iteration(run) else run.attempts + 1
 
 
-def _take(run: Run, budget: RunBudget) -> None:
+def _take(run: Run, budget: AgentLimits) -> None:
     """Start an attempt: a new iteration's first, or a resumed one's next."""
     if fresh_iteration(run):
         if run.iteration > 1:
@@ -125,8 +137,7 @@ def start(deps: Deps, run_id: int, *, by: str) -> Run | None:
     if run.status not in (RunStatus.QUEUED, RunStatus.REWORK):
         log.info("run #%d is %s; nothing for this job to do", run_id, run.status.value)
         return None
-    limits = deps.agent.limits
-    budget = RunBudget(max_turns=limits.max_turns, max_dollars=limits.max_dollars)
+    budget = deps.agent.limits
     reason = None
     if not fresh_iteration(run):
         step = next_step(run)
@@ -180,6 +191,21 @@ def await_decision(deps: Deps, ctx: RunContext) -> Run:
         raise Superseded(str(err)) from None
 
 
+def end_evaluation(deps: Deps, ctx: RunContext) -> Run:
+    """An eval task's run is done once reviewed: ``evaluated``, with nothing published."""
+    try:
+        return deps.store.transition(
+            ctx.run_id,
+            RunStatus.EVALUATED,
+            by=ctx.by,
+            reason="evaluation task done; nothing is published",
+            expect=RunStatus.RUNNING,
+            change=same_attempt(ctx.attempt),
+        )
+    except InvalidTransition as err:
+        raise Superseded(str(err)) from None
+
+
 def _complete(ctx: RunContext, step: Step) -> None:
     def completed(run: Run) -> None:
         if step not in run.artifacts.completed_steps:  # a step may complete itself
@@ -195,7 +221,7 @@ def run_steps(ctx: RunContext, session: SandboxSession, *, drainable: bool = Fal
     or between two CI polls."""
     deps = ctx.deps
     ctx.drainable = drainable
-    for step, fn in STEPS:
+    for step, fn in steps_of(ctx.run()):
         run = ctx.run()
         if step in run.artifacts.completed_steps:
             continue
@@ -242,6 +268,8 @@ def _steps(deps: Deps, taken: Run, by: str, *, drainable: bool) -> Run:
             run_steps(ctx, session, drainable=drainable)
         finally:
             session.close()
+        if taken.evaluation:
+            return end_evaluation(deps, ctx)
         return await_decision(deps, ctx)
 
 

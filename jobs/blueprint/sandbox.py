@@ -27,7 +27,7 @@ from jobs.checks import excerpt_lines
 from jobs.repo_config import RepoConfig
 from process import allowlist
 from process.exceptions import RepoCacheError, StepFailed
-from runs.events import MILESTONE_EGRESS
+from runs.events import SetupEgress
 from runs.record import EgressReport, Run
 from sandboxes.cache import WorkspaceArchive
 from sandboxes.config import SandboxConfig
@@ -288,10 +288,12 @@ def record_egress(ctx: RunContext, report: EgressReport) -> None:
         before.failed,
     )
     if news:
-        ctx.message(
-            MILESTONE_EGRESS,
-            merged.summary(),
-            reached=merged.reached,
-            denied=merged.denied,
-            failed=merged.failed,
+        ctx.record(
+            SetupEgress(
+                by=ctx.by,
+                text=merged.summary(),
+                reached=merged.reached,
+                denied=merged.denied,
+                failed=merged.failed,
+            )
         )

@@ -7,6 +7,9 @@ publish never depends on the state of a working tree a crashed worker left behin
 Commands that talk to a remote run as plain subprocesses with an environment built by
 :func:`jobs.forge.auth.git_env`: that is the only way a credential reaches git, and every
 message they produce is redacted before it is logged or raised.
+
+A little over the usual size: every git operation the worker makes, with one set of
+rules for identities, refs and secrets.
 """
 
 from __future__ import annotations

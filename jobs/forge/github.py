@@ -10,6 +10,9 @@ installation tokens minted per job) are held by the PyGithub client and, for git
 right before each git call and handed to that one git process
 (:class:`jobs.forge.auth.GitCredentials`). It is never put in a URL, a file, or a
 message: every error is redacted before it leaves this module.
+
+A little over the usual size: it implements the whole :class:`~jobs.forge.protocol.Forge`
+protocol for GitHub, one method per operation.
 """
 
 from __future__ import annotations

@@ -200,6 +200,14 @@ class LocalForge:
         numbers = sorted(int(p.stem) for p in pulls.glob("*.json") if p.stem.isdigit())
         return [self.get_pr(repo, n) for n in numbers]
 
+    def pull_for_commit(self, repo: str, sha: str) -> PullRequest | None:
+        """The merged pull request that made commit ``sha`` on the base branch, if any
+        (``agents eval`` takes a task's text from it)."""
+        for pr in self.list_prs(repo):
+            if pr.merged and pr.merge_sha == sha:
+                return pr
+        return None
+
     def get_pr(self, repo: str, number: int) -> PullRequest:
         record = self._read_pr(repo, number)
         if record["state"] == "open":

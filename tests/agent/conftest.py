@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from cli.record_agent import snapshot
-from fakes.anthropic.server import FakeMessagesAPI
-from jobs.agent.config import AgentConfig, AgentLimits, ModelRetry
+from fakes.anthropic import FakeMessagesAPI
+from jobs.agent.config import AgentConfig, ModelRetry
 from jobs.agent.model import AnthropicModel, anthropic_client
+from process.settings import AgentLimits
 from sandboxes.cache import WorkspaceArchive
 from sandboxes.local_sandbox import LocalSandbox
 

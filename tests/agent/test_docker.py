@@ -8,7 +8,7 @@ import docker
 import docker.errors
 import pytest
 
-from fakes.anthropic.server import FakeMessagesAPI, message, tool_use
+from fakes.anthropic import FakeMessagesAPI, message, tool_use
 from jobs.agent.config import AgentConfig
 from jobs.agent.loop import run_agent
 from jobs.agent.model import AnthropicModel

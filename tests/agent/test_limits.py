@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from fakes.anthropic.server import Failure, FakeMessagesAPI, Received, message, text, tool_use
-from jobs.agent.config import AgentConfig, AgentLimits
+from fakes.anthropic import Failure, FakeMessagesAPI, Received, message, text, tool_use
+from jobs.agent.config import AgentConfig
 from jobs.agent.limits import CallRecord, ProgressTracker, StepSpend
 from jobs.agent.loop import run_agent
 from jobs.agent.model import AnthropicModel
@@ -21,7 +21,8 @@ from process.exceptions import (
     TurnLimit,
     WallClockLimit,
 )
-from runs.events import EventType
+from process.settings import AgentLimits
+from runs.events import AgentTurn
 from runs.record import Cost
 from sandboxes.local_sandbox import LocalSandbox
 from tests.agent.conftest import Sleeps
@@ -73,7 +74,7 @@ def test_turn_limit(api: FakeMessagesAPI, model: AnthropicModel, sandbox: LocalS
     assert len(api.requests) == 3
     assert (err.used, err.limit) == (3, 3)
     assert "AGENTS_MAX_TURNS" in str(err)
-    assert len([e for e in recorder.events if e.type is EventType.TOOL]) == 3
+    assert len([e for e in recorder.events if isinstance(e, AgentTurn)]) == 3
 
 
 def test_token_limit(api: FakeMessagesAPI, model: AnthropicModel, sandbox: LocalSandbox) -> None:
@@ -145,7 +146,7 @@ def test_a_retry_never_waits_past_the_wall_clock(
     assert sleeps == []
     assert len(api.requests) == 1
     assert "waiting 40s to retry" in str(err)
-    assert recorder.events[0].data["kind"] == "model_retry"
+    assert recorder.events[0].kind == "model_retry"
 
 
 def test_no_progress_when_repeating_the_same_call(

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from fakes.anthropic.server import Failure, FakeMessagesAPI, message, text, tool_use
-from jobs.agent.config import AgentConfig, AgentLimits, ModelRoles
+from fakes.anthropic import Failure, FakeMessagesAPI, message, text, tool_use
+from jobs.agent.config import AgentConfig
 from jobs.agent.history import ELIDED_RESULT
 from jobs.agent.loop import (
     CUT_OFF_CALL,
@@ -25,7 +25,8 @@ from jobs.agent.model import AnthropicModel
 from jobs.agent.prompt import Task
 from jobs.agent.recorders import MemoryRecorder
 from process.exceptions import ContextWindowFull, Interrupted, ModelRefused, UnknownModelPrice
-from runs.events import EventType
+from process.settings import AgentLimits, ModelRoles
+from runs.events import AgentFinished, AgentTurn
 from sandboxes.local_sandbox import LocalSandbox
 
 TASK = Task(
@@ -134,10 +135,10 @@ def test_several_calls_errors_end_turn_and_finish(
     assert run_result["content"].startswith("exit code: 1\n[stdout]\n")
     assert "1 failed, 3 passed" in run_result["content"]
 
-    tool_events = [e for e in recorder.events if e.type is EventType.TOOL]
-    assert [e.data["turn"] for e in tool_events] == [1, 2, 3, 4]
+    tool_events = [e for e in recorder.events if isinstance(e, AgentTurn)]
+    assert [e.turn for e in tool_events] == [1, 2, 3, 4]
     sizes = [len(r["content"]) for r in results]
-    assert tool_events[0].data["calls"] == [
+    assert [c.model_dump() for c in tool_events[0].calls] == [
         {"tool": "list_files", "args": "*.py in .", "result_chars": sizes[0], "is_error": False},
         {"tool": "read_file", "args": "missing.py", "result_chars": sizes[1], "is_error": True},
         {
@@ -147,15 +148,14 @@ def test_several_calls_errors_end_turn_and_finish(
             "is_error": False,
         },
     ]
-    assert tool_events[0].data["summary"] == (
+    assert tool_events[0].text == (
         "list_files *.py in . · read_file missing.py · read_file retrying/retry.py:11-11"
     )
-    assert tool_events[1].data["summary"] == "(no tool calls)"
+    assert tool_events[1].text == "(no tool calls)"
     assert tool_events[0].by == "agent:builder"
     finished = recorder.events[-1]
-    assert finished.type is EventType.MESSAGE
-    assert finished.data["kind"] == "agent_finished"
-    assert finished.data["summary"] == "made it configurable"
+    assert isinstance(finished, AgentFinished)
+    assert finished.summary == "made it configurable"
     assert recorder.stops == []
 
 
@@ -282,15 +282,18 @@ def test_cache_breakpoints_and_usage_on_the_wire(
     assert total.output_tokens == 50 + 40 + 30 + 20
     expected = (120 * 2.0 + 140 * 10.0 + 3700 * 2.5 + 6400 * 0.1) / 1_000_000
     assert total.dollars == pytest.approx(expected)
-    first_turn = recorder.events[0].data
-    assert first_turn["cache_write_tokens"] == 3000
-    assert first_turn["dollars"] == pytest.approx((10 * 2.0 + 50 * 10.0 + 3000 * 2.5) / 1e6)
+    first_turn = recorder.events[0]
+    assert isinstance(first_turn, AgentTurn)
+    assert first_turn.cache_write_tokens == 3000
+    assert first_turn.dollars == pytest.approx((10 * 2.0 + 50 * 10.0 + 3000 * 2.5) / 1e6)
 
 
 def test_roles_choose_the_model(
     api: FakeMessagesAPI, model: AnthropicModel, sandbox: LocalSandbox
 ) -> None:
-    config = AgentConfig(roles=ModelRoles(builder="claude-opus-5-5", reviewer="claude-haiku-5-5"))
+    config = AgentConfig(
+        roles=ModelRoles(model_builder="claude-opus-5-5", model_reviewer="claude-haiku-5-5")
+    )
     api.add(finish(), finish())
     run(sandbox, model, config)
     run(sandbox, model, config, role="reviewer")
@@ -353,9 +356,9 @@ def test_a_growing_prompt_sheds_old_tool_output(
     assert kept[0] == ELIDED_RESULT
     assert kept[1] == tool_results(before)[1]
     assert "MAX_ATTEMPTS" in kept[2]
-    [note] = [e for e in recorder.events if e.data.get("kind") == "context_trimmed"]
-    assert note.data["blocks"] == 1
-    assert "removed 1 old tool outputs and call arguments" in note.data["text"]
+    [note] = [e for e in recorder.events if e.kind == "context_trimmed"]
+    assert note.blocks == 1
+    assert "removed 1 old tool outputs and call arguments" in note.text
 
 
 def large_reads(api: FakeMessagesAPI, turns: int = 7) -> None:
@@ -378,9 +381,9 @@ def trim_turns(recorder: MemoryRecorder) -> list[int]:
     """After which turn each trim came (its TOOL events so far)."""
     events = recorder.events
     return [
-        len([e for e in events[:index] if e.type is EventType.TOOL])
+        len([e for e in events[:index] if isinstance(e, AgentTurn)])
         for index, event in enumerate(events)
-        if event.data.get("kind") == "context_trimmed"
+        if event.kind == "context_trimmed"
     ]
 
 
@@ -470,7 +473,7 @@ def test_an_unpriced_model_is_refused_before_any_call(
     api: FakeMessagesAPI, model: AnthropicModel, sandbox: LocalSandbox
 ) -> None:
     recorder = MemoryRecorder()
-    config = AgentConfig(roles=ModelRoles(builder="claude-unknown-9"))
+    config = AgentConfig(roles=ModelRoles(model_builder="claude-unknown-9"))
     with pytest.raises(UnknownModelPrice, match="claude-unknown-9"):
         run(sandbox, model, config, recorder)
     assert api.requests == []

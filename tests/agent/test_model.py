@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fakes.anthropic.server import Disconnect, Failure, FakeMessagesAPI, message, text, tool_use
+from fakes.anthropic import Disconnect, Failure, FakeMessagesAPI, message, text, tool_use
 from jobs.agent.config import AgentConfig, ModelRetry
 from jobs.agent.loop import run_agent
 from jobs.agent.model import (
@@ -19,7 +19,7 @@ from jobs.agent.model import (
 from jobs.agent.prompt import Task
 from jobs.agent.recorders import MemoryRecorder
 from process.exceptions import ModelRejected, ModelUnavailable, PromptTooLong
-from runs.events import EventType
+from runs.events import ModelRetried
 from sandboxes.local_sandbox import LocalSandbox
 from tests.agent.conftest import API_KEY, Sleeps
 
@@ -62,10 +62,9 @@ def test_a_429_then_success_completes_the_run(
     assert api.requests[0].body == api.requests[1].body
     assert sleeps == [0.0]
     retry = recorder.events[0]
-    assert retry.type is EventType.MESSAGE
-    assert retry.data["kind"] == "model_retry"
-    assert (retry.data["status"], retry.data["attempt"], retry.data["max_retries"]) == (429, 1, 3)
-    assert retry.data["error"] == "429 rate_limit_error: slow down"
+    assert isinstance(retry, ModelRetried)
+    assert (retry.status, retry.attempt, retry.max_retries) == (429, 1, 3)
+    assert retry.error == "429 rate_limit_error: slow down"
 
 
 @pytest.mark.parametrize(
@@ -115,7 +114,7 @@ def test_retries_are_bounded(
     assert caught.value.attempts == 4
     assert len(api.requests) == 4
     assert "still failed after 4 attempts (529 overloaded_error: Overloaded)" in str(caught.value)
-    assert [e.data["attempt"] for e in recorder.events] == [1, 2, 3]
+    assert [e.attempt for e in recorder.events] == [1, 2, 3]
     assert recorder.stops[0][0] == "model_unavailable"
 
 

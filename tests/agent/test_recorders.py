@@ -5,14 +5,15 @@ from __future__ import annotations
 import pytest
 import redis
 
-from fakes.anthropic.server import FakeMessagesAPI, message, tool_use
-from jobs.agent.config import AgentConfig, AgentLimits
+from fakes.anthropic import FakeMessagesAPI, message, tool_use
+from jobs.agent.config import AgentConfig
 from jobs.agent.loop import run_agent
 from jobs.agent.model import AnthropicModel
 from jobs.agent.prompt import Task
 from jobs.agent.recorders import StoreRecorder
 from process.exceptions import TurnLimit
-from runs.events import EventType
+from process.settings import AgentLimits
+from runs.events import AgentFinished, AgentStopped, AgentTurn, RunCreated
 from runs.store import RunStore
 from sandboxes.local_sandbox import LocalSandbox
 
@@ -51,15 +52,11 @@ def test_a_run_records_turns_and_cost_on_the_run(
     dollars = (1050 * 2.0 + 130 * 10.0 + 2000 * 2.5 + 2000 * 0.1) / 1_000_000
     assert stored.cost.dollars == pytest.approx(dollars)
     events = store.events(run.id)
-    assert [e.type for e in events] == [
-        EventType.CREATED,
-        EventType.TOOL,
-        EventType.TOOL,
-        EventType.MESSAGE,
-    ]
-    assert events[1].data["summary"] == "read_file README.md"
-    assert events[1].data["calls"][0]["result_chars"] > 0
-    assert events[3].data["kind"] == "agent_finished"
+    assert [type(e) for e in events] == [RunCreated, AgentTurn, AgentTurn, AgentFinished]
+    turn = events[1]
+    assert isinstance(turn, AgentTurn)
+    assert turn.text == "read_file README.md"
+    assert turn.calls[0].result_chars > 0
     assert stored.error is None
 
 
@@ -83,5 +80,5 @@ def test_a_stop_records_its_reason_on_the_run(
     stored = store.get(run.id)
     assert stored.error == str(caught.value)
     last = store.events(run.id)[-1]
-    assert last.type is EventType.ERROR
-    assert last.data == {"kind": "agent_stopped", "reason": "max_turns", "text": str(caught.value)}
+    assert isinstance(last, AgentStopped)
+    assert (last.reason, last.text) == ("max_turns", str(caught.value))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cli import record_agent as record
-from fakes.anthropic.server import Failure, FakeMessagesAPI, message, tool_use
+from fakes.anthropic import Failure, FakeMessagesAPI, message, tool_use
 from jobs.agent.loop import AgentResult, run_agent
 from jobs.agent.model import AnthropicModel
 from jobs.agent.prompt import Task
@@ -49,7 +49,13 @@ def test_the_sample_transcript_replays_deterministically(
             model = ReplayModel(transcript)
             result, recorder = replay(box, model)
             assert model.remaining == 0
-            outcomes.append((result, box.export_patch(), [e.data for e in recorder.events]))
+            outcomes.append(
+                (
+                    result,
+                    box.export_patch(),
+                    [e.model_dump(exclude={"at", "id"}) for e in recorder.events],
+                )
+            )
     (result, patch, events), again = outcomes
     assert again == outcomes[0]
     assert result.summary.startswith("Made the retry limit configurable")

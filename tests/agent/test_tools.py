@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from jobs.agent.tools import TOOLS, Toolbox, bound, describe_call
+from jobs.agent.tool_specs import TOOLS, bound, describe_call
+from jobs.agent.tools import Toolbox
 from jobs.agent.workspace import WorkspaceFiles
 from process.exceptions import SandboxGone
 from sandboxes.cache import WorkspaceArchive as SampleArchive

@@ -96,7 +96,11 @@ class Harness:
         self.models.by_iteration = dict(enumerate(per_iteration, 1))
 
     def configure(self, **changes: Any) -> None:
-        self.deps.config = self.deps.config.model_copy(update=changes)
+        """Change blueprint settings, validated: a misspelt one fails the test."""
+        config = self.deps.config
+        self.deps.config = type(config).model_validate(
+            {**config.model_dump(exclude={"sandbox"}), "sandbox": config.sandbox, **changes}
+        )
 
     def rework(self, run_id: int, feedback: str, by: str = "U1") -> Run:
         return RunQueue(self.connection, self.store, name="q").request_rework(
@@ -128,7 +132,7 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
         sandboxes=sandbox_factory("local"),
         models=models,
         agent=AgentConfig(),
-        config=BlueprintConfig(ci_timeout=0, sandbox_backend="local"),
+        config=BlueprintConfig(ci_timeout_seconds=0, sandbox_backend="local"),
         workdir=tmp_path / "publish",
     )
     yield Harness(tmp_path, connection, store, forge, deps, models)

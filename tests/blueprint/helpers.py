@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from fakes.anthropic.server import message, text, tool_use
+from fakes.anthropic import message, text, tool_use
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from jobs.blueprint.steps.checks import passing, run_checks
 from jobs.checks import (
     MAX_EXCERPT,
     evaluate,
@@ -11,6 +14,7 @@ from jobs.checks import (
     parse_junit,
 )
 from jobs.repo_config import CheckCommand
+from sandboxes.local_sandbox import LocalSandbox
 
 JUNIT = """<?xml version="1.0" encoding="utf-8"?>
 <testsuites><testsuite name="pytest" tests="4" failures="1" errors="1">
@@ -108,3 +112,47 @@ def test_excerpt_keeps_head_and_tail() -> None:
     assert cut.endswith("TAIL")
     assert "characters cut" in cut
     assert len(cut) <= 540
+
+
+CLEAN_JUNIT = """<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest" tests="2" failures="0" errors="0">
+  <testcase classname="tests.test_retry" name="test_default" time="0.01"/>
+  <testcase classname="tests.test_retry" name="test_configurable" time="0.02"/>
+</testsuite></testsuites>
+"""
+
+
+def test_a_clean_junit_report_with_a_non_zero_exit_code_fails() -> None:
+    """Every test passed, yet the command failed (a crash at teardown, a coverage
+    threshold, a plugin's error): the exit code wins, and the agent is shown the output."""
+    output = "2 passed\nFAIL Required test coverage of 90% not reached. Total coverage: 71%"
+    result = evaluate(PYTEST, exit_code=2, output=output, junit_xml=CLEAN_JUNIT)
+    assert result.source == "junit"
+    assert result.tests == 2
+    assert not result.passed
+    (failure,) = result.failures
+    assert failure.test_id == "pytest"
+    assert failure.message.startswith("exited 2")
+    assert "coverage of 90% not reached" in failure.message
+    assert "coverage of 90% not reached" in failure_slice([result])
+    clean = evaluate(PYTEST, exit_code=0, output="2 passed", junit_xml=CLEAN_JUNIT)
+    assert clean.passed
+    assert clean.failures == []
+
+
+def test_a_clean_report_and_a_failing_command_in_a_sandbox(tmp_path: Path) -> None:
+    """The same through the checks step, in a real (local) sandbox: the command writes
+    its report, then exits non-zero."""
+    command = (
+        "mkdir -p /tmp/agents-checks && "
+        f"printf '%s' '{CLEAN_JUNIT}' > /tmp/agents-checks/pytest.xml && "
+        "echo 'INTERNALERROR> teardown crashed' >&2 && exit 3"
+    )
+    check = CheckCommand(name="pytest", run=command, junit="/tmp/agents-checks/pytest.xml")
+    with LocalSandbox("clean-report-1", parent=tmp_path) as sandbox:
+        (result,) = run_checks(sandbox, [check])
+    assert (result.source, result.tests, result.exit_code) == ("junit", 2, 3)
+    assert not passing([result])
+    (failure,) = result.failures
+    assert failure.message.startswith("exited 3")
+    assert "teardown crashed" in failure.message

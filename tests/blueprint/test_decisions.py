@@ -7,10 +7,9 @@ from rq import SimpleWorker
 from rq.job import JobStatus
 from rq.registry import StartedJobRegistry
 
-from jobs import recovery
-from jobs.blueprint import decisions
+from jobs import decisions, recovery
 from jobs.queue import APPROVE_RESUMES, RunQueue
-from runs.events import EventType
+from runs.events import StatusChanged
 from runs.record import Run, RunStatus
 from tests.blueprint.conftest import CLEAN_REQUEST, REPO, Harness, script
 
@@ -28,31 +27,29 @@ def queue_of(harness: Harness) -> RunQueue:
 
 
 def notes(harness: Harness, run_id: int, kind: str) -> list[str]:
-    return [e.data["text"] for e in harness.store.events(run_id) if e.data.get("kind") == kind]
+    return [e.text for e in harness.store.events(run_id) if e.kind == kind]
 
 
 def test_approve_marks_the_pr_ready_and_twice_is_once(harness: Harness, awaiting: Run) -> None:
     config = harness.deps.config
-    approved = decisions.approve(harness.store, harness.forge, config, awaiting.id, "U1")
+    approved = decisions.approve_on_forge(harness.store, harness.forge, config, awaiting.id, "U1")
     assert approved.status is RunStatus.APPROVED
     assert approved.status_by == "U1"
     pr = harness.forge.get_pr(REPO, 1)
     assert not pr.draft
     assert pr.state == "open"
     assert not pr.merged
-    again = decisions.approve(harness.store, harness.forge, config, awaiting.id, "U1")
+    again = decisions.approve_on_forge(harness.store, harness.forge, config, awaiting.id, "U1")
     assert again.status is RunStatus.APPROVED
-    statuses = [
-        e.data["to"] for e in harness.store.events(awaiting.id) if e.type is EventType.STATUS
-    ]
+    statuses = [e.to for e in harness.store.events(awaiting.id) if isinstance(e, StatusChanged)]
     assert statuses.count("approved") == 1
 
 
 def test_approve_can_merge(harness: Harness, awaiting: Run) -> None:
     harness.configure(approve_action="merge")
     config = harness.deps.config
-    decisions.approve(harness.store, harness.forge, config, awaiting.id, "U1")
-    decisions.approve(harness.store, harness.forge, config, awaiting.id, "U1")
+    decisions.approve_on_forge(harness.store, harness.forge, config, awaiting.id, "U1")
+    decisions.approve_on_forge(harness.store, harness.forge, config, awaiting.id, "U1")
     pr = harness.forge.get_pr(REPO, 1)
     assert pr.merged
     assert pr.merge_sha
@@ -65,13 +62,13 @@ def test_approve_can_merge(harness: Harness, awaiting: Run) -> None:
 
 def test_only_the_requester_or_an_approver_may_approve(harness: Harness, awaiting: Run) -> None:
     config = harness.deps.config
-    stranger = decisions.approve(harness.store, harness.forge, config, awaiting.id, "U666")
+    stranger = decisions.approve_on_forge(harness.store, harness.forge, config, awaiting.id, "U666")
     assert stranger.status is RunStatus.AWAITING_DECISION
-    assert notes(harness, awaiting.id, "approve_refused") == [
+    assert notes(harness, awaiting.id, "decision_refused") == [
         "<@U666> may not approve #1: only the requester or an approver can"
     ]
     harness.configure(approvers=("U7",))
-    approved = decisions.approve(
+    approved = decisions.approve_on_forge(
         harness.store, harness.forge, harness.deps.config, awaiting.id, "U7"
     )
     assert approved.status is RunStatus.APPROVED
@@ -82,48 +79,63 @@ def test_github_write_access_can_be_required(harness: Harness, awaiting: Run) ->
     harness.configure(require_github_write=True, user_map={"U1": "octocat"})
     config = harness.deps.config
     harness.forge.set_permission(REPO, "octocat", "read")
-    refused = decisions.approve(harness.store, harness.forge, config, awaiting.id, "U1")
+    refused = decisions.approve_on_forge(harness.store, harness.forge, config, awaiting.id, "U1")
     assert refused.status is RunStatus.AWAITING_DECISION
-    assert notes(harness, awaiting.id, "approve_refused") == [
+    assert notes(harness, awaiting.id, "decision_refused") == [
         "GitHub user octocat has no write access to acme/retrying"
     ]
     harness.configure(require_github_write=True, user_map={})
-    unmapped = decisions.approve(
+    unmapped = decisions.approve_on_forge(
         harness.store, harness.forge, harness.deps.config, awaiting.id, "U1"
     )
     assert unmapped.status is RunStatus.AWAITING_DECISION
     harness.configure(require_github_write=True, user_map={"U1": "octocat"})
     harness.forge.set_permission(REPO, "octocat", "write")
-    ok = decisions.approve(harness.store, harness.forge, harness.deps.config, awaiting.id, "U1")
+    ok = decisions.approve_on_forge(
+        harness.store, harness.forge, harness.deps.config, awaiting.id, "U1"
+    )
     assert ok.status is RunStatus.APPROVED
 
 
 def test_approve_refuses_a_run_that_is_not_awaiting_a_decision(harness: Harness) -> None:
     run = harness.create("anything")
-    same = decisions.approve(harness.store, harness.forge, harness.deps.config, run.id, "U1")
+    same = decisions.approve_on_forge(
+        harness.store, harness.forge, harness.deps.config, run.id, "U1"
+    )
     assert same.status is RunStatus.QUEUED
     assert (
         "only a run awaiting a decision can be approved"
-        in notes(harness, run.id, "approve_refused")[0]
+        in notes(harness, run.id, "decision_refused")[0]
     )
 
 
 def test_rework_starts_the_next_iteration(harness: Harness, awaiting: Run) -> None:
     queue = queue_of(harness)
     config = harness.deps.config
-    reworked = decisions.rework(queue, config, awaiting.id, "U1", "add a changelog")
+    outcome = decisions.request_rework(
+        queue, awaiting.id, "U1", "add a changelog", approvers=config.approvers
+    )
+    assert (outcome.done, outcome.kind, outcome.quoted) == (True, "reworking", "add a changelog")
+    reworked = outcome.run
+    assert reworked is not None
     assert reworked.status is RunStatus.REWORK
     assert reworked.iteration == 2
     assert reworked.attempts == 0
-    assert reworked.pending_feedback == ["add a changelog"]
+    assert [f.text for f in reworked.pending_feedback] == ["add a changelog"]
     job = queue.job(reworked)
     assert job is not None
     assert job.id == "agents-run-1-2"
-    twice = decisions.rework(queue, config, awaiting.id, "U1", "add a changelog")
-    assert twice.iteration == 2
+    twice = decisions.request_rework(
+        queue, awaiting.id, "U1", "add a changelog", approvers=config.approvers
+    )
+    assert (twice.done, twice.kind) == (False, "stale")
+    assert queue.store.get(awaiting.id).iteration == 2
     assert queue.queue.count == 1
-    refused = decisions.rework(queue, config, awaiting.id, "U666", "no")
-    assert refused.pending_feedback == ["add a changelog"]
+    refused = decisions.request_rework(queue, awaiting.id, "U666", "no", approvers=[])
+    assert (refused.done, refused.kind) == (False, "refused")
+    assert [(f.by, f.text) for f in queue.store.get(awaiting.id).pending_feedback] == [
+        ("U1", "add a changelog")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -139,10 +151,10 @@ def test_cancel_works_in_every_non_final_state(harness: Harness, status: RunStat
     }[status]
     for step in path:
         harness.store.transition(run.id, step, by="test")
-    cancelled = decisions.cancel(queue_of(harness), run.id, "U9")
+    cancelled = decisions.cancel_on_worker(queue_of(harness), run.id, "U9")
     assert cancelled.status is RunStatus.CANCELLED
     assert cancelled.status_by == "U9"
-    again = decisions.cancel(queue_of(harness), run.id, "U10")
+    again = decisions.cancel_on_worker(queue_of(harness), run.id, "U10")
     assert again.status_by == "U9"
 
 
@@ -159,7 +171,7 @@ def test_an_approve_whose_worker_died_after_merging_is_finished_by_the_sweep(
     job = queue.request_approval(awaiting, by="U1")
     assert job is not None
     # What the dead job got done: the guard, and the merge.
-    assert decisions._claim(harness.store, awaiting.id, awaiting.iteration, "U1")
+    assert decisions.claim_approval(harness.store, awaiting.id, awaiting.iteration, "U1")
     harness.forge.mark_ready(REPO, 1)
     harness.forge.merge(REPO, 1)
     job.worker_name = "host.4242"  # no such worker is registered any more
@@ -174,7 +186,7 @@ def test_an_approve_whose_worker_died_after_merging_is_finished_by_the_sweep(
     assert tuple(again.args) == (awaiting.id, "U1")
     assert recovery.sweep(harness.store, queue, max_attempts=3) == []  # it is queued now
     # The worker that takes it runs jobs.entrypoints.approve_job, i.e.:
-    final = decisions.approve(harness.store, harness.forge, config, *again.args)
+    final = decisions.approve_on_forge(harness.store, harness.forge, config, *again.args)
     assert final.status is RunStatus.APPROVED
     assert harness.forge.get_pr(REPO, 1).merged
 
@@ -222,7 +234,7 @@ def test_an_approve_that_keeps_dying_is_resumed_a_bounded_number_of_times(
     harness: Harness, awaiting: Run
 ) -> None:
     queue = queue_of(harness)
-    assert decisions._claim(harness.store, awaiting.id, awaiting.iteration, "U1")
+    assert decisions.claim_approval(harness.store, awaiting.id, awaiting.iteration, "U1")
     outcomes = []
     for _ in range(APPROVE_RESUMES + 2):
         job = queue.job_for_approval(awaiting) or queue.request_approval(awaiting, by="U1")
@@ -239,7 +251,7 @@ def test_a_live_approve_is_left_alone(harness: Harness, awaiting: Run, working_o
     queue = queue_of(harness)
     job = queue.request_approval(awaiting, by="U1")
     assert job is not None
-    assert decisions._claim(harness.store, awaiting.id, awaiting.iteration, "U1")
+    assert decisions.claim_approval(harness.store, awaiting.id, awaiting.iteration, "U1")
     worker = SimpleWorker([queue.queue], connection=harness.connection, name="host.4242")
     worker.register_birth()
     if working_on_it:

@@ -18,7 +18,7 @@ from rq.job import Job, JobStatus
 from jobs.blueprint.body import section_titles
 from jobs.forge.local import LocalForge
 from jobs.queue import RunQueue
-from runs.events import EventType
+from runs.events import ChecksRan, StatusChanged
 from runs.record import RunStatus, Step
 from runs.store import RunStore
 from sandboxes.reaper import Reaper
@@ -102,10 +102,10 @@ def test_requests_become_prs_then_approve_merges_and_rework_adds_a_commit(
     # A change that fails its checks once, then is fixed.
     second = wait_status(store, fixed.id, RunStatus.AWAITING_DECISION, RunStatus.FAILED)
     assert second.status is RunStatus.AWAITING_DECISION, second.error
-    assert second.artifacts.fix_rounds == 1
-    checks = [e.data for e in store.events(fixed.id) if e.type is EventType.CHECKS]
-    assert [c["passed"] for c in checks] == [False, True]
-    assert checks[0]["attempt"] == 1
+    assert second.artifacts.fix_rounds_spent == 1
+    checks = [e for e in store.events(fixed.id) if isinstance(e, ChecksRan)]
+    assert [c.passed for c in checks] == [False, True]
+    assert checks[0].fix_round == 1
 
     # Rework: a second commit on the same branch, the PR updated, no force-push.
     first = wait_status(store, third.id, RunStatus.AWAITING_DECISION, RunStatus.FAILED)
@@ -211,7 +211,7 @@ def test_a_worker_killed_during_agent_checks_or_publish_is_recovered(
     assert cancelled.status is RunStatus.CANCELLED
     assert cancelled.status_by == "U9"
     wait_for(
-        lambda: any(e.data.get("kind") == "sandbox_removed" for e in store.events(cancel_id)),
+        lambda: any(e.kind == "sandboxes_removed" for e in store.events(cancel_id)),
         "the cleanup to be recorded",
     )
 
@@ -228,9 +228,9 @@ def test_a_worker_killed_during_agent_checks_or_publish_is_recovered(
         assert final.attempts == 2
         assert final.artifacts.completed_steps == ALL_STEPS
         reasons = [
-            e.data.get("reason", "")
+            (e.reason or "")
             for e in store.events(run_id)
-            if e.type is EventType.STATUS and e.data["to"] == "queued"
+            if isinstance(e, StatusChanged) and e.to == "queued"
         ]
         assert len(reasons) == 1
         assert f"during {where}; resuming at {where}" in reasons[0]

@@ -9,8 +9,11 @@ import time
 from pathlib import Path
 
 from jobs.blueprint.body import section_titles
-from runs.events import EventType
+from runs.events import ChecksRan, PullRequestOpened, StepStarted
 from runs.record import RunStatus, Step
+from sandboxes.cache import WorkspaceArchive
+from sandboxes.config import SandboxConfig
+from sandboxes.protocol import Sandbox
 from tests.blueprint.conftest import (
     CLEAN_REQUEST,
     FIX_ONCE_REQUEST,
@@ -69,19 +72,22 @@ def test_a_clean_change_ends_in_a_draft_pr_awaiting_a_decision(harness: Harness)
     assert f"Agents-Run: #1@{harness.store.nonce} iteration 1" in message
 
     events = harness.store.events(run.id)
-    steps = [e.data["step"] for e in events if e.type is EventType.STEP]
-    assert steps == [s.value for s in ALL_STEPS]
-    [pr_event] = [e for e in events if e.type is EventType.ARTIFACT]
-    assert pr_event.data == {
-        "kind": "pr",
-        "url": pr.url,
-        "number": 1,
-        "branch": a.branch,
-        "head_sha": pr.head_sha,
-        "draft": True,
-    }
-    [checks] = [e for e in events if e.type is EventType.CHECKS]
-    assert checks.data == {"passed": True, "summary": "pytest passed (8 tests)"}
+    steps = [e.step for e in events if isinstance(e, StepStarted)]
+    assert steps == list(ALL_STEPS)
+    [pr_event] = [e for e in events if isinstance(e, PullRequestOpened)]
+    assert (pr_event.url, pr_event.number, pr_event.branch, pr_event.head_sha, pr_event.draft) == (
+        pr.url,
+        1,
+        a.branch,
+        pr.head_sha,
+        True,
+    )
+    [checks] = [e for e in events if isinstance(e, ChecksRan)]
+    assert (checks.passed, checks.text, checks.fix_round) == (
+        True,
+        "pytest passed (8 tests)",
+        None,
+    )
     assert final.cost.dollars > 0
 
 
@@ -99,12 +105,16 @@ def test_a_failing_check_goes_through_the_fix_loop_and_passes(harness: Harness) 
     final = harness.run(run.id)
 
     assert final.status is RunStatus.AWAITING_DECISION, final.error
-    assert final.artifacts.fix_rounds == 1
-    checks = [e.data for e in harness.store.events(run.id) if e.type is EventType.CHECKS]
-    assert checks[0]["passed"] is False
-    assert (checks[0]["attempt"], checks[0]["max_attempts"]) == (1, 2)
-    assert "test_other_errors_are_raised_at_once" in checks[0]["summary"]
-    assert checks[1] == {"passed": True, "summary": "pytest passed (6 tests)"}
+    assert final.artifacts.fix_rounds_spent == 1
+    checks = [e for e in harness.store.events(run.id) if isinstance(e, ChecksRan)]
+    assert checks[0].passed is False
+    assert (checks[0].fix_round, checks[0].last_round) == (1, 2)
+    assert "test_other_errors_are_raised_at_once" in checks[0].text
+    assert (checks[1].passed, checks[1].text, checks[1].fix_round) == (
+        True,
+        "pytest passed (6 tests)",
+        None,
+    )
     # The fix round was a fresh conversation that got the failure slice, not the log.
     fix_prompt = harness.models.requests[3]["messages"][0]["content"][0]["text"]
     assert "the checks fail now" in fix_prompt
@@ -125,21 +135,21 @@ def _never_fixed(rounds: int) -> list[dict[str, object]]:
 
 
 def test_failing_after_the_last_round_escalates_to_a_draft(harness: Harness) -> None:
-    harness.configure(fix_rounds=1, escalation="draft", draft=False)
+    harness.configure(fix_rounds=1, escalation="draft", draft_prs=False)
     harness.script(_never_fixed(1))
     run = harness.create("add a test")
     final = harness.run(run.id)
 
     assert final.status is RunStatus.AWAITING_DECISION
     assert final.artifacts.escalated
-    assert final.artifacts.fix_rounds == 1
+    assert final.artifacts.fix_rounds_spent == 1
     events = harness.store.events(run.id)
-    checks = [e.data for e in events if e.type is EventType.CHECKS]
-    assert [c["passed"] for c in checks] == [False, False]
-    assert checks[0]["attempt"] == 1
-    assert "attempt" not in checks[1]
-    [escalated] = [e for e in events if e.data.get("kind") == "escalated"]
-    assert "after 1 fix round(s)" in escalated.data["text"]
+    checks = [e for e in events if isinstance(e, ChecksRan)]
+    assert [c.passed for c in checks] == [False, False]
+    assert checks[0].fix_round == 1
+    assert checks[1].fix_round is None
+    [escalated] = [e for e in events if e.kind == "escalated"]
+    assert "after 1 fix round(s)" in escalated.text
     pr = harness.forge.get_pr(REPO, 1)
     assert pr.draft  # forced, although AGENTS_DRAFT_PRS is off
     assert "still fail after the fix rounds" in pr.body
@@ -158,7 +168,7 @@ def test_failing_after_the_last_round_stops_when_configured(harness: Harness) ->
     assert final.error.startswith("checks still fail after 2 fix round(s)")
     assert "Stopping here" in final.error
     assert harness.forge.list_prs(REPO) == []
-    kinds = [e.data.get("kind") for e in harness.store.events(run.id)]
+    kinds = [e.kind for e in harness.store.events(run.id)]
     assert "escalated" in kinds
 
 
@@ -197,10 +207,10 @@ def test_a_preexisting_failure_is_labelled_and_not_sent_to_the_agent(
     final = harness.run(harness.create("add a version module", repo="acme/flaky").id)
 
     assert final.status is RunStatus.AWAITING_DECISION, final.error
-    assert final.artifacts.fix_rounds == 0  # nothing of ours to fix
-    [checks] = [e.data for e in harness.store.events(final.id) if e.type is EventType.CHECKS]
-    assert checks["passed"] is True
-    assert "1 pre-existing failure(s)" in checks["summary"]
+    assert final.artifacts.fix_rounds_spent == 0  # nothing of ours to fix
+    [checks] = [e for e in harness.store.events(final.id) if isinstance(e, ChecksRan)]
+    assert checks.passed is True
+    assert "1 pre-existing failure(s)" in checks.text
     [result] = final.artifacts.check_reports[-1]["results"]
     [failure] = result["failures"]
     assert failure["preexisting"] is True
@@ -270,9 +280,7 @@ def test_a_blocking_review_buys_one_more_round(harness: Harness) -> None:
     assert len(reviewer["messages"]) == 1
     assert reviewer["tool_choice"]["name"] == "verdict"
     assert "Fixing." not in str(reviewer)
-    verdicts = [
-        e.data["verdict"] for e in harness.store.events(final.id) if e.data.get("kind") == "review"
-    ]
+    verdicts = [e.verdict for e in harness.store.events(final.id) if e.kind == "review"]
     assert verdicts == ["block", "approve"]
 
 
@@ -333,7 +341,7 @@ def test_rework_adds_a_second_commit_to_the_same_branch(harness: Harness) -> Non
     assert a.pr_number == 1
     assert a.start_commit == first_head
     assert a.head_sha != first_head
-    assert a.feedback == [REWORK_FEEDBACK]
+    assert [f.text for f in a.feedback] == [REWORK_FEEDBACK]
     assert final.pending_feedback == []
     assert a.earlier_summaries == [first.artifacts.summary]
     assert "CHANGELOG.md" in (a.patch or "")
@@ -355,6 +363,24 @@ def test_rework_adds_a_second_commit_to_the_same_branch(harness: Harness) -> Non
     assert REWORK_FEEDBACK in prompt
     assert "iteration 2" in prompt
     events = harness.store.events(run.id)
-    assert len([e for e in events if e.type is EventType.ARTIFACT]) == 1
-    [updated] = [e for e in events if e.data.get("kind") == "pr_updated"]
-    assert updated.data["text"] == f"pushed iteration 2 to {a.branch}"
+    assert len([e for e in events if isinstance(e, PullRequestOpened)]) == 1
+    [updated] = [e for e in events if e.kind == "pr_updated"]
+    assert updated.text == f"pushed iteration 2 to {a.branch}"
+
+
+def test_an_oversized_patch_fails_the_run_with_the_reason(harness: Harness) -> None:
+    """The agent's change exports bigger than the sandbox allows: the run ends failed,
+    saying why and what to look at, and nothing is pushed."""
+    harness.script(script("clean"))
+    inner = harness.deps.sandboxes
+
+    def small_patches(run_id: str, config: SandboxConfig, workspace: WorkspaceArchive) -> Sandbox:
+        return inner(run_id, config.model_copy(update={"max_patch_bytes": 256}), workspace)
+
+    harness.deps.sandboxes = small_patches
+    run = harness.run(harness.create(CLEAN_REQUEST).id)
+    assert run.status is RunStatus.FAILED
+    assert run.error is not None
+    assert "the patch is larger than 256 bytes" in run.error
+    assert "is a build directory missing from .gitignore?" in run.error
+    assert harness.forge.list_prs(REPO) == []

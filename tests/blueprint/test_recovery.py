@@ -16,11 +16,11 @@ import pytest
 from rq.exceptions import AbandonedJobError
 from rq.job import Job
 
-from jobs import drain, recovery
+from jobs import attempts, drain, recovery
 from jobs.blueprint.context import RunContext
 from jobs.blueprint.runner import run_blueprint
 from jobs.queue import RunQueue, current_job_key, on_job_failure
-from runs.events import EventType
+from runs.events import ChecksRan, StatusChanged, StepStarted
 from runs.record import Run, RunStatus, Step
 from sandboxes.owner import machine_token
 from sandboxes.protocol import ExecResult, Sandbox
@@ -76,9 +76,9 @@ def assert_one_pr_one_commit(harness: Harness, run: Run) -> None:
 def steps_after_resume(harness: Harness, run_id: int) -> list[str]:
     events = harness.store.events(run_id)
     resumed = max(
-        i for i, e in enumerate(events) if e.type is EventType.STATUS and e.data["to"] == "running"
+        i for i, e in enumerate(events) if isinstance(e, StatusChanged) and e.to == "running"
     )
-    return [e.data["step"] for e in events[resumed:] if e.type is EventType.STEP]
+    return [e.step for e in events[resumed:] if isinstance(e, StepStarted)]
 
 
 def test_a_crash_during_the_agent_resumes_the_agent_step(harness: Harness) -> None:
@@ -116,9 +116,7 @@ def test_a_crash_during_the_agent_resumes_the_agent_step(harness: Harness) -> No
     # The agent step started over: 2 calls before the crash, then all 6.
     assert len(harness.models.requests) == 8
     reasons = [
-        e.data.get("reason", "")
-        for e in harness.store.events(final.id)
-        if e.type is EventType.STATUS
+        (e.reason or "") for e in harness.store.events(final.id) if isinstance(e, StatusChanged)
     ]
     assert any("stopped sending heartbeats during agent; resuming at agent" in r for r in reasons)
 
@@ -206,8 +204,8 @@ def test_a_crash_during_the_checks_resumes_at_the_checks(harness: Harness) -> No
     assert steps_after_resume(harness, final.id) == ["checks", "review", "publish", "watch_ci"]
     assert len(harness.models.requests) == 6  # the agent was not asked again
     # The new sandbox got the saved change back: the checks ran on it and passed.
-    checks = [e.data for e in harness.store.events(final.id) if e.type is EventType.CHECKS]
-    assert checks == [{"passed": True, "summary": "pytest passed (8 tests)"}]
+    checks = [e for e in harness.store.events(final.id) if isinstance(e, ChecksRan)]
+    assert [(c.passed, c.text) for c in checks] == [(True, "pytest passed (8 tests)")]
 
 
 def test_a_crash_during_publish_makes_no_second_commit_or_pr(harness: Harness) -> None:
@@ -320,9 +318,9 @@ def test_a_drain_stops_between_agent_turns_and_is_not_a_crash(harness: Harness) 
     assert job is not None
     assert job.id == f"agents-run-{run.id}-1-r1"
     reasons = [
-        e.data.get("reason")
+        e.reason
         for e in harness.store.events(run.id)
-        if e.type is EventType.STATUS and e.data.get("to") == "queued"
+        if isinstance(e, StatusChanged) and e.to == "queued"
     ]
     assert (
         reasons[-1]
@@ -350,7 +348,7 @@ def test_a_drain_stops_between_agent_turns_and_is_not_a_crash(harness: Harness) 
 
 def _heartbeat(harness: Harness, run_id: int, attempt: int, owner: str, token: str) -> None:
     value = json.dumps({"owner": owner, "token": token, "attempt": attempt, "job": None})
-    harness.connection.set(recovery.heartbeat_key(harness.store, run_id, attempt), value, ex=60)
+    harness.connection.set(attempts.heartbeat_key(harness.store, run_id, attempt), value, ex=60)
 
 
 def _running(harness: Harness) -> Run:
@@ -362,7 +360,7 @@ def _running(harness: Harness) -> Run:
 
 def test_a_live_heartbeat_keeps_the_run(harness: Harness) -> None:
     run = _running(harness)
-    with recovery.Heartbeat(harness.store, run.id, attempt=1, ttl=30):
+    with attempts.Heartbeat(harness.store, run.id, attempt=1, ttl=30):
         assert recovery.abandoned(harness.store, run) is None
         assert sweep(harness) == []
     # Stopping the heartbeat removes it: the run looks abandoned at once.
@@ -456,3 +454,57 @@ def test_a_cancelled_run_stops_at_the_next_step(harness: Harness) -> None:
     assert final.status_by == "U9"
     assert harness.forge.list_prs(REPO) == []
     assert Step.CHECKS not in final.artifacts.completed_steps
+
+
+def test_a_sandbox_that_keeps_vanishing_fails_the_run(harness: Harness) -> None:
+    """Each time the checks start, their sandbox is gone (an engine that keeps
+    restarting): the run is handed back to resume in a new sandbox, and after
+    ``max_attempts`` losses it fails with the reason instead of looping for ever."""
+    harness.script(script("clean"))
+    made: list[Sandbox] = []
+    current: list[Step] = []
+    inner = harness.deps.sandboxes
+
+    def factory(run_id: str, config: Any, workspace: Any) -> Sandbox:
+        sandbox = inner(run_id, config, workspace)
+        made.append(sandbox)
+        if current[-1] is Step.CHECKS:
+            sandbox.close()
+        return sandbox
+
+    def on_step(run: Run, step: Step) -> None:
+        current.append(step)
+        if step is Step.CHECKS:
+            for sandbox in made:
+                sandbox.close()
+
+    harness.deps.sandboxes = factory
+    harness.deps.on_step = on_step
+    harness.configure(max_attempts=3)
+    queue = queue_of(harness)
+    run = harness.create(CLEAN_REQUEST)
+    calls_after_agent = None
+    for lost in (1, 2):
+        handed = run_blueprint(harness.deps, run.id, by="test", queue=queue)
+        assert handed.status is RunStatus.QUEUED, handed.error
+        assert handed.step is Step.CHECKS
+        assert handed.handbacks == {"sandbox": lost}
+        assert Step.AGENT in handed.artifacts.completed_steps
+        assert queue.job(handed) is not None
+        if calls_after_agent is None:
+            calls_after_agent = len(harness.models.requests)
+    final = run_blueprint(harness.deps, run.id, by="test", queue=queue)
+    assert final.status is RunStatus.FAILED
+    assert final.error is not None
+    assert final.error.startswith("the sandbox went away during checks (")
+    assert final.handbacks == {"sandbox": 2}
+    assert final.attempts == 3
+    assert Step.CHECKS not in final.artifacts.completed_steps
+    assert len(harness.models.requests) == calls_after_agent  # the agent ran once
+    reasons = [
+        e.reason
+        for e in harness.store.events(run.id)
+        if isinstance(e, StatusChanged) and e.to == "queued"
+    ]
+    assert len(reasons) == 2
+    assert all("resuming at checks in a new sandbox" in str(r) for r in reasons)

@@ -17,7 +17,7 @@ from jobs.blueprint.steps.prepare import effective_config
 from jobs.forge.protocol import CheckRun
 from jobs.repo_config import RepoConfig, parse_repo_config
 from process.exceptions import TranscriptInvalid
-from runs.events import EventType
+from runs.events import ChecksRan, SafetyGateBlocked
 from runs.record import Run, RunStatus
 from sandboxes.config import SandboxConfig
 from tests.blueprint.conftest import CLEAN_REQUEST, REPO, SAMPLE, Harness, script
@@ -76,8 +76,8 @@ def test_configured_checks_and_setup_are_used(harness: Harness, tmp_path: Path) 
     harness.script([write("NOTES.md", "notes\n"), finish("Added notes."), verdict("approve", "ok")])
     final = harness.run(harness.create("add notes", repo=repo).id)
     assert final.status is RunStatus.AWAITING_DECISION, final.error
-    [checks] = [e.data for e in harness.store.events(final.id) if e.type is EventType.CHECKS]
-    assert checks["summary"] == "built passed; unit passed"
+    [checks] = [e for e in harness.store.events(final.id) if isinstance(e, ChecksRan)]
+    assert checks.text == "built passed; unit passed"
     assert final.artifacts.manifest is not None
     assert final.artifacts.manifest["setup"] == ["echo built > build.txt"]
     assert "build.txt" not in (final.artifacts.patch or "")
@@ -99,9 +99,9 @@ def test_the_safety_gate_blocks_an_aws_key(harness: Harness) -> None:
     assert AWS_KEY not in final.error
     assert harness.forge.remote_head(REPO, f"agents/1-{harness.store.nonce}-add-settings") is None
     assert harness.forge.list_prs(REPO) == []
-    [gate] = [e for e in harness.store.events(final.id) if e.type is EventType.ERROR]
-    assert gate.data["kind"] == "safety_gate"
-    assert AWS_KEY not in json.dumps(gate.data)
+    [gate] = [e for e in harness.store.events(final.id) if isinstance(e, SafetyGateBlocked)]
+    assert gate.findings
+    assert AWS_KEY not in gate.model_dump_json()
 
 
 def test_the_safety_gate_blocks_a_workflow_change(harness: Harness) -> None:
@@ -137,7 +137,7 @@ def test_a_protected_path_can_be_allowed(harness: Harness, tmp_path: Path) -> No
 
 
 def test_ci_is_watched_and_recorded(harness: Harness) -> None:
-    harness.configure(ci_timeout=60, ci_poll=0.05, ci_settle=30)
+    harness.configure(ci_timeout_seconds=60, ci_poll_seconds=0.05, ci_settle_seconds=30)
     harness.script(script("clean"))
     run = harness.create(CLEAN_REQUEST)
     stop = threading.Event()
@@ -161,12 +161,14 @@ def test_ci_is_watched_and_recorded(harness: Harness) -> None:
     assert final.artifacts.ci is not None
     assert final.artifacts.ci["state"] == "success"
     assert final.artifacts.ci["checks"] == [{"name": "ci/test", "state": "success"}]
-    texts = [e.data["text"] for e in harness.store.events(run.id) if e.data.get("kind") == "ci"]
+    texts = [e.text for e in harness.store.events(run.id) if e.kind == "ci"]
     assert texts == [f"CI passed on {(final.artifacts.head_sha or '')[:12]}"]
 
 
 def test_failed_ci_gets_one_fix_round_pushed_as_a_new_commit(harness: Harness) -> None:
-    harness.configure(ci_timeout=60, ci_poll=0.05, ci_settle=30, ci_fix=True)
+    harness.configure(
+        ci_timeout_seconds=60, ci_poll_seconds=0.05, ci_settle_seconds=30, ci_fix=True
+    )
     fix = [
         write("retrying/lint.py", "OK = True\n", "Fixing what CI reported."),
         finish("Fixed the lint error CI reported."),

@@ -63,8 +63,8 @@ def open_harness(connection: redis.Redis, **overrides: Any) -> Iterator[Harness]
     emu = SlackEmulator().start()
     emu.add_user(CAROL, "carol")
     emu.subscriptions = {"app_mention", "message.im"}
-    services = Services.from_settings(bot_settings(emu, **overrides), connection)
     client = web_client(emu.bot_token, emu.api_url)
+    services = Services.from_settings(bot_settings(emu, **overrides), connection, client)
     executor = ThreadPoolExecutor(max_workers=1)
     app = create_app(services, client, listener_executor=executor)
     server = serve(wsgi_app(app, lambda: None), "127.0.0.1", 0)

@@ -16,7 +16,8 @@ from bot.blocks import (
     run_message,
     text_message,
 )
-from runs.projection import RunBudget, project
+from process.settings import AgentLimits
+from runs.projection import project
 from runs.record import Run, RunStatus
 
 HOSTILE = "<!channel> <https://evil.example|click me> & <@U123>"
@@ -56,7 +57,9 @@ def test_every_state_builds_a_valid_message(status: RunStatus) -> None:
         run.artifacts.pr_url = "https://github.com/acme/api/pull/3"
     if status is RunStatus.FAILED:
         run.error = "checks failed twice"
-    fallback, blocks = run_message(project(run, [], budget=RunBudget(max_turns=40, max_dollars=5)))
+    fallback, blocks = run_message(
+        project(run, [], budget=AgentLimits(max_turns=40, max_dollars=5))
+    )
     assert_within_limits(fallback, blocks)
     assert "#7" in fallback
     actions = [b for b in blocks if b["type"] == "actions"]

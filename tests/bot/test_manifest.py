@@ -37,5 +37,5 @@ def test_events_scopes_command_and_modes() -> None:
         "groups:read",
     }
     (command,) = MANIFEST["features"]["slash_commands"]
-    assert command["command"] == BotSettings.model_fields["command"].default
+    assert command["command"] == BotSettings.model_fields["slash_command"].default
     assert ACTION_APPROVE.startswith("agents_")

@@ -6,14 +6,13 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from bot.reporter import Reporter
+from bot.reporter import Reporter, claim_status_message
 from bot.slack_client import web_client
-from runs.events import Event, EventType
+from runs.events import AgentTurn, ApproveFailed, ChecksRan, PullRequestOpened
 from runs.record import Run, RunStatus, Step
 from tests.bot.conftest import ALICE, GENERAL, Harness, drain
 from tests.reliability.harness import record_fault
@@ -24,14 +23,16 @@ pytestmark = pytest.mark.redis
 def start_run(h: Harness) -> tuple[str, Run]:
     ts, _ = h.emu.mention(ALICE, GENERAL, "in acme/api: make the retry limit configurable")
     h.settle()
-    run = h.services.store.find_by_thread(GENERAL, ts)
-    assert run is not None
-    assert run.status_ts is not None
+    # Posted by the mention's request, or by a reporter drawing the run at that moment.
+    run = h.wait(
+        lambda: (r := h.services.store.find_by_thread(GENERAL, ts)) and r.status_ts and r,
+        "the run's status message",
+    )
     return ts, run
 
 
-def tool(turn: int) -> Event:
-    return Event(type=EventType.TOOL, by="agent", data={"turn": turn, "summary": f"turn {turn}"})
+def tool(turn: int) -> AgentTurn:
+    return AgentTurn(by="agent", turn=turn, text=f"turn {turn}")
 
 
 def replies(h: Harness, ts: str) -> list[str]:
@@ -45,11 +46,7 @@ def to_awaiting_with_pr(h: Harness, run: Run) -> None:
     store.append_event(run.id, tool(1))
     store.append_event(
         run.id,
-        Event(
-            type=EventType.CHECKS,
-            by="worker",
-            data={"passed": False, "attempt": 1, "max_attempts": 2, "summary": "1 failed"},
-        ),
+        ChecksRan(by="worker", passed=False, fix_round=1, last_round=2, text="1 failed"),
     )
 
     def with_pr(r: Run) -> None:
@@ -59,10 +56,13 @@ def to_awaiting_with_pr(h: Harness, run: Run) -> None:
     store.update(run.id, with_pr)
     store.append_event(
         run.id,
-        Event(
-            type=EventType.ARTIFACT,
+        PullRequestOpened(
             by="worker",
-            data={"kind": "pr", "url": "https://github.com/acme/api/pull/7", "number": 7},
+            url="https://github.com/acme/api/pull/7",
+            number=7,
+            branch="agents/7-retries",
+            head_sha="0" * 40,
+            draft=True,
         ),
     )
     store.transition(run.id, RunStatus.AWAITING_DECISION, by="worker")
@@ -205,11 +205,7 @@ def test_a_failed_approval_is_told_in_the_thread(harness: Harness) -> None:
     ts, run = start_run(h)
     h.services.store.append_event(
         run.id,
-        Event(
-            type=EventType.ERROR,
-            by=ALICE,
-            data={"kind": "approve_failed", "text": "merge refused: <conflict>"},
-        ),
+        ApproveFailed(by=ALICE, text="merge refused: <conflict>"),
     )
     drain(reporter)
     assert replies(h, ts) == [":warning: merge refused: &lt;conflict&gt;"]
@@ -292,7 +288,7 @@ def test_a_run_whose_first_status_message_failed_is_drawn_by_the_reporter(
     run = store.find_by_thread(GENERAL, ts)
     assert run is not None
     assert run.status_ts is None
-    reporter = Reporter(store, h.client, min_interval=0.05, status_grace=timedelta(0))
+    reporter = Reporter(store, h.client, min_interval=0.05)
     reporter.ensure_group()
     reporter.dirty.add(run.id)
     drain(reporter)
@@ -332,58 +328,41 @@ def assert_one_status_message_drawn(h: Harness, reporter: Reporter, ts: str, kep
     assert [m["ts"] for m in status_messages(h, ts)] == [kept]
 
 
-def test_a_status_post_slower_than_the_grace_leaves_one_status_message(
+def test_a_draw_while_the_status_message_is_posted_leaves_one_status_message(
     harness: Harness,
 ) -> None:
-    """The bot's chat.postMessage is held past the grace: the reporter posts a status
-    message of its own; when the bot's lands, the bot deletes it and keeps the other."""
+    """The mention asks the reporter for the status message and Slack holds that post;
+    a draw of the same run meanwhile finds the run's lock taken and waits, then draws
+    the message that was posted: the reporter is the one writer, so one message."""
     h = harness
-    reporter = Reporter(h.services.store, h.client, min_interval=0.05, status_grace=timedelta(0))
+    reporter = Reporter(h.services.store, h.client, min_interval=0.05)
     reporter.ensure_group()
-    bots = h.emu.api.hold_next("chat.postMessage", timeout=60)
+    post = h.emu.api.hold_next("chat.postMessage", timeout=60)
     ts, _ = h.emu.mention(ALICE, GENERAL, "in acme/api: make the retry limit configurable")
-    h.wait(bots.arrived.is_set, "the bot's status message to reach Slack")
-    drain(reporter)
+    h.wait(post.arrived.is_set, "the status message to reach Slack")
     run = h.services.store.find_by_thread(GENERAL, ts)
     assert run is not None
-    assert run.status_ts is not None
-    reporters = run.status_ts
-    bots.release()
+    assert reporter.draw(run.id) is False  # the post holds the run's lock: not now
+    post.release()
     h.settle()
-    deleted = [c for c in h.emu.calls("chat.delete") if c.ok]
-    assert len(deleted) == 1
-    assert deleted[0].args["ts"] != reporters
-    assert_one_status_message_drawn(h, reporter, ts, reporters)
-
-
-def test_a_reporter_status_post_that_loses_the_race_is_deleted(harness: Harness) -> None:
-    """Both post; the bot's claim lands first (its post was held until the reporter's was
-    on the way): the reporter deletes its own and draws the bot's."""
-    h = harness
-    reporter = Reporter(h.services.store, h.client, min_interval=0.05, status_grace=timedelta(0))
-    reporter.ensure_group()
-    bots = h.emu.api.hold_next("chat.postMessage", timeout=60)
-    reporters = h.emu.api.hold_next("chat.postMessage", timeout=60)
-    ts, _ = h.emu.mention(ALICE, GENERAL, "in acme/api: make the retry limit configurable")
-    h.wait(bots.arrived.is_set, "the bot's status message to reach Slack")
-    drawing = threading.Thread(target=drain, args=(reporter,))
-    drawing.start()
-    try:
-        h.wait(reporters.arrived.is_set, "the reporter's status message to reach Slack")
-        bots.release()
-        h.settle()
-    finally:
-        bots.release()
-        reporters.release()
-        drawing.join(timeout=60)
-    assert not reporter.dirty
     run = h.services.store.find_by_thread(GENERAL, ts)
     assert run is not None
     assert run.status_ts is not None
-    deleted = [c for c in h.emu.calls("chat.delete") if c.ok]
-    assert len(deleted) == 1
-    assert deleted[0].args["ts"] != run.status_ts
+    drain(reporter)
+    assert [c for c in h.emu.calls("chat.delete") if c.ok] == []
     assert_one_status_message_drawn(h, reporter, ts, run.status_ts)
+
+
+def test_a_second_status_message_is_deleted_by_the_claim(harness: Harness) -> None:
+    """The safety net behind the lock: a status message posted for a run that already
+    has one (a lock lost to a stalled process) is deleted, and the first one kept."""
+    h = harness
+    ts, run = start_run(h)
+    assert run.status_ts is not None
+    extra = h.client.chat_postMessage(channel=GENERAL, thread_ts=ts, text="a second #1")
+    kept = claim_status_message(h.services.store, h.client, run.id, GENERAL, str(extra["ts"]))
+    assert kept.status_ts == run.status_ts
+    assert [c.args["ts"] for c in h.emu.calls("chat.delete") if c.ok] == [extra["ts"]]
 
 
 def pending(h: Harness) -> int:
@@ -440,7 +419,7 @@ def test_a_thread_slack_refuses_for_good_is_given_up_and_others_still_drawn(
     drain(reporter)
     h.emu.fail_next("chat.postMessage", error="is_archived")  # the channel was archived
     store.transition(lost.id, RunStatus.RUNNING, by="worker")
-    store.append_event(lost.id, Event(type=EventType.CHECKS, by="worker", data={"passed": False}))
+    store.append_event(lost.id, ChecksRan(by="worker", passed=False, text=""))
     drain(reporter)
     archived = [c for c in h.emu.calls("chat.postMessage") if c.error == "is_archived"]
     assert len(archived) == 1
@@ -481,3 +460,20 @@ def test_a_run_slack_keeps_failing_is_given_up_after_a_few_draws(harness: Harnes
         reporter.poll(block_ms=50)
     assert len([c for c in h.emu.calls("chat.update") if c.injected]) == 3
     assert pending(h) == 0
+
+
+def test_the_reporter_is_the_one_writer_of_a_runs_thread() -> None:
+    """No listener draws a run (``run_message``) or edits a message (``chat_update``):
+    they record and ask; the reporter writes."""
+    import ast
+    from pathlib import Path
+
+    import bot.listeners
+
+    offenders = []
+    for path in Path(bot.listeners.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            name = getattr(node, "attr", None) or getattr(node, "id", None)
+            if name in ("run_message", "chat_update", "claim_status_message"):
+                offenders.append(f"{path.name}: {name}")
+    assert offenders == []

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bot.requests import Ask, Help, Refusal, may_ask, may_decide, parse
+from bot.requests import Ask, Help, Refusal, may_ask, parse
 from process.settings import BotSettings
 
 
@@ -89,10 +89,3 @@ def test_user_and_channel_allow_lists() -> None:
     assert channel is not None
     assert "AGENTS_ALLOWED_CHANNELS" in channel.message
     assert may_ask("anyone", "anywhere", is_dm=False, settings=settings()) is None
-
-
-def test_who_may_decide() -> None:
-    s = settings(approvers=["U9"])
-    assert may_decide("U1", "U1", s)
-    assert may_decide("U9", "U1", s)
-    assert not may_decide("U2", "U1", s)

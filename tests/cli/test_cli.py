@@ -32,7 +32,9 @@ def agents(
     )
 
 
-@pytest.mark.parametrize("command", ["bot", "worker", "run", "status", "doctor", "config"])
+@pytest.mark.parametrize(
+    "command", ["bot", "worker", "run", "eval", "stats", "status", "doctor", "config"]
+)
 def test_every_subcommand_has_help(command: str) -> None:
     assert command in COMMANDS
     result = agents(command, "--help")

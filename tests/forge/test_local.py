@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from jobs.forge import CheckRun, CheckSummary, make_forge
 from jobs.forge import git as gitops
 from jobs.forge import local as local_module
 from jobs.forge.local import LocalForge
-from process.exceptions import ForgeRejected, MergeRejected, RefLocked
+from process.exceptions import ForgeRejected, MergeRejected, PushRejected, RefLocked
 from tests.forge.conftest import REPO, MakePatch, first_change, git
 
 
@@ -107,9 +108,27 @@ def test_refusals(local_forge: LocalForge, pushed_branch: str) -> None:
 
 
 def test_bare_repositories_refuse_force_pushes(
-    local_forge: LocalForge, bare: Path, pushed_branch: str
+    local_forge: LocalForge, bare: Path, pushed_branch: str, base_commit: str, tmp_path: Path
 ) -> None:
-    assert git(bare, "config", "receive.denyNonFastForwards") == "true"
+    """A forced push that would rewrite the branch is refused by the repository itself,
+    whoever sends it, and the branch stays where it was."""
+    work = tmp_path / "w"
+    pushed = git(bare, "rev-parse", f"refs/heads/{pushed_branch}")
+    tree = git(work, "rev-parse", f"{base_commit}^{{tree}}")
+    rewritten = git(work, "commit-tree", tree, "-p", base_commit, "-m", "rewritten history")
+    forced = subprocess.run(
+        ["git", "push", "--force", local_forge.clone_url(REPO), f"{rewritten}:{pushed_branch}"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert forced.returncode != 0
+    assert "non-fast-forward" in forced.stderr
+    assert git(bare, "rev-parse", f"refs/heads/{pushed_branch}") == pushed
+    with pytest.raises(PushRejected):  # and the product's own push does not force either
+        local_forge.push(REPO, work, rewritten, pushed_branch)
+    assert git(bare, "rev-parse", f"refs/heads/{pushed_branch}") == pushed
 
 
 def test_permissions(local_forge: LocalForge, tmp_path: Path) -> None:

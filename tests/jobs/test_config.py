@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.agent.config import AgentConfig, AgentLimits, ModelRoles
+from jobs.agent.config import AgentConfig
 from jobs.config import agent_config
 from process import settings
 from process.exceptions import SettingsError
+from process.settings import AgentLimits, ModelRoles
 
 
 def worker(**env: str) -> settings.WorkerSettings:
@@ -38,8 +39,8 @@ def test_settings_reach_the_agent() -> None:
     )
     assert config.limits.max_turns == 7
     assert config.limits.max_dollars == 0.5
-    assert config.roles.builder == "claude-opus-5"
-    assert config.prices.price_for("claude-opus-5").input == 15
+    assert config.roles.model_builder == "claude-opus-5"
+    assert config.price_table.price_for("claude-opus-5").input == 15
 
 
 def test_bad_price_json_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,6 +15,7 @@ import redis
 from rq.job import JobStatus
 
 from jobs.queue import RunQueue, job_id_for
+from runs.events import StatusChanged
 from runs.record import RunStatus
 from runs.store import RunStore
 from tests.conftest import TEST_REDIS_URL
@@ -72,7 +73,7 @@ def test_cancel_a_queued_run_dequeues_its_job(redis_conn: redis.Redis) -> None:
     cancelled = queue.cancel(run.id, by="U9")
     assert cancelled.status is RunStatus.CANCELLED
     assert cancelled.status_by == "U9"
-    assert store.events(run.id)[-1].data["reason"] == "cancelled by U9"
+    assert store.events(run.id)[-1].reason == "cancelled by U9"
     assert job.get_status(refresh=True) == JobStatus.CANCELED
     assert queue.queue.count == 0
 
@@ -142,7 +143,7 @@ def test_failure_callback_marks_the_run_failed_with_the_reason(
     assert failed.status is RunStatus.FAILED
     assert failed.error is not None
     assert failed.error == "RuntimeError: the job broke"
-    statuses = [e.data["to"] for e in store.events(run.id) if e.type.value == "status"]
+    statuses = [e.to for e in store.events(run.id) if isinstance(e, StatusChanged)]
     assert statuses == ["running", "failed"]
 
 

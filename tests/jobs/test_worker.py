@@ -12,7 +12,6 @@ import pytest
 import redis
 from rq import Queue, Worker
 
-from jobs.worker import WORKER_TTL
 from tests.blueprint.e2e import worker_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_a_killed_worker_stops_counting_within_two_minutes(
     real_redis_conn: redis.Redis, tmp_path: Path
 ) -> None:
-    """Its key expires WORKER_TTL + 60 s after the last heartbeat (RQ's default TTL kept
-    a dead worker "alive" for eight minutes). Checked on the key's TTL, not by waiting."""
+    """Its key expires at most two minutes after the last heartbeat (RQ's default TTL kept
+    a dead worker "alive" for eight minutes). Checked on the key's TTL, not by waiting;
+    the bound is the promise to operators, pinned here, not read from the product."""
     env = worker_env(tmp_path, "q-ttl", DOCKER_HOST="unix:///nonexistent/docker.sock")
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "worker", "--name", "ttl-probe"],
@@ -41,7 +41,7 @@ def test_a_killed_worker_stops_counting_within_two_minutes(
             time.sleep(0.2)
         assert [w.name for w in workers] == ["ttl-probe"], proc.stderr and proc.stderr.read()
         ttl = real_redis_conn.ttl(workers[0].key)
-        assert 0 < ttl <= WORKER_TTL + 60
+        assert 0 < ttl <= 120
         assert Worker.count(queue=queue) == 1
 
         proc.send_signal(signal.SIGKILL)

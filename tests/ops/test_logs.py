@@ -205,7 +205,7 @@ def test_the_blueprint_logs_run_id_step_and_event_and_times_each_step(
     for step in STEPS:
         assert ("step", step) in events
     # The agent's tool calls are logged inside the agent step, which is bound.
-    assert ("tool", "agent") in events
+    assert ("turn", "agent") in events
     statuses = [r["message"] for r in records if r.get("event") == "status"]
     assert any("queued -> running" in m for m in statuses)
     assert any("running -> awaiting_decision" in m for m in statuses)
@@ -218,7 +218,7 @@ def test_the_blueprint_logs_run_id_step_and_event_and_times_each_step(
     assert timed == {(step, "done"): 1 for step in STEPS}
     # Milestones say what kind they are.
     assert any(
-        r.get("event") == "message" and r["message"].endswith("agent_finished (by agent:builder)")
+        r.get("event") == "agent_finished" and r["message"].endswith("(by agent:builder)")
         for r in records
     )
 

@@ -144,6 +144,7 @@ def test_metrics_report_runs_queues_tokens_cost_and_step_durations(
         "rework": 0,
         "failed": 1,
         "cancelled": 1,
+        "evaluated": 0,
     }
     assert value(samples, "agents_runs_created_total") == 6
 

@@ -23,9 +23,9 @@ import redis
 from bot.blocks import ACTION_APPROVE, ACTION_REWORK
 from bot.listeners.views.rework import EMPTY_ERROR
 from bot.reporter import Reporter
+from jobs import decisions
 from jobs.agent.config import AgentConfig
 from jobs.agent.model import ModelResponse, OnRetry, Request
-from jobs.blueprint import decisions
 from jobs.blueprint.config import BlueprintConfig
 from jobs.blueprint.deps import Deps
 from jobs.blueprint.runner import run_blueprint
@@ -141,10 +141,10 @@ def test_rework_feedback_left_empty(surface: Harness) -> None:
     # The same in the thread: a mention with nothing but the mention.
     h.emu.mention(ALICE, GENERAL, "", thread_ts=run.thread_ts)
     h.settle()
-    told = str(bot_replies(h, GENERAL, run.thread_ts or "")[-1]["text"])
+    told = ephemeral_texts(h, ALICE)[-1]
     assert told.startswith("Tell me what to change")
     assert h.services.store.get(run.id).status is RunStatus.AWAITING_DECISION
-    row("rework feedback left empty (a bare mention in the thread)", "thread reply", told)
+    row("rework feedback left empty (a bare mention in the thread)", "ephemeral", told)
 
 
 def test_unknown_subcommands(surface: Harness) -> None:
@@ -211,7 +211,7 @@ class Worker:
         self.forge = LocalForge(tmp_path / "forge")
         self.reporter = Reporter(h.services.store, h.client, min_interval=0.01)
         self.reporter.ensure_group()
-        self.config = BlueprintConfig(ci_timeout=0, sandbox_backend="local")
+        self.config = BlueprintConfig(ci_timeout_seconds=0, sandbox_backend="local")
 
     def repo(self, name: str, agents_yml: str | None, *, keep_tests: bool = True) -> None:
         source = self.tmp_path / name.replace("/", "-")
@@ -317,7 +317,7 @@ def test_no_github_login_when_write_access_is_required(worker: Worker) -> None:
     h.emu.click(ALICE, GENERAL, buttons(h, run), ACTION_APPROVE)
     h.settle()
     config = worker.config.model_copy(update={"require_github_write": True, "user_map": {}})
-    decisions.approve(h.services.store, worker.forge, config, run.id, ALICE)
+    decisions.approve_on_forge(h.services.store, worker.forge, config, run.id, ALICE)
     drain(worker.reporter)
     told = str(bot_replies(h, GENERAL, run.thread_ts or "")[-1]["text"])
     assert told.startswith(f":no_entry: <@{ALICE}> has no GitHub login mapped")

@@ -15,10 +15,10 @@ import pytest
 import redis
 
 from bot.reporter import milestone
-from fakes.anthropic.server import Failure, FakeMessagesAPI, Reply, load_script
+from fakes.anthropic import Failure, FakeMessagesAPI, Reply, load_script
 from jobs.forge.local import LocalForge
 from jobs.forge.steps import PublishRequest, push_and_open_pr
-from runs.events import EventType
+from runs.events import StatusChanged
 from runs.record import RunStatus
 from runs.store import RunStore
 from tests.blueprint.conftest import CLEAN_REQUEST, REPO, SAMPLE, SCRIPTS
@@ -79,7 +79,7 @@ def test_model_faults_are_retried_and_a_persistent_one_fails_the_run_clearly(
         done = wait_status(store, flaky.id, RunStatus.AWAITING_DECISION, RunStatus.FAILED)
         assert done.status is RunStatus.AWAITING_DECISION, done.error
         assert len(forge.list_prs(REPO)) == 1
-        retried = [e.data for e in store.events(flaky.id) if e.data.get("kind") == "model_retry"]
+        retried = [e for e in store.events(flaky.id) if e.kind == "model_retry"]
         assert len(retried) == 3  # each retry is on the run's record, for its thread
         assert len(api.requests) == len(flaky_script())
 
@@ -94,7 +94,7 @@ def test_model_faults_are_retried_and_a_persistent_one_fails_the_run_clearly(
     [event] = [
         e
         for e in store.events(broken.id)
-        if e.type is EventType.STATUS and e.data.get("to") == RunStatus.FAILED.value
+        if isinstance(e, StatusChanged) and e.to == RunStatus.FAILED.value
     ]
     reply = milestone(event, failed)
     assert reply is not None

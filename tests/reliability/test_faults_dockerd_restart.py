@@ -18,7 +18,7 @@ import docker
 import pytest
 import redis
 
-from runs.events import EventType
+from runs.events import StatusChanged
 from runs.record import RunStatus, Step
 from sandboxes import labels
 from tests.blueprint.conftest import CLEAN_REQUEST, REPO
@@ -79,9 +79,9 @@ def test_a_dockerd_restart_mid_run_resumes_the_run_and_leaves_no_container(
     assert final.status is RunStatus.AWAITING_DECISION, final.error
     assert final.attempts == 2
     [handed] = [
-        e.data["reason"]
+        e.reason
         for e in store.events(run.id)
-        if e.type is EventType.STATUS and e.data.get("to") == RunStatus.QUEUED.value
+        if isinstance(e, StatusChanged) and e.to == RunStatus.QUEUED.value
     ]
     assert handed.startswith("the sandbox went away during checks (")
     assert handed.endswith("; resuming at checks in a new sandbox")

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from jobs import recovery
+from jobs import attempts
 from jobs.forge.local import LocalForge
 from jobs.queue import RunQueue
-from runs.events import EventType
+from runs.events import AgentTurn, StatusChanged, StepStarted
 from runs.record import RunStatus, Step
 from runs.store import RunStore
 from tests.blueprint.conftest import CLEAN_REQUEST, REPO, SAMPLE
@@ -79,22 +79,18 @@ def test_sigterm_stops_the_agent_at_a_turn_and_another_worker_resumes_it(
     # Two jobs, one of them handed back on purpose: no crash attempt was burnt.
     assert final.attempts == 2
     assert final.handbacks == {"drain": 1}
-    assert recovery.crashes(final) == 1  # the job that finished it
+    assert attempts.crashes(final) == 1  # the job that finished it
     assert second.poll() is None  # the other worker is still serving
 
     events = store.events(run.id)
-    handed = [
-        e
-        for e in events
-        if e.type is EventType.STATUS and e.data.get("to") == RunStatus.QUEUED.value
-    ]
-    assert [e.data.get("reason") for e in handed] == [
+    handed = [e for e in events if isinstance(e, StatusChanged) and e.to == RunStatus.QUEUED.value]
+    assert [e.reason for e in handed] == [
         "its worker is shutting down; resuming at agent (after turn 1) on another worker"
     ]
     assert "term-first" in handed[0].by
     # The agent step began on the first worker and was finished on the second, which
     # then ran the rest.
-    steps = [(e.data["step"], e.by) for e in events if e.type is EventType.STEP]
+    steps = [(e.step, e.by) for e in events if isinstance(e, StepStarted)]
     assert [s for s, _ in steps] == ["prepare", "agent", *(s.value for s in ALL_STEPS[1:])]
     assert all("term-first" in by for s, by in steps[:2])
     assert all("term-second" in by for s, by in steps[2:])
@@ -102,12 +98,8 @@ def test_sigterm_stops_the_agent_at_a_turn_and_another_worker_resumes_it(
     # continued from turn 2 after it (the replay model takes no other request), and no
     # model call was made twice.
     at = events.index(handed[0])
-    builder_turns = [
-        e.data["turn"] for e in events if e.type is EventType.TOOL and e.by == "agent:builder"
-    ]
-    before = [
-        e.data["turn"] for e in events[:at] if e.type is EventType.TOOL and e.by == "agent:builder"
-    ]
+    builder_turns = [e.turn for e in events if isinstance(e, AgentTurn) and e.by == "agent:builder"]
+    before = [e.turn for e in events[:at] if isinstance(e, AgentTurn) and e.by == "agent:builder"]
     assert before == [1]
     assert builder_turns == list(range(1, len(builder_turns) + 1))
     assert len(builder_turns) > 1

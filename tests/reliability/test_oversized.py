@@ -28,6 +28,7 @@ from tests.reliability.surface import (
     ask,
     awaiting,
     bot_replies,
+    ephemeral_texts,
     runs_created,
     snapshot,
 )
@@ -96,9 +97,9 @@ def follow_up(h: Harness, thread_ts: str, text: str, when: str) -> None:
     h.settle()
     after = snapshot(h)
     assert (after.runs, after.jobs) == (before.runs, before.jobs)
-    told = bot_replies(h, GENERAL, thread_ts)[-1]["text"]
+    told = ephemeral_texts(h, ALICE)[-1]
     assert told.startswith(f"That message is {HUGE:,} characters; I take at most 4,000")
-    TABLE.add(f"a 100,000-character thread reply {when}", "not used", "thread reply", told)
+    TABLE.add(f"a 100,000-character thread reply {when}", "not used", "ephemeral", told)
 
 
 @pytest.fixture(scope="module")

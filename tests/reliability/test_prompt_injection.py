@@ -30,15 +30,15 @@ import redis
 
 from bot.blocks import escape_keeping_mentions
 from bot.reporter import Reporter, milestone
+from jobs import decisions
 from jobs.agent.config import AgentConfig
 from jobs.agent.model import ModelResponse, OnRetry, Request
-from jobs.blueprint import decisions
 from jobs.blueprint.config import BlueprintConfig
 from jobs.blueprint.deps import Deps
 from jobs.blueprint.runner import run_blueprint
 from jobs.blueprint.wiring import sandbox_factory
 from jobs.forge.local import LocalForge
-from runs.events import Event, EventType
+from runs.events import DecisionRefused
 from runs.record import Run, RunStatus
 from sandboxes.cache import RepoCache
 from tests.bot.conftest import ALICE, GENERAL, Harness, drain, open_harness
@@ -229,7 +229,7 @@ def run_obeying(
         sandboxes=sandbox_factory("docker"),
         models=model,
         agent=AgentConfig(),
-        config=BlueprintConfig(ci_timeout=0, sandbox_backend="docker"),
+        config=BlueprintConfig(ci_timeout_seconds=0, sandbox_backend="docker"),
         workdir=tmp_path / f"publish-{run.id}",
     )
     done = run_blueprint(deps, run.id, by="test")
@@ -383,14 +383,11 @@ def test_mentions_the_bot_writes_stay_mentions() -> None:
     """Refusals the blueprint writes name the user with ``<@id>`` and list them in the
     event; the reporter keeps exactly those live and escapes everything else."""
     run = Run(id=3, requester=ALICE, repo=REPO, request="x")
-    event = Event(
-        type=EventType.MESSAGE,
+    event = DecisionRefused(
         by="U_BOB",
-        data={
-            "kind": "approve_refused",
-            "text": "<@U_BOB> may not approve #3 <!channel> <@U123>",
-            "mentions": ["U_BOB"],
-        },
+        action="approve",
+        text="<@U_BOB> may not approve #3 <!channel> <@U123>",
+        mentions=["U_BOB"],
     )
     rendered = milestone(event, run)
     assert rendered is not None
@@ -416,12 +413,12 @@ def test_a_refused_approve_mentions_the_user_live(tmp_path: Path) -> None:
     store.update(run.id, published)
     store.transition(run.id, RunStatus.AWAITING_DECISION, by="worker")
     config = BlueprintConfig(require_github_write=True, sandbox_backend="local")
-    decisions.approve(store, LocalForge(tmp_path), config, run.id, ALICE)
-    decisions.approve(store, LocalForge(tmp_path), config, run.id, "U_BOB")
+    decisions.approve_on_forge(store, LocalForge(tmp_path), config, run.id, ALICE)
+    decisions.approve_on_forge(store, LocalForge(tmp_path), config, run.id, "U_BOB")
     texts = [
         r[0]
         for e in store.events(run.id)
-        if (r := milestone(e, store.get(run.id))) is not None and e.data.get("kind")
+        if isinstance(e, DecisionRefused) and (r := milestone(e, store.get(run.id))) is not None
     ]
     assert texts == [
         f":no_entry: <@{ALICE}> has no GitHub login mapped, and approving needs write access "

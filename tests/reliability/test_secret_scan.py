@@ -32,7 +32,7 @@ import docker.errors
 import pytest
 import redis
 
-from fakes.anthropic.server import FakeMessagesAPI, message, tool_use
+from fakes.anthropic import FakeMessagesAPI, message, tool_use
 from fakes.github.server import FakeGitHub
 from fakes.slack.server import SlackEmulator
 from jobs.forge.local import LocalForge

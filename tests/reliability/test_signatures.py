@@ -23,6 +23,7 @@ from rq import Queue
 
 from bot.blocks import ACTION_APPROVE
 from fakes.slack.delivery import Delivery
+from runs.events import StatusChanged
 from runs.record import RunStatus
 from tests.bot.conftest import ALICE, BOB, CAROL, GENERAL, Harness, open_harness, post_raw
 from tests.reliability.figures import Table
@@ -191,7 +192,7 @@ def test_modal_submission(surface: Harness) -> None:
     replay(h, delivery, FORM, times=3)
     reworked = h.services.store.get(run.id)
     assert (reworked.status, reworked.iteration) == (RunStatus.REWORK, 2)
-    assert reworked.pending_feedback == ["use an env var"]
+    assert [f.text for f in reworked.pending_feedback] == ["use an env var"]
     TABLE.add(
         "modal (rework submission)",
         "genuine, then replayed 2 times",
@@ -210,8 +211,8 @@ def test_slash_command(surface: Harness) -> None:
     replay(h, delivery, FORM, times=3)
     cancelled = h.services.store.get(run.id)
     assert cancelled.status is RunStatus.CANCELLED
-    transitions = [e for e in h.services.store.events(run.id) if e.type.value == "status"]
-    assert [e.data["to"] for e in transitions] == ["cancelled"]
+    transitions = [e for e in h.services.store.events(run.id) if isinstance(e, StatusChanged)]
+    assert [e.to for e in transitions] == ["cancelled"]
     TABLE.add(
         "slash command (/agents cancel)",
         "genuine, then replayed 2 times",

@@ -36,10 +36,10 @@ import redis
 from rq import Worker
 
 from cli.record_blueprint import record
-from fakes.anthropic.server import message, tool_use
+from fakes.anthropic import message, tool_use
 from fakes.slack.server import SlackEmulator
+from jobs.attempts import heartbeat_key
 from jobs.forge.local import LocalForge
-from jobs.recovery import heartbeat_key
 from process.exceptions import RunNotFound
 from runs.record import FINAL_STATUSES, RunStatus
 from runs.store import RunStore

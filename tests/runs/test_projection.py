@@ -6,8 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from runs.events import Event, EventType
-from runs.projection import RunBudget, StepState, project, render_text
+from process.settings import AgentLimits
+from runs.events import AgentTurn
+from runs.projection import StepState, project, render_text
 from runs.record import Cost, Run, RunStatus, Step
 
 
@@ -16,8 +17,8 @@ def make(status: RunStatus, **kw: object) -> Run:
     return run.model_copy(update={"status": status, **kw})
 
 
-def tool(turn: int, summary: str) -> Event:
-    return Event(type=EventType.TOOL, by="agent", data={"turn": turn, "summary": summary})
+def tool(turn: int, summary: str) -> AgentTurn:
+    return AgentTurn(by="agent", turn=turn, text=summary)
 
 
 @pytest.mark.parametrize("status", list(RunStatus))
@@ -46,7 +47,7 @@ def test_running_run_shows_progress_activity_and_budget() -> None:
     view = project(
         run,
         events,
-        budget=RunBudget(max_turns=40, max_dollars=5.0),
+        budget=AgentLimits(max_turns=40, max_dollars=5.0),
         now=run.created_at + timedelta(seconds=75),
     )
     assert view.steps[:3] == [

@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from process.exceptions import AgentsError, InvalidTransition, RunNotFound, ThreadAlreadyHasRun
-from runs.events import Event, EventType
-from runs.record import TRANSITIONS, Cost, Run, RunStatus, Step
+from runs.events import Escalated, RunCreated, StatusChanged, StepStarted
+from runs.record import Cost, Run, RunStatus, Step
 from runs.store import RunStore
 
 #: A valid path from a fresh (queued) run to each status.
@@ -23,9 +23,27 @@ PATH_TO: dict[RunStatus, list[RunStatus]] = {
     RunStatus.REWORK: [RunStatus.RUNNING, RunStatus.AWAITING_DECISION, RunStatus.REWORK],
     RunStatus.FAILED: [RunStatus.FAILED],
     RunStatus.CANCELLED: [RunStatus.CANCELLED],
+    RunStatus.EVALUATED: [RunStatus.RUNNING, RunStatus.EVALUATED],
 }
 
 ALL_PAIRS = list(itertools.product(RunStatus, RunStatus))
+
+Q, R, AD = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.AWAITING_DECISION
+AP, RW, F, C = RunStatus.APPROVED, RunStatus.REWORK, RunStatus.FAILED, RunStatus.CANCELLED
+EV = RunStatus.EVALUATED
+#: The moves the design allows (docs: queued -> running -> awaiting_decision -> approved |
+#: rework -> running ..., failed and cancelled from anywhere non-final), written out here
+#: rather than read from the product's table; a running or reworked run may also go back
+#: to the queue (a worker that died, a rework enqueued), and an evaluation run ends
+#: evaluated once its steps ran. Every other pair is forbidden.
+ALLOWED: frozenset[tuple[RunStatus, RunStatus]] = frozenset(
+    {
+        (Q, R), (Q, F), (Q, C),
+        (R, AD), (R, Q), (R, F), (R, C), (R, EV),
+        (AD, AP), (AD, RW), (AD, F), (AD, C),
+        (RW, R), (RW, Q), (RW, F), (RW, C),
+    }
+)  # fmt: skip
 
 
 def snapshot(conn: redis.Redis) -> dict[Any, Any]:
@@ -74,7 +92,7 @@ def test_create_then_get_round_trips(store: RunStore) -> None:
     got = store.get(run.id)
     assert got == run
     assert got.status is RunStatus.QUEUED
-    assert [e.type for e in store.events(run.id)] == [EventType.CREATED]
+    assert [type(e) for e in store.events(run.id)] == [RunCreated]
 
 
 def test_get_missing_run_raises(store: RunStore) -> None:
@@ -108,7 +126,7 @@ def test_every_pair_of_the_transition_table(
 ) -> None:
     run = make_run(store, start)
     assert run.status is start
-    if target in TRANSITIONS[start]:
+    if (start, target) in ALLOWED:
         moved = store.transition(run.id, target, by="tester", reason="because")
         assert moved.status is target
         assert store.get(run.id).status is target
@@ -116,9 +134,9 @@ def test_every_pair_of_the_transition_table(
         assert [r.id for r in store.list_by_status(target)] == [run.id]
         assert store.list_by_status(start) == []
         last = store.events(run.id)[-1]
-        assert last.type is EventType.STATUS
+        assert isinstance(last, StatusChanged)
         assert last.by == "tester"
-        assert last.data == {"from": start.value, "to": target.value, "reason": "because"}
+        assert (last.previous, last.to, last.reason) == (start, target, "because")
         assert (moved.finished_at is not None) == target.is_final
     else:
         before = snapshot(redis_conn)
@@ -129,8 +147,8 @@ def test_every_pair_of_the_transition_table(
 
 
 def test_final_statuses_allow_nothing() -> None:
-    for status in RunStatus:
-        assert (not TRANSITIONS[status]) == status.is_final
+    assert {status for status in RunStatus if status.is_final} == {AP, F, C, EV}
+    assert {start for start, _ in ALLOWED} == {Q, R, AD, RW}
 
 
 def test_expect_pins_the_current_status(store: RunStore) -> None:
@@ -223,7 +241,9 @@ def test_set_step_only_while_running(store: RunStore) -> None:
         store.set_step(run.id, Step.AGENT, by="w")
     store.transition(run.id, RunStatus.RUNNING, by="w")
     assert store.set_step(run.id, Step.AGENT, by="w").step is Step.AGENT
-    assert store.events(run.id)[-1].data == {"step": "agent"}
+    last = store.events(run.id)[-1]
+    assert isinstance(last, StepStarted)
+    assert last.step is Step.AGENT
 
 
 def test_cost_accumulates(store: RunStore) -> None:
@@ -238,21 +258,18 @@ def test_cost_accumulates(store: RunStore) -> None:
 
 def test_event_log_is_ordered_and_readable_after_an_id(store: RunStore) -> None:
     run = make_run(store)
-    ids = [
-        store.append_event(run.id, Event(type=EventType.TOOL, by="agent", data={"tool": f"t{i}"}))
-        for i in range(5)
-    ]
+    ids = [store.append_event(run.id, Escalated(by="agent", text=f"t{i}")) for i in range(5)]
     events = store.events(run.id)
-    assert [e.type for e in events] == [EventType.CREATED] + [EventType.TOOL] * 5
+    assert [type(e) for e in events] == [RunCreated] + [Escalated] * 5
     assert all(a.at <= b.at for a, b in itertools.pairwise(events))
     after = store.events(run.id, after=ids[2])
-    assert [e.data["tool"] for e in after] == ["t3", "t4"]
-    assert [e.data["tool"] for e in store.tail_events(run.id, 2)] == ["t3", "t4"]
+    assert [e.line for e in after] == ["t3", "t4"]
+    assert [e.line for e in store.tail_events(run.id, 2)] == ["t3", "t4"]
 
 
 def test_events_for_a_missing_run_are_refused(store: RunStore) -> None:
     with pytest.raises(RunNotFound):
-        store.append_event(7, Event(type=EventType.MESSAGE, by="x"))
+        store.append_event(7, Escalated(by="x", text="nobody reads this"))
 
 
 def _race(target_for: list[RunStatus], run_id: int) -> list[tuple[int, RunStatus]]:
@@ -295,7 +312,7 @@ def test_twenty_threads_race_on_one_transition(real_redis_conn: redis.Redis) -> 
     stored = store.get(run.id)
     assert stored.status is RunStatus.RUNNING
     assert stored.status_by == f"actor-{winners[0][0]}"
-    status_events = [e for e in store.events(run.id) if e.type is EventType.STATUS]
+    status_events = [e for e in store.events(run.id) if isinstance(e, StatusChanged)]
     assert len(status_events) == 1
 
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from process.exceptions import SandboxGone, SandboxStartFailed
+from process.exceptions import SandboxError, SandboxGone, SandboxStartFailed
 from sandboxes.cache import WorkspaceArchive
 from sandboxes.config import SandboxConfig
 from sandboxes.wrapper import TIMEOUT_EXIT_CODE
@@ -45,6 +45,28 @@ def test_big_output_is_cut_in_the_middle(make_sandbox: SandboxMaker) -> None:
     assert result.stdout.endswith("END\n")
     assert result.stdout_truncated == 6 + 700_000 + 4 - 1000
     assert f"[... {result.stdout_truncated} bytes cut ...]" in result.stdout
+
+
+def test_an_oversized_patch_is_refused(
+    make_sandbox: SandboxMaker, sample_workspace: WorkspaceArchive
+) -> None:
+    """A change bigger than ``max_patch_bytes`` (a build directory the repository forgot
+    to ignore, say) is refused with a message that says so, never cut into a patch that
+    would not apply; the same change under the limit exports whole."""
+    config = SandboxConfig(max_patch_bytes=4096)
+    sandbox = make_sandbox(sample_workspace, config=config)
+    sandbox.write_file("small.txt", b"x\n" * 100)
+    small = sandbox.export_patch()
+    assert b"+++ b/small.txt" in small
+    assert len(small) < 4096
+    sandbox.write_file("build/bundle.js", b"var x = 1;\n" * 1000)
+    with pytest.raises(SandboxError) as err:
+        sandbox.export_patch()
+    assert err.value.message == (
+        "the patch is larger than 4096 bytes; is a build directory missing from .gitignore?"
+    )
+    assert not isinstance(err.value, SandboxGone)  # a refusal, not a lost sandbox
+    assert sandbox.exec("true").ok  # and the sandbox is still there
 
 
 def test_timeout_kills_the_command(make_sandbox: SandboxMaker) -> None:

@@ -95,13 +95,44 @@ def test_memory_hog_is_oom_killed(victim: DockerSandbox, neighbour: DockerSandbo
     still_usable(victim)
 
 
+#: Four processes that burn CPU until /tmp/stop appears, then end cleanly.
+CPU_HOG = (
+    "rm -f /tmp/stop; pids=''; for i in 1 2 3 4; do yes > /dev/null & pids=\"$pids $!\"; done; "
+    "while [ ! -e /tmp/stop ]; do sleep 0.1; done; kill $pids; wait; echo stopped"
+)
+
+
 def test_cpu_hog_leaves_the_neighbour_responsive(
-    victim: DockerSandbox, neighbour: DockerSandbox
+    victim: DockerSandbox, neighbour: DockerSandbox, docker_client: docker.DockerClient
 ) -> None:
-    result = alongside(
-        neighbour, lambda: victim.exec("for i in 1 2 3 4; do yes > /dev/null & done; wait", 3)
-    )
-    assert result.timed_out
+    """The hog burns until the neighbour has answered three times, so it cannot end
+    first: a starved neighbour meets its own 30 s timeout while the hog still runs."""
+    assert victim.container_id is not None
+
+    def throttled() -> int:
+        stats = docker_client.api.stats(victim.container_id, stream=False, one_shot=True)
+        return int(stats["cpu_stats"]["throttling_data"]["throttled_periods"])
+
+    before = throttled()
+    outcome: list[ExecResult] = []
+    hog = threading.Thread(target=lambda: outcome.append(victim.exec(CPU_HOG, timeout=600)))
+    hog.start()
+    try:
+        for _ in range(600):  # until the four burners run (bounded; each look is an exec)
+            burners = victim.exec("ps -eo comm --no-headers").stdout.split().count("yes")
+            if burners == 4:
+                break
+        assert burners == 4
+        for _ in range(3):
+            assert neighbour.exec("echo alive", timeout=30).stdout == "alive\n"
+            assert subprocess.run(["true"], check=False).returncode == 0
+            assert hog.is_alive()  # the neighbour answered while the hog burned
+        assert throttled() > before  # the victim's CPU limit is what held the hog
+    finally:
+        victim.exec("touch /tmp/stop")
+        hog.join()
+    assert outcome[0].ok, outcome[0]
+    assert outcome[0].stdout == "stopped\n"
     still_usable(victim)
 
 

@@ -86,19 +86,35 @@ def test_a_missing_image_fails_to_start_clearly(docker_client: docker.DockerClie
 def test_a_stuck_sandbox_is_a_command_timeout_not_a_timed_out_result(
     docker_client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The container freezes while a command runs, its own timeout with it: the worker's
+    wait is what ends the call. The pause comes once the command has started (it marks
+    /tmp/started), never before ``exec_create``, which Docker refuses in a paused
+    container; the command's 5 s timeout leaves the pause ample room."""
     monkeypatch.setattr(docker_sandbox, "WAIT_SLACK", 1.0)
     config = SandboxConfig(kill_grace=0.5)
     with DockerSandbox("stuck-1", config, client=docker_client) as sandbox:
         assert sandbox.container_id is not None
         container = docker_client.containers.get(sandbox.container_id)
-        threading.Timer(0.5, container.pause).start()
+        paused = threading.Event()
+
+        def pause_once_started() -> None:
+            for _ in range(1000):  # each look is a docker exec: bounded, not timed
+                if container.exec_run(["test", "-e", "/tmp/started"]).exit_code == 0:
+                    container.pause()
+                    paused.set()
+                    return
+
+        pauser = threading.Thread(target=pause_once_started)
+        pauser.start()
         try:
             with pytest.raises(CommandTimeout) as err:
-                sandbox.exec("sleep 100", timeout=1)
+                sandbox.exec("touch /tmp/started; sleep 100", timeout=5)
             assert err.value.run_id == "stuck-1"
+            assert paused.is_set()
         finally:
-            time.sleep(0.1)
-            container.unpause()
+            pauser.join()
+            if paused.is_set():
+                container.unpause()
 
 
 def test_a_disk_workspace_works_too(

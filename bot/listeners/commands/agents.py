@@ -1,10 +1,11 @@
-"""``/agents`` (the name is configurable): status, one run's detail, cancel, help.
+"""``/agents`` (the name is configurable): status, one run's detail, stats, cancel, help.
 
 Every reply is ephemeral; an unknown subcommand gets the help text.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -13,22 +14,31 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.blocks import escape, run_detail_blocks, status_blocks, text_message
-from bot.requests import may_decide
 from bot.services import Services
+from bot.stats_blocks import stats_blocks
+from jobs import decisions
 from jobs.status import collect
-from process.exceptions import InvalidTransition, RunNotFound
+from process.exceptions import RunNotFound
+from runs.outcomes import OutcomeStore
 from runs.projection import project
-from runs.record import Run, approval_in_progress
+from runs.record import Run, utcnow
+from runs.stats import parse_window, stats_report
 
 #: Every subcommand ``/agents`` knows; anything else gets the help text. Tests try each
 #: one as an unauthorized user, so a new one can't skip the authorization checks.
-SUBCOMMANDS = ("status", "cancel", "help")
+SUBCOMMANDS = ("status", "stats", "cancel", "help")
+DEFAULT_WINDOW = "30d"
+
+
+REPO_WORD = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
 def help_text(command: str) -> str:
     return (
         f"`{command} status`: the queue, what is running and what it costs\n"
         f"`{command} status <id>`: one run in detail, with its latest events\n"
+        f"`{command} stats [owner/repo] [30d]`: runs, merged PRs, cost per merged PR and "
+        "line survival, per repository, over a window (hours, days or weeks)\n"
         f"`{command} cancel <id>`: stop a run (yours, or any if you are an approver)\n"
         f"`{command} help`: this text\n"
         "To start a run, mention me: `@agents in owner/repo: what to change`."
@@ -40,20 +50,52 @@ def _run_id(word: str) -> int | None:
     return int(word) if word.isdigit() else None
 
 
+def stats_reply(
+    words: list[str],
+    services: Services,
+    where: Callable[[str, str | None], bool] | None,
+    command: str,
+) -> tuple[str, list[dict[str, Any]]]:
+    """``stats [owner/repo] [window]``: figures over runs ``where`` lets the user see."""
+    window, repo = DEFAULT_WINDOW, None
+    for word in words:
+        if REPO_WORD.match(word):
+            repo = word
+            continue
+        try:
+            parse_window(word)
+        except ValueError:
+            return text_message(
+                f"`{escape(word[:40])}` is neither a repository (owner/name) nor a window "
+                f"(like 30d, 12h or 8w); try `{command} stats acme/api 30d`."
+            )
+        window = word
+    since = utcnow() - parse_window(window)
+    outcomes = OutcomeStore(services.connection, prefix=services.store.prefix)
+    visible = None if where is None else (lambda o: where(o.requester, o.channel))
+    report = stats_report(
+        outcomes.since(None), since=since, visible=visible, repos={repo} if repo else None
+    )
+    return stats_blocks(report, window, outcomes.refreshed_at())
+
+
 def handle_command(
     user: str,
     text: str,
     services: Services,
     visible: Callable[[Run], bool] | None = None,
+    where: Callable[[str, str | None], bool] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     """The ephemeral reply to ``/agents <text>`` from ``user``.
 
     ``visible`` says which runs ``user`` may see in detail (see
     :meth:`Services.visibility`); None shows all.
     """
-    command = services.settings.command
+    command = services.settings.slash_command
     words = text.split()
     verb = words[0].lower() if words else "help"
+    if verb == "stats" and len(words) <= 3:
+        return stats_reply(words[1:], services, where, command)
     if verb == "status" and len(words) == 1:
         queue = Queue(services.settings.queue, connection=services.connection)
         return status_blocks(collect(services.store, queue), visible)
@@ -75,31 +117,22 @@ def handle_command(
         if verb == "status":
             view = project(run, services.store.tail_events(run.id, 50))
             return run_detail_blocks(view, services.store.tail_events(run.id, 10))
-        if not may_decide(user, run.requester, services.settings):
-            return text_message(
-                f"Only <@{run.requester}> or an approver can cancel {run.label}. "
-                "Nothing was changed."
-            )
-        try:
-            services.queue.cancel(run.id, by=user)
-        except InvalidTransition:
-            current = services.store.get(run.id)
-            if approval_in_progress(current):
-                return text_message(f"{run.label} is being approved; it can't be cancelled now.")
-            return text_message(
-                f"{run.label} is already {current.status.value}; nothing to cancel."
-            )
-        return text_message(f"Cancelled {run.label}.")
+        outcome = decisions.cancel(
+            services.queue, run.id, user, approvers=services.settings.approvers
+        )
+        return text_message(outcome.text)
     if verb == "help":
         return text_message(help_text(command))
     return text_message(f"I don't know `{escape(text.strip()[:50])}`.\n" + help_text(command))
 
 
 def register(app: App, services: Services) -> None:
-    @app.command(services.settings.command)
+    @app.command(services.settings.slash_command)
     def on_command(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ack()
         user = command["user_id"]
+        where = services.visibility_where(client, user)
         visible = services.visibility(client, user)
-        fallback, blocks = handle_command(user, command.get("text", ""), services, visible)
+        text = command.get("text", "")
+        fallback, blocks = handle_command(user, text, services, visible, where)
         respond(text=fallback, blocks=blocks, response_type="ephemeral")

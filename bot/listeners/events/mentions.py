@@ -1,41 +1,36 @@
 """Mentions and DMs: turn a message into a run, or into input for the thread's run.
 
-On success, in this order: create the run, enqueue it, add :eyes: to the message, post
-the status message in the thread (and claim it as the run's, unless the reporter posted
-one first). Only Redis and a few Slack calls run here; the work
-happens on a worker.
+On success, in this order: create the run, enqueue it, add :eyes: to the message, and
+ask the reporter (the one writer of a run's thread) for the status message. Only Redis
+and a few Slack calls run here; the work happens on a worker.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection
+from datetime import timedelta
 from typing import Any
 
+from redis.exceptions import RedisError
 from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.blocks import escape, run_message, text_message
-from bot.reporter import claim_status_message
-from bot.requests import (
-    MAX_REQUEST_CHARS,
-    USAGE,
-    Ask,
-    Help,
-    may_ask,
-    may_decide,
-    parse,
-    strip_mentions,
-)
+from bot.blocks import escape, text_message
+from bot.requests import USAGE, Ask, Help, may_ask, parse, strip_mentions
 from bot.services import Services
-from process.exceptions import InvalidTransition, ThreadAlreadyHasRun
-from runs.projection import project
-from runs.record import Run, RunStatus, approval_in_progress
+from jobs import decisions
+from process.exceptions import ThreadAlreadyHasRun
+from runs.outcomes import OutcomeStore
+from runs.record import Estimate, Run, RunStatus, utcnow
+from runs.stats import estimate
 
 log = logging.getLogger(__name__)
 
 MAX_CONTEXT_MESSAGES = 30
+#: Finished runs older than this don't say what a run takes now.
+ESTIMATE_WINDOW = timedelta(days=90)
 MAX_CONTEXT_CHARS = 8000
 
 
@@ -70,6 +65,17 @@ def thread_context(
     ][-MAX_CONTEXT_MESSAGES:]
     text = "\n".join(lines)
     return text[-MAX_CONTEXT_CHARS:] if text else None
+
+
+def similar_runs(services: Services, repo: str) -> Estimate | None:
+    """What the last finished runs on ``repo`` took, for the status message; None with
+    too few of them, or when the figures can't be read (a run never waits on them)."""
+    try:
+        outcomes = OutcomeStore(services.connection, prefix=services.store.prefix)
+        return estimate(outcomes.since(utcnow() - ESTIMATE_WINDOW), repo)
+    except (RedisError, ValueError) as exc:
+        log.warning("no estimate for %s: %s", repo, exc)
+        return None
 
 
 def handle_message(event: dict[str, Any], client: WebClient, services: Services) -> Run | None:
@@ -107,6 +113,7 @@ def handle_message(event: dict[str, Any], client: WebClient, services: Services)
     )
     try:
         run = services.store.create(
+            estimate=similar_runs(services, parsed.repo),
             requester=user,
             repo=parsed.repo,
             request=parsed.text,
@@ -123,61 +130,28 @@ def handle_message(event: dict[str, Any], client: WebClient, services: Services)
         client.reactions_add(channel=channel, timestamp=ts, name="eyes")
     except SlackApiError as exc:
         log.warning("could not react to %s/%s: %s", channel, ts, exc)
-    fallback, blocks = run_message(project(run, services.store.events(run.id)))
-    posted = client.chat_postMessage(
-        channel=channel, thread_ts=reply_to, text=fallback, blocks=blocks
-    )
-    # If this post took longer than the reporter's grace (Slack retries), the reporter
-    # has posted a status message of its own: one of the two is deleted, never both kept.
-    return claim_status_message(services.store, client, run.id, channel, str(posted["ts"]))
+    # The reporter writes the thread; the status message is asked for now, so it shows
+    # within the second (if this fails, the reporter's next draw posts it).
+    try:
+        return services.reporter.post_status(run.id) or run
+    except SlackApiError as exc:
+        log.warning("run #%s: the status message could not be posted yet: %s", run.id, exc)
+        return run
 
 
 def follow_up(run: Run, user: str, text: str, client: WebClient, services: Services) -> None:
-    """A mention in a run's thread never forks a second run: it feeds the first one."""
+    """A mention in a run's thread never forks a second run: it steers the first one,
+    if the writer may (see :func:`jobs.decisions.steer`). A refusal is told to the
+    writer alone; the run is unchanged."""
     channel, thread_ts = run.channel or "", run.thread_ts or ""
-    feedback = strip_mentions(text)
-    if len(feedback) > MAX_REQUEST_CHARS and not run.status.is_final:
-        reply(
-            client,
-            channel,
-            thread_ts,
-            f"That message is {len(feedback):,} characters; I take at most "
-            f"{MAX_REQUEST_CHARS:,} for {run.label}, so I didn't use it. Put the details in "
-            "an issue or a file in the repository and point me at it.",
-        )
-        return
-    if run.status is RunStatus.AWAITING_DECISION:
-        if not may_decide(user, run.requester, services.settings):
-            reply(
-                client,
-                channel,
-                thread_ts,
-                f"Only <@{run.requester}> or an approver can ask for rework on {run.label}.",
-            )
-            return
-        if not feedback:
-            reply(client, channel, thread_ts, "Tell me what to change and I'll rework it.")
-            return
-        try:
-            reworked = services.queue.request_rework(run.id, by=user, feedback=feedback)
-        except InvalidTransition:
-            current = services.store.get(run.id)
-            why = (
-                "is being approved"
-                if approval_in_progress(current)
-                else "is no longer awaiting a decision"
-            )
-            reply(client, channel, thread_ts, f"{run.label} {why}; your feedback was not used.")
-            return
-        reply(
-            client,
-            channel,
-            thread_ts,
-            f"Got it: starting iteration {reworked.iteration} of {run.label} with your "
-            "feedback, on the same branch.",
-        )
-        return
-    if run.status.is_final:
+    outcome = decisions.steer(
+        services.queue,
+        run.id,
+        user,
+        strip_mentions(text),
+        approvers=services.settings.approvers,
+    )
+    if outcome.kind == "stale" and run.status.is_final:
         reply(
             client,
             channel,
@@ -186,20 +160,30 @@ def follow_up(run: Run, user: str, text: str, client: WebClient, services: Servi
             "new message rather than in this thread.",
         )
         return
-    if not feedback:
+    if not outcome.done:
+        if outcome.kind == "empty" and run.status is not RunStatus.AWAITING_DECISION:
+            return  # a bare mention while it works: nothing to keep
+        client.chat_postEphemeral(
+            channel=channel, user=user, thread_ts=thread_ts, text=outcome.text
+        )
         return
-
-    def queue_feedback(r: Run) -> None:
-        r.pending_feedback.append(feedback)
-
-    services.store.update(run.id, queue_feedback)
-    reply(
-        client,
-        channel,
-        thread_ts,
-        f"{run.label} is still working. I've queued your message for its next iteration: "
-        f"“{escape(feedback[:200])}”",
-    )
+    quoted = escape((outcome.quoted or "")[:200])
+    if outcome.kind == "reworking" and outcome.run is not None:
+        reply(
+            client,
+            channel,
+            thread_ts,
+            f"Got it: starting iteration {outcome.run.iteration} of {run.label} with "
+            f"<@{user}>'s feedback, on the same branch.",
+        )
+    else:
+        reply(
+            client,
+            channel,
+            thread_ts,
+            f"{run.label} is still working. I've queued your message for its next "
+            f"iteration: “{quoted}”",
+        )
 
 
 def register(app: App, services: Services) -> None:

@@ -11,10 +11,9 @@ from slack_sdk import WebClient
 
 from bot.blocks import cut, escape
 from bot.listeners.events.mentions import reply
-from bot.requests import may_decide
 from bot.services import Services
-from process.exceptions import InvalidTransition, RunNotFound
-from runs.record import Run, approval_in_progress
+from jobs import decisions
+from runs.record import Run
 
 log = logging.getLogger(__name__)
 
@@ -68,52 +67,39 @@ def handle_submission(
     ack()
     user = body["user"]["id"]
     try:
-        run_id = int(json.loads(view["private_metadata"])["run"])
-        run = services.store.get(run_id)
-    except (ValueError, KeyError, TypeError, RunNotFound):
+        meta = json.loads(view["private_metadata"])
+        run_id, iteration = int(meta["run"]), meta.get("iteration")
+    except (ValueError, KeyError, TypeError):
         log.warning("rework submitted for an unknown run: %r", view.get("private_metadata"))
         client.chat_postEphemeral(
-            channel=user,
-            user=user,
-            text="That run no longer exists (its record has expired); your feedback was not used.",
+            channel=user, user=user, text="That form is not one of mine; nothing was changed."
         )
         return "missing"
-    if not may_decide(user, run.requester, services.settings):
+    outcome = decisions.request_rework(
+        services.queue,
+        run_id,
+        user,
+        feedback,
+        approvers=services.settings.approvers,
+        iteration=None if iteration is None else int(iteration),
+    )
+    run = outcome.run
+    if not outcome.done or run is None:
         client.chat_postEphemeral(
-            channel=run.channel or user,
+            channel=(run.channel if run else None) or user,
             user=user,
-            thread_ts=run.thread_ts,
-            text=f"Only <@{run.requester}> (who asked) or an approver can rework {run.label}. "
-            "Your feedback was not used; nothing was changed.",
+            thread_ts=run.thread_ts if run else None,
+            text=outcome.text,
         )
-        return "refused"
-    try:
-        reworked = services.queue.request_rework(run.id, by=user, feedback=feedback)
-    except InvalidTransition:
-        client.chat_postEphemeral(
-            channel=run.channel or user,
-            user=user,
-            thread_ts=run.thread_ts,
-            text=_not_reworked(services.store.get(run.id)),
-        )
-        return "stale"
+        return outcome.kind
     reply(
         client,
         run.channel or "",
         run.thread_ts or "",
-        f"<@{user}> asked for rework: “{escape(feedback[:500])}”. Starting iteration "
-        f"{reworked.iteration} on the same branch.",
+        f"<@{user}> asked for rework: “{escape((outcome.quoted or '')[:500])}”. Starting "
+        f"iteration {run.iteration} on the same branch.",
     )
     return "reworking"
-
-
-def _not_reworked(run: Run) -> str:
-    if approval_in_progress(run):
-        return f"{run.label} is being approved; your feedback was not used."
-    return (
-        f"{run.label} is no longer awaiting a decision (it is "
-        f"{run.status.value.replace('_', ' ')}); your feedback was not used."
-    )
 
 
 def register(app: App, services: Services) -> None:

@@ -48,9 +48,13 @@ def agent_context(run: Run) -> str | None:
             f"pushed; the workspace already holds their changes. What they did:\n{done}"
         )
     if a.feedback:
+        requester = [f for f in a.feedback if f.by == run.requester]
+        others = [f for f in a.feedback if f.by != run.requester]
+        lines = [f"- from the requester: {f.text}" for f in requester]
+        lines += [f"- from <@{f.by}>, who may also decide on this run: {f.text}" for f in others]
         parts.append(
-            "Feedback from the requester on the last iteration; address it now:\n"
-            + "\n".join(f"- {item}" for item in a.feedback)
+            "Feedback on the last iteration, with who wrote it; address it now:\n"
+            + "\n".join(lines)
         )
     return "\n\n".join(parts) or None
 

@@ -18,7 +18,7 @@ from jobs.blueprint.steps.agent import Pass, agent_pass, finish_pass, pending_pa
 from jobs.checks import CheckResult, evaluate, failure_slice, mark_preexisting
 from jobs.repo_config import JUNIT_DIR, CheckCommand, RepoConfig
 from process.exceptions import StepFailed
-from runs.events import MILESTONE_ESCALATED, Event, EventType
+from runs.events import ChecksRan, Escalated, Event
 from runs.record import Run
 from sandboxes.protocol import Sandbox
 
@@ -143,7 +143,7 @@ def report(run: Run, results: list[CheckResult], *, phase: str) -> dict[str, Any
     return {
         "iteration": run.iteration,
         "phase": phase,
-        "round": run.artifacts.fix_rounds,
+        "round": run.artifacts.fix_rounds_spent,
         "passed": passing(results),
         "summary": summarize(results),
         "results": [r.model_dump(mode="json") for r in results],
@@ -184,7 +184,7 @@ def _add_report(ctx: RunContext, entry: dict[str, Any], event: Event) -> None:
 def _save_fix(ctx: RunContext, fixed: Pass, rounds: int) -> None:
     def fixed_round(run: Run) -> None:
         finish_pass(run, fixed)
-        run.artifacts.fix_rounds = rounds
+        run.artifacts.fix_rounds_spent = rounds
         if run.artifacts.check_reports:
             run.artifacts.check_reports[-1]["fix_summary"] = fixed.summary
 
@@ -198,14 +198,14 @@ def checks(ctx: RunContext, session: SandboxSession, *, phase: str = "checks") -
     run = ctx.run()
     if pending_pass(run) is not None:  # a fix round its last worker stopped to drain
         fixed = agent_pass(ctx, session)
-        _save_fix(ctx, fixed, run.artifacts.fix_rounds + 1)
+        _save_fix(ctx, fixed, run.artifacts.fix_rounds_spent + 1)
         ctx.stop_if_draining()
     while True:
         results = judged(ctx, session, config)
         run = ctx.run()
         entry = report(run, results, phase=phase)
         summary = str(entry["summary"])
-        rounds = run.artifacts.fix_rounds
+        rounds = run.artifacts.fix_rounds_spent
         if passing(results):
             _add_report(ctx, entry, _checks_event(ctx, True, summary))
             return
@@ -220,11 +220,14 @@ def checks(ctx: RunContext, session: SandboxSession, *, phase: str = "checks") -
 
 def _checks_event(
     ctx: RunContext, passed: bool, summary: str, *, attempt: int | None = None, most: int = 0
-) -> Event:
-    data: dict[str, object] = {"passed": passed, "summary": summary}
-    if attempt is not None:
-        data.update(attempt=attempt, max_attempts=most)
-    return Event(type=EventType.CHECKS, by=ctx.by, data=data)
+) -> ChecksRan:
+    return ChecksRan(
+        by=ctx.by,
+        passed=passed,
+        text=summary,
+        fix_round=attempt,
+        last_round=most if attempt is not None else None,
+    )
 
 
 def escalate(
@@ -249,9 +252,7 @@ def escalate(
         escalated,
         [
             _checks_event(ctx, False, failing),
-            Event(
-                type=EventType.MESSAGE, by=ctx.by, data={"kind": MILESTONE_ESCALATED, "text": text}
-            ),
+            Escalated(by=ctx.by, text=text),
         ],
     )
     if config.escalation == "stop":

@@ -16,6 +16,7 @@ from jobs.blueprint.sandbox import (
 )
 from jobs.repo_config import CONFIG_FILE, RepoConfig, resolve
 from process.exceptions import RepoConfigError, StepFailed
+from runs.events import Prepared
 from runs.record import Run
 
 
@@ -101,8 +102,8 @@ def prepare(ctx: RunContext, session: SandboxSession) -> None:
         "image": image,
         "image_id": deps.image_id(image),
         "models": {
-            "builder": deps.agent.roles.builder,
-            "reviewer": deps.agent.roles.reviewer,
+            "builder": deps.agent.roles.model_builder,
+            "reviewer": deps.agent.roles.model_reviewer,
         },
         "prompt_sha256": {},
         "setup": list(config.setup),
@@ -118,10 +119,12 @@ def prepare(ctx: RunContext, session: SandboxSession) -> None:
     origin = "detected" if config.detected else "from .agents.yml"
     if not config.checks:
         origin = "no check commands configured or detected"
-    ctx.message(
-        "prepared",
-        f"{run.repo}@{base_commit[:12]} ({base_branch}); checks: {checks} ({origin}); "
-        f"setup: {len(session.setup.commands)} command(s)",
-        base_commit=base_commit,
-        checks=[check.name for check in config.checks],
+    ctx.record(
+        Prepared(
+            by=ctx.by,
+            text=f"{run.repo}@{base_commit[:12]} ({base_branch}); checks: {checks} ({origin}); "
+            f"setup: {len(session.setup.commands)} command(s)",
+            base_commit=base_commit,
+            checks=[check.name for check in config.checks],
+        )
     )

@@ -17,7 +17,7 @@ from jobs.forge.steps import PublishRequest, PublishResult
 from jobs.forge.steps import push_and_open_pr as forge_publish
 from jobs.safety import scan
 from process.exceptions import StepFailed
-from runs.events import MILESTONE_PR, Event, EventType
+from runs.events import Event, PullRequestOpened, PullRequestUpdated, SafetyGateBlocked
 from runs.record import Run
 
 #: Age after which a publish directory is a leftover of a killed worker: a publish
@@ -42,11 +42,10 @@ def safety_gate(ctx: RunContext, run: Run) -> None:
     if not findings:
         return
     described = [finding.describe() for finding in findings]
-    ctx.event(
-        EventType.ERROR,
-        kind="safety_gate",
-        text="the diff safety gate refused to push",
-        findings=described,
+    ctx.record(
+        SafetyGateBlocked(
+            by=ctx.by, text="the diff safety gate refused to push", findings=described
+        )
     )
     allow = (
         " (a protected path can be allowed with `allow_protected` in .agents.yml)"
@@ -86,7 +85,7 @@ def push_iteration(
         patch_base=patch_base,
         branch=a.branch,
         base_branch=a.base_branch,
-        draft=deps.config.draft or a.escalated,
+        draft=deps.config.draft_prs or a.escalated,
         body=pr_body(run, slack_url=deps.config.slack_url, requester_login=login),
         requester=f"@{login}" if login else None,
         thread_url=thread_url(run, deps.config.slack_url),
@@ -129,20 +128,29 @@ def record_pr(ctx: RunContext, result: PublishResult) -> None:
         run.artifacts.pr_url = pr.url
         run.artifacts.pr_number = pr.number
 
+    event: Event
     if first:
-        data: dict[str, object] = {"kind": MILESTONE_PR, "url": pr.url, "number": pr.number}
+        event = PullRequestOpened(
+            by=ctx.by,
+            url=pr.url,
+            number=pr.number,
+            branch=result.branch,
+            head_sha=result.head_sha,
+            draft=pr.draft,
+        )
     else:
-        data = {
-            "kind": "pr_updated",
-            "url": pr.url,
-            "number": pr.number,
-            "text": f"pushed iteration {run.iteration} to {result.branch}"
+        event = PullRequestUpdated(
+            by=ctx.by,
+            url=pr.url,
+            number=pr.number,
+            branch=result.branch,
+            head_sha=result.head_sha,
+            draft=pr.draft,
+            text=f"pushed iteration {run.iteration} to {result.branch}"
             if result.changed
             else f"iteration {run.iteration} changed nothing on {result.branch}",
-        }
-    data.update(branch=result.branch, head_sha=result.head_sha, draft=pr.draft)
-    kind = EventType.ARTIFACT if first else EventType.MESSAGE
-    ctx.save(published, [Event(type=kind, by=ctx.by, data=data)])
+        )
+    ctx.save(published, [event])
 
 
 def publish(ctx: RunContext, session: SandboxSession) -> None:

@@ -12,7 +12,7 @@ from jobs.blueprint.steps.agent import agent_pass, finish_pass, record_prompt
 from jobs.blueprint.steps.checks import checks as run_checks_step
 from jobs.blueprint.steps.checks import latest_results, stable
 from jobs.checks import CheckResult, excerpt
-from runs.events import Event, EventType
+from runs.events import Reviewed
 from runs.record import Run
 
 
@@ -34,11 +34,11 @@ def checks_text(results: list[CheckResult]) -> str:
 def _review_once(ctx: RunContext) -> None:
     run = ctx.run()
     deps = ctx.deps
-    model_id = deps.agent.roles.reviewer
+    model_id = deps.agent.roles.model_reviewer
     result = call_reviewer(
         ctx.model,
         model_id=model_id,
-        prices=deps.agent.prices,
+        prices=deps.agent.price_table,
         max_tokens=deps.agent.max_output_tokens,
         request=run.request,
         diff=run.artifacts.patch or "",
@@ -60,14 +60,10 @@ def _review_once(ctx: RunContext) -> None:
             run.artifacts.model_calls = counted.calls
             record_prompt(run, "reviewer", counted.last_prompt_hash)
 
-    event = Event(
-        type=EventType.MESSAGE,
+    event = Reviewed(
         by="agent:reviewer",
-        data={
-            "kind": "review",
-            "verdict": result.verdict,
-            "text": f"review: {result.verdict}" + (f": {result.notes}" if result.notes else ""),
-        },
+        verdict=result.verdict,
+        text=f"review: {result.verdict}" + (f": {result.notes}" if result.notes else ""),
     )
     ctx.save(reviewed, [event])
 

@@ -15,6 +15,7 @@ from jobs.checks import excerpt
 from jobs.forge.steps import CiOutcome
 from jobs.forge.steps import poll_ci as forge_watch
 from process.exceptions import StepFailed
+from runs.events import CiFinished
 from runs.record import Run
 
 MAX_CI_SLICE = 6000
@@ -66,9 +67,9 @@ def watch(ctx: RunContext, sha: str) -> dict[str, Any]:
         deps.forge,
         run.repo,
         sha,
-        timeout=config.ci_timeout,
-        interval=config.ci_poll,
-        settle=config.ci_settle,
+        timeout=config.ci_timeout_seconds,
+        interval=config.ci_poll_seconds,
+        settle=config.ci_settle_seconds,
         between_polls=ctx.stop_if_draining,
     )
     return outcome_record(outcome, sha)
@@ -79,7 +80,7 @@ def _save_ci(ctx: RunContext, ci: dict[str, Any]) -> None:
         run.artifacts.ci = ci
 
     ctx.save(saved)
-    ctx.message("ci", _text(ci), state=ci["state"])
+    ctx.record(CiFinished(by=ctx.by, state=str(ci["state"]), text=_text(ci)))
 
 
 def fix_ci(ctx: RunContext, session: SandboxSession, ci: dict[str, Any]) -> dict[str, Any]:
@@ -142,7 +143,7 @@ def watch_ci(ctx: RunContext, session: SandboxSession) -> None:
     if head is None:
         raise StepFailed("nothing was pushed, so there is no CI to watch")
     ci = run.artifacts.ci
-    if config.ci_timeout <= 0:
+    if config.ci_timeout_seconds <= 0:
         _save_ci(ctx, {"state": "skipped", "sha": head})
         return
     if ci is None or (ci.get("sha") != head and ci.get("fix") is None):
