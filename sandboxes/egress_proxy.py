@@ -393,8 +393,10 @@ class EgressProxy:
         if proxy is None:
             return EgressReport(truncated=True)
         try:
-            stream = proxy.logs(stdout=True, stderr=False, since=max(since - 1, 0), stream=True)
-            return egress_log.summarize(_lines(stream), address, since)
+            stream = proxy.logs(
+                stdout=True, stderr=False, since=max(since - 1, 0), stream=True, follow=False
+            )
+            return egress_log.summarize_access(_lines(stream), address, since)
         except docker.errors.DockerException as exc:
             log.warning("reading the egress proxy's log failed: %s", exc)
             return EgressReport(truncated=True)
