@@ -8,13 +8,13 @@ from concurrent.futures import Executor
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot.listeners.actions import decisions
+from bot.listeners.actions import decisions, repo_picker
 from bot.listeners.commands import agents
 from bot.listeners.events import home, mentions
 from bot.listeners.views import rework
 from bot.services import Services
 
-LISTENERS = (mentions, home, decisions, rework, agents)
+LISTENERS = (mentions, home, decisions, repo_picker, rework, agents)
 
 
 def create_app(

@@ -43,6 +43,8 @@ _STATUS_WORDS = {
     RunStatus.FAILED: ":x: failed",
     RunStatus.CANCELLED: ":no_entry_sign: cancelled",
     RunStatus.EVALUATED: ":bar_chart: evaluated (no pull request: an eval task)",
+    RunStatus.MERGED: ":tada: merged",
+    RunStatus.CLOSED: ":wastebasket: closed without merging",
 }
 
 

@@ -30,6 +30,7 @@ one mechanism, and each part only makes sense beside the others.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -57,6 +58,7 @@ from runs.events import (
     DecisionRefused,
     Escalated,
     Event,
+    GitHubActivity,
     PullRequestOpened,
     SetupEgress,
     StatusChanged,
@@ -144,6 +146,12 @@ def milestone(event: Event, run: Run) -> tuple[str, list[dict[str, Any]]] | None
             return text_message(f":no_entry_sign: {run.label} was cancelled by <@{event.by}>.")
         case StatusChanged(to=RunStatus.APPROVED):
             return text_message(f":white_check_mark: {run.label} approved by <@{event.by}>.")
+        case StatusChanged(to=RunStatus.MERGED | RunStatus.CLOSED, reason=reason):
+            mark = ":tada:" if event.to is RunStatus.MERGED else ":wastebasket:"
+            return text_message(f"{mark} {run.label}: {escape(reason or event.to.value)}.")
+        case GitHubActivity(text=text, url=url, action=action) if action != "started":
+            link = f" (<{url}|on GitHub>)" if url and _plain_url(url) else ""
+            return text_message(f":octocat: {escape(text)}{link}")
     return None
 
 
@@ -179,6 +187,7 @@ _REACTION_FOR = {
     RunStatus.APPROVED.value: "white_check_mark",
     RunStatus.FAILED.value: "x",
     RunStatus.CANCELLED.value: "x",
+    RunStatus.MERGED.value: "tada",
 }
 
 
@@ -356,6 +365,8 @@ class Reporter:
             return True
         if self.redis.exists(self._key("gone", run_id)):
             return True  # Slack said the thread is gone (logged then); nothing to draw
+        if run.channel and not run.thread_ts:
+            run = self._post_root(run)
         if run.channel and run.thread_ts and not run.status_ts:
             run = self._post_status(run)
         if not run.channel or not run.thread_ts or not run.status_ts:
@@ -406,6 +417,8 @@ class Reporter:
         try:
             with self._renewing(lock, token):
                 run = self.store.get(run_id)
+                if run.channel and not run.thread_ts:
+                    run = self._post_root(run)
                 if run.channel and run.thread_ts and not run.status_ts:
                     run = self._post_status(run)
                 return run
@@ -413,6 +426,30 @@ class Reporter:
             return None
         finally:
             self._release(keys=[lock], args=[token])
+
+    def _post_root(self, run: Run) -> Run:
+        """A run asked for outside Slack (a GitHub issue) has a channel but no thread:
+        post the message its thread hangs off, saying where it came from, and claim it
+        (a checked write: a second root, posted by a racing draw, is deleted)."""
+        started = next(
+            (e for e in self.store.events(run.id, count=5) if isinstance(e, GitHubActivity)),
+            None,
+        )
+        origin = escape(started.text) if started else f"asked by {escape(run.requester)}"
+        link = (
+            f" (<{started.url}|issue>)"
+            if started and started.url and _plain_url(started.url)
+            else ""
+        )
+        fallback, blocks = text_message(f"{run.label} `{escape(run.repo)}`: {origin}{link}")
+        channel = run.channel or ""
+        posted = self.client.chat_postMessage(channel=channel, text=fallback, blocks=blocks)
+        ts = str(posted["ts"])
+        kept = self.store.claim_thread(run.id, channel, ts)
+        if kept.thread_ts != ts:
+            with contextlib.suppress(SlackApiError):
+                self.client.chat_delete(channel=channel, ts=ts)
+        return kept
 
     def _post_status(self, run: Run) -> Run:
         """Post the run's status message (the first state of its thread) and claim it."""

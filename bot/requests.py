@@ -18,7 +18,8 @@ USAGE = (
     "Ask me to change a repository and I'll open a pull request:\n"
     "• `@agents in acme/api: make the retry limit configurable`\n"
     "• `@agents repo:acme/api make the retry limit configurable`\n"
-    "• in a channel with a default repository: `@agents make the retry limit configurable`\n"
+    "• in a channel with a default repository: `@agents make the retry limit configurable` "
+    "(`/agents repo owner/name` sets it; without one, I ask which repository)\n"
     "I reply in a thread with progress, then post *Approve* / *Rework* buttons. "
     "`/agents status` shows the queue and costs."
 )
@@ -41,6 +42,14 @@ class Help:
 
 
 @dataclass(frozen=True)
+class NoRepo:
+    """A request that names no repository, in a channel without a default: the bot asks
+    which one (a picker) rather than refusing."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Refusal:
     """Why nothing will happen, written for the user, with how to fix it."""
 
@@ -51,8 +60,20 @@ def strip_mentions(text: str) -> str:
     return _MENTION.sub(" ", text).strip()
 
 
-def parse(text: str, *, channel: str, settings: BotSettings) -> Ask | Help | Refusal:
-    """Turn the text of a mention into a request, the usage text, or a refusal."""
+def repo_allowed(repo: str, allowed: list[str]) -> bool:
+    """Whether ``repo`` matches the allow-list (``owner/name`` or ``owner/*``; empty
+    allows any), case-insensitively as GitHub names are."""
+    return not allowed or any(
+        fnmatch.fnmatchcase(repo.lower(), pattern.lower()) for pattern in allowed
+    )
+
+
+def parse(
+    text: str, *, channel: str, settings: BotSettings, default_repo: str | None = None
+) -> Ask | Help | NoRepo | Refusal:
+    """Turn the text of a mention into a request, the usage text, a request waiting for
+    a repository, or a refusal. ``default_repo`` is the channel's default (set with
+    ``/agents repo``); without one, AGENTS_CHANNEL_REPOS is asked."""
     body = strip_mentions(text)
     if not body or body.lower() in {"help", "?", "usage"}:
         return Help()
@@ -66,13 +87,10 @@ def parse(text: str, *, channel: str, settings: BotSettings) -> Ask | Help | Ref
             repo = tag.group("repo")
             body = (body[: tag.start()] + " " + body[tag.end() :]).strip()
     if repo is None:
-        repo = settings.channel_repos.get(channel)
+        repo = default_repo or settings.channel_repos.get(channel)
         if repo is None:
-            return Refusal(
-                "I couldn't tell which repository you mean. Start with "
-                "`in owner/repo:` (for example `in acme/api: fix the flaky test`), or ask an "
-                "admin to set a default for this channel in AGENTS_CHANNEL_REPOS."
-            )
+            too_long = _too_long(body)
+            return too_long if too_long is not None else NoRepo(text=body)
     repo = repo.strip().strip("`<>").removesuffix(".git")
     if not _REPO_NAME.match(repo):
         return Refusal(
@@ -84,20 +102,25 @@ def parse(text: str, *, channel: str, settings: BotSettings) -> Ask | Help | Ref
             f"What should I change in `{repo}`? Add the request after the repository, "
             f"for example `in {repo}: make the retry limit configurable`."
         )
-    if len(body) > MAX_REQUEST_CHARS:
-        return Refusal(
-            f"That request is {len(body):,} characters; I take at most {MAX_REQUEST_CHARS:,}. "
-            "Put the details in an issue or a file in the repository and point me at it."
-        )
-    if settings.allowed_repos and not any(
-        fnmatch.fnmatchcase(repo.lower(), pattern.lower()) for pattern in settings.allowed_repos
-    ):
+    too_long = _too_long(body)
+    if too_long is not None:
+        return too_long
+    if not repo_allowed(repo, settings.allowed_repos):
         return Refusal(
             f"`{repo}` is not on this bot's allow-list, so I won't work on it. Ask an admin to "
             "add it to AGENTS_ALLOWED_REPOS, or pick one of: "
             + ", ".join(f"`{escape(p)}`" for p in settings.allowed_repos)
         )
     return Ask(repo=repo, text=body)
+
+
+def _too_long(body: str) -> Refusal | None:
+    if len(body) <= MAX_REQUEST_CHARS:
+        return None
+    return Refusal(
+        f"That request is {len(body):,} characters; I take at most {MAX_REQUEST_CHARS:,}. "
+        "Put the details in an issue or a file in the repository and point me at it."
+    )
 
 
 def may_ask(user: str, channel: str, *, is_dm: bool, settings: BotSettings) -> Refusal | None:

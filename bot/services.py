@@ -10,6 +10,7 @@ import redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.channel_repos import ChannelRepos, PendingAsks
 from bot.reporter import Reporter
 from jobs.queue import RunQueue
 from process.settings import BotSettings
@@ -30,6 +31,9 @@ class Services:
     queue: RunQueue
     #: The one writer of each run's thread (its status message and milestones).
     reporter: Reporter
+    #: Each channel's default repository, and mentions waiting for one to be picked.
+    channel_repos: ChannelRepos
+    pending_asks: PendingAsks
 
     @classmethod
     def from_settings(
@@ -43,6 +47,10 @@ class Services:
             store=store,
             queue=queue,
             reporter=Reporter(store, client),
+            channel_repos=ChannelRepos(
+                connection, prefix=store.prefix, configured=settings.channel_repos
+            ),
+            pending_asks=PendingAsks(connection, prefix=store.prefix),
         )
 
     def first_delivery(self, channel: str, ts: str) -> bool:

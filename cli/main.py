@@ -20,6 +20,8 @@ COMMANDS = (
     "bot",
     "worker",
     "run",
+    "decide",
+    "logs",
     "eval",
     "stats",
     "status",

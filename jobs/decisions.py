@@ -27,9 +27,10 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from jobs.queue import OVER as _OVER
 from jobs.queue import RunQueue
 from process.exceptions import ForgeError, InvalidTransition, RunNotFound
-from runs.events import ApproveFailed, DecisionRefused, SandboxesRemoved
+from runs.events import ApproveFailed, DecisionRefused, GitHubActivity, SandboxesRemoved
 from runs.record import Run, RunStatus, approval_in_progress, utcnow
 from runs.store import RunStore
 
@@ -48,6 +49,7 @@ class Action(StrEnum):
     REWORK = "rework"
     CANCEL = "cancel"
     STEER = "steer"
+    RESUME = "resume"
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ _STATE = {
     RunStatus.RUNNING: "still working",
     RunStatus.QUEUED: "still queued",
     RunStatus.AWAITING_DECISION: "awaiting a decision",
+    RunStatus.MERGED: "already merged",
+    RunStatus.CLOSED: "already closed (its pull request was closed)",
 }
 
 
@@ -291,6 +295,70 @@ def steer(
     )
 
 
+def resume(
+    queue: RunQueue,
+    run_id: int,
+    user: str,
+    *,
+    approvers: Iterable[str],
+    max_attempts: int,
+) -> Outcome:
+    """Resume a run whose work was lost, now, instead of at the next recovery sweep.
+
+    The same hand-backs a worker's sweep makes (:mod:`jobs.recovery`), for one run: a
+    running run whose worker died goes back to the queue from its last checkpoint, a
+    queued run whose job was lost is enqueued again, and an approve whose job died is
+    carried out again. A run whose work is alive, or that is final, is left as it is.
+    """
+    from jobs.recovery import abandoned, recover
+
+    run = _load(queue.store, run_id)
+    if isinstance(run, Outcome):
+        return run
+    refused = _refused(user, Action.RESUME, run, approvers)
+    if refused is not None:
+        return refused
+    if run.status.is_final:
+        return Outcome(
+            False,
+            "stale",
+            f"{run.label} is {run.status.value}; a finished run can't be resumed. "
+            "To ask for it again, start a new run.",
+            run,
+        )
+    if run.status is RunStatus.RUNNING:
+        reason = abandoned(queue.store, run)
+        if reason is None:
+            return Outcome(False, "alive", f"{run.label} is still working; nothing to resume.", run)
+        done = recover(
+            queue.store,
+            queue,
+            run.id,
+            reason=f"{reason} (resumed by {user})",
+            attempts=run.attempts,
+            max_attempts=max_attempts,
+            by=user,
+        )
+        if done is None:
+            return _stale(queue.store.get(run.id))
+        return Outcome(
+            done.outcome == "requeued", done.outcome, f"{run.label}: {done.reason}.", run
+        )
+    if run.status is RunStatus.AWAITING_DECISION:
+        if queue.resume_approval(run.id) is not None:
+            return Outcome(True, "approving", f"Approving {run.label} again.", run)
+        return Outcome(
+            False, "awaiting", f"{run.label} is awaiting a decision: approve or rework it.", run
+        )
+    job = queue.job(run)
+    if job is not None and job.get_status(refresh=True) not in _OVER:
+        return Outcome(
+            False, "waiting", f"{run.label} is {_STATE[run.status]}; its job is there.", run
+        )
+    queue.enqueue(run, replace_finished=True)
+    return Outcome(True, "resumed", f"Enqueued {run.label} again (its job was lost).", run)
+
+
 def _feedback_problem(run: Run, feedback: str) -> Outcome | None:
     if not feedback:
         return Outcome(False, "empty", f"Tell me what to change in {run.label}.", run)
@@ -304,6 +372,116 @@ def _feedback_problem(run: Run, feedback: str) -> Outcome | None:
             run,
         )
     return None
+
+
+# -- asked for on GitHub (a webhook, handled on a worker) ----------------------------
+
+
+def github_user(login: str) -> str:
+    """How a GitHub account is named as the author of a change to a run."""
+    return f"github:{login}"
+
+
+def from_github(
+    queue: RunQueue, forge: Forge, run_id: int, login: str, feedback: str, *, url: str | None
+) -> Outcome:
+    """A comment or a review on the run's pull request asking for a change.
+
+    On GitHub the rule is GitHub's own: write access to the repository (what the
+    Approve button needs with ``AGENTS_REQUIRE_GITHUB_WRITE``). Awaiting a decision, it
+    is a rework of the same run; queued or working, it is kept for the next iteration.
+    Anything else is recorded on the run, with why, and changes nothing.
+    """
+    from jobs.forge.protocol import can_write
+
+    run = _load(queue.store, run_id)
+    if isinstance(run, Outcome):
+        return run
+    by = github_user(login)
+    store = queue.store
+
+    def ignored(why: str) -> Outcome:
+        store.append_event(
+            run.id, GitHubActivity(by=by, login=login, action="ignored", text=why, url=url)
+        )
+        return Outcome(False, "ignored", why, run)
+
+    if run.status.is_final:
+        return ignored(f"{run.label} is {run.status.value}; the comment by @{login} was not used")
+    try:
+        permission = forge.permission(run.repo, login)
+    except ForgeError as err:
+        return ignored(f"could not read @{login}'s permission on {run.repo} ({err}); not used")
+    if not can_write(permission):
+        return ignored(
+            f"@{login} has no write access to {run.repo} ({permission}); their comment was not used"
+        )
+    feedback = feedback.strip()
+    problem = _feedback_problem(run, feedback)
+    if problem is not None:
+        return ignored(f"the comment by @{login} was not used: {problem.text}")
+    shown = feedback if len(feedback) <= 300 else feedback[:299] + "…"
+    if run.status is RunStatus.AWAITING_DECISION:
+        try:
+            reworked = queue.request_rework(run.id, by=by, feedback=feedback)
+        except InvalidTransition:
+            current = store.get(run.id)
+            return ignored(
+                f"{run.label} could not be reworked (it is {current.status.value}"
+                f"{', being approved' if approval_in_progress(current) else ''}); the "
+                f"comment by @{login} was not used"
+            )
+        store.append_event(
+            run.id,
+            GitHubActivity(
+                by=by,
+                login=login,
+                action="rework",
+                text=f"rework requested on GitHub by @{login}: {shown}",
+                url=url,
+            ),
+        )
+        return Outcome(
+            True,
+            "reworking",
+            f"Starting iteration {reworked.iteration} of {run.label} with @{login}'s feedback.",
+            reworked,
+            quoted=feedback,
+        )
+    store.update(
+        run.id,
+        lambda r: r.add_feedback(by, feedback),
+        events=[
+            GitHubActivity(
+                by=by,
+                login=login,
+                action="steer",
+                text=f"kept for the next iteration, from GitHub by @{login}: {shown}",
+                url=url,
+            )
+        ],
+    )
+    return Outcome(True, "steered", f"{run.label} is working; the comment is queued.", run)
+
+
+def pull_request_ended(queue: RunQueue, run_id: int, login: str, *, merged: bool) -> Outcome:
+    """The run's pull request was merged or closed on the forge: the run ends ``merged``
+    or ``closed`` (from any state a run with a PR can be in, ``approved`` included), and
+    a job still working on it is stopped."""
+    run = _load(queue.store, run_id)
+    if isinstance(run, Outcome):
+        return run
+    to = RunStatus.MERGED if merged else RunStatus.CLOSED
+    what = "merged" if merged else "closed without merging"
+    try:
+        ended = queue.store.transition(
+            run.id, to, by=github_user(login), reason=f"pull request {what} on GitHub by @{login}"
+        )
+    except InvalidTransition:
+        return _stale(queue.store.get(run.id))
+    if run.status in (RunStatus.RUNNING, RunStatus.QUEUED, RunStatus.REWORK):
+        queue.stop_job(ended, by=github_user(login))
+    return Outcome(True, to.value, f"{run.label} is {to.value}.", ended)
 
 
 # -- carried out on a worker ----------------------------------------------------------

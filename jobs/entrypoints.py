@@ -4,6 +4,7 @@ RQ forks a process per job, and nothing is shared with the worker or other jobs.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from rq import get_current_job
 from rq.job import Job
@@ -60,6 +61,29 @@ def cancel_job(run_id: int, user: str) -> None:
     job = _job("cancel_job")
     worker = settings.load(settings.WorkerSettings)
     decisions.cancel_on_worker(_queue(job, worker), run_id, user)
+
+
+def github_event_job(event: str, delivery: str, payload: dict[str, Any]) -> str:
+    """Act on one GitHub webhook delivery the bot checked and queued
+    (:mod:`jobs.github_events`); returns, and logs, what happened."""
+    from jobs.github_events import handle_event
+
+    job = _job("github_event_job")
+    worker = settings.load(settings.WorkerSettings)
+    forge = open_forge(worker)
+    try:
+        done = handle_event(
+            store_for(job),
+            _queue(job, worker),
+            forge,
+            settings.GitHubSurfaceSettings.of(worker),
+            event,
+            payload,
+        )
+    finally:
+        forge.close()
+    logging.getLogger(__name__).info("github delivery %s (%s): %s", delivery, event, done)
+    return done
 
 
 def eval_validate_job(eval_id: str, index: int) -> None:

@@ -47,7 +47,7 @@ APPROVE_RESUMES = 3
 #: Job states of a job that has not run yet.
 _WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 #: Job states after which a job id may be reused for the same run (crash recovery).
-_OVER = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED}
+OVER = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED}
 
 
 def job_id_for(run_id: int, iteration: int = 1, attempts: int = 0) -> str:
@@ -202,7 +202,7 @@ class RunQueue:
             earlier = Job.fetch(job_id, connection=self.connection)
         except NoSuchJobError:
             return
-        if earlier.get_status(refresh=True) in _OVER:
+        if earlier.get_status(refresh=True) in OVER:
             earlier.delete()
 
     def _enqueue_once(

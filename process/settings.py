@@ -211,7 +211,37 @@ class AdmissionSettings(Section):
     )
 
 
+class WebhookSettings(Section):
+    """GitHub's webhooks, on the bot's HTTP server (``POST /github/events``)."""
+
+    github_webhook_secret: SecretStr | None = Field(
+        None,
+        validation_alias="GITHUB_WEBHOOK_SECRET",
+        description="the secret GitHub signs webhook deliveries with (X-Hub-Signature-256); "
+        "set it to accept POST /github/events",
+    )
+
+
 # -- the worker ---------------------------------------------------------------------
+
+
+class GitHubSurfaceSettings(Section):
+    """Runs driven from GitHub (webhooks): mentions in comments and labelled issues."""
+
+    github_channel: str | None = Field(
+        None,
+        pattern=r"^[CGD][A-Z0-9_]+$",
+        description="Slack channel id where runs started on GitHub get their thread (a "
+        "labelled issue, a mention in an issue comment); unset, GitHub starts no runs",
+    )
+    github_label: str = Field(
+        "agents", min_length=1, max_length=50, description="the issue label that starts a run"
+    )
+    github_mention: str = Field(
+        "@agents",
+        pattern=r"^@[A-Za-z0-9][A-Za-z0-9-]*(\[bot\])?$",
+        description="the mention that talks to the bot in a GitHub comment",
+    )
 
 
 class ModelSettings(Section):
@@ -472,7 +502,9 @@ class CommonSettings(BaseSettings, StoreSettings, LogSettings):
     model_config = _ROLE_CONFIG
 
 
-class BotSettings(CommonSettings, SlackSettings, AdmissionSettings, PeopleSettings):
+class BotSettings(
+    CommonSettings, SlackSettings, AdmissionSettings, PeopleSettings, WebhookSettings
+):
     """The Slack surface. Holds Slack tokens and nothing else secret."""
 
     model_config = _ROLE_CONFIG
@@ -502,6 +534,13 @@ class BotSettings(CommonSettings, SlackSettings, AdmissionSettings, PeopleSettin
         return self
 
 
+class OperatorSettings(CommonSettings, PeopleSettings, BlueprintSettings):
+    """The ``agents`` verbs an operator runs on one run (rework, approve, cancel, resume,
+    logs): the store, who may decide, and how often a run may be resumed. No secrets."""
+
+    model_config = _ROLE_CONFIG
+
+
 class WorkerSettings(
     CommonSettings,
     PeopleSettings,
@@ -516,6 +555,7 @@ class WorkerSettings(
     EgressSettings,
     HousekeepingSettings,
     StatsSettings,
+    GitHubSurfaceSettings,
 ):
     """The brain. Holds the model key and the forge token, never a Slack token."""
 

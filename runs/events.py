@@ -239,6 +239,18 @@ class SandboxesRemoved(EventBase):
     text: str
 
 
+class GitHubActivity(EventBase):
+    """Something said or done to the run on GitHub (a webhook), mirrored into its thread:
+    a comment or review asking for a rework, a comment kept for the next iteration, the
+    PR merged or closed, or an event recorded and ignored (who, and why not)."""
+
+    kind: Literal["github"] = "github"
+    login: str
+    action: Literal["started", "rework", "steer", "merged", "closed", "ignored"]
+    text: str
+    url: str | None = None
+
+
 Event = Annotated[
     RunCreated
     | StatusChanged
@@ -259,7 +271,8 @@ Event = Annotated[
     | CiFinished
     | DecisionRefused
     | ApproveFailed
-    | SandboxesRemoved,
+    | SandboxesRemoved
+    | GitHubActivity,
     Field(discriminator="kind"),
 ]
 

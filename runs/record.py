@@ -27,6 +27,10 @@ class RunStatus(StrEnum):
     #: An evaluation task's run (``agents eval``) that went through its steps: it never
     #: publishes, so nobody decides on it; its result is graded outside the run.
     EVALUATED = "evaluated"
+    #: Its pull request was merged on the forge (by anyone: GitHub's button, a merge queue).
+    MERGED = "merged"
+    #: Its pull request was closed on the forge without merging.
+    CLOSED = "closed"
 
     @property
     def is_final(self) -> bool:
@@ -34,25 +38,42 @@ class RunStatus(StrEnum):
 
 
 FINAL_STATUSES = frozenset(
-    {RunStatus.APPROVED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.EVALUATED}
+    {
+        RunStatus.APPROVED,
+        RunStatus.FAILED,
+        RunStatus.CANCELLED,
+        RunStatus.EVALUATED,
+        RunStatus.MERGED,
+        RunStatus.CLOSED,
+    }
 )
 
 _ABORT = frozenset({RunStatus.FAILED, RunStatus.CANCELLED})
+#: Where the PR's fate on the forge takes a run that has one, whatever it was doing.
+_PR_ENDED = frozenset({RunStatus.MERGED, RunStatus.CLOSED})
 
 #: The one table every status change is checked against. ``running -> queued`` is how
-#: crash recovery hands a run whose worker died back to the queue.
+#: crash recovery hands a run whose worker died back to the queue. ``merged`` and
+#: ``closed`` come from the forge (a webhook): from any state a run with a PR can be
+#: in, and from ``approved``, the one way out of a final state (an approve that marked
+#: the PR ready, then a merge on GitHub).
 TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
-    RunStatus.QUEUED: frozenset({RunStatus.RUNNING}) | _ABORT,
+    RunStatus.QUEUED: frozenset({RunStatus.RUNNING}) | _ABORT | _PR_ENDED,
     RunStatus.RUNNING: frozenset(
         {RunStatus.AWAITING_DECISION, RunStatus.QUEUED, RunStatus.EVALUATED}
     )
-    | _ABORT,
-    RunStatus.AWAITING_DECISION: frozenset({RunStatus.APPROVED, RunStatus.REWORK}) | _ABORT,
-    RunStatus.REWORK: frozenset({RunStatus.RUNNING, RunStatus.QUEUED}) | _ABORT,
-    RunStatus.APPROVED: frozenset(),
+    | _ABORT
+    | _PR_ENDED,
+    RunStatus.AWAITING_DECISION: frozenset({RunStatus.APPROVED, RunStatus.REWORK})
+    | _ABORT
+    | _PR_ENDED,
+    RunStatus.REWORK: frozenset({RunStatus.RUNNING, RunStatus.QUEUED}) | _ABORT | _PR_ENDED,
+    RunStatus.APPROVED: _PR_ENDED,
     RunStatus.FAILED: frozenset(),
     RunStatus.CANCELLED: frozenset(),
     RunStatus.EVALUATED: frozenset(),
+    RunStatus.MERGED: frozenset(),
+    RunStatus.CLOSED: frozenset(),
 }
 
 

@@ -327,6 +327,24 @@ class RunStore:
 
         return self._watched(run_id, write)
 
+    def claim_thread(self, run_id: int, channel: str, ts: str) -> Run:
+        """Make the message ``ts`` in ``channel`` the thread of a run asked for outside
+        Slack (it has a channel but no thread yet), unless it has one already; indexed
+        like a mention's thread, so replies there find the run. Returns the stored run:
+        its ``thread_ts`` is ``ts`` only if this call won."""
+        key = self._run_key(run_id)
+
+        def write(pipe: Any, run: Run) -> Run:
+            pipe.multi()
+            if run.thread_ts is None:
+                run.channel, run.thread_ts, run.message_ts = channel, ts, ts
+                run.updated_at = utcnow()
+                pipe.set(key, run.model_dump_json(), keepttl=True)
+                pipe.set(self._thread_key(channel, ts), run_id)
+            return run
+
+        return self._watched(run_id, write)
+
     def _watched(self, run_id: int, write: Callable[[Any, Run], Run]) -> Run:
         """Read the run under WATCH and let ``write`` queue its changes after
         ``multi()``; if anyone else wrote the run meanwhile, read it again and retry."""

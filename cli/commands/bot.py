@@ -52,6 +52,19 @@ def handle(args: argparse.Namespace) -> int:
     client = web_client(bot_settings.slack_bot_token.get_secret_value(), bot_settings.slack_api_url)
     services = Services.from_settings(bot_settings, connection, client)
     app = create_app(services, client)
+    github = None
+    if bot_settings.github_webhook_secret is not None:
+        from bot.github_webhooks import GitHubWebhooks, github_wsgi
+
+        github = github_wsgi(
+            GitHubWebhooks(
+                connection,
+                services.store,
+                secret=bot_settings.github_webhook_secret.get_secret_value(),
+                queue=bot_settings.queue,
+                allowed_repos=bot_settings.allowed_repos,
+            )
+        )
     # Everything loaded so far lives as long as the process: keep it out of the full
     # garbage collections, whose pauses otherwise land on Slack requests (bench/status.py).
     gc.collect()
@@ -75,11 +88,14 @@ def handle(args: argparse.Namespace) -> int:
             handler = SocketModeHandler(app, bot_settings.slack_app_token.get_secret_value())
             handler.start()  # type: ignore[no-untyped-call]
         else:
-            server = serve(wsgi_app(app, healthy, metrics), args.host, bot_settings.bot_port)
+            server = serve(
+                wsgi_app(app, healthy, metrics, github), args.host, bot_settings.bot_port
+            )
             log.info(
-                "bot: HTTP mode on %s:%s (/slack/events, /healthz, /metrics)",
+                "bot: HTTP mode on %s:%s (/slack/events,%s /healthz, /metrics)",
                 args.host,
                 bot_settings.bot_port,
+                " /github/events," if github is not None else "",
             )
             server.serve_forever()
     finally:

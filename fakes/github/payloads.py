@@ -407,3 +407,22 @@ def installation_token(token: str, expires_at: str) -> Json:
         "permissions": dict(APP_PERMISSIONS),
         "repository_selection": "selected",
     }
+
+
+def issue_comment(state: GitHubState, repo: Repo, number: int, login: str, body: str) -> Json:
+    """``issue-comment``."""
+    comment_id = state.next_id()
+    api = f"{state.base_url}/repos/{repo.full_name}"
+    stamp = now()
+    return {
+        "id": comment_id,
+        "node_id": f"IC_kwDO{comment_id}",
+        "url": f"{api}/issues/comments/{comment_id}",
+        "html_url": f"{state.base_url}/{repo.full_name}/pull/{number}#issuecomment-{comment_id}",
+        "issue_url": f"{api}/issues/{number}",
+        "body": body,
+        "user": user(state, login, kind="Bot" if login.endswith("[bot]") else "User"),
+        "created_at": stamp,
+        "updated_at": stamp,
+        "author_association": "NONE",
+    }

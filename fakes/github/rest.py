@@ -59,6 +59,7 @@ def handle(
             ("GET", r"/pulls/(\d+)", lambda n: get_pull(state, repo, int(n))),
             ("PATCH", r"/pulls/(\d+)", lambda n: edit_pull(state, repo, int(n), data)),
             ("PUT", r"/pulls/(\d+)/merge", lambda n: merge(state, repo, int(n), data)),
+            ("POST", r"/issues/(\d+)/comments", lambda n: add_comment(state, repo, int(n), data)),
             ("GET", r"/commits/([^/]+)/check-runs", lambda s: check_runs(repo, s)),
             (
                 "GET",
@@ -209,7 +210,23 @@ def merge(state: GitHubState, repo: Repo, number: int, body: Json) -> Response:
     stamp = now()
     pr.state, pr.head_sha, pr.merge_commit_sha = "closed", head, sha
     pr.merged_at = pr.closed_at = pr.updated_at = stamp
+    from fakes.github.webhooks import pull_closed_event
+
+    state.outbox.append(("pull_request", pull_closed_event(state, repo, pr, "agents-bot")))
     return 200, {"sha": sha, "merged": True, "message": "Pull Request successfully merged"}, {}
+
+
+def add_comment(state: GitHubState, repo: Repo, number: int, body: Json) -> Response:
+    """``issues/create-comment``, as the token's user (the bot): on a pull request or
+    an issue; kept in the conversation the fake shows."""
+    if repo.pull(number) is None and number not in repo.issues:
+        return not_found()
+    text = body.get("body")
+    if not isinstance(text, str) or not text:
+        return _invalid({"resource": "IssueComment", "field": "body", "code": "missing_field"})
+    comment = payloads.issue_comment(state, repo, number, payloads.BOT_LOGIN, text)
+    repo.comments.setdefault(number, []).append(comment)
+    return 201, comment, {}
 
 
 def check_runs(repo: Repo, sha: str) -> Response:

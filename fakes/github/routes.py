@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from fakes.github import auth, payloads, rest, smart_http
+from fakes.github import auth, payloads, rest, smart_http, webhooks
 from fakes.github.state import Fault, GitHubState, RecordedRequest
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,7 @@ def serve(state: GitHubState, handler: BaseHTTPRequestHandler) -> None:
     else:
         record(status, data)
         _send_json(handler, status, data, extra)
+    webhooks.flush(state)
 
 
 def _fault_body(fault: Fault, is_git: bool) -> Any:

@@ -42,10 +42,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 
-from fakes.github import payloads
+from fakes.github import payloads, webhooks
 from fakes.github.payloads import APP_PERMISSIONS, BOT_LOGIN
 from fakes.github.routes import Server
-from fakes.github.state import App, Fault, GitHubState, RecordedRequest, Repo
+from fakes.github.state import App, Fault, GitHubState, Pull, RecordedRequest, Repo, now
 from process.lifecycle import Lifecycle
 
 __all__ = ["APP_PERMISSIONS", "BOT_LOGIN", "FakeGitHub", "RecordedRequest"]
@@ -204,6 +204,88 @@ class FakeGitHub(Lifecycle):
         with self.state.lock:
             self.state.faults.append(fault)
 
+    # -- webhooks, and what people do on GitHub that sends them ------------------------
+
+    def deliver_to(self, url: str, secret: str | None) -> None:
+        """Send webhooks to ``url``, signed with ``secret`` (None: unsigned)."""
+        self.state.webhooks.url, self.state.webhooks.secret = url, secret
+
+    @property
+    def deliveries(self) -> list[webhooks.Delivery]:
+        return self.state.webhooks.deliveries
+
+    def redeliver(self, delivery_id: str) -> webhooks.Delivery:
+        return self.state.webhooks.redeliver(delivery_id)
+
+    def _send(self, event: str, make: Callable[[Repo], dict[str, Any]], repo: str) -> Any:
+        with self.state.lock:
+            payload = make(self.state.repos[repo])
+        return self.state.webhooks.send(event, payload)
+
+    def open_issue(self, full_name: str, title: str, body: str, login: str) -> int:
+        """Open an issue (no event: the bot acts when it is labelled or mentioned)."""
+        with self.state.lock:
+            repo = self.state.repos[full_name]
+            number = len(repo.pulls) + len(repo.issues) + 1
+            repo.issues[number] = (title, body, login)
+            return number
+
+    def comment(self, full_name: str, number: int, login: str, body: str) -> Any:
+        """``login`` comments on pull request or issue ``number``: ``issue_comment``."""
+        return self._send(
+            "issue_comment",
+            lambda r: webhooks.comment_event(self.state, r, number, login, body),
+            full_name,
+        )
+
+    def review_comment(
+        self, full_name: str, number: int, login: str, body: str, path: str, line: int
+    ) -> Any:
+        """A comment on a line of the PR's diff: ``pull_request_review_comment``."""
+
+        def make(repo: Repo) -> dict[str, Any]:
+            pr = _pull(repo, number)
+            return webhooks.review_comment_event(self.state, repo, pr, login, body, path, line)
+
+        return self._send("pull_request_review_comment", make, full_name)
+
+    def review(self, full_name: str, number: int, login: str, state: str, body: str) -> Any:
+        """A review submitted (``approved``, ``changes_requested``, ``commented``)."""
+
+        def make(repo: Repo) -> dict[str, Any]:
+            pr = _pull(repo, number)
+            return webhooks.review_event(self.state, repo, pr, login, state, body)
+
+        return self._send("pull_request_review", make, full_name)
+
+    def label_issue(self, full_name: str, number: int, login: str, label: str) -> Any:
+        return self._send(
+            "issues",
+            lambda r: webhooks.issue_event(self.state, r, number, login, label),
+            full_name,
+        )
+
+    def close_pull(self, full_name: str, number: int, login: str) -> Any:
+        """Close a pull request without merging: ``pull_request`` closed."""
+
+        def make(repo: Repo) -> dict[str, Any]:
+            pr = _pull(repo, number)
+            pr.state, pr.closed_at = "closed", now()
+            return webhooks.pull_closed_event(self.state, repo, pr, login)
+
+        return self._send("pull_request", make, full_name)
+
+    def complete_checks(self, full_name: str, sha: str, conclusion: str = "success") -> Any:
+        """CI finished on ``sha``: one check run, then ``check_suite`` completed."""
+        self.set_check_runs(
+            full_name, sha, [{"name": "ci/test", "status": "completed", "conclusion": conclusion}]
+        )
+        return self._send(
+            "check_suite",
+            lambda r: webhooks.check_suite_event(self.state, r, sha, conclusion),
+            full_name,
+        )
+
     def pulls(self, full_name: str) -> list[dict[str, Any]]:
         """Every pull request of the repository, as the API would show it."""
         with self.state.lock:
@@ -226,3 +308,10 @@ class FakeGitHub(Lifecycle):
             return [
                 (r.method, r.path) for r in self.state.requests if not r.path.startswith("/git/")
             ]
+
+
+def _pull(repo: Repo, number: int) -> Pull:
+    pr = repo.pull(number)
+    if pr is None:
+        raise LookupError(f"{repo.full_name} has no pull request #{number}")
+    return pr

@@ -103,6 +103,11 @@ class Repo:
     check_runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     permissions: dict[str, str] = field(default_factory=dict)
+    #: Issues opened through the fake (number -> title, body, author); they share
+    #: numbers with the pull requests, as on GitHub.
+    issues: dict[int, tuple[str, str, str]] = field(default_factory=dict)
+    #: The conversation of each pull request or issue: comments as the API shows them.
+    comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def owner(self) -> str:
@@ -132,6 +137,12 @@ class GitHubState:
         #: False: creating a draft PR fails with 422, as on plans without draft PRs.
         self.draft_prs = True
         self._ids = 1000
+        #: Where webhooks go (:mod:`fakes.github.webhooks`), and events the API queued
+        #: for after its answer.
+        from fakes.github.webhooks import Webhooks
+
+        self.webhooks = Webhooks()
+        self.outbox: list[tuple[str, dict[str, Any]]] = []
 
     def next_id(self) -> int:
         with self.lock:

@@ -135,6 +135,41 @@ def block_actions(
     return payload
 
 
+def block_suggestion(
+    ws: Workspace,
+    *,
+    user: User,
+    channel: Channel,
+    message: Message,
+    action_id: str,
+    block_id: str,
+    value: str,
+) -> Json:
+    """A ``block_suggestion``: the options load request for an external select in a
+    message, with what the user has typed so far (``value``)."""
+    return {
+        "type": "block_suggestion",
+        "user": user_ref(ws, user),
+        "container": {
+            "type": "message",
+            "message_ts": message.ts,
+            "channel_id": channel.id,
+            "is_ephemeral": False,
+        },
+        "api_app_id": ws.app_id,
+        "token": VERIFICATION_TOKEN,
+        "action_id": action_id,
+        "block_id": block_id,
+        "value": value,
+        "team": team_ref(ws),
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel.id, "name": channel.name},
+        "message": ws.message_json(message),
+        "action_ts": action_ts(),
+    }
+
+
 def view_submission(ws: Workspace, *, user: User, view: View, trigger_id: str) -> Json:
     return {
         "type": "view_submission",

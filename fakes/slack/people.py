@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from typing import Any
 
 from fakes.slack import payloads
@@ -125,6 +126,90 @@ class People(Answers):
         """``user`` clicks the button ``action_id`` of a message (or of an ephemeral
         message shown to them): a ``block_actions`` with the button's value, a
         ``trigger_id`` and a ``response_url``."""
+
+        def button(element: Json) -> Json:
+            if element.get("type") != "button":
+                raise ValueError(f"{action_id} is a {element.get('type')}; click() clicks buttons")
+            action: Json = {"text": copy.deepcopy(element.get("text")), "type": "button"}
+            for key in ("value", "style"):
+                if key in element:
+                    action[key] = element[key]
+            return action
+
+        return self._act(user, channel, message_ts, action_id, block_id, button)
+
+    def select_option(
+        self,
+        user: str,
+        channel: str,
+        message_ts: str,
+        action_id: str,
+        option: Json,
+        *,
+        block_id: str | None = None,
+    ) -> Delivery:
+        """``user`` picks ``option`` (``{"text": ..., "value": ...}``, as a select's
+        options or an options load answered them) in the select menu ``action_id``."""
+
+        def selected(element: Json) -> Json:
+            kind = str(element.get("type", ""))
+            if not kind.endswith("_select") or kind.startswith("multi_"):
+                raise ValueError(f"{action_id} is a {kind}; select_option() picks in a select")
+            return {"type": kind, "selected_option": copy.deepcopy(option)}
+
+        return self._act(user, channel, message_ts, action_id, block_id, selected)
+
+    def suggest(
+        self,
+        user: str,
+        channel: str,
+        message_ts: str,
+        action_id: str,
+        value: str = "",
+        *,
+        block_id: str | None = None,
+    ) -> list[Json]:
+        """``user`` opens (or types ``value`` into) the external select ``action_id``:
+        Slack asks the app's options load URL with a ``block_suggestion`` and shows the
+        ``options`` it answers, which this returns (Slack shows at most 100)."""
+        with self.ws.lock:
+            person = self._user(user)
+            chan = self._channel(channel)
+            message = self.ws.find_message(chan.id, message_ts)
+            if message is None:
+                raise LookupError(f"no message {message_ts} in {chan.id}")
+            block, element = find_element(message.blocks or [], action_id, block_id)
+            if element.get("type") not in ("external_select", "multi_external_select"):
+                raise ValueError(f"{action_id} is a {element.get('type')}, not an external select")
+            payload = payloads.block_suggestion(
+                self.ws,
+                user=person,
+                channel=chan,
+                message=message,
+                action_id=action_id,
+                block_id=str(block.get("block_id", "")),
+                value=value,
+            )
+        delivery = self._deliver_form(
+            "block_suggestion", payload, {"payload": json.dumps(payload)}, self.interactivity_url
+        )
+        answer = delivery.json or {}
+        options = answer.get("options")
+        if not isinstance(options, list):
+            raise ValueError(f"the options load was answered without options: {answer!r}")
+        return [o for o in options if isinstance(o, dict)][:100]
+
+    def _act(
+        self,
+        user: str,
+        channel: str,
+        message_ts: str,
+        action_id: str,
+        block_id: str | None,
+        make_action: Callable[[Json], Json],
+    ) -> Delivery:
+        """A ``block_actions`` for ``user``'s action on element ``action_id`` of a
+        message (or of an ephemeral shown to them); ``make_action`` says what was done."""
         with self.ws.lock:
             person = self._user(user)
             chan = self._channel(channel)
@@ -143,19 +228,9 @@ class People(Answers):
                     raise LookupError(f"no message {message_ts} in {chan.id} that {user} sees")
             blocks = (message.blocks if message else ephemeral.blocks if ephemeral else None) or []
             block, element = find_element(blocks, action_id, block_id)
-            if element.get("type") != "button":
-                raise ValueError(f"{action_id} is a {element.get('type')}; click() clicks buttons")
-            action: Json = {
-                "action_id": action_id,
-                "block_id": block.get("block_id"),
-                "text": copy.deepcopy(element.get("text")),
-                "type": "button",
-                "action_ts": payloads.action_ts(),
-            }
-            if "value" in element:
-                action["value"] = element["value"]
-            if "style" in element:
-                action["style"] = element["style"]
+            action: Json = {"action_id": action_id, "block_id": block.get("block_id")}
+            action.update(make_action(element))
+            action["action_ts"] = payloads.action_ts()
             thread_ts = message.thread_ts if message else ephemeral.thread_ts if ephemeral else None
             payload = payloads.block_actions(
                 self.ws,

@@ -35,6 +35,7 @@ from jobs.blueprint.steps.prepare import prepare
 from jobs.blueprint.steps.publish import publish
 from jobs.blueprint.steps.review import review
 from jobs.blueprint.steps.watch_ci import watch_ci
+from jobs.github_events import answer_on_pr
 from process import logs
 from process.exceptions import (
     AgentError,
@@ -270,7 +271,9 @@ def _steps(deps: Deps, taken: Run, by: str, *, drainable: bool) -> Run:
             session.close()
         if taken.evaluation:
             return end_evaluation(deps, ctx)
-        return await_decision(deps, ctx)
+        waiting = await_decision(deps, ctx)
+        answer_on_pr(deps.forge, waiting)  # when GitHub asked for this iteration
+        return waiting
 
 
 def run_blueprint(

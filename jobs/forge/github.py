@@ -231,6 +231,12 @@ class GitHubForge(Lifecycle):
 
         return self._call(f"update {repo}#{number}", edit)
 
+    def comment(self, repo: str, number: int, body: str) -> None:
+        def post() -> None:
+            self._repo(repo).get_pull(number).create_issue_comment(body)
+
+        self._call(f"comment on {repo}#{number}", post)
+
     def mark_ready(self, repo: str, number: int) -> PullRequest:
         def ready() -> PullRequest:
             pull = self._repo(repo).get_pull(number)
@@ -294,6 +300,13 @@ class GitHubForge(Lifecycle):
             return CheckSummary.of(sha, runs)
 
         return self._call(f"read checks on {sha[:12]}", read)
+
+    def ci_configured(self, repo: str) -> bool:
+        """Always True: GitHub has no answer to "is there CI?". Actions workflows are
+        one source of checks among many (apps, external statuses) and checks register
+        some time after a push, so the watch's settle time is what decides "none"."""
+        del repo
+        return True
 
     def permission(self, repo: str, login: str) -> Permission:
         def read() -> Permission:

@@ -294,8 +294,34 @@ class LocalForge:
         runs = [CheckRun.model_validate(r) for r in json.loads(path.read_text())]
         return CheckSummary.of(sha, runs)
 
+    def comment(self, repo: str, number: int, body: str) -> None:
+        """Kept next to the PR's record (``comments/<number>.json``), oldest first."""
+        self.get_pr(repo, number)  # a missing PR is an error, as on GitHub
+        with self._lock(repo):
+            path = self._meta(repo) / "comments" / f"{number}.json"
+            comments = json.loads(path.read_text()) if path.is_file() else []
+            comments.append({"body": body, "author": self.merge_author.name})
+            _write_json(path, comments)
+
+    def comments(self, repo: str, number: int) -> list[dict[str, str]]:
+        path = self._meta(repo) / "comments" / f"{number}.json"
+        return json.loads(path.read_text()) if path.is_file() else []
+
+    def ci_configured(self, repo: str) -> bool:
+        """A local repository has no CI until something reports checks for it
+        (:meth:`set_checks`) or says it will (:meth:`enable_ci`)."""
+        return (self._meta(repo) / "ci").is_file()
+
+    def enable_ci(self, repo: str) -> None:
+        """Say that checks will be reported for ``repo`` (a local CI hook, tests), so a
+        run watches its pushed head for them."""
+        marker = self._meta(repo) / "ci"
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+
     def set_checks(self, repo: str, sha: str, runs: Sequence[CheckRun]) -> None:
         """Record check results for a commit (tests, the demo, or a local CI hook)."""
+        self.enable_ci(repo)
         with self._lock(repo):
             _write_json(
                 self._meta(repo) / "checks" / f"{sha}.json",

@@ -221,6 +221,15 @@ class Forge(Protocol):
         """Check runs and commit statuses on ``sha``."""
         ...
 
+    def comment(self, repo: str, number: int, body: str) -> None:
+        """Add a comment to the pull request's conversation (an answer on GitHub)."""
+        ...
+
+    def ci_configured(self, repo: str) -> bool:
+        """False only when the forge knows ``repo`` has no CI at all, so watching a
+        pushed head would only wait for the settle time to pass."""
+        ...
+
     def permission(self, repo: str, login: str) -> Permission:
         """``login``'s permission on ``repo`` (``none`` for strangers)."""
         ...

@@ -62,12 +62,13 @@ def require_image(client: docker.DockerClient) -> None:
     del output
 
 
-def containers_of(client: docker.DockerClient, run_ids: list[int]) -> list[str]:
+def containers_of(client: docker.DockerClient, store: RunStore, run_ids: list[int]) -> list[str]:
+    """The containers of these runs of ``store``: run ids repeat across the stores (test
+    databases, other checkouts) that share one engine."""
     found = []
     for run_id in run_ids:
-        for container in client.containers.list(
-            all=True, filters={"label": f"{labels.RUN_ID}={run_id}"}
-        ):
+        wanted = [f"{labels.RUN_ID}={run_id}", f"{labels.STORE}={store.identity}"]
+        for container in client.containers.list(all=True, filters={"label": wanted}):
             found.append(str(container.name))
     return found
 

@@ -144,7 +144,7 @@ def test_requests_become_prs_then_approve_merges_and_rework_adds_a_commit(
     # Every sandbox was removed by the run that made it.
     client = docker_client()
     try:
-        assert containers_of(client, [clean.id, fixed.id, third.id]) == []
+        assert containers_of(client, store, [clean.id, fixed.id, third.id]) == []
     finally:
         client.close()
 
@@ -200,11 +200,11 @@ def test_a_worker_killed_during_agent_checks_or_publish_is_recovered(
     cancel_id = runs.pop("cancel")
     client = docker_client()
     try:
-        assert containers_of(client, [cancel_id]) != []
+        assert containers_of(client, store, [cancel_id]) != []
         queues["cancel"].cancel(cancel_id, by="U9")
         job = Job.fetch(f"agents-run-{cancel_id}-1", connection=real_redis_conn)
         wait_for(lambda: job.get_status(refresh=True) == JobStatus.STOPPED, "the job to stop")
-        wait_for(lambda: containers_of(client, [cancel_id]) == [], "the sandbox to go")
+        wait_for(lambda: containers_of(client, store, [cancel_id]) == [], "the sandbox to go")
     finally:
         client.close()
     cancelled = store.get(cancel_id)
@@ -248,6 +248,6 @@ def test_a_worker_killed_during_agent_checks_or_publish_is_recovered(
     client = docker_client()
     try:
         Reaper(client).reap()
-        assert containers_of(client, [*runs.values(), cancel_id]) == []
+        assert containers_of(client, store, [*runs.values(), cancel_id]) == []
     finally:
         client.close()

@@ -139,6 +139,7 @@ def test_a_protected_path_can_be_allowed(harness: Harness, tmp_path: Path) -> No
 def test_ci_is_watched_and_recorded(harness: Harness) -> None:
     harness.configure(ci_timeout_seconds=60, ci_poll_seconds=0.05, ci_settle_seconds=30)
     harness.script(script("clean"))
+    harness.forge.enable_ci(REPO)
     run = harness.create(CLEAN_REQUEST)
     stop = threading.Event()
 
@@ -165,6 +166,18 @@ def test_ci_is_watched_and_recorded(harness: Harness) -> None:
     assert texts == [f"CI passed on {(final.artifacts.head_sha or '')[:12]}"]
 
 
+def test_ci_is_not_waited_for_when_the_forge_reports_none(harness: Harness) -> None:
+    # A settle time no test would wait out: only skipping the watch lets this finish.
+    harness.configure(ci_timeout_seconds=3600, ci_poll_seconds=600, ci_settle_seconds=3600)
+    harness.script(script("clean"))
+    assert not harness.forge.ci_configured(REPO)
+    final = harness.run(harness.create(CLEAN_REQUEST).id)
+    assert final.status is RunStatus.AWAITING_DECISION, final.error
+    assert final.artifacts.ci == {"state": "unconfigured", "sha": final.artifacts.head_sha}
+    texts = [e.text for e in harness.store.events(final.id) if e.kind == "ci"]
+    assert texts == ["CI not watched: the forge reports no CI for this repository"]
+
+
 def test_failed_ci_gets_one_fix_round_pushed_as_a_new_commit(harness: Harness) -> None:
     harness.configure(
         ci_timeout_seconds=60, ci_poll_seconds=0.05, ci_settle_seconds=30, ci_fix=True
@@ -174,6 +187,7 @@ def test_failed_ci_gets_one_fix_round_pushed_as_a_new_commit(harness: Harness) -
         finish("Fixed the lint error CI reported."),
     ]
     harness.script(script("clean") + fix)
+    harness.forge.enable_ci(REPO)
     run = harness.create(CLEAN_REQUEST)
     branch = f"agents/1-{harness.store.nonce}-make-the-retry-limit-configurable"
     stop = threading.Event()

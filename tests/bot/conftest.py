@@ -17,6 +17,7 @@ import redis
 from slack_sdk import WebClient
 
 from bot.app import create_app
+from bot.github_webhooks import GitHubWebhooks, github_wsgi
 from bot.http import serve, wsgi_app
 from bot.reporter import Reporter
 from bot.services import Services
@@ -67,7 +68,19 @@ def open_harness(connection: redis.Redis, **overrides: Any) -> Iterator[Harness]
     services = Services.from_settings(bot_settings(emu, **overrides), connection, client)
     executor = ThreadPoolExecutor(max_workers=1)
     app = create_app(services, client, listener_executor=executor)
-    server = serve(wsgi_app(app, lambda: None), "127.0.0.1", 0)
+    github = None
+    secret = services.settings.github_webhook_secret
+    if secret is not None:  # GitHub's webhooks on the same server, as `agents bot` does
+        github = github_wsgi(
+            GitHubWebhooks(
+                connection,
+                services.store,
+                secret=secret.get_secret_value(),
+                queue=services.settings.queue,
+                allowed_repos=services.settings.allowed_repos,
+            )
+        )
+    server = serve(wsgi_app(app, lambda: None, github=github), "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     emu.bot_url = f"http://127.0.0.1:{server.server_port}/slack/events"

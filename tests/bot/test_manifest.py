@@ -19,6 +19,8 @@ def test_events_scopes_command_and_modes() -> None:
         "message.im",
     }
     assert settings["interactivity"]["is_enabled"]
+    # The repository picker is an external select: Slack loads its options from here.
+    assert settings["interactivity"]["message_menu_options_url"].endswith("/slack/events")
     assert settings["socket_mode_enabled"]
     scopes = set(MANIFEST["oauth_config"]["scopes"]["bot"])
     # chat.postMessage/update/postEphemeral, reactions.add/remove, views.open,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bot.requests import Ask, Help, Refusal, may_ask, parse
+from bot.requests import Ask, Help, NoRepo, Refusal, may_ask, parse
 from process.settings import BotSettings
 
 
@@ -43,10 +43,10 @@ def test_channel_default_repository() -> None:
     assert parse("<@UBOT> fix the flaky test", channel="C1", settings=s) == Ask(
         "acme/api", "fix the flaky test"
     )
-    refusal = parse("<@UBOT> fix the flaky test", channel="C2", settings=s)
-    assert isinstance(refusal, Refusal)
-    assert "in owner/repo:" in refusal.message
-    assert "AGENTS_CHANNEL_REPOS" in refusal.message
+    # No default: the bot asks which repository (a picker) with the request kept.
+    assert parse("<@UBOT> fix the flaky test", channel="C2", settings=s) == NoRepo(
+        "fix the flaky test"
+    )
 
 
 @pytest.mark.parametrize("text", ["<@UBOT>", "<@UBOT>   ", "<@UBOT> help", "<@UBOT> HELP"])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cli.commands.decide import VERBS
 from cli.main import COMMANDS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -33,10 +34,25 @@ def agents(
 
 
 @pytest.mark.parametrize(
-    "command", ["bot", "worker", "run", "eval", "stats", "status", "doctor", "config"]
+    "command",
+    [
+        "bot",
+        "worker",
+        "run",
+        "rework",
+        "approve",
+        "cancel",
+        "resume",
+        "logs",
+        "eval",
+        "stats",
+        "status",
+        "doctor",
+        "config",
+    ],
 )
 def test_every_subcommand_has_help(command: str) -> None:
-    assert command in COMMANDS
+    assert command in COMMANDS or command in VERBS
     result = agents(command, "--help")
     assert result.returncode == 0, result.stderr
     assert f"usage: agents {command}" in result.stdout

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -31,6 +33,7 @@ def test_a_killed_worker_stops_counting_within_two_minutes(
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        start_new_session=True,  # its RQ scheduler is a child: killed with it below
     )
     try:
         queue = Queue("q-ttl", connection=real_redis_conn)
@@ -44,13 +47,13 @@ def test_a_killed_worker_stops_counting_within_two_minutes(
         assert 0 < ttl <= 120
         assert Worker.count(queue=queue) == 1
 
-        proc.send_signal(signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
         # No goodbye: only the expiry above takes it out of the count.
         assert Worker.count(queue=queue) == 1
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
         if proc.stderr is not None:
             proc.stderr.close()

@@ -21,7 +21,7 @@ from process import settings
 from tests.ops.compose import COMPOSE_FILE, ROOT, compose_command
 
 SECRETS = {
-    "bot": {"SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"},
+    "bot": {"SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "GITHUB_WEBHOOK_SECRET"},
     "worker": {"ANTHROPIC_API_KEY", "GITHUB_TOKEN", "AGENTS_GITHUB_APP_PRIVATE_KEY"},
 }
 REQUIRED = {"bot": ["SLACK_BOT_TOKEN"], "worker": ["ANTHROPIC_API_KEY"]}

@@ -29,6 +29,7 @@ import bot.listeners
 from bot.blocks import ACTION_APPROVE, ACTION_CANCEL, ACTION_REWORK
 from bot.listeners.commands.agents import SUBCOMMANDS
 from bot.listeners.views import rework as rework_view
+from bot.repo_picker import ACTION_PICK_REPO
 from jobs import decisions
 from jobs.blueprint.config import BlueprintConfig
 from jobs.blueprint.steps.agent import agent_context
@@ -114,11 +115,11 @@ def registrations(kind: str) -> set[str]:
 
 
 def test_every_interaction_is_covered_by_these_tests() -> None:
-    assert registrations("action") == set(ACTION_VERBS)
+    assert registrations("action") == set(ACTION_VERBS) | {ACTION_PICK_REPO}
     assert registrations("view") == VIEWS
     # The one command is the configurable /agents; its subcommands are SUBCOMMANDS.
     assert registrations("command") == {"services.settings.slash_command"}
-    assert set(SUBCOMMANDS) == {"status", "stats", "cancel", "help"}
+    assert set(SUBCOMMANDS) == {"status", "stats", "cancel", "repo", "help"}
 
 
 @pytest.fixture
@@ -232,6 +233,7 @@ def test_every_subcommand_by_an_outsider_changes_and_shows_nothing(
         "it. Ask its requester, or an approver, to look it up.",
         "stats": "`1` is neither a repository (owner/name) nor a window",
         "cancel": f"Only <@{ALICE}> (who asked) or an approver can cancel #1. Nothing was changed.",
+        "repo": "`1` doesn't look like a repository name; try `/agents repo acme/api`.",
         "help": "`/agents status`: the queue",
     }[subcommand]
     assert told.startswith(expected), told

@@ -89,7 +89,7 @@ def test_mentions_that_start_nothing(surface: Harness) -> None:
     h = surface
     cases = [
         ("an empty mention", ""),
-        ("no repository and no channel default", None),
+        ("no repository and no channel default (asked with a picker)", None),
         ("a malformed repository name", "in acme: fix it"),
         ("a repository outside the allow-list", "in evil/repo: fix it"),
         ("a repository and no request", "in acme/api:"),
@@ -107,7 +107,7 @@ def test_mentions_that_start_nothing(surface: Harness) -> None:
         answers.append(told)
     empty, no_repo, malformed, outside, no_request = answers
     assert empty.startswith("Ask me to change a repository")
-    assert "AGENTS_CHANNEL_REPOS" in no_repo
+    assert no_repo.startswith("Which repository should I change for “fix the flaky test”?")
     assert "Write it as `owner/name`" in malformed
     assert "AGENTS_ALLOWED_REPOS" in outside
     assert "Add the request after the repository" in no_request

@@ -24,6 +24,8 @@ PATH_TO: dict[RunStatus, list[RunStatus]] = {
     RunStatus.FAILED: [RunStatus.FAILED],
     RunStatus.CANCELLED: [RunStatus.CANCELLED],
     RunStatus.EVALUATED: [RunStatus.RUNNING, RunStatus.EVALUATED],
+    RunStatus.MERGED: [RunStatus.RUNNING, RunStatus.AWAITING_DECISION, RunStatus.MERGED],
+    RunStatus.CLOSED: [RunStatus.RUNNING, RunStatus.AWAITING_DECISION, RunStatus.CLOSED],
 }
 
 ALL_PAIRS = list(itertools.product(RunStatus, RunStatus))
@@ -31,17 +33,21 @@ ALL_PAIRS = list(itertools.product(RunStatus, RunStatus))
 Q, R, AD = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.AWAITING_DECISION
 AP, RW, F, C = RunStatus.APPROVED, RunStatus.REWORK, RunStatus.FAILED, RunStatus.CANCELLED
 EV = RunStatus.EVALUATED
+M, CL = RunStatus.MERGED, RunStatus.CLOSED
 #: The moves the design allows (docs: queued -> running -> awaiting_decision -> approved |
 #: rework -> running ..., failed and cancelled from anywhere non-final), written out here
 #: rather than read from the product's table; a running or reworked run may also go back
 #: to the queue (a worker that died, a rework enqueued), and an evaluation run ends
-#: evaluated once its steps ran. Every other pair is forbidden.
+#: evaluated once its steps ran. A run's PR merged or closed on GitHub ends it merged or
+#: closed from any state a run with a PR is in, approved included (marked ready, then
+#: merged on GitHub). Every other pair is forbidden.
 ALLOWED: frozenset[tuple[RunStatus, RunStatus]] = frozenset(
     {
-        (Q, R), (Q, F), (Q, C),
-        (R, AD), (R, Q), (R, F), (R, C), (R, EV),
-        (AD, AP), (AD, RW), (AD, F), (AD, C),
-        (RW, R), (RW, Q), (RW, F), (RW, C),
+        (Q, R), (Q, F), (Q, C), (Q, M), (Q, CL),
+        (R, AD), (R, Q), (R, F), (R, C), (R, EV), (R, M), (R, CL),
+        (AD, AP), (AD, RW), (AD, F), (AD, C), (AD, M), (AD, CL),
+        (RW, R), (RW, Q), (RW, F), (RW, C), (RW, M), (RW, CL),
+        (AP, M), (AP, CL),
     }
 )  # fmt: skip
 
@@ -147,8 +153,10 @@ def test_every_pair_of_the_transition_table(
 
 
 def test_final_statuses_allow_nothing() -> None:
-    assert {status for status in RunStatus if status.is_final} == {AP, F, C, EV}
-    assert {start for start, _ in ALLOWED} == {Q, R, AD, RW}
+    assert {status for status in RunStatus if status.is_final} == {AP, F, C, EV, M, CL}
+    # approved is final, yet its PR may still be merged or closed on GitHub.
+    assert {start for start, _ in ALLOWED} == {Q, R, AD, RW, AP}
+    assert {target for start, target in ALLOWED if start is AP} == {M, CL}
 
 
 def test_expect_pins_the_current_status(store: RunStore) -> None:

@@ -1,4 +1,5 @@
-"""``/agents`` (the name is configurable): status, one run's detail, stats, cancel, help.
+"""``/agents`` (the name is configurable): status, one run's detail, stats, cancel, the
+channel's default repository, help.
 
 Every reply is ephemeral; an unknown subcommand gets the help text.
 """
@@ -14,6 +15,8 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.blocks import escape, run_detail_blocks, status_blocks, text_message
+from bot.repo_picker import is_repo_name
+from bot.requests import may_ask, repo_allowed
 from bot.services import Services
 from bot.stats_blocks import stats_blocks
 from jobs import decisions
@@ -26,7 +29,7 @@ from runs.stats import parse_window, stats_report
 
 #: Every subcommand ``/agents`` knows; anything else gets the help text. Tests try each
 #: one as an unauthorized user, so a new one can't skip the authorization checks.
-SUBCOMMANDS = ("status", "stats", "cancel", "help")
+SUBCOMMANDS = ("status", "stats", "cancel", "repo", "help")
 DEFAULT_WINDOW = "30d"
 
 
@@ -40,6 +43,7 @@ def help_text(command: str) -> str:
         f"`{command} stats [owner/repo] [30d]`: runs, merged PRs, cost per merged PR and "
         "line survival, per repository, over a window (hours, days or weeks)\n"
         f"`{command} cancel <id>`: stop a run (yours, or any if you are an approver)\n"
+        f"`{command} repo [owner/name|clear]`: show or set this channel's default repository\n"
         f"`{command} help`: this text\n"
         "To start a run, mention me: `@agents in owner/repo: what to change`."
     )
@@ -79,12 +83,63 @@ def stats_reply(
     return stats_blocks(report, window, outcomes.refreshed_at())
 
 
+def repo_reply(
+    user: str, channel: str | None, words: list[str], services: Services, command: str
+) -> tuple[str, list[dict[str, Any]]]:
+    """``repo``: this channel's default repository; ``repo owner/name`` sets it and
+    ``repo clear`` forgets it. Whoever may ask in the channel may set it; the
+    allow-list still decides which repositories runs may target."""
+    if not channel:
+        return text_message(f"`{command} repo` works in a channel or a DM with me.")
+    defaults = services.channel_repos
+    if not words:
+        found = defaults.lookup(channel)
+        if found is None:
+            return text_message(
+                "This channel has no default repository, so I ask which one when a mention "
+                f"names none. Set one with `{command} repo owner/name`."
+            )
+        source = f"set by <@{found.by}>" if found.by else "from AGENTS_CHANNEL_REPOS"
+        return text_message(f"This channel's default repository is `{found.repo}` ({source}).")
+    refusal = may_ask(user, channel, is_dm=channel.startswith("D"), settings=services.settings)
+    if refusal is not None:
+        return text_message(refusal.message)
+    word = words[0].strip().strip("`<>").removesuffix(".git")
+    if word.lower() in ("clear", "none"):
+        cleared = defaults.clear(channel)
+        still = defaults.get(channel)
+        text = (
+            "Cleared this channel's default repository."
+            if cleared
+            else ("This channel had no default repository of its own.")
+        )
+        if still:
+            text += f" The operator's default, `{still}` (AGENTS_CHANNEL_REPOS), applies."
+        return text_message(text)
+    if not is_repo_name(word):
+        return text_message(
+            f"`{escape(word[:100])}` doesn't look like a repository name; try "
+            f"`{command} repo acme/api`."
+        )
+    if not repo_allowed(word, services.settings.allowed_repos):
+        return text_message(
+            f"`{word}` is not on this bot's allow-list (AGENTS_ALLOWED_REPOS), so it can't "
+            "be this channel's default. Ask an admin to add it."
+        )
+    defaults.set(channel, word, by=user)
+    return text_message(
+        f"This channel's default repository is now `{word}`: mention me without "
+        "`in owner/name:` and I work on it."
+    )
+
+
 def handle_command(
     user: str,
     text: str,
     services: Services,
     visible: Callable[[Run], bool] | None = None,
     where: Callable[[str, str | None], bool] | None = None,
+    channel: str | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     """The ephemeral reply to ``/agents <text>`` from ``user``.
 
@@ -96,6 +151,8 @@ def handle_command(
     verb = words[0].lower() if words else "help"
     if verb == "stats" and len(words) <= 3:
         return stats_reply(words[1:], services, where, command)
+    if verb == "repo" and len(words) <= 2:
+        return repo_reply(user, channel, words[1:], services, command)
     if verb == "status" and len(words) == 1:
         queue = Queue(services.settings.queue, connection=services.connection)
         return status_blocks(collect(services.store, queue), visible)
@@ -134,5 +191,7 @@ def register(app: App, services: Services) -> None:
         where = services.visibility_where(client, user)
         visible = services.visibility(client, user)
         text = command.get("text", "")
-        fallback, blocks = handle_command(user, text, services, visible, where)
+        fallback, blocks = handle_command(
+            user, text, services, visible, where, channel=command.get("channel_id")
+        )
         respond(text=fallback, blocks=blocks, response_type="ephemeral")

@@ -18,7 +18,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import escape, text_message
-from bot.requests import USAGE, Ask, Help, may_ask, parse, strip_mentions
+from bot.channel_repos import PendingAsk
+from bot.repo_picker import picker_blocks
+from bot.requests import USAGE, Ask, Help, NoRepo, may_ask, parse, strip_mentions
 from bot.services import Services
 from jobs import decisions
 from process.exceptions import ThreadAlreadyHasRun
@@ -99,9 +101,13 @@ def handle_message(event: dict[str, Any], client: WebClient, services: Services)
         if existing is not None:
             follow_up(existing, user, text, client, services)
             return None
-    parsed = parse(text, channel=channel, settings=services.settings)
+    default = services.channel_repos.get(channel)
+    parsed = parse(text, channel=channel, settings=services.settings, default_repo=default)
     if isinstance(parsed, Help):
         reply(client, channel, reply_to, USAGE)
+        return None
+    if isinstance(parsed, NoRepo):
+        ask_for_repo(client, services, PendingAsk(user, channel, ts, reply_to, parsed.text))
         return None
     if not isinstance(parsed, Ask):
         reply(client, channel, reply_to, parsed.message)
@@ -111,12 +117,36 @@ def handle_message(event: dict[str, Any], client: WebClient, services: Services)
         if thread_ts
         else None
     )
+    return start_run(
+        client, services, PendingAsk(user, channel, ts, reply_to, parsed.text), parsed.repo, context
+    )
+
+
+def ask_for_repo(client: WebClient, services: Services, ask: PendingAsk) -> None:
+    """No repository and no channel default: ask with a picker, keeping the request."""
+    token = services.pending_asks.keep(ask)
+    fallback, blocks = picker_blocks(token, ask.text)
+    client.chat_postMessage(
+        channel=ask.channel, thread_ts=ask.thread_ts, text=fallback, blocks=blocks
+    )
+
+
+def start_run(
+    client: WebClient,
+    services: Services,
+    ask: PendingAsk,
+    repo: str,
+    context: str | None = None,
+) -> Run | None:
+    """Create the run for ``ask`` on ``repo`` and enqueue it, then :eyes: on the message
+    and the status message (by the reporter). None if the thread already has a run."""
+    channel, ts, reply_to = ask.channel, ask.ts, ask.thread_ts
     try:
         run = services.store.create(
-            estimate=similar_runs(services, parsed.repo),
-            requester=user,
-            repo=parsed.repo,
-            request=parsed.text,
+            estimate=similar_runs(services, repo),
+            requester=ask.user,
+            repo=repo,
+            request=ask.text,
             channel=channel,
             thread_ts=reply_to,
             message_ts=ts,

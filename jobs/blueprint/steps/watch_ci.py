@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jobs import ci_events
 from jobs.blueprint.context import RunContext
 from jobs.blueprint.sandbox import SandboxSession
 from jobs.blueprint.steps.agent import agent_pass, finish_pass
@@ -55,22 +56,31 @@ def _text(ci: dict[str, Any]) -> str:
         "none": "no CI checks reported on the pull request",
         "timed_out": "CI did not finish before the watch timed out",
         "skipped": "CI not watched (AGENTS_CI_TIMEOUT_SECONDS=0)",
+        "unconfigured": "CI not watched: the forge reports no CI for this repository",
     }
     return texts.get(str(state), str(state))
 
 
 def watch(ctx: RunContext, sha: str) -> dict[str, Any]:
+    """Read the checks on ``sha`` until they finish. Between reads, a CI webhook about
+    ``sha`` wakes the watch at once; where the repository sends them, reads are
+    further apart (:mod:`jobs.ci_events`)."""
     deps = ctx.deps
     run = ctx.run()
     config = deps.config
+    redis, prefix = deps.store.redis, deps.store.prefix
+    interval = config.ci_poll_seconds
+    if ci_events.webhooks_seen(redis, prefix, run.repo):
+        interval *= ci_events.WEBHOOK_POLL_FACTOR
     outcome = forge_watch(
         deps.forge,
         run.repo,
         sha,
         timeout=config.ci_timeout_seconds,
-        interval=config.ci_poll_seconds,
+        interval=interval,
         settle=config.ci_settle_seconds,
         between_polls=ctx.stop_if_draining,
+        sleep=ci_events.waiter(redis, prefix, run.repo, sha),
     )
     return outcome_record(outcome, sha)
 
@@ -147,6 +157,10 @@ def watch_ci(ctx: RunContext, session: SandboxSession) -> None:
         _save_ci(ctx, {"state": "skipped", "sha": head})
         return
     if ci is None or (ci.get("sha") != head and ci.get("fix") is None):
+        if not ctx.deps.forge.ci_configured(run.repo):
+            # Nothing will ever report: don't spend the settle time waiting for it.
+            _save_ci(ctx, {"state": "unconfigured", "sha": head})
+            return
         ci = watch(ctx, head)
         _save_ci(ctx, ci)
     if ci["state"] == "failure" and config.ci_fix and ci.get("fix") != "done":

@@ -45,6 +45,7 @@ OPERATIONS: list[tuple[str, str, str, Any]] = [
     ("PATCH", rf"{REPO_PATH}/pulls/\d+", "200", gh.PullRequest),  # pulls/update
     ("PUT", rf"{REPO_PATH}/pulls/\d+/merge", "200", gh.PullRequestMergeResult),  # pulls/merge
     ("PUT", rf"{REPO_PATH}/pulls/\d+/merge", "40[59]", gh.BasicError),
+    ("POST", rf"{REPO_PATH}/issues/\d+/comments", "201", gh.IssueComment),  # issues/create-comment
     (  # checks/list-for-ref
         "GET",
         f"{REPO_PATH}/commits/[^/]+/check-runs",
@@ -188,6 +189,7 @@ def drive_the_product(
 
     assert poll_ci(forge, REPO, sha, sleep=ci_finishes).state == "success"
     forge.update_pr_body(REPO, result.pr.number, "a new body")
+    forge.comment(REPO, result.pr.number, "Iteration 2 is pushed, for @alice.")
     fake.set_permission(REPO, "alice", "write")
     assert forge.permission(REPO, "alice") == "write"
     assert forge.permission(REPO, "mallory") == "none"  # 404
