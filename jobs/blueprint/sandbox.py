@@ -261,7 +261,8 @@ class SandboxSession:
             self._sandbox, self.setup = open_sandbox(self.ctx, run, start, run.artifacts.patch)
             if self.setup.egress is not None:
                 record_egress(self.ctx, self.setup.egress)
-        set_network(self._sandbox, self.ctx.repo_config(), phase)
+        if phase != "setup":  # setup ran (online) in open_sandbox; never online again
+            set_network(self._sandbox, self.ctx.repo_config(), phase)
         return self._sandbox
 
     def close(self) -> None:
