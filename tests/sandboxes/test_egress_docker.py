@@ -33,9 +33,14 @@ METADATA = "169.254.169.254"
 
 
 def built_image(client: docker.DockerClient, kind: str, cache: Path) -> str:
-    """The image of ``kind`` from the current inputs: ``AGENTS_TEST_<KIND>_IMAGE`` names
-    a tag of one's own (the default tags may be shared), else the kind's default."""
-    tag = os.environ.get(f"AGENTS_TEST_{kind.upper()}_IMAGE") or KINDS[kind].tag
+    """``AGENTS_TEST_<KIND>_IMAGE`` when set (an image of one's own, used as it is: the
+    default tags may be shared, and one may carry a CA bundle), else the kind's default
+    tag, built from the current inputs when it is not."""
+    given = os.environ.get(f"AGENTS_TEST_{kind.upper()}_IMAGE")
+    if given:
+        client.images.get(given)  # ImageNotFound says which
+        return given
+    tag = KINDS[kind].tag
     ImageBuilder(client, cache_dir=cache, progress=lambda _line: None).build(
         kind=kind, offline_base=True, image=tag
     )
