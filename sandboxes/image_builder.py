@@ -288,7 +288,15 @@ class ImageBuilder:
         return self._image_id(name) or ""
 
     def _remove_quietly(self, image_id: str) -> None:
-        """Drop the image this build replaced, unless a container still uses it."""
+        """Drop the image this build replaced, unless a container still uses it or another
+        tag still names it (``--tag`` must leave every other image alone)."""
+        try:
+            tags = self.client.images.get(image_id).tags
+        except docker.errors.ImageNotFound:
+            return
+        if tags:
+            self.progress(f"kept the previous image {image_id[:19]}: still tagged {tags[0]}")
+            return
         try:
             self.client.images.remove(image_id)
         except docker.errors.APIError as exc:

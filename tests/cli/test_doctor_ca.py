@@ -83,10 +83,14 @@ def test_doctor_flags_a_missing_ca_and_its_command_fixes_it(
     # What the printed command does, under a tag of this test's own.
     fixed = f"agents-test-ca-{os.getpid()}:latest"
     builder = ImageBuilder(docker_client, cache_dir=tmp_path / "cache", progress=lambda _l: None)
+    original = docker_client.images.get(base)
+    # The tag starts as the same image as the base's (as a copy of a shared tag would):
+    # building it anew must not remove the image the other tag still names.
+    original.tag(fixed)
     try:
         builder.build(offline_base=True, ca_bundles=[ca], image=fixed)
         assert check_ca(docker_client, fixed, (hosts_cas,)).ok is True
-        assert docker_client.images.get(base)  # the image beside it is left alone
+        assert docker_client.images.get(base).id == original.id  # left alone
     finally:
         with contextlib.suppress(docker.errors.ImageNotFound):
             docker_client.images.remove(fixed, force=True)
