@@ -18,12 +18,14 @@ from rq import Queue, Worker
 from rq.exceptions import DuplicateJobError
 
 from jobs import drain
+from jobs.config import egress_config
 from jobs.queue import RunQueue
 from jobs.recovery import RecoveryThread
 from process.periodic import Periodic
 from process.settings import WorkerSettings
 from runs.store import RunStore
 from sandboxes import engine
+from sandboxes.egress_proxy import EgressProxy, EgressSupervisor
 from sandboxes.reaper import Reaper, ReaperThread
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,19 @@ def start_reaper(settings: WorkerSettings, connection: redis.Redis) -> ReaperThr
     return thread
 
 
+def start_egress_supervisor(settings: WorkerSettings) -> EgressSupervisor | None:
+    """Restart the egress proxy when it stops or turns unhealthy (it is created when a
+    setup first needs it, never by the supervisor)."""
+    if settings.sandbox_backend == "local":
+        return None
+    client = engine.try_connect()
+    if client is None:
+        return None
+    thread = EgressSupervisor(EgressProxy(client, egress_config(settings)))
+    thread.start()
+    return thread
+
+
 STATS_JOB = "jobs.entrypoints.stats_job"
 
 
@@ -168,6 +183,7 @@ def start_worker(settings: WorkerSettings, *, burst: bool = False, name: str | N
     )
     recovery = start_recovery(settings, redis_for_rq(settings.redis_url))
     reaper = start_reaper(settings, connection)
+    egress = start_egress_supervisor(settings)
     # A burst worker drains the queue and leaves; the stats pass is the long-lived ones' job.
     stats = None if burst else start_stats(settings, redis_for_rq(settings.redis_url))
     log.info("worker %s listening on queue %r", worker.name, settings.queue)
@@ -181,3 +197,6 @@ def start_worker(settings: WorkerSettings, *, burst: bool = False, name: str | N
         if reaper is not None:
             reaper.stop(timeout=5)
             reaper.reaper.client.close()
+        if egress is not None:
+            egress.stop(timeout=5)
+            egress.proxy.client.close()

@@ -13,17 +13,21 @@ import http.server
 import os
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import docker
 import docker.errors
 import pytest
 
+from sandboxes import labels
 from sandboxes.config import EgressConfig, SandboxConfig
 from sandboxes.docker_sandbox import DockerSandbox
 from sandboxes.egress_proxy import EgressProxy
 from sandboxes.image_builder import KINDS, ImageBuilder
 from sandboxes.labels import RUN_ID
+from sandboxes.owner import Owner
+from sandboxes.reaper import Reaper
 
 pytestmark = pytest.mark.docker
 
@@ -209,3 +213,24 @@ def test_a_sandbox_without_network_never_gets_one(
         result = sandbox.exec(_curl(f"http://{RELEASE}", "-m", "4"))
         assert result.stdout == "000"
         assert sandbox.egress_report is None
+
+
+def test_the_reaper_removes_setup_networks_a_dead_run_left(
+    docker_client: docker.DockerClient, egress: EgressConfig
+) -> None:
+    proxy = EgressProxy(docker_client, egress)
+    now = datetime.now(UTC)
+    owner = Owner.current()
+    expired = labels.sandbox_labels("egress-reap-old", owner, now - timedelta(hours=2), 60)
+    live = labels.sandbox_labels("egress-reap-live", owner, now, 3600)
+    old_net = proxy.open_network("egress-reap-old", expired)
+    live_net = proxy.open_network("egress-reap-live", live)
+    try:
+        removed = Reaper(docker_client).prune_networks()
+        assert old_net.name in removed
+        assert live_net.name not in removed
+        with pytest.raises(docker.errors.NotFound):
+            docker_client.networks.get(old_net.id)
+        assert docker_client.networks.get(live_net.id).name == live_net.name
+    finally:
+        proxy.release(live_net, None)
