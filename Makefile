@@ -41,7 +41,7 @@ services:
 	bash scripts/services.sh
 
 images: install services
-	$(BIN)/agents sandbox build --offline-base
+	$(BIN)/agents sandbox build --offline-base sandbox egress
 
 lint: install
 	$(BIN)/ruff check .
