@@ -24,7 +24,7 @@ from typing import Any
 
 import redis
 
-from bench import ack, caching, mention, runs, sandbox_ready, status, throughput
+from bench import ack, caching, environments, mention, runs, sandbox_ready, status, throughput
 from bench.machine import describe, load_average
 from bench.report import render
 from bench.stack import ROOT, forge_with_sample, workers
@@ -42,8 +42,10 @@ SIZES = {
     "throughput": (int(os.environ.get("AGENTS_BENCH_RUNS", "100")), 2),
     "status": (200, 5),
     "history": (10_000, 1_000),
+    "env_rounds": (3, 1),
+    "env_pool_rounds": (10, 2),
 }
-NAMES = ("ack", "status", "caching", "sandbox", "mention", "runs", "throughput")
+NAMES = ("ack", "status", "caching", "sandbox", "environments", "mention", "runs", "throughput")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +77,16 @@ def main(argv: list[str] | None = None) -> int:
             "sandbox ready",
             lambda: sandbox_ready.run(
                 work / "sandbox", size["sandbox_files"], size["sandbox_rounds"]
+            ),
+        ),
+        "environments": (
+            "repository environments",
+            lambda: environments.run(
+                conn,
+                work / "environments",
+                rounds=size["env_rounds"],
+                pool_rounds=size["env_pool_rounds"],
+                quick=args.quick,
             ),
         ),
     }

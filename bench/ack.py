@@ -4,36 +4,29 @@ Each sample is one ``app_mention`` delivered by the emulator (signed as Slack si
 over a fresh HTTP connection) until the bot's HTTP answer; the listener's work (create
 the run, enqueue it, react, post the status message) happens after the ack, on bolt's
 pool, and overlaps the next requests as it would under load. The baseline is the same
-signed body sent the same way to a WSGI handler that only answers 200, on the same
-server type (:func:`bot.http.serve`), alternated sample by sample so noise hits both.
+signed body sent the same way to an ASGI handler that only reads the body and answers
+200, on the same server (:class:`process.http.HttpServer`), alternated sample by sample
+so noise hits both.
 """
 
 from __future__ import annotations
-
-import threading
-from collections.abc import Iterable
-from typing import Any
 
 import redis
 
 from bench.stack import CHANNEL, DEMO_REQUEST, REQUESTER, slack_stack
 from bench.stats import Figure, Result, Target
-from bot.http import serve
 from fakes.slack.delivery import Deliverer
+from process.http import HttpLimits, HttpServer, Receive, Scope, Send, read_body, respond
 
 
-def trivial(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    environ["wsgi.input"].read(length)
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [b""]
+async def trivial(scope: Scope, receive: Receive, send: Send) -> None:
+    await read_body(scope, receive, HttpLimits())
+    await respond(send, 200, b"")
 
 
 def run(conn: redis.Redis, samples: int) -> Result:
-    baseline_server = serve(trivial, "127.0.0.1", 0)
-    thread = threading.Thread(target=baseline_server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{baseline_server.server_port}/slack/events"
+    baseline_server = HttpServer(trivial, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{baseline_server.port}/slack/events"
     deliverer = Deliverer()
     acks: list[float] = []
     base: list[float] = []
@@ -63,18 +56,17 @@ def run(conn: redis.Redis, samples: int) -> Result:
                 "every status message",
             )
     finally:
-        baseline_server.shutdown()
-        baseline_server.server_close()
+        baseline_server.stop()
     figure = Figure(
         name="ack latency",
         unit="ms",
         samples=acks,
         how=f"{samples} signed `app_mention` deliveries over HTTP to the bolt app "
-        "(`bot.app.create_app` served by `bot.http.serve`), real Redis; "
+        "(`bot.app.create_app` served by `bot.http.asgi_app` on uvicorn), real Redis; "
         f"{failed} non-2xx answers",
         target=Target("p99", 0.050, "p99 ≤ 50 ms"),
         baseline=base,
-        baseline_label="same signed body to a trivial WSGI handler on the same server type",
+        baseline_label="same signed body to a trivial ASGI handler on the same server",
         paired_ratios=[a / b for a, b in zip(acks, base, strict=True) if b > 0],
         scale=1000,
     )

@@ -84,8 +84,7 @@ def slack_stack(
             yield Stack(emu=emu, services=services, reporter=drawer)
         finally:
             stop.set()
-            server.shutdown()
-            server.server_close()
+            server.stop()
             for thread in threads:
                 thread.join(timeout=10)
     finally:

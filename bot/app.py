@@ -8,6 +8,7 @@ from concurrent.futures import Executor
 from slack_bolt import App
 from slack_sdk import WebClient
 
+from bot.clean import clean_payload
 from bot.listeners.actions import decisions, repo_picker
 from bot.listeners.commands import agents
 from bot.listeners.events import home, mentions
@@ -35,6 +36,8 @@ def create_app(
         logger=logging.getLogger("bot.app"),
         listener_executor=listener_executor,
     )
+    # Before any listener: every string of the payload made storable (bot.clean).
+    app.use(clean_payload)
     for module in LISTENERS:
         module.register(app, services)
     return app

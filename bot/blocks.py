@@ -144,6 +144,8 @@ def run_message(view: ThreadView, *, decisions: bool = True) -> tuple[str, list[
         blocks.append(context(f":stopwatch: {escape(view.estimate)}"))
     if view.activity:
         blocks.append(context(f":hammer_and_wrench: {escape(view.activity)}"))
+    if view.environment:
+        blocks.append(context(f":package: {escape(view.environment)}"))
     budget = view.budget
     turns = f"{view.turns}/{budget.max_turns}" if budget else f"{view.turns}"
     dollars = f"${view.dollars:.2f}" + (f" of ${budget.max_dollars:.2f}" if budget else "")

@@ -20,21 +20,33 @@ This module is plain bytes in, status out: the HTTP server in :mod:`bot.http` mo
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any
 
 import redis
 from rq import Queue
 
 from bot.requests import repo_allowed
-from process.endpoints import StartResponse, Wsgi
+from process.http import (
+    Asgi,
+    ClientGone,
+    HttpLimits,
+    Receive,
+    Refused,
+    Scope,
+    Send,
+    header,
+    read_body,
+    respond,
+)
 from runs.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -148,32 +160,45 @@ class GitHubWebhooks:
         return Answer(202, "queued\n")
 
 
-def github_wsgi(webhooks: GitHubWebhooks) -> Wsgi:
-    """The receiver as a WSGI app (the bot's HTTP server mounts it at :data:`PATH`)."""
+def github_endpoint(
+    webhooks: GitHubWebhooks, *, limits: HttpLimits | None = None, executor: Executor | None = None
+) -> Asgi:
+    """The receiver on the bot's HTTP server (:mod:`bot.http` mounts it at :data:`PATH`).
 
-    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") != "POST":
-            answer = Answer(405, "only POST\n")
-        else:
-            try:
-                size = int(environ.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                size = -1
-            if size < 0 or size > MAX_BODY:
-                answer = Answer(413 if size > MAX_BODY else 400, "bad Content-Length\n")
-            else:
-                body = environ["wsgi.input"].read(size) if size else b""
-                headers = {
-                    key[5:].replace("_", "-").lower(): str(value)
-                    for key, value in environ.items()
-                    if key.startswith("HTTP_")
-                }
-                answer = webhooks.receive(headers, body)
-        payload = answer.text.encode()
-        start_response(
-            f"{answer.status} {HTTPStatus(answer.status).phrase}",
-            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(payload)))],
-        )
-        return [payload]
+    The body is read as Slack's is (:func:`process.http.read_body`): refused from its
+    declared size before a byte is read, bounded in size and time; a refusal is one log
+    line naming its size, never its content. Checking and queueing wait on Redis, so they
+    run on ``executor``, not on the server's event loop.
+    """
+    limits = limits or HttpLimits(max_body_bytes=MAX_BODY)
+    pool = executor or ThreadPoolExecutor(max_workers=4, thread_name_prefix="github-delivery")
 
-    return app
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        client = (scope.get("client") or ("?", 0))[0]
+        try:
+            if scope["method"] != "POST":
+                raise Refused(405, "only POST")
+            body = await read_body(scope, receive, limits)
+        except ClientGone:
+            log.info("github delivery from %s: the client hung up before sending its body", client)
+            return
+        except Refused as refused:
+            size = header(scope, b"content-length")
+            log.warning(
+                "github delivery refused: %d %s (%s bytes declared, from %s)",
+                refused.status,
+                refused.reason,
+                size.decode("latin-1")[:20] if size else "no size",
+                client,
+            )
+            await respond(send, refused.status, refused.reason.encode() + b"\n")
+            return
+        headers = {
+            bytes(key).decode("latin-1").lower(): bytes(value).decode("latin-1")
+            for key, value in scope.get("headers", ())
+        }
+        loop = asyncio.get_running_loop()
+        answer = await loop.run_in_executor(pool, webhooks.receive, headers, body)
+        await respond(send, answer.status, answer.text.encode())
+
+    return endpoint

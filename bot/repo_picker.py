@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.blocks import escape
 from bot.requests import repo_allowed
+from process.repo_names import is_repo_name
 
 ACTION_PICK_REPO = "agents_pick_repo"
 #: The picker's block id is this, a colon, and the pending request's token.
@@ -21,17 +22,6 @@ PICKER_BLOCK = "agents_repo_picker"
 #: Slack shows at most 100 options, each text at most 75 characters.
 MAX_OPTIONS = 100
 MAX_OPTION_TEXT = 75
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
-
-
-def is_repo_name(text: str) -> bool:
-    owner, slash, name = text.partition("/")
-    return (
-        bool(slash and owner and name)
-        and set(owner) <= _NAME_CHARS
-        and set(name) <= _NAME_CHARS
-        and len(text) <= 140
-    )
 
 
 def picker_blocks(token: str, request: str) -> tuple[str, list[dict[str, Any]]]:

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from bot.blocks import escape
+from process.repo_names import repo_problem
 from process.settings import BotSettings
 
 MAX_REQUEST_CHARS = 4000
@@ -27,7 +28,6 @@ USAGE = (
 _MENTION = re.compile(r"<@[A-Z0-9_]+(?:\|[^>]*)?>")
 _IN_REPO = re.compile(r"^\s*in\s+(?P<repo>[^\s:]+)\s*:\s*(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
 _REPO_TAG = re.compile(r"(?:^|\s)repo:(?P<repo>\S+)", re.IGNORECASE)
-_REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
 @dataclass(frozen=True)
@@ -92,9 +92,10 @@ def parse(
             too_long = _too_long(body)
             return too_long if too_long is not None else NoRepo(text=body)
     repo = repo.strip().strip("`<>").removesuffix(".git")
-    if not _REPO_NAME.match(repo):
+    problem = repo_problem(repo)
+    if problem is not None:
         return Refusal(
-            f"`{escape(repo[:100])}` doesn't look like a repository name. "
+            f"`{escape(repo[:100])}` doesn't look like a repository name ({problem}). "
             "Write it as `owner/name`, for example `in acme/api: …`."
         )
     if not body:

@@ -1,7 +1,8 @@
 """``agents``: dispatches to one subcommand module per verb.
 
-Settings problems end the process with one line naming the variable and exit code 2;
-every other failure is the subcommand's to report.
+Settings problems end the process with one line naming the variable and exit code 2.
+Other failures are the subcommand's to report; one it did not expect still ends with
+one line and exit code 1, its traceback logged at DEBUG only.
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ COMMANDS = (
     "status",
     "doctor",
     "sandbox",
+    "env",
     "reap",
     "config",
 )
 
 EXIT_SETTINGS = 2
+EXIT_FAILED = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_SETTINGS
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        logging.getLogger("cli").debug("agents %s failed", args.command, exc_info=True)
+        what = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        print(f"agents {args.command}: {what}", file=sys.stderr)
+        return EXIT_FAILED
     return code
 
 

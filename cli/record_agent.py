@@ -17,6 +17,7 @@ import argparse
 import logging
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -48,13 +49,26 @@ def snapshot(directory: Path, scratch: Path) -> WorkspaceArchive:
     so the sandbox gets a git checkout to diff against. Nothing touches the network.
     """
     origin = scratch / "origin"
-    shutil.copytree(directory, origin, ignore=shutil.ignore_patterns(".git", "__pycache__"))
+    # Links are copied as links (never read through: one may point anywhere on this
+    # machine), and nothing but files, directories and links is copied (reading a FIFO
+    # would block).
+    shutil.copytree(directory, origin, symlinks=True, ignore=_not_copied)
     env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "snapshot"]):
         subprocess.run([*_GIT, *args], cwd=origin, env=env, check=True, capture_output=True)
     cache = RepoCache(scratch / "cache")
     cache.mirror(str(origin))
     return cache.workspace(str(origin), "HEAD")
+
+
+def _not_copied(directory: str, names: list[str]) -> set[str]:
+    """``.git``, ``__pycache__`` and whatever is not a regular file, directory or link."""
+    skipped = {".git", "__pycache__"}
+    for name in names:
+        mode = os.lstat(os.path.join(directory, name)).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+            skipped.add(name)
+    return skipped
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -165,6 +165,19 @@ class RunQueue:
             on_failure=Callback(on_job_failure),
         )
 
+    @property
+    def name(self) -> str:
+        return str(self.queue.name)
+
+    def serves(self, run: Run) -> bool:
+        """Whether ``run`` is this queue's to recover: the queue it records, or for a run
+        that records none (stored before runs did), its current job's queue. A run with
+        neither was never enqueued anywhere: every queue may take it, as before."""
+        if run.home_queue is not None:
+            return run.home_queue == self.name
+        job = self.job(run)
+        return job is None or job.origin == self.name
+
     def rescue_stranded(self, grace_seconds: float) -> list[str]:
         """Put back jobs a worker took off the queue but never started.
 
@@ -348,7 +361,7 @@ class RunQueue:
         for job_id in StartedJobRegistry(queue=self.queue).get_job_ids(cleanup=False):
             prefix, _, rest = str(job_id).partition("agents-approve-")
             run_id, _, _ = rest.partition("-")
-            if not prefix and run_id.isdigit():
+            if not prefix and run_id.isascii() and run_id.isdigit():
                 run_ids.append(int(run_id))
         return sorted(set(run_ids))
 

@@ -148,9 +148,12 @@ def sweep(
     store: RunStore, queue: RunQueue, *, max_attempts: int, limit: int = 200
 ) -> list[Recovery]:
     """One pass: resume or fail abandoned running runs; re-enqueue orphaned queued ones
-    and approves whose job died."""
+    and approves whose job died. Only runs of ``queue`` (:meth:`RunQueue.serves`): a
+    worker of another queue, sharing the store, leaves them to their own workers."""
     done: list[Recovery] = []
     for run in store.list_by_status(RunStatus.RUNNING, limit=limit):
+        if not queue.serves(run):
+            continue
         reason = abandoned(store, run)
         if reason is None:
             continue
@@ -161,13 +164,15 @@ def sweep(
             done.append(recovered)
     for status in (RunStatus.QUEUED, RunStatus.REWORK):
         for run in store.list_by_status(status, limit=limit):
-            if _orphaned(queue, run):
+            if queue.serves(run) and _orphaned(queue, run):
                 queue.enqueue(run, replace_finished=True)
                 done.append(Recovery(run.id, "requeued", "its job was lost"))
     # Approves whose job died holding the guard (perhaps after merging), or before it
     # could take it: finish them.
     for run_id in sorted(set(store.approving_runs()) | set(queue.started_approvals())):
         try:
+            if not queue.serves(store.get(run_id)):
+                continue
             if queue.resume_approval(run_id) is not None:
                 done.append(Recovery(run_id, "approve resumed", "its approve job died"))
         except RunNotFound:  # expired since

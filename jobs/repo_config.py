@@ -3,6 +3,13 @@
 The file is data from the repository, so it is validated strictly: an unknown key or a
 bad value becomes a :class:`RepoConfigError` whose message names the key and says what
 is expected, for the run's thread. When no checks are configured they are detected.
+
+It is parsed with limits first, so nothing in it can hold the worker (and its run's
+heartbeat) for long: at most :data:`MAX_CONFIG_BYTES`, :data:`MAX_DEPTH` levels of
+nesting, and :data:`MAX_NODES` values once every alias is expanded (a "billion laughs"
+file is a few lines that expand to billions). The limits are checked on YAML's event
+stream, which PyYAML produces without recursion and without building anything, before
+the document is composed; a file over them is refused with a message saying which.
 """
 
 from __future__ import annotations
@@ -28,6 +35,10 @@ from process.exceptions import RepoConfigError
 
 CONFIG_FILE = ".agents.yml"
 MAX_CONFIG_BYTES = 64 * 1024
+#: Nesting deeper than this is no configuration anyone writes.
+MAX_DEPTH = 20
+#: Values (scalars, lists, mappings) in the document with every alias expanded.
+MAX_NODES = 10_000
 #: Where checks write JUnit XML inside the sandbox: on /tmp, so it never enters the patch.
 JUNIT_DIR = "/tmp/agents-checks"  # noqa: S108 - the sandbox's own tmpfs, not the host's
 
@@ -130,6 +141,51 @@ class RepoLimits(_Strict):
     pids: int | None = Field(None, ge=64, le=65536)
 
 
+def _relative_path(value: Any) -> Any:
+    """A path inside the repository: relative, no ``..``, no NUL."""
+    if not isinstance(value, str):
+        return value
+    parts = value.replace("\\", "/").split("/")
+    if value.startswith("/") or ".." in parts or "\0" in value or not value.strip():
+        raise ValueError("expected a path inside the repository, like docker/Dockerfile")
+    return "/".join(p for p in parts if p not in ("", ".")) or "."
+
+
+RepoPath = Annotated[str, BeforeValidator(_relative_path), Field(max_length=256)]
+
+
+class EnvironmentConfig(_Strict):
+    """How the repository's environment is built and kept (docs/environments.md)."""
+
+    #: More files whose contents decide the environment (globs; ``*`` also matches
+    #: ``/``), beside the detected lock files and manifests.
+    key_files: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=50
+    )
+    #: Commands run instead of setup when the source moved but the key did not (e.g.
+    #: ``pip install -e . --no-deps``).
+    update: Annotated[list[str], BeforeValidator(_commands)] = Field(
+        default_factory=list, max_length=20
+    )
+    #: A Dockerfile in the repository to build the environment's base image from, its
+    #: build context (default: the repository's root) and build arguments.
+    dockerfile: RepoPath | None = None
+    context: RepoPath | None = None
+    build_args: dict[
+        Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)],
+        Annotated[str, Field(max_length=4096)],
+    ] = Field(default_factory=dict, max_length=64)
+    #: Variables for setup and every command (``containerEnv`` of a devcontainer).
+    env: dict[
+        Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)],
+        Annotated[str, Field(max_length=4096)],
+    ] = Field(default_factory=dict, max_length=64)
+    #: Where the setup came from: ``.agents.yml`` or the devcontainer (set by prepare).
+    origin: Literal["agents.yml", "devcontainer"] = "agents.yml"
+    #: Devcontainer properties that were ignored, for the thread (set by prepare).
+    ignored: list[str] = Field(default_factory=list, max_length=64)
+
+
 class RepoConfig(_Strict):
     setup: Annotated[list[str], BeforeValidator(_commands)] = Field(default_factory=list)
     checks: Annotated[list[CheckCommand], BeforeValidator(_checks_shorthand)] = Field(
@@ -142,10 +198,21 @@ class RepoConfig(_Strict):
     limits: RepoLimits = Field(default_factory=RepoLimits)
     fix_rounds: int = Field(2, ge=0, le=10)
     escalation: Literal["draft", "stop"] = "draft"
-    protected_paths: list[str] = Field(default_factory=lambda: [".github/workflows/**"])
+    #: Added to the worker's AGENTS_PROTECTED_PATHS (a repository cannot remove any).
+    protected_paths: list[str] = Field(default_factory=list)
     allow_protected: list[str] = Field(default_factory=list)
+    environment: EnvironmentConfig = Field(default_factory=EnvironmentConfig)
     #: True when the checks below were detected rather than configured.
     detected: bool = False
+
+    @property
+    def has_environment(self) -> bool:
+        """Whether there is anything to build: setup commands or a Dockerfile."""
+        return bool(self.setup or self.environment.dockerfile)
+
+
+#: Fields prepare fills in, never written in ``.agents.yml`` by hand.
+_INTERNAL = frozenset({"detected", "origin", "ignored"})
 
 
 def _where(loc: Sequence[int | str]) -> str:
@@ -153,13 +220,66 @@ def _where(loc: Sequence[int | str]) -> str:
     return ".".join(parts) or "(top level)"
 
 
+def check_entry(kind: str, size: int) -> None:
+    """Refuse a ``.agents.yml`` that is not a regular file, or too big to read: never
+    ignore it and go on with the defaults."""
+    if kind != "file":
+        raise RepoConfigError(
+            f"{CONFIG_FILE} is a {kind}, not a regular file, so it was not read; "
+            "make it a plain file in the repository"
+        )
+    if size > MAX_CONFIG_BYTES:
+        raise RepoConfigError(
+            f"{CONFIG_FILE} is {size:,} bytes, over the {MAX_CONFIG_BYTES // 1024} KiB limit, "
+            "so it was not read; keep it to the settings this page lists: "
+            "setup, checks, image, network, limits"
+        )
+
+
+def check_bounds(text: str) -> None:
+    """Refuse YAML nested deeper than :data:`MAX_DEPTH`, or with more than
+    :data:`MAX_NODES` values once its aliases are expanded, from its event stream."""
+    depth = 0
+    nodes = 0
+    expanded: dict[str, int] = {}  # anchor -> values under it, its aliases expanded
+    open_at: list[tuple[str | None, int]] = []  # per open collection: anchor, nodes before
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.ScalarEvent):
+            nodes += 1
+            if event.anchor:
+                expanded[event.anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            nodes += expanded.get(event.anchor or "", 1)
+        elif isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                where = f" (at line {mark.line + 1})" if mark is not None else ""
+                raise RepoConfigError(
+                    f"{CONFIG_FILE} nests deeper than {MAX_DEPTH} levels{where}; "
+                    "no setting needs that"
+                )
+            open_at.append((event.anchor, nodes))
+            nodes += 1
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+            anchor, before = open_at.pop()
+            if anchor:
+                expanded[anchor] = nodes - before
+        if nodes > MAX_NODES:
+            raise RepoConfigError(
+                f"{CONFIG_FILE} has more than {MAX_NODES:,} values once its aliases (*name) "
+                "are expanded, so it was not read; write the settings out without aliases"
+            )
+
+
 def parse_repo_config(text: str | None) -> RepoConfig:
     """Parse ``.agents.yml`` text (None: no file) into a validated config."""
     if text is None or not text.strip():
         return RepoConfig()
-    if len(text.encode()) > MAX_CONFIG_BYTES:
-        raise RepoConfigError(f"{CONFIG_FILE} is larger than {MAX_CONFIG_BYTES // 1024} KiB")
+    check_entry("file", len(text.encode("utf-8", "surrogatepass")))
     try:
+        check_bounds(text)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -191,7 +311,7 @@ def _explain(exc: ValidationError) -> str:
                 annotation = getattr(field, "annotation", None)
                 if isinstance(annotation, type) and issubclass(annotation, BaseModel):
                     model = annotation
-            allowed = ", ".join(k for k in model.model_fields if k != "detected")
+            allowed = ", ".join(k for k in model.model_fields if k not in _INTERNAL)
             messages.append(f"unknown key `{where}` (allowed here: {allowed})")
         else:
             value = json.dumps(err.get("input"), default=str)[:60]

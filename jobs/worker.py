@@ -19,13 +19,16 @@ from rq.exceptions import DuplicateJobError
 
 from jobs import drain
 from jobs.config import egress_config
+from jobs.environments.upkeep import EnvironmentUpkeep, lease_checker, rebuilder
 from jobs.queue import RunQueue
 from jobs.recovery import RecoveryThread
 from process.periodic import Periodic
-from process.settings import WorkerSettings
+from process.settings import WorkerSettings, bytes_of, seconds_of
 from runs.store import RunStore
 from sandboxes import engine
+from sandboxes.cache import RepoCache
 from sandboxes.egress_proxy import EgressProxy, EgressSupervisor
+from sandboxes.pool import WarmPool
 from sandboxes.reaper import Reaper, ReaperThread
 
 log = logging.getLogger(__name__)
@@ -96,8 +99,34 @@ def start_recovery(settings: WorkerSettings, connection: redis.Redis) -> Recover
     return thread
 
 
-def start_reaper(settings: WorkerSettings, connection: redis.Redis) -> ReaperThread | None:
-    """Remove leftover sandboxes now, then every ``reap_interval`` seconds.
+def start_upkeep(settings: WorkerSettings, connection: redis.Redis) -> EnvironmentUpkeep | None:
+    """Keep environments current and pools filled, in the background (see
+    :mod:`jobs.environments.upkeep`); None on the local backend or without an engine."""
+    from pathlib import Path
+
+    from jobs.blueprint.wiring import open_deps, open_environments
+
+    store = RunStore(connection, retention_seconds=settings.run_retention_seconds)
+    envs = open_environments(settings, store, RepoCache(Path(settings.cache_dir) / "repos"))
+    if envs is None:
+        return None
+    max_age = seconds_of(settings.env_max_age)
+    upkeep = EnvironmentUpkeep(
+        envs,
+        budget=bytes_of(settings.env_disk_budget),
+        is_live=lease_checker(store, max_age),
+        rebuild=rebuilder(lambda: open_deps(settings, store)),
+        interval=float(settings.reap_interval),
+    )
+    upkeep.start()
+    return upkeep
+
+
+def start_reaper(
+    settings: WorkerSettings, connection: redis.Redis, pool: WarmPool | None = None
+) -> ReaperThread | None:
+    """Remove leftover sandboxes now, then every ``reap_interval`` seconds; with
+    ``pool``, claimed warm-pool containers too.
 
     A worker on the local sandbox backend may have no Docker engine; it only says so.
     """
@@ -106,7 +135,7 @@ def start_reaper(settings: WorkerSettings, connection: redis.Redis) -> ReaperThr
         log.warning("no Docker engine: sandbox containers will not be reaped")
         return None
     store = RunStore(connection, retention_seconds=settings.run_retention_seconds)
-    reaper = Reaper(client, is_final=store.is_final, store=store.identity)
+    reaper = Reaper(client, is_final=store.is_final, store=store.identity, pool=pool)
     thread = ReaperThread(reaper, interval=settings.reap_interval)
     thread.start()
     return thread
@@ -182,7 +211,8 @@ def start_worker(settings: WorkerSettings, *, burst: bool = False, name: str | N
         worker_ttl=WORKER_TTL,
     )
     recovery = start_recovery(settings, redis_for_rq(settings.redis_url))
-    reaper = start_reaper(settings, connection)
+    upkeep = start_upkeep(settings, redis_for_rq(settings.redis_url))
+    reaper = start_reaper(settings, connection, upkeep.envs.pool if upkeep else None)
     egress = start_egress_supervisor(settings)
     # A burst worker drains the queue and leaves; the stats pass is the long-lived ones' job.
     stats = None if burst else start_stats(settings, redis_for_rq(settings.redis_url))
@@ -194,6 +224,10 @@ def start_worker(settings: WorkerSettings, *, burst: bool = False, name: str | N
             stats.stop(timeout=5)
         recovery.stop(timeout=5)
         recovery.store.redis.close()
+        if upkeep is not None:
+            upkeep.stop(timeout=5)
+            upkeep.envs.engine.close()
+            upkeep.envs.redis.close()
         if reaper is not None:
             reaper.stop(timeout=5)
             reaper.reaper.client.close()

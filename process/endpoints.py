@@ -1,27 +1,26 @@
-"""``/healthz`` and ``/metrics`` for operators, and the threaded WSGI server.
+"""``/healthz`` and ``/metrics`` for operators.
 
 No Slack and no RQ here, so both roles may use it: a worker (``AGENTS_METRICS_PORT``)
 serves these without loading bolt, and HTTP mode adds ``/slack/events`` in front of them
-(:mod:`bot.http`). The ``/metrics`` app is :func:`jobs.metrics.metrics_app`.
+(:mod:`bot.http`). The ``/metrics`` app is :func:`jobs.metrics.metrics_app`. They are
+served by :class:`process.http.HttpServer`, whose limits every port shares.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from process.http import HttpServer, StartResponse, Wsgi, from_wsgi
+
 log = logging.getLogger(__name__)
 
-StartResponse = Callable[..., Any]
-Wsgi = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+__all__ = ["Health", "StartResponse", "Wsgi", "ops_app", "serve_ops"]
 #: Why the process is unhealthy, or None when it is healthy.
 Health = Callable[[], str | None]
 
@@ -68,23 +67,6 @@ def ops_app(healthy: Health, metrics: Wsgi | None = None) -> Wsgi:
     return route
 
 
-class ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
-
-def serve(app: Wsgi, host: str, port: int) -> ThreadingServer:
-    """A threaded WSGI server, not yet serving: call ``serve_forever`` on it."""
-    server = make_server(host, port, app, server_class=ThreadingServer, handler_class=_QuietHandler)
-    return server
-
-
-def serve_in_background(app: Wsgi, host: str, port: int) -> ThreadingServer:
-    """Serve ``app`` from a daemon thread; stop with ``shutdown()`` then ``server_close()``."""
-    server = serve(app, host, port)
-    threading.Thread(target=server.serve_forever, name="ops-http", daemon=True).start()
-    return server
+def serve_ops(app: Wsgi, host: str, port: int) -> HttpServer:
+    """Serve ``app`` (:func:`ops_app`) from a daemon thread; ``stop()`` ends it."""
+    return HttpServer(from_wsgi(app), host, port).start()

@@ -40,6 +40,15 @@ class ThreadAlreadyHasRun(AgentsError):
         super().__init__(f"thread {channel}/{thread_ts} already belongs to run #{run_id}")
 
 
+class InvalidRepoName(AgentsError):
+    """A repository name that breaks GitHub's rules (:mod:`process.repo_names`); no run
+    is created for it."""
+
+    def __init__(self, repo: str, problem: str) -> None:
+        self.repo = repo
+        super().__init__(f"{repo[:100]!r} is not a repository name: {problem}")
+
+
 class InvalidTransition(AgentsError):
     """The transition is not in the table, or another actor changed the run first."""
 
@@ -333,6 +342,12 @@ class ImageBuildFailed(AgentsError):
 
 class RepoCacheError(AgentsError):
     """A repository mirror could not be created, refreshed or read."""
+
+
+class EnvironmentBuildFailed(StepFailed):
+    """An environment could not be built: a setup command or the repository's
+    Dockerfile failed. The message names what failed and shows the first and last
+    lines of its output; nothing was cached."""
 
 
 class TaskDropped(AgentsError):

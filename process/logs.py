@@ -7,7 +7,10 @@ variable: each thread and each forked job sees only its own); a single record ca
 ``extra={"run_id": ..., "step": ..., "event": ...}`` instead.
 
 Every record passes through :class:`Redactor` on the handler, so a token that reaches
-a message, an argument, a traceback or an extra field is printed as ``***``.
+a message, an argument, a traceback or an extra field is printed as ``***``, then
+through :class:`Truncator`, so no message is longer than :data:`MAX_MESSAGE_CHARS`: a
+request body or a payload that reaches a message (a library logging what it refused,
+say) is never printed whole.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from process.settings import CommonSettings
 #: The fields that say what a record is about, in the order they are printed.
 FIELDS = ("run_id", "step", "event")
 MASK = "***"
+#: The longest message printed; the rest is cut, saying how much.
+MAX_MESSAGE_CHARS = 2000
 
 Format = Literal["json", "text"]
 
@@ -129,6 +134,24 @@ class Redactor(logging.Filter):
         return True
 
 
+class Truncator(logging.Filter):
+    """Cuts a message longer than ``limit`` characters, keeping its head."""
+
+    def __init__(self, limit: int = MAX_MESSAGE_CHARS) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a malformed call: never crash the caller
+            message = f"{record.msg} (log arguments did not fit the format)"
+        if len(message) > self.limit:
+            cut = len(message) - self.limit
+            record.msg, record.args = f"{message[: self.limit]}… [{cut:,} characters cut]", None
+        return True
+
+
 def url_password(url: str) -> str | None:
     try:
         return urlsplit(url).password
@@ -179,6 +202,7 @@ def configure(
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(Redactor(secrets))
+    handler.addFilter(Truncator())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -29,12 +29,17 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
+from redis.connection import parse_url
 
 from process import allowlist
 from process.exceptions import SettingsError
+from process.repo_names import is_repo_name, is_repo_pattern
 
 ENV_PREFIX = "AGENTS_"
-_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.*-]+$")
+#: What a change may not touch unless ``.agents.yml`` allows it: CI workflows, and the
+#: files that say how the repository is built and checked (a change to them would run
+#: with the next run's trust).
+DEFAULT_PROTECTED_PATHS = (".github/workflows/**", ".agents.yml", ".devcontainer/**")
 
 
 def _split(value: Any) -> Any:
@@ -74,8 +79,39 @@ def _hosts(value: Any) -> Any:
     return list(allowlist.parse_hosts(_split(value)))
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)b?\s*$", re.IGNORECASE)
+
+
+def seconds_of(value: str) -> float:
+    """``90``, ``90s``, ``30m``, ``24h``, ``7d`` in seconds."""
+    match = _DURATION.match(value)
+    if match is None:
+        raise ValueError(f"expected a duration like 3600, 30m, 24h or 7d, got {value!r}")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+def bytes_of(value: str) -> int:
+    """``512m``, ``20g``, ``1t`` (or a plain number of bytes) in bytes."""
+    match = _SIZE.match(value)
+    if match is None:
+        raise ValueError(f"expected a size like 512m, 20g or 1t, got {value!r}")
+    unit = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    return int(float(match.group(1)) * unit[match.group(2).lower()])
+
+
+def _checked(parse: Any) -> Any:
+    def check(value: Any) -> Any:
+        parse(str(value))
+        return str(value).strip()
+
+    return check
+
+
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split)]
 HostList = Annotated[list[str], NoDecode, BeforeValidator(_hosts)]
+Duration = Annotated[str, BeforeValidator(_checked(seconds_of))]
+Size = Annotated[str, BeforeValidator(_checked(bytes_of))]
 CommaPairs = Annotated[dict[str, str], NoDecode, BeforeValidator(_pairs)]
 
 
@@ -117,6 +153,22 @@ class StoreSettings(Section):
         description="seconds an RQ job may run before RQ kills it; above the agent's wall "
         "clock plus checks plus the CI watch",
     )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        """A URL redis-py can connect with, checked here so a typo ends the command with
+        one line naming REDIS_URL (its password masked), not a traceback later."""
+        shown = re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", value)[:200]
+        if value.partition("://")[0].lower() not in ("redis", "rediss", "unix"):
+            raise ValueError(
+                f"expected a URL like redis://host:6379/0 (or rediss://, unix://), got {shown!r}"
+            )
+        try:
+            parse_url(value)  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            raise ValueError(f"{exc}, got {shown!r}") from None
+        return value
 
     @property
     def run_retention_seconds(self) -> int:
@@ -378,8 +430,9 @@ class BlueprintSettings(Section):
         description="when checks still fail: draft (publish a draft PR saying so) or stop",
     )
     protected_paths: CommaList = Field(
-        default_factory=lambda: [".github/workflows/**"],
-        description="globs a change may not touch unless .agents.yml allows them",
+        default_factory=lambda: list(DEFAULT_PROTECTED_PATHS),
+        description="globs a change may not touch unless .agents.yml allows them; "
+        "a symbolic link into one, or replacing a directory above one, counts",
     )
     ci_timeout_seconds: float = Field(
         1800, ge=0, description="most seconds to watch the PR's CI; 0 skips watching"
@@ -402,6 +455,12 @@ class BlueprintSettings(Section):
 
 class SandboxSettings(Section):
     sandbox_image: str = Field("agents-sandbox:latest", description="default image for sandboxes")
+    allowed_images: CommaList = Field(
+        default_factory=list,
+        description="images .agents.yml may choose with `image:`, as glob patterns "
+        "(e.g. agents-sandbox:*,registry.acme.dev/ci/*); AGENTS_SANDBOX_IMAGE always; "
+        "empty allows no other",
+    )
     sandbox_backend: Literal["docker", "local", "auto"] = Field(
         "docker",
         description="docker, local (development only: does NOT isolate) or auto",
@@ -456,6 +515,29 @@ class EgressSettings(Section):
             return [str(ipaddress.ip_network(item, strict=False)) for item in value]
         except ValueError as exc:
             raise ValueError(f"expected addresses or CIDR ranges ({exc})") from None
+
+
+class EnvironmentSettings(Section):
+    """Repository environments (docs/environments.md): how long one stays current, how
+    many warm sandboxes wait on it, and how much disk they may all take."""
+
+    env_max_age: Duration = Field(
+        "24h",
+        description="age (e.g. 30m, 24h, 7d) after which a repository's environment is "
+        "rebuilt in the background; runs keep using it meanwhile",
+    )
+    warm_pool: int = Field(
+        1,
+        ge=0,
+        le=16,
+        description="started, idle sandboxes kept per recently used environment for runs "
+        "to claim; 0 turns the warm pool off",
+    )
+    env_disk_budget: Size = Field(
+        "20g",
+        description="disk the environment images may take (e.g. 20g); beyond it the least "
+        "recently used go first, never one a live run uses",
+    )
 
 
 class HousekeepingSettings(Section):
@@ -522,12 +604,12 @@ class BotSettings(
                 "set it, or set SLACK_APP_TOKEN for Socket Mode"
             )
         for channel, repo in self.channel_repos.items():
-            if not _REPO.match(repo) or "*" in repo:
+            if not is_repo_name(repo):
                 raise ValueError(
                     f"AGENTS_CHANNEL_REPOS: expected owner/name for channel {channel}, got {repo!r}"
                 )
         for repo in self.allowed_repos:
-            if not _REPO.match(repo):
+            if not is_repo_pattern(repo):
                 raise ValueError(
                     f"AGENTS_ALLOWED_REPOS: expected owner/name or owner/*, got {repo!r}"
                 )
@@ -553,6 +635,7 @@ class WorkerSettings(
     BlueprintSettings,
     SandboxSettings,
     EgressSettings,
+    EnvironmentSettings,
     HousekeepingSettings,
     StatsSettings,
     GitHubSurfaceSettings,

@@ -146,6 +146,17 @@ class Prepared(EventBase):
     checks: list[str]
 
 
+class EnvironmentNoted(EventBase):
+    """What the run's sandboxes start from (docs/environments.md): an environment being
+    built or waited for, built or reused (``key``, ``built``), or setup run again in
+    this run's sandbox because the change touched a dependency input."""
+
+    kind: Literal["environment"] = "environment"
+    text: str
+    key: str | None = None
+    built: bool | None = None
+
+
 class ChecksRan(EventBase):
     """One run of the checks. When a fix round follows, it is ``fix_round`` of
     ``last_round``."""
@@ -261,6 +272,7 @@ Event = Annotated[
     | AgentFinished
     | AgentStopped
     | Prepared
+    | EnvironmentNoted
     | ChecksRan
     | Escalated
     | SetupEgress

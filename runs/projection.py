@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from process.settings import AgentLimits
 from runs.events import AgentTurn, Event, StepStarted
-from runs.record import Run, RunStatus, Step, utcnow
+from runs.record import EnvironmentUse, Run, RunStatus, Step, utcnow
 
 #: The steps a thread lists, in order (awaiting a decision is the status, not a step).
 CHECKLIST = (Step.PREPARE, Step.AGENT, Step.CHECKS, Step.REVIEW, Step.PUBLISH, Step.WATCH_CI)
@@ -47,6 +47,8 @@ class ThreadView(BaseModel):
     buttons: list[str]
     #: "usually ~7 min, ~$1.10": what similar runs took, until this one has finished.
     estimate: str | None = None
+    #: Which environment the sandboxes start from, and whether it was built or reused.
+    environment: str | None = None
 
 
 def _step_states(run: Run) -> list[tuple[Step, StepState]]:
@@ -67,6 +69,43 @@ def _step_states(run: Run) -> list[tuple[Step, StepState]]:
                 states[index] = (step, StepState.FAILED)
                 break
     return states
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def describe_environment(env: EnvironmentUse | None, now: datetime) -> str | None:
+    """One line on the run's environment: waiting for it, built, or reused."""
+    if env is None:
+        return None
+    name = f"environment {env.key[:12]}"
+    expected = (
+        f"the last build took {_ago(env.expected_seconds)}"
+        if env.expected_seconds is not None
+        else "no earlier build to go by"
+    )
+    if env.outcome == "building":
+        return f"building {name} ({expected})"
+    if env.outcome == "waiting":
+        started = f"started {_ago((now - env.since).total_seconds())} ago; " if env.since else ""
+        return f"waiting for {name}, which another run is building ({started}{expected})"
+    used = f"{env.sandboxes} sandbox{'es' if env.sandboxes != 1 else ''}"
+    if env.from_pool:
+        used += f", {env.from_pool} from the warm pool"
+    if env.updates:
+        used += f", updated {env.updates}x"
+    if env.outcome == "built":
+        took = f" in {_ago(env.build_seconds)}" if env.build_seconds is not None else ""
+        return f"{name} built{took} ({used})"
+    age = f"built {_ago((now - env.built_at).total_seconds())} ago; " if env.built_at else ""
+    return f"{name} reused ({age}{used})"
 
 
 def _buttons(status: RunStatus) -> list[str]:
@@ -108,6 +147,7 @@ def project(
         error=run.error,
         buttons=_buttons(run.status),
         estimate=_estimate(run),
+        environment=describe_environment(run.artifacts.environment, now or utcnow()),
     )
 
 
@@ -143,6 +183,8 @@ def render_text(view: ThreadView) -> str:
         lines.append(f"  estimate: {view.estimate}")
     if view.activity:
         lines.append(f"  now: {view.activity}")
+    if view.environment:
+        lines.append(f"  {view.environment}")
     if view.pr_url:
         lines.append(f"  PR: {view.pr_url}")
     if view.error:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -181,6 +181,34 @@ class EgressReport(BaseModel):
 MAX_EGRESS_HOSTS = 50
 
 
+class EnvironmentUse(BaseModel):
+    """The environment a run's sandboxes start from (``jobs/environments``), for the
+    thread: which one, and whether this run built it, reused it or waits for it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: The environment's key (hex) and its image's id.
+    key: str
+    image: str = ""
+    #: ``building`` / ``waiting`` while the prepare step waits; then ``built`` (this run
+    #: built it) or ``reused``.
+    outcome: Literal["building", "waiting", "built", "reused"]
+    #: The commit the environment's checkout holds.
+    commit: str = ""
+    #: When the environment was built, and how long its build took.
+    built_at: datetime | None = None
+    build_seconds: float | None = None
+    #: While building or waiting: when that build started, how long the last one took.
+    since: datetime | None = None
+    expected_seconds: float | None = None
+    #: Sandboxes of this run started from it, and how many came from the warm pool.
+    sandboxes: int = 0
+    from_pool: int = 0
+    #: Times ``environment.update`` or setup ran in this run's sandboxes (the source
+    #: moved, or the run changed a dependency input).
+    updates: int = 0
+
+
 class Artifacts(BaseModel):
     """What each step leaves behind. Steps fill these in as they complete."""
 
@@ -225,6 +253,8 @@ class Artifacts(BaseModel):
     egress: EgressReport | None = None
     #: Reproducibility: base commit, image id, model ids, prompt hashes, commands.
     manifest: dict[str, Any] | None = None
+    #: The environment this iteration's sandboxes start from (per iteration).
+    environment: EnvironmentUse | None = None
     #: The feedback this iteration addresses, and what earlier iterations did (per run).
     feedback: list[Feedback] = Field(default_factory=list)
     earlier_summaries: list[str] = Field(default_factory=list)
@@ -284,6 +314,10 @@ class Run(BaseModel):
     context: str | None = None
     #: Follow-ups that arrived while the run was working, for its next iteration.
     pending_feedback: list[Feedback] = Field(default_factory=list)
+    #: The RQ queue its jobs go to (AGENTS_QUEUE of the bot that took it): only workers
+    #: of that queue recover it. None for a run no queue serves (``agents run``), or
+    #: one stored before runs recorded it.
+    home_queue: str | None = None
     status: RunStatus = RunStatus.QUEUED
     status_by: str | None = None
     step: Step | None = None

@@ -18,7 +18,14 @@ from typing import Any
 import redis
 from redis.exceptions import WatchError
 
-from process.exceptions import AgentsError, InvalidTransition, RunNotFound, ThreadAlreadyHasRun
+from process.exceptions import (
+    AgentsError,
+    InvalidRepoName,
+    InvalidTransition,
+    RunNotFound,
+    ThreadAlreadyHasRun,
+)
+from process.repo_names import repo_problem
 from runs.counters import Counters
 from runs.events import CHATTY, EVENT, Event, RunCreated, StatusChanged, StepStarted
 from runs.record import Cost, Estimate, Run, RunStatus, Step, check_transition, utcnow
@@ -97,16 +104,21 @@ class RunStore:
         message_ts: str | None = None,
         context: str | None = None,
         by: str | None = None,
+        home_queue: str | None = None,
         estimate: Estimate | None = None,
     ) -> Run:
         """Allocate a short id and store a queued run, with its indexes and first event.
 
         A Slack thread belongs to at most one run: a second create for the same thread
-        raises :class:`ThreadAlreadyHasRun` and writes nothing.
+        raises :class:`ThreadAlreadyHasRun` and writes nothing. The id is taken last, once
+        the record is known to be storable and its thread free, so input that is then
+        refused never uses up a run number (only a lost race for the same thread can).
         """
-        run_id = int(self.redis.incr(self._seq_key))
-        run = Run(
-            id=run_id,
+        problem = repo_problem(repo)
+        if problem is not None:
+            raise InvalidRepoName(repo, problem)
+        draft = Run(
+            id=0,
             requester=requester,
             repo=repo,
             request=request,
@@ -115,10 +127,16 @@ class RunStore:
             message_ts=message_ts,
             context=context,
             status_by=by or requester,
+            home_queue=home_queue,
             estimate=estimate,
         )
+        created = RunCreated(by=draft.status_by or requester, repo=repo, request=request)
+        # Refuses what Redis could not store (a lone surrogate, say) before an id is taken.
+        draft.model_dump_json().encode()
+        created.model_dump_json().encode()
         thread_key = self._thread_key(channel, thread_ts) if channel and thread_ts else None
-        score = run.created_at.timestamp()
+        score = draft.created_at.timestamp()
+        run_id: int | None = None
         with self._pipeline() as pipe:
             while True:
                 try:
@@ -127,6 +145,9 @@ class RunStore:
                         existing = pipe.get(thread_key)
                         if existing is not None:
                             raise ThreadAlreadyHasRun(channel or "", thread_ts or "", int(existing))
+                    if run_id is None:
+                        run_id = int(self.redis.incr(self._seq_key))
+                    run = draft.model_copy(update={"id": run_id})
                     pipe.multi()
                     pipe.set(self._run_key(run_id), run.model_dump_json())
                     if thread_key:
@@ -134,11 +155,7 @@ class RunStore:
                     pipe.zadd(self._recent_key, {str(run_id): score})
                     pipe.zadd(self._status_key(run.status), {str(run_id): score})
                     pipe.zadd(self._requester_key(requester), {str(run_id): score})
-                    self._queue_event(
-                        pipe,
-                        run_id,
-                        RunCreated(by=run.status_by or requester, repo=repo, request=request),
-                    )
+                    self._queue_event(pipe, run_id, created)
                     self._execute(pipe)
                     return run
                 except WatchError:
@@ -175,7 +192,7 @@ class RunStore:
     def is_final(self, run_id: str) -> bool | None:
         """Whether the run is over, for the sandbox reaper; None when this store can't
         tell (not a run id, unknown run, Redis unreachable)."""
-        if not run_id.isdigit():
+        if not (run_id.isascii() and run_id.isdigit()) or len(run_id) > 18:
             return None
         try:
             return self.get(int(run_id)).status.is_final

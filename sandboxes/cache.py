@@ -84,6 +84,15 @@ class WorkspaceArchive:
     base_commit: str
 
 
+@dataclass(frozen=True)
+class TreeEntry:
+    """One file of a commit: its path, git mode (``100644``, ``120000`` ...) and blob id."""
+
+    path: str
+    mode: str
+    oid: str
+
+
 def strip_userinfo(url: str) -> str:
     """The URL without user or password, for keys, logs and error messages."""
     parts = urlsplit(url)
@@ -213,6 +222,110 @@ class RepoCache:
         self._prune(archives)
         return WorkspaceArchive(data, sha)
 
+    # -- reading a commit without a checkout (environments) ---------------------------
+
+    def tree(self, url: str, commit: str) -> list[TreeEntry]:
+        """Every file of ``commit`` with its mode and blob id; no checkout, no network.
+
+        Blob ids are content hashes, so they stand for the files' contents in an
+        environment's key."""
+        sha = self.resolve(url, commit)
+        with self._lock(url, exclusive=False):
+            out = self._git(
+                ["ls-tree", "-r", "-z", "--full-tree", sha],
+                cwd=self.mirror_path(url),
+                env=_environ(**_ISOLATED_GIT_ENV),
+                url=url,
+            )
+        entries = []
+        for record in out.split(b"\0"):
+            if not record:
+                continue
+            meta, _, name = record.partition(b"\t")
+            mode, kind, oid = meta.decode().split(" ")
+            if kind == "blob":
+                entries.append(TreeEntry(name.decode("utf-8", "surrogateescape"), mode, oid))
+        return entries
+
+    def read_blob(self, url: str, oid: str, limit: int) -> bytes | None:
+        """A blob's bytes, or None when it is larger than ``limit`` (never read then)."""
+        env = _environ(**_ISOLATED_GIT_ENV)
+        path = self.mirror_path(url)
+        with self._lock(url, exclusive=False):
+            size = int(self._git(["cat-file", "-s", oid], cwd=path, env=env, url=url))
+            if size > limit:
+                return None
+            return self._git(["cat-file", "blob", oid], cwd=path, env=env, url=url)
+
+    def pack_for(self, url: str, commit: str, have: str | None, limit: int) -> bytes:
+        """A git pack of ``commit`` and its tree, without history and without the
+        objects ``have``'s tree already holds: what a checkout at ``have`` needs to
+        check ``commit`` out (:mod:`sandboxes.checkout`). Empty when they are equal."""
+        sha = self.resolve(url, commit)
+        if have == sha:
+            return b""
+        env = _environ(**_ISOLATED_GIT_ENV)
+        path = self.mirror_path(url)
+
+        def objects(rev: str) -> list[str]:
+            out = self._git(["rev-list", "--objects", "--no-walk", rev], cwd=path, env=env, url=url)
+            return [line.split(" ", 1)[0] for line in out.decode().splitlines() if line]
+
+        with self._lock(url, exclusive=False):
+            wanted = objects(sha)
+            if have is not None:
+                try:
+                    known = set(objects(have))
+                except RepoCacheError:  # no longer in the mirror: send everything
+                    known = set()
+                wanted = [oid for oid in wanted if oid not in known]
+            pack = self._git_input(
+                ["pack-objects", "--stdout", "-q"],
+                "".join(f"{oid}\n" for oid in wanted).encode(),
+                cwd=path,
+                env=env,
+                url=url,
+            )
+        if len(pack) > limit:
+            raise RepoCacheError(
+                f"the objects {sha[:12]} adds to the environment's checkout are over "
+                f"{limit // (1024 * 1024)} MiB"
+            )
+        return pack
+
+    def tree_archive(self, url: str, commit: str, directory: str = ".") -> bytes:
+        """The files of ``commit`` (under ``directory``) as a tar, without ``.git``: a
+        Docker build's context."""
+        sha = self.resolve(url, commit)
+        treeish = sha if directory in ("", ".") else f"{sha}:{directory}"
+        with self._lock(url, exclusive=False):
+            return self._git(
+                ["-c", "tar.umask=022", "archive", "--format=tar", treeish],
+                cwd=self.mirror_path(url),
+                env=_environ(**_ISOLATED_GIT_ENV),
+                url=url,
+            )
+
+    def _git_input(
+        self, args: list[str], data: bytes, *, cwd: Path, env: Mapping[str, str], url: str
+    ) -> bytes:
+        try:
+            proc = subprocess.run(
+                ["git", *args],
+                cwd=cwd,
+                env=dict(env),
+                input=data,
+                capture_output=True,
+                timeout=self.fetch_timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise RepoCacheError(f"git {args[0]} for {strip_userinfo(url)} timed out") from None
+        if proc.returncode != 0:
+            why = proc.stderr.decode(errors="replace").strip() or f"exit {proc.returncode}"
+            raise RepoCacheError(f"git {args[0]} for {strip_userinfo(url)} failed: {why}")
+        return proc.stdout
+
     def _build_archive(self, url: str, sha: str, repo: Path) -> bytes:
         """A shallow one-commit repository plus its tree, as a gzipped tar.
 
@@ -248,7 +361,10 @@ class RepoCache:
         info = repo / ".git" / "info"
         info.mkdir()
         (info / "attributes").write_text("* -export-ignore -export-subst\n")
-        tree = git("-c", "tar.umask=022", "archive", "--format=tar", sha)
+        # An empty tree (a repository with no files yet) archives as a lone pax header
+        # that tarfile cannot open: it contributes nothing.
+        empty = not git("ls-tree", "--name-only", sha).strip()
+        tree = b"" if empty else git("-c", "tar.umask=022", "archive", "--format=tar", sha)
         shutil.rmtree(info)
         # FETCH_HEAD names the mirror's path on the worker; the sandbox has no use for it.
         (repo / ".git" / "FETCH_HEAD").unlink(missing_ok=True)
@@ -355,6 +471,8 @@ def _join_tars(first: bytes, second: bytes) -> bytes:
 
     Joining bytes instead of copying members keeps a 5,000-file tree cheap to pack.
     """
+    if not first:
+        return second
     with tarfile.open(fileobj=io.BytesIO(first)) as tar:
         tar.getmembers()
         end = tar.offset

@@ -38,6 +38,13 @@ EGRESS_NETWORK = "agents-egress"
 #: Where each sandbox's own internal network takes its small subnet from.
 EGRESS_SUBNETS = "10.213.0.0/16"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: HOME of a sandbox started from an environment image: on the container's own layer,
+#: so what setup caches there (pip, npm, go) is part of the environment.
+ENV_HOME = "/home/agent"
+#: Directories a Debian image leaves writable by anyone, covered with read-only tmpfs
+#: in sandboxes whose root filesystem is writable (environments): nothing but the
+#: workspace, the home directory, /tmp and what the image gives uid 1000 is writable.
+SEALED_DIRS = ("/var/tmp", "/run/lock")  # noqa: S108 - inside the container
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 EnvName = Annotated[str, Field(pattern=_ENV_NAME.pattern)]
@@ -103,6 +110,14 @@ class SandboxConfig(BaseModel):
     )
     env: dict[EnvName, str] = Field(
         default_factory=dict, description="extra variables for every command; never secrets"
+    )
+    workspace_in_image: bool = Field(
+        False,
+        description="the workspace and home directory are part of the image (an "
+        "environment, see sandboxes/env_images.py): they live on the container's own "
+        "layer, so the root filesystem is writable where the image lets the sandbox user "
+        "write (the workspace, the home directory, caches the image made), the other "
+        "world-writable directories are sealed, and HOME is ENV_HOME",
     )
 
     @field_validator("allow")

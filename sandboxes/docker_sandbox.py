@@ -15,12 +15,16 @@ The workspace is an anonymous volume, removed with the container: by default a
 size-limited tmpfs (fast to fill, cannot exhaust the engine's disk, counted against
 the memory limit), or with ``workspace_size_mb=None`` an unbounded disk volume. The
 home directory and ``/tmp`` are size-limited tmpfs mounts too; all three allow exec
-(virtualenvs, compiled extensions, test binaries), nothing else is writable.
+(virtualenvs, compiled extensions, test binaries), nothing else is writable. In an
+environment's sandbox (``workspace_in_image``) the workspace and home directory are
+on the container's own layer instead (:mod:`sandboxes.container_spec`).
 
-A sandbox with ``network`` starts on a network of its own whose only other member is
-the egress proxy (:mod:`sandboxes.egress_proxy`); its commands get the proxy's
-variables while it is connected, and :meth:`DockerSandbox.set_network` takes it
-offline for good after setup, keeping :attr:`DockerSandbox.egress_report`.
+A sandbox with ``network`` reaches the outside only through the egress proxy
+(:mod:`sandboxes.egress_proxy`), on a network of its own whose only other member is
+the proxy: from the start, or (an environment's sandbox, a warm pool's container,
+which start with no network) when :meth:`DockerSandbox.set_network` connects it for
+setup. Its commands get the proxy's variables while it is connected; going offline
+removes that network and keeps where the commands went (:attr:`DockerSandbox.egress_report`).
 
 An image other than the default must provide ``/bin/sh``, ``setsid``, ``sleep``,
 ``tar``, ``gzip``, ``find`` and ``git`` (for :meth:`DockerSandbox.export_patch`). With a
@@ -49,7 +53,6 @@ from typing import Any, TypeVar
 import docker
 import docker.errors
 from docker.models.containers import Container
-from docker.types import DriverConfig, Mount, Ulimit
 
 from process.exceptions import (
     CommandTimeout,
@@ -60,9 +63,10 @@ from process.exceptions import (
 )
 from process.lifecycle import Lifecycle
 from runs.record import EgressReport
-from sandboxes import engine, labels, patch, paths, wrapper
+from sandboxes import container_spec, engine, labels, patch, paths, wrapper
 from sandboxes.cache import WorkspaceArchive
-from sandboxes.config import HOME_SKELETON, WORKSPACE, EgressConfig, SandboxConfig
+from sandboxes.checkout import PACK_NAME, Checkout, checkout_argv
+from sandboxes.config import ENV_HOME, HOME_SKELETON, WORKSPACE, EgressConfig, SandboxConfig
 from sandboxes.egress_proxy import EgressLease, EgressProxy
 from sandboxes.output import BoundedOutput
 from sandboxes.owner import Owner
@@ -78,8 +82,6 @@ WAIT_SLACK = 30.0
 #: the stream to close normally, short enough when a leftover process holds it open.
 LINGER = 1.0
 HELPER_TIMEOUT = 120.0
-#: The sandbox's own size-limited tmpfs (the root filesystem is read-only).
-TMP = "/tmp"  # noqa: S108 - inside the container, not the worker's /tmp
 _GO_MODE_DIR = 1 << 31
 _GO_MODE_SYMLINK = 1 << 27
 _MAX_LINKS = 8
@@ -104,20 +106,31 @@ class DockerSandbox(Lifecycle):
         *,
         workspace: WorkspaceArchive | None = None,
         client: docker.DockerClient | None = None,
+        checkout: Checkout | None = None,
+        container: Container | None = None,
         egress: EgressConfig | None = None,
     ) -> None:
+        """``checkout``: with an environment's image (``workspace_in_image``), the
+        commit to move its checkout to. ``container``: a started container to adopt
+        instead of creating one (claimed from a warm pool, :mod:`sandboxes.pool`)."""
         self.run_id = run_id
         self.config = config or SandboxConfig()
         self.workspace = workspace
-        self.base_commit = workspace.base_commit if workspace else None
+        self.checkout = checkout
+        if workspace is not None:
+            self.base_commit: str | None = workspace.base_commit
+        else:
+            self.base_commit = checkout.commit if checkout else None
         self._client = client
         self._owns_client = client is None
         self._container: Container | None = None
+        self._adopted = container
         self._closed = False
         self._egress = egress or EgressConfig()
         self._lease: EgressLease | None = None
         #: Where the sandbox's commands reached through the proxy, once it went offline.
         self.egress_report: EgressReport | None = None
+        self._untaken: EgressReport | None = None
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -126,49 +139,62 @@ class DockerSandbox(Lifecycle):
         return None if self._container is None else str(self._container.id)
 
     def start(self) -> None:
-        """Create and start the container and move the workspace in. Idempotent."""
+        """Create and start the container (or take over the adopted one) and move the
+        workspace in: unpack the archive, or check the environment's checkout out at
+        its commit. Idempotent."""
         if self._container is not None:
             return
         if self._closed:
             raise SandboxGone(self.run_id, "the sandbox was closed")
         config = self.config
-        client = self._connect()
+        adopted, self._adopted = self._adopted, None
+        container = adopted if adopted is not None else self._create(self._connect())
+        self._container = container
+        try:
+            if adopted is None:
+                container.start()
+            if self._lease is not None:
+                lease = self._lease
+                self._egress_call(lambda: lease.admit(container))
+            if self.workspace is not None:
+                if config.workspace_in_image:
+                    self._own_dirs()
+                self._unpack(self.workspace)
+            elif not config.workspace_in_image:
+                self._unpack(None)
+            if self.checkout is not None:
+                self._check_out(self.checkout)
+        except (docker.errors.DockerException, SandboxError) as exc:
+            self.close()
+            if isinstance(exc, EgressUnavailable):
+                raise
+            raise SandboxStartFailed(self.run_id, f"starting the container failed: {exc}") from exc
+        log.info("sandbox for run %s started: container %s", self.run_id, container.short_id)
+
+    def _create(self, client: docker.DockerClient) -> Container:
+        """A new container: on a network of its own behind the egress proxy when the
+        config asks for network (an environment's sandbox starts offline and connects
+        only for setup), else with none."""
+        config = self.config
         now = datetime.now(UTC)
-        owner = Owner.current()
         run_labels = labels.sandbox_labels(
-            self.run_id, owner, now, config.max_lifetime, config.store
+            self.run_id, Owner.current(), now, config.max_lifetime, config.store
         )
         network_mode = "none"
-        if config.network:
+        if config.network and not config.workspace_in_image:
             lease = EgressLease(EgressProxy(client, self._egress), self.run_id, config.allow)
             lease.network_labels = run_labels
             network_mode = self._egress_call(lambda: lease.start().name)
             self._lease = lease
+        options = container_spec.create_options(
+            config,
+            name=_container_name(self.run_id),
+            container_labels=run_labels,
+            volume_run_id=self.run_id,
+            network_mode=network_mode,
+        )
         try:
-            container = client.containers.create(
-                config.image,
-                ["sleep", str(config.max_lifetime)],
-                name=_container_name(self.run_id),
-                hostname="sandbox",
-                user=config.user,
-                working_dir=WORKSPACE,
-                environment={"HOME": config.home, "LANG": "C.UTF-8", **config.env},
-                labels=run_labels,
-                network_mode=network_mode,
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges:true"],
-                read_only=True,
-                tmpfs=self._tmpfs(),
-                mounts=[self._workspace_mount()],
-                mem_limit=f"{config.memory_mb}m",
-                memswap_limit=f"{config.memory_mb}m",
-                nano_cpus=round(config.cpus * 1e9),
-                pids_limit=config.pids,
-                ulimits=[Ulimit(name="core", soft=0, hard=0)],
-                **self._shm_options(),
-                init=True,
-                auto_remove=True,
-            )
+            return client.containers.create(**options)
         except docker.errors.ImageNotFound:
             self._end_lease()
             self._release_client()
@@ -181,19 +207,6 @@ class DockerSandbox(Lifecycle):
             self._end_lease()
             self._release_client()
             raise SandboxStartFailed(self.run_id, f"Docker refused the container: {exc}") from exc
-        self._container = container
-        try:
-            container.start()
-            if self._lease is not None:
-                lease = self._lease
-                self._egress_call(lambda: lease.admit(container))
-            self._unpack(self.workspace)
-        except (docker.errors.DockerException, SandboxError) as exc:
-            self.close()
-            if isinstance(exc, EgressUnavailable):
-                raise
-            raise SandboxStartFailed(self.run_id, f"starting the container failed: {exc}") from exc
-        log.info("sandbox for run %s started: container %s", self.run_id, container.short_id)
 
     def _egress_call(self, action: Callable[[], T]) -> T:
         """Run one egress step, naming this run in its error."""
@@ -204,40 +217,65 @@ class DockerSandbox(Lifecycle):
         except docker.errors.DockerException as exc:
             raise EgressUnavailable(self.run_id, f"the egress proxy: {exc}") from exc
 
-    def _tmpfs(self) -> dict[str, str]:
-        """``/tmp`` and the home directory: bounded, private, exec allowed."""
-        config = self.config
-        return {
-            TMP: f"rw,exec,nosuid,nodev,size={config.tmp_size_mb}m,mode=1777",
-            config.home: f"rw,exec,nosuid,nodev,size={config.home_size_mb}m,"
-            f"uid={config.uid},gid={config.gid},mode=0755",
-        }
+    def _own_dirs(self) -> None:
+        """Make the workspace and home directory the sandbox user's, whatever image this
+        is: the engine applies a tar's owners as it writes, without any capability in
+        the container (an environment is built on a repository's own image too)."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for directory in (WORKSPACE, ENV_HOME):
+                info = tarfile.TarInfo(directory.lstrip("/"))
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                info.uid, info.gid = self.config.uid, self.config.gid
+                info.mtime = int(time.time())
+                tar.addfile(info)
+        self._call(lambda: self._require().put_archive("/", buf.getvalue()))
 
-    def _shm_options(self) -> dict[str, Any]:
-        """A private, size-limited /dev/shm, or none at all."""
-        size = self.config.shm_size_mb
-        return (
-            {"ipc_mode": "none"} if size == 0 else {"ipc_mode": "private", "shm_size": f"{size}m"}
+    def _check_out(self, checkout: Checkout) -> None:
+        """Move the environment's checkout to the run's commit (:mod:`sandboxes.checkout`)."""
+        if checkout.already_there:
+            return
+        if checkout.pack:
+            info = tarfile.TarInfo(PACK_NAME.rpartition("/")[2])
+            info.size = len(checkout.pack)
+            info.mode = 0o600
+            info.uid, info.gid = self.config.uid, self.config.gid
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w") as tar:
+                tar.addfile(info, io.BytesIO(checkout.pack))
+            target = paths.join(WORKSPACE, PACK_NAME.rpartition("/")[0])
+            self._call(lambda: self._require().put_archive(target, buf.getvalue()))
+        moved = self._run(
+            checkout_argv(checkout.commit),
+            timeout=HELPER_TIMEOUT,
+            cwd=WORKSPACE,
+            env={},
+            limit=16_000,
         )
+        if moved.exit_code != 0:
+            raise SandboxError(
+                self.run_id,
+                f"checking out {checkout.commit[:12]} in the environment failed "
+                f"(exit {moved.exit_code}): {moved.stderr.text().strip()[-2000:]}",
+            )
 
-    def _workspace_mount(self) -> Mount:
-        """An anonymous volume, removed with the container: tmpfs (sized) or disk.
+    def snapshot(self, repository: str, tag: str, image_labels: dict[str, str]) -> str:
+        """Commit the container (its own layer: the workspace and home directory of an
+        environment) as an image with these labels; returns the image id.
 
-        It is labelled with the run id, so the reaper can prune one left behind when
-        a container was removed without its volumes.
+        The container's own labels would be inherited by the image, and from it by
+        every container started from it: the sandbox labels are blanked, so only the
+        ones a new container sets count.
         """
-        size = self.config.workspace_size_mb
-        volume_labels = {labels.RUN_ID: self.run_id}
-        if size is None:
-            return Mount(WORKSPACE, None, type="volume", labels=volume_labels)
-        options = f"size={size}m,uid={self.config.uid},gid={self.config.gid},mode=0755,nosuid,nodev"
-        return Mount(
-            WORKSPACE,
-            None,
-            type="volume",
-            labels=volume_labels,
-            driver_config=DriverConfig("local", {"type": "tmpfs", "device": "tmpfs", "o": options}),
+        container = self._require()
+        blank = {key: "" for key in labels.SANDBOX_KEYS}
+        wanted = {**blank, **image_labels}
+        changes = [f"LABEL {json.dumps(k)}={json.dumps(v)}" for k, v in wanted.items()]
+        image = self._call(
+            lambda: container.commit(repository=repository, tag=tag, changes=changes, pause=True)
         )
+        return str(image.id)
 
     def _unpack(self, workspace: WorkspaceArchive | None) -> None:
         """Fill the home directory from the image's skeleton, and move the workspace in
@@ -287,11 +325,12 @@ class DockerSandbox(Lifecycle):
         self._release_client()
 
     def set_network(self, enabled: bool) -> None:
-        """Go offline (``False``; e.g. after setup), or online again through a new network.
+        """Go offline (``False``; e.g. after setup), or online (again) through a new
+        network of its own behind the egress proxy (e.g. for setup in an environment's
+        sandbox or a warm pool's container, which start with no network).
 
-        Only a sandbox started with ``network=True`` can change: one started without a
-        network has none to reconnect to. Going offline keeps where the sandbox went in
-        :attr:`egress_report`.
+        Only a sandbox whose config has ``network`` can go online. Going offline keeps
+        where the sandbox went in :attr:`egress_report`.
         """
         container = self._require()
         if not self.config.network:
@@ -312,10 +351,21 @@ class DockerSandbox(Lifecycle):
         elif enabled and self._lease is None:
             client = self._connect()
             lease = EgressLease(EgressProxy(client, self._egress), self.run_id, self.config.allow)
-            lease.network_labels = dict(container.labels)
+            config = self.config
+            lease.network_labels = labels.sandbox_labels(
+                self.run_id, Owner.current(), datetime.now(UTC), config.max_lifetime, config.store
+            )
             self._lease = lease
             try:
                 network = self._egress_call(lease.start)
+                if "none" in self._call(lambda: self._networks(container)):
+                    # Created with no network: the engine connects no other until it
+                    # leaves "none" (the loopback interface stays).
+                    self._call(
+                        lambda: client.api.disconnect_container_from_network(
+                            str(container.id), "none"
+                        )
+                    )
                 self._call(
                     lambda: client.api.connect_container_to_network(str(container.id), network.id)
                 )
@@ -335,6 +385,14 @@ class DockerSandbox(Lifecycle):
             return
         kept = self.egress_report
         self.egress_report = report if kept is None else kept.merged(report)
+        untaken = self._untaken
+        self._untaken = report if untaken is None else untaken.merged(report)
+
+    def take_egress_report(self) -> EgressReport | None:
+        """Where the sandbox went since the last call (each time it went offline), so a
+        caller records each setup once; :attr:`egress_report` keeps the whole."""
+        report, self._untaken = self._untaken, None
+        return report
 
     def _end_lease(self) -> None:
         lease, self._lease = self._lease, None
@@ -669,6 +727,11 @@ class DockerSandbox(Lifecycle):
         if stat is not None and stat_of != done:
             stat = self._stat(done)  # the path ended in "." or ".." from a link target
         return done, stat
+
+    @staticmethod
+    def _networks(container: Container) -> set[str]:
+        container.reload()
+        return set(container.attrs.get("NetworkSettings", {}).get("Networks", {}) or {})
 
 
 class _StreamReader:

@@ -14,6 +14,26 @@ CREATED_AT = "agents.created_at"
 EXPIRES_AT = "agents.expires_at"
 #: Which run store the run lives in: run ids repeat across stores sharing one engine.
 STORE = "agents.store"
+#: Every label above: an environment image blanks them (a container's labels would be
+#: inherited by the image it is committed as, and by every container started from it).
+SANDBOX_KEYS = (RUN_ID, STORE, OWNER, OWNER_PROCESS, CREATED_AT, EXPIRES_AT)
+
+#: On an idle container of a warm pool (:mod:`sandboxes.pool`): the pool it belongs to.
+POOL = "agents.pool"
+
+#: On an environment image (:mod:`sandboxes.env_images`).
+ENV_KEY = "agents.env.key"
+ENV_REPO = "agents.env.repo"
+#: The deployment (run store) that built it: only its own collector removes it, as only
+#: its own Redis knows which of its runs use it.
+ENV_OWNER = "agents.env.owner"
+#: The commit whose checkout the image holds.
+ENV_COMMIT = "agents.env.commit"
+ENV_CREATED_AT = "agents.env.created_at"
+#: Seconds the build took: how long a run arriving during the next one should expect.
+ENV_BUILD_SECONDS = "agents.env.build_seconds"
+#: The dependency inputs the key covers, comma-separated (for ``agents env ls``).
+ENV_INPUTS = "agents.env.inputs"
 
 
 def sandbox_labels(

@@ -66,7 +66,7 @@ class Owner:
     @classmethod
     def from_labels(cls, owner: str, token: str) -> Owner | None:
         host, _, pid = owner.rpartition(":")
-        if not host or not pid.isdigit():
+        if not host or not (pid.isascii() and pid.isdigit()):
             return None
         return cls(host=host, pid=int(pid), token=token)
 

@@ -6,6 +6,12 @@ same boot, same pid namespace; see :mod:`sandboxes.owner`). The list of containe
 only nominates candidates: each one is inspected again and judged again, with the
 clock and the owner's liveness read at that moment, right before it is removed.
 
+A warm pool's container (:mod:`sandboxes.pool`) carries no run: once claimed, its
+claim names the run and owner and it is judged like any other; while idle, it goes
+when it has waited too long, and the pool's own :meth:`~sandboxes.pool.WarmPool.trim`
+keeps each pool within its size. Without the pool's claims (no Redis) pool
+containers are left alone, except for their expiry.
+
 ``agents reap`` runs one pass; workers run it when they start and then periodically
 with :class:`ReaperThread`.
 """
@@ -17,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import docker
 import docker.errors
@@ -27,6 +34,9 @@ from sandboxes import labels
 from sandboxes.egress_proxy import NETWORK_LABEL, remove_network
 from sandboxes.owner import Owner
 
+if TYPE_CHECKING:  # the pool needs Redis; a reaper without one must not import it
+    from sandboxes.pool import WarmPool
+
 log = logging.getLogger(__name__)
 
 #: Is this run finished for good? None when the caller cannot tell.
@@ -36,6 +46,7 @@ Clock = Callable[[], datetime]
 REASON_FINAL = "run is final"
 REASON_EXPIRED = "expired"
 REASON_OWNER_DEAD = "owner is dead"
+REASON_POOL_IDLE = "idle in the warm pool too long"
 
 
 @dataclass(frozen=True)
@@ -60,19 +71,46 @@ class Reaper:
         is_final: IsFinal | None = None,
         store: str = "",
         clock: Clock = _utcnow,
+        pool: WarmPool | None = None,
     ) -> None:
         self.client = client
+        self.pool = pool
         self.is_final = is_final
         #: ``is_final`` speaks for this store only; other stores' runs are judged by
         #: expiry and owner alone.
         self.store = store
         self.clock = clock
 
-    def reason(self, container_labels: dict[str, str]) -> str | None:
+    def reason(self, container_labels: dict[str, str], container_id: str = "") -> str | None:
         """Why a container with these labels should go now, or None to leave it alone."""
+        if container_labels.get(labels.POOL):
+            return self._pool_reason(container_labels, container_id)
         run_id = container_labels.get(labels.RUN_ID)
         if run_id is None:
             return None
+        return self._run_reason(run_id, container_labels)
+
+    def _pool_reason(self, container_labels: dict[str, str], container_id: str) -> str | None:
+        expires = labels.parse_time(container_labels.get(labels.EXPIRES_AT))
+        if expires is not None and self.clock() >= expires:
+            return REASON_EXPIRED
+        if self.pool is None or not container_id:
+            return None
+        claim = self.pool.claim_of(container_id)
+        if claim is None:
+            age = self.pool.idle_age(container_labels)
+            return REASON_POOL_IDLE if age is not None and age > self.pool.idle_seconds else None
+        claimed = {
+            **container_labels,
+            labels.STORE: claim.store,
+            labels.OWNER: claim.owner,
+            labels.OWNER_PROCESS: claim.owner_process,
+        }
+        if not claim.run_id.isdigit():  # being removed by a pool's trim
+            return None
+        return self._run_reason(claim.run_id, claimed)
+
+    def _run_reason(self, run_id: str, container_labels: dict[str, str]) -> str | None:
         expires = labels.parse_time(container_labels.get(labels.EXPIRES_AT))
         if expires is not None and self.clock() >= expires:
             return REASON_EXPIRED
@@ -91,7 +129,7 @@ class Reaper:
         removed: list[Removal] = []
         candidates = self.client.containers.list(all=True, filters={"label": labels.RUN_ID})
         for candidate in candidates:
-            if self.reason(dict(candidate.labels)) is None:
+            if self.reason(dict(candidate.labels), str(candidate.id)) is None:
                 continue
             removal = self._remove_if_still_due(str(candidate.id))
             if removal is not None:
@@ -109,9 +147,17 @@ class Reaper:
         found = self.client.containers.list(
             all=True, filters={"label": f"{labels.RUN_ID}={run_id}"}
         )
+        if self.pool is not None:  # pool containers the run claimed
+            for container in self.client.containers.list(filters={"label": labels.POOL}):
+                claim = self.pool.claim_of(str(container.id))
+                if claim is not None and claim.run_id == run_id:
+                    found.append(container)
         for container in found:
             deadline = time.monotonic() + wait
-            while self.reason(dict(container.labels)) is None and time.monotonic() < deadline:
+            while (
+                self.reason(dict(container.labels), str(container.id)) is None
+                and time.monotonic() < deadline
+            ):
                 time.sleep(0.2)
             removal = self._remove_if_still_due(str(container.id))
             if removal is not None:
@@ -159,9 +205,14 @@ class Reaper:
             container: Container = self.client.containers.get(container_id)
         except docker.errors.NotFound:
             return None
-        reason = self.reason(dict(container.labels))
+        found = dict(container.labels)
+        reason = self.reason(found, container_id)
         if reason is None:
             return None
+        if reason == REASON_POOL_IDLE and self.pool is not None:
+            if not self.pool.remove_idle(container):
+                return None  # a run claimed it meanwhile
+            return Removal(container_id, str(container.name), "", reason)
         try:
             container.remove(force=True, v=True)
         except docker.errors.NotFound:
@@ -170,10 +221,11 @@ class Reaper:
             if exc.status_code == 409:  # already being removed, by auto_remove or a sibling
                 return None
             raise
+        claim = self.pool.claim_of(container_id) if self.pool and found.get(labels.POOL) else None
         removal = Removal(
             container_id=container_id,
             name=str(container.name),
-            run_id=dict(container.labels)[labels.RUN_ID],
+            run_id=claim.run_id if claim else found.get(labels.RUN_ID, ""),
             reason=reason,
         )
         log.info("reaped sandbox %s of run %s: %s", removal.name, removal.run_id, removal.reason)

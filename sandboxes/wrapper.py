@@ -9,7 +9,9 @@ if the worker stops listening or dies.
 When the command exits on its own, whatever is left of its process group is killed
 too: a stray ``server &`` would otherwise hold the output stream open forever. A
 service meant to outlive its command must be started with ``setsid`` and its output
-redirected.
+redirected. The watcher ends with its command too: it is killed by its process id
+(it may not have made its own group yet, when the command was quick) and by its group
+(its ``sleep``), and reaped, so no helper outlives the command.
 
 The wrapper's last line on stderr reports the exit code, whether the timeout fired,
 and how many processes the kernel's OOM killer ended while the command ran (read from
@@ -82,7 +84,9 @@ if [ "$fired" = 1 ]; then
     wait "$watcher"
     rc=124
 else
+    kill -s KILL "$watcher" 2>/dev/null
     kill -s KILL -- "-$watcher" 2>/dev/null
+    wait "$watcher" 2>/dev/null
 fi
 kill_group "$pid"
 read_oom_kills

@@ -17,10 +17,26 @@ from pathlib import Path
 import fakeredis
 import pytest
 import redis
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from process import logs
 
 SERVICE_MARKERS = ("redis", "docker", "browser")
+
+#: Property tests (tests/hostile/) are reproducible and bounded: the same examples on
+#: every run (derandomize: the seed comes from the test), at most ``max_examples`` each,
+#: no example database, no per-example deadline (no timed assertions).
+hypothesis_settings.register_profile(
+    "agents",
+    max_examples=100,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+hypothesis_settings.load_profile("agents")
 #: Environment variables that settings are read from.
 SETTING_PREFIXES = ("AGENTS_", "SLACK_", "ANTHROPIC_", "GITHUB_", "REDIS_", "DOCKER_")
 

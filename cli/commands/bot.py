@@ -36,11 +36,12 @@ def handle(args: argparse.Namespace) -> int:
     bot_settings = settings.load(settings.BotSettings)
     logs.setup(bot_settings)
     from bot.app import create_app
-    from bot.http import wsgi_app
+    from bot.http import asgi_app
     from bot.services import Services
     from bot.slack_client import web_client
     from jobs.metrics import metrics_app
-    from process.endpoints import ops_app, ops_connection, redis_health, serve, serve_in_background
+    from process.endpoints import ops_app, ops_connection, redis_health, serve_ops
+    from process.http import HttpServer
 
     connection = redis.Redis.from_url(bot_settings.redis_url, socket_connect_timeout=5)
     ops = ops_connection(bot_settings.redis_url)
@@ -54,9 +55,9 @@ def handle(args: argparse.Namespace) -> int:
     app = create_app(services, client)
     github = None
     if bot_settings.github_webhook_secret is not None:
-        from bot.github_webhooks import GitHubWebhooks, github_wsgi
+        from bot.github_webhooks import GitHubWebhooks, github_endpoint
 
-        github = github_wsgi(
+        github = github_endpoint(
             GitHubWebhooks(
                 connection,
                 services.store,
@@ -76,9 +77,7 @@ def handle(args: argparse.Namespace) -> int:
     ops_server = None
     if bot_settings.metrics_port is not None:
         ops_host = bot_settings.metrics_host
-        ops_server = serve_in_background(
-            ops_app(healthy, metrics), ops_host, bot_settings.metrics_port
-        )
+        ops_server = serve_ops(ops_app(healthy, metrics), ops_host, bot_settings.metrics_port)
         log.info("bot: /healthz and /metrics on %s:%s", ops_host, bot_settings.metrics_port)
     try:
         if bot_settings.slack_app_token is not None:
@@ -88,9 +87,10 @@ def handle(args: argparse.Namespace) -> int:
             handler = SocketModeHandler(app, bot_settings.slack_app_token.get_secret_value())
             handler.start()  # type: ignore[no-untyped-call]
         else:
-            server = serve(
-                wsgi_app(app, healthy, metrics, github), args.host, bot_settings.bot_port
-            )
+            secret = bot_settings.slack_signing_secret
+            assert secret is not None  # settings require it in HTTP mode
+            served = asgi_app(app, secret.get_secret_value(), healthy, metrics, github)
+            server = HttpServer(served, args.host, bot_settings.bot_port)
             log.info(
                 "bot: HTTP mode on %s:%s (/slack/events,%s /healthz, /metrics)",
                 args.host,
@@ -101,8 +101,7 @@ def handle(args: argparse.Namespace) -> int:
     finally:
         stop.set()
         if ops_server is not None:
-            ops_server.shutdown()
-            ops_server.server_close()
+            ops_server.stop()
         reporter.join(timeout=5)
         connection.close()
         ops.close()

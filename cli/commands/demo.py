@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from bot.services import Services
     from fakes.slack.server import SlackEmulator
-    from process.endpoints import ThreadingServer
+    from process.http import HttpServer
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def work_until(
 class ServedBot:
     services: Services
     client: WebClient
-    server: ThreadingServer
+    server: HttpServer
 
 
 def serve_bot(
@@ -181,10 +181,11 @@ def serve_bot(
     """The bolt app over HTTP on a free loopback port, wired to ``emu`` both ways: its
     Web API calls go to the emulator and the emulator delivers events to it."""
     from bot.app import create_app
-    from bot.http import serve, wsgi_app
+    from bot.http import asgi_app
     from bot.services import Services
     from bot.slack_client import web_client
     from process import settings
+    from process.http import HttpServer
 
     bot_settings = settings.load(
         settings.BotSettings,
@@ -196,8 +197,9 @@ def serve_bot(
     )
     client = web_client(emu.bot_token, emu.api_url)
     services = Services.from_settings(bot_settings, conn, client)
-    server = serve(wsgi_app(create_app(services, client), lambda: None), "127.0.0.1", 0)
-    emu.bot_url = f"http://127.0.0.1:{server.server_port}/slack/events"
+    app = asgi_app(create_app(services, client), emu.signing_secret, lambda: None)
+    server = HttpServer(app, "127.0.0.1", 0)
+    emu.bot_url = f"http://127.0.0.1:{server.port}/slack/events"
     return ServedBot(services, client, server)
 
 
@@ -254,7 +256,7 @@ def handle(args: argparse.Namespace) -> int:
             f"model: {model}"
         )
         with (
-            running(lambda stop: server.serve_forever(poll_interval=0.2)),
+            running(lambda stop: server.serve_forever()),
             running(reporter.run_forever),
         ):
             try:
@@ -266,8 +268,7 @@ def handle(args: argparse.Namespace) -> int:
                 )
                 work_until(worker, lambda: False, "Ctrl-C", limit=float("inf"))
             finally:
-                server.shutdown()
-                server.server_close()
+                server.stop()
     except (KeyboardInterrupt, StopRequested):
         # Ctrl-C or SIGTERM: RQ's handlers (installed by the worker) raise StopRequested.
         print("\nstopped")

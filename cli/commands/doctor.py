@@ -118,6 +118,7 @@ def check_docker(raw: dict[str, str | None]) -> list[Check]:
                     "is reachable), or set AGENTS_SANDBOX_IMAGE",
                 )
             )
+        checks.append(check_environments(client, raw))
         return checks
     except DockerException as exc:
         return [
@@ -144,6 +145,30 @@ def check_ca(
         "lacks: HTTPS from its setup fails behind a TLS-intercepting proxy",
         f"`{missing.command}`",
     )
+
+
+def check_environments(client: Any, raw: dict[str, str | None]) -> Check:
+    """How much disk the environment images take, against AGENTS_ENV_DISK_BUDGET."""
+    from sandboxes.env_images import EnvEngine
+
+    value = raw["AGENTS_ENV_DISK_BUDGET"] or str(_default("AGENTS_ENV_DISK_BUDGET"))
+    try:
+        budget = settings.bytes_of(value)
+    except ValueError:
+        return Check("environments", None, "not measured: AGENTS_ENV_DISK_BUDGET is malformed")
+    engine = EnvEngine(client)
+    images = engine.images()
+    sizes = engine.unique_sizes()
+    used = sum(sizes.get(image.id, 0) for image in images)
+    repos = len({image.repo for image in images})
+    gib = 1024**3
+    detail = (
+        f"{len(images)} image(s) of {repos} repositories use {used / gib:.2f} GiB of disk "
+        f"(their own layers), budget {budget / gib:.2f} GiB (AGENTS_ENV_DISK_BUDGET)"
+    )
+    if used > budget:
+        detail += "; over it: workers remove the least recently used on their next pass"
+    return Check("environments", True, detail)
 
 
 def check_slack(raw: dict[str, str | None]) -> list[Check]:

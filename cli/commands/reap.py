@@ -8,9 +8,11 @@ import sys
 import docker.errors
 import redis
 
+from jobs.environments.service import namespace
 from process import settings
 from runs.store import RunStore
 from sandboxes import engine
+from sandboxes.env_images import EnvEngine
 from sandboxes.reaper import IsFinal, Reaper
 
 
@@ -41,19 +43,23 @@ def reap(args: argparse.Namespace) -> int:
         is_final = None
         identity = ""
     try:
-        return _reap(is_final, identity)
+        return _reap(is_final, identity, connection if is_final is not None else None)
     finally:
         connection.close()
 
 
-def _reap(is_final: IsFinal | None, store: str) -> int:
+def _reap(is_final: IsFinal | None, store: str, connection: redis.Redis | None) -> int:
     try:
         client = engine.connect()
     except docker.errors.DockerException as exc:
         print(f"agents reap: cannot reach Docker: {exc}", file=sys.stderr)
         return 1
     try:
-        reaper = Reaper(client, is_final=is_final, store=store)
+        pool = None
+        if connection is not None:  # claimed warm-pool containers are judged by their run
+            envs = EnvEngine(client)
+            pool = envs.pool(connection, namespace("agents", envs))
+        reaper = Reaper(client, is_final=is_final, store=store, pool=pool)
         removed = reaper.reap()
         volumes = reaper.prune_volumes()
     except docker.errors.DockerException as exc:

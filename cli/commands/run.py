@@ -12,9 +12,13 @@ published as a repository of the local forge first.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import logging
 import os
 import re
+import signal
+import stat
 import sys
 import time
 from pathlib import Path
@@ -22,16 +26,22 @@ from typing import Any
 
 import git
 
+from bot.clean import clean_text
+from bot.requests import MAX_REQUEST_CHARS
 from cli.local_redis import open_redis
 from process import settings
-from process.exceptions import ForgeError
+from process.exceptions import ForgeError, InvalidTransition
+from process.repo_names import repo_problem
 from runs.projection import project, render_text
 from runs.record import Run, RunStatus, Step
 from runs.store import RunStore
 
 EXIT_NO_PR = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 PREFIX = "agents-cli"
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -99,13 +109,21 @@ def _slug(text: str) -> str:
 
 
 def tree_digest(directory: Path) -> str:
-    """A short digest of a directory's files (not ``.git``): a changed tree is a new repo."""
+    """A short digest of a directory's files (not ``.git``): a changed tree is a new repo.
+
+    Names are taken as the bytes they are (any name a file system allows), and a link
+    by its target, never read through (it may point anywhere, or at a FIFO).
+    """
     digest = hashlib.sha256()
     for path in sorted(directory.rglob("*")):
         relative = path.relative_to(directory)
-        if ".git" in relative.parts or not path.is_file():
+        if ".git" in relative.parts:
             continue
-        digest.update(str(relative).encode() + b"\0" + path.read_bytes() + b"\0")
+        name = os.fsencode(relative)
+        if path.is_symlink():
+            digest.update(b"link\0" + name + b"\0" + os.fsencode(os.readlink(path)) + b"\0")
+        elif stat.S_ISREG(path.lstat().st_mode):
+            digest.update(name + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:8]
 
 
@@ -150,6 +168,22 @@ def handle(args: argparse.Namespace) -> int:
     if chosen is None:
         print("agents run: --model must be `anthropic` or `replay:PATH`", file=sys.stderr)
         return EXIT_USAGE
+    request = clean_text(args.request).strip()
+    if not request:
+        print(
+            "agents run: the request is empty; say what to change, e.g. "
+            'agents run "make the retry limit configurable" --repo acme/api',
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if len(request) > MAX_REQUEST_CHARS:
+        print(
+            f"agents run: the request is {len(request):,} characters; at most "
+            f"{MAX_REQUEST_CHARS:,}. Put the details in a file in the repository and point "
+            "to it",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     worker = settings.load(settings.WorkerSettings, **chosen)
     from jobs.blueprint.runner import run_blueprint
     from jobs.blueprint.wiring import open_deps
@@ -162,10 +196,10 @@ def handle(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         repo = publish_directory(directory, worker.local_forge_dir, args.name)
         print(f"published {directory} to the local forge as {repo}")
-    elif not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repo):
+    elif (problem := repo_problem(repo)) is not None:
         print(
-            f"agents run: --repo {repo!r} is neither a directory nor owner/name "
-            "(e.g. --repo acme/api or --repo ./my-checkout)",
+            f"agents run: --repo {repo!r} is neither a directory nor owner/name ({problem}; "
+            "e.g. --repo acme/api or --repo ./my-checkout)",
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -176,11 +210,13 @@ def handle(args: argparse.Namespace) -> int:
         seed_ids(store, highest_run_branch(worker.local_forge_dir / owner / f"{name}.git"))
     elif not os.environ.get("REDIS_URL"):
         seed_ids(store, int(time.time()))  # no shared store: keep branch names unique
-    run = store.create(requester=args.requester, repo=repo, request=args.request, by="cli")
+    run = store.create(requester=args.requester, repo=repo, request=request, by="cli")
 
     def on_step(current: Run, step: Step) -> None:
         print(show(store, current.id), flush=True)
 
+    # SIGTERM ends the run as Ctrl-C does: cancelled, its sandbox removed.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         with open_deps(worker, store, on_step=on_step) as deps:
             final = run_blueprint(deps, run.id, by="cli")
@@ -191,9 +227,39 @@ def handle(args: argparse.Namespace) -> int:
                     pr_open = pr.state == "open"
                 except ForgeError as err:
                     print(f"agents run: could not read the PR: {err}", file=sys.stderr)
-    finally:
+    except KeyboardInterrupt:
+        end(store, run.id, RunStatus.CANCELLED, "interrupted at the terminal (Ctrl-C)")
         print(show(store, run.id))
+        print(f"agents run: interrupted; run #{run.id} cancelled", file=sys.stderr)
         conn.close()
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        log.debug("agents run: run #%d stopped", run.id, exc_info=True)
+        why = one_line(exc)
+        end(store, run.id, RunStatus.FAILED, f"agents run stopped: {why}")
+        print(show(store, run.id))
+        print(f"agents run: run #{run.id} failed: {why}", file=sys.stderr)
+        conn.close()
+        return EXIT_NO_PR
+    print(show(store, run.id))
+    conn.close()
     if pr_open and final.status is RunStatus.AWAITING_DECISION:
         return 0
     return EXIT_NO_PR
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line, at most 300 characters."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def end(store: RunStore, run_id: int, status: RunStatus, reason: str) -> None:
+    """Put a run this command created in a final state with its reason, unless it is in
+    one already (the blueprint ended it, or a decision did)."""
+    with contextlib.suppress(InvalidTransition):
+        store.transition(run_id, status, by="cli", reason=reason)

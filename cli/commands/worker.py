@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from typing import TYPE_CHECKING
 
 import redis
 
 from process import logs, settings
+from process.logs import mask_url
 from runs.store import RunStore
 
 if TYPE_CHECKING:
-    from process.endpoints import ThreadingServer
+    from process.http import HttpServer
 
 log = logging.getLogger(__name__)
+
+EXIT_NO_REDIS = 1
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,14 +49,29 @@ def handle(args: argparse.Namespace) -> int:
     worker_settings = settings.load(settings.WorkerSettings)
     logs.setup(worker_settings)
     from jobs.worker import start_worker
+    from process.endpoints import ops_connection
 
+    where = mask_url(worker_settings.redis_url)
+    probe = ops_connection(worker_settings.redis_url)
+    try:
+        probe.ping()
+    except redis.RedisError as exc:
+        print(
+            f"agents worker: cannot reach Redis at {where} ({exc}); start it or set REDIS_URL",
+            file=sys.stderr,
+        )
+        return EXIT_NO_REDIS
+    finally:
+        probe.close()
     server, ops = _serve_ops(worker_settings, args.host or worker_settings.metrics_host)
     try:
         start_worker(worker_settings, burst=args.burst, name=args.name)
+    except redis.ConnectionError as exc:
+        print(f"agents worker: lost Redis at {where} ({exc}); stopping", file=sys.stderr)
+        return EXIT_NO_REDIS
     finally:
         if server is not None:
-            server.shutdown()
-            server.server_close()
+            server.stop()
         if ops is not None:
             ops.close()
     return 0
@@ -60,17 +79,17 @@ def handle(args: argparse.Namespace) -> int:
 
 def _serve_ops(
     worker_settings: settings.WorkerSettings, host: str
-) -> tuple[ThreadingServer | None, redis.Redis | None]:
+) -> tuple[HttpServer | None, redis.Redis | None]:
     """``/healthz`` and ``/metrics`` on ``AGENTS_METRICS_PORT``, if set."""
     port = worker_settings.metrics_port
     if port is None:
         return None, None
     from jobs.metrics import metrics_app
-    from process.endpoints import ops_app, ops_connection, redis_health, serve_in_background
+    from process.endpoints import ops_app, ops_connection, redis_health, serve_ops
 
     ops = ops_connection(worker_settings.redis_url)
     store = RunStore(ops, retention_seconds=worker_settings.run_retention_seconds)
     app = ops_app(redis_health(ops), metrics_app(store, [worker_settings.queue]))
-    server = serve_in_background(app, host, port)
+    server = serve_ops(app, host, port)
     log.info("worker: /healthz and /metrics on %s:%s", host, port)
     return server, ops

@@ -182,7 +182,7 @@ class Toolbox:
         for line in result.stdout.splitlines():
             path, sep, rest = line.partition(":")
             number, sep2, text = rest.partition(":")
-            if not (sep and sep2 and number.isdigit()):
+            if not (sep and sep2 and number.isascii() and number.isdigit()):
                 continue  # a marker the sandbox put into cut output
             path = path.removeprefix("./")
             if len(text) > MAX_LINE_CHARS:

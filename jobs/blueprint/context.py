@@ -108,7 +108,7 @@ class RunContext:
             config = config.model_copy(
                 update={
                     "command_timeout": min(config.command_timeout, timeout),
-                    "max_command_timeout": timeout,
+                    "max_command_timeout": min(config.max_command_timeout, timeout),
                 }
             )
         return config

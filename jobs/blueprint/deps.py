@@ -15,6 +15,7 @@ from typing import Protocol
 from jobs.agent.config import AgentConfig
 from jobs.agent.model import Model
 from jobs.blueprint.config import BlueprintConfig
+from jobs.environments.service import Environments
 from jobs.forge.protocol import Forge
 from runs.record import Run, Step
 from runs.store import RunStore
@@ -61,3 +62,6 @@ class Deps:
     image_id: Callable[[str], str | None] = _no_image_id
     #: Called as each step starts (progress output, tests). Must not raise.
     on_step: Callable[[Run, Step], None] | None = None
+    #: Repository environments on the Docker engine (``jobs/environments``); None runs
+    #: setup in every sandbox (the local backend, or a test that wants that).
+    environments: Environments | None = None

@@ -99,7 +99,15 @@ def begin_iteration(run: Run) -> None:
     a.completed_steps = []
     a.steps_iteration = run.iteration
     a.start_commit = a.head_sha
-    for name in ("patch", "summary", "notes_for_reviewer", "review", "ci", "agent_resume"):
+    for name in (
+        "patch",
+        "summary",
+        "notes_for_reviewer",
+        "review",
+        "ci",
+        "agent_resume",
+        "environment",
+    ):
         setattr(a, name, None)
     a.check_reports = []
     a.fix_rounds_spent = a.review_rounds = a.model_calls = 0

@@ -2,14 +2,20 @@
 
 A sandbox does not outlive its job: when a worker dies, its container is left for the
 reaper, and the job that resumes the run builds a new one from the record: the
-workspace at the iteration's start commit (from the worker's repository cache), the
-repository's setup commands, then the change so far (``artifacts.patch``) applied on
-top. So every step after ``prepare`` can run in a fresh sandbox.
+repository's environment (:mod:`jobs.blueprint.environment`) moved to the iteration's
+start commit, or without one the workspace from the worker's repository cache and
+the setup commands; then the change so far (``artifacts.patch``) applied on top. So
+every step after ``prepare`` can run in a fresh sandbox.
+
+When the change touches a dependency input (the agent added a dependency), setup runs
+again in the run's sandbox before the checks; the cached environment stays as it was.
 
 Only setup may have network, when the repository asks (``network: {setup: true}``),
 and then only through the egress proxy to the hosts of the operator's allow-list that
-the repository's ``network.allow`` keeps. The sandbox goes offline for good when setup
-ends; where setup went is recorded on the run and said in the thread.
+the repository's ``network.allow`` keeps: wherever setup commands run (an
+environment's build, ``environment.update``, setup again before the checks, or a
+sandbox without an environment). The sandbox goes offline when they end; where they
+went is recorded on the run and said in the thread.
 """
 
 from __future__ import annotations
@@ -18,19 +24,20 @@ import gzip
 import io
 import logging
 import tarfile
-from dataclasses import dataclass, field
 from typing import Literal
 
 from jobs.blueprint.context import RunContext
 from jobs.blueprint.deps import Deps
-from jobs.checks import excerpt_lines
-from jobs.repo_config import RepoConfig
+from jobs.checks import excerpt
+from jobs.environments.keys import changed_inputs
+from jobs.repo_config import RepoConfig, check_entry
 from process import allowlist
-from process.exceptions import RepoCacheError, StepFailed
-from runs.events import SetupEgress
+from process.exceptions import RepoCacheError, RepoConfigError, StepFailed
+from runs.events import EnvironmentNoted, SetupEgress
 from runs.record import EgressReport, Run
 from sandboxes.cache import WorkspaceArchive
 from sandboxes.config import SandboxConfig
+from sandboxes.output_ends import output_ends
 from sandboxes.protocol import ExecResult, Sandbox
 
 log = logging.getLogger(__name__)
@@ -42,11 +49,17 @@ MAX_CONFIG_FILE = 1024 * 1024
 
 class RepoFiles:
     """Files of a workspace archive, read without unpacking it: for ``.agents.yml`` and
-    check detection before any sandbox exists (the config chooses the sandbox)."""
+    check detection before any sandbox exists (the config chooses the sandbox).
+
+    Only regular files at the root up to :data:`MAX_CONFIG_FILE` are read; every root
+    entry's kind and size is kept, so a config file that is a link or too big is
+    refused with its reason instead of being taken as absent (:meth:`entry`).
+    """
 
     def __init__(self, workspace: WorkspaceArchive) -> None:
         self._files: dict[str, bytes] = {}
         self._dirs: set[str] = set()
+        self._entries: dict[str, tuple[str, int]] = {}
         with tarfile.open(fileobj=io.BytesIO(gzip.decompress(workspace.archive))) as tar:
             for member in tar:
                 name = member.name.removeprefix("./").rstrip("/")
@@ -54,6 +67,8 @@ class RepoFiles:
                     continue
                 parts = name.split("/")
                 self._dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
+                if "/" not in name:
+                    self._entries[name] = (_kind(member), member.size)
                 if member.isdir():
                     self._dirs.add(name)
                 elif member.isfile() and "/" not in name and member.size <= MAX_CONFIG_FILE:
@@ -66,9 +81,39 @@ class RepoFiles:
     def exists(self, path: str) -> bool:
         return path in self._files or path in self._dirs
 
+    def entry(self, name: str) -> tuple[str, int] | None:
+        """A root entry's kind (``file``, ``directory``, ``symbolic link``, ...) and size."""
+        return self._entries.get(name)
+
     def read(self, path: str) -> str | None:
         data = self._files.get(path)
         return None if data is None else data.decode("utf-8", errors="replace")
+
+    def read_config(self, name: str) -> str | None:
+        """``name`` (``.agents.yml``) as text, None if absent; :class:`RepoConfigError` if it
+        is not a regular file, is too big, or is not UTF-8."""
+        entry = self.entry(name)
+        if entry is None:
+            return None
+        check_entry(*entry)
+        try:
+            return self._files.get(name, b"").decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RepoConfigError(
+                f"{name} is not UTF-8 text (byte {exc.start}), so it was not read"
+            ) from None
+
+
+def _kind(member: tarfile.TarInfo) -> str:
+    if member.isfile():
+        return "file"
+    if member.isdir():
+        return "directory"
+    if member.issym():
+        return "symbolic link"
+    if member.islnk():
+        return "hard link"
+    return "special file"
 
 
 def workspace(deps: Deps, url: str, commit: str) -> WorkspaceArchive:
@@ -132,6 +177,8 @@ def sandbox_config(base: SandboxConfig, repo: RepoConfig) -> SandboxConfig:
         changes["pids"] = min(limits.pids, base.pids)
     if limits.command_timeout is not None:
         changes["command_timeout"] = min(float(limits.command_timeout), base.command_timeout)
+    if repo.environment.env:
+        changes["env"] = {**base.env, **repo.environment.env}
     return base.with_changes(**changes)
 
 
@@ -149,19 +196,16 @@ def egress_report(sandbox: Sandbox) -> EgressReport | None:
     return report if isinstance(report, EgressReport) else None
 
 
-#: Lines of a failed command's output shown, from its start and from its end.
-HEAD_LINES = 12
-TAIL_LINES = 25
-#: Characters of output shown: the thread shows at most 3000 per message, and the
-#: cause of a failure is often at the end, so the message must fit whole.
-SHOWN_CHARS = 1800
+def take_egress(sandbox: Sandbox) -> EgressReport | None:
+    """Where the sandbox's setup reached since this was last asked (Docker; others have
+    no proxy), so each setup is recorded once."""
+    take = getattr(sandbox, "take_egress_report", None)
+    report = take() if take is not None else None
+    return report if isinstance(report, EgressReport) else None
 
 
-def _output(result: ExecResult) -> str:
-    text = f"{result.stdout}\n{result.stderr}".strip()
-    if not text:
-        return "(no output)"
-    return excerpt_lines(text, head=HEAD_LINES, tail=TAIL_LINES, limit=SHOWN_CHARS)
+def _tail(result: ExecResult) -> str:
+    return excerpt(f"{result.stdout}\n{result.stderr}", 800)
 
 
 def _denials(report: EgressReport | None) -> str:
@@ -174,42 +218,48 @@ def _denials(report: EgressReport | None) -> str:
     )
 
 
-@dataclass
-class SetupRun:
-    """What setup did: each command and its seconds, and where it reached."""
+def run_setup(
+    sandbox: Sandbox, config: RepoConfig, commands: list[str] | None = None, kind: str = "setup"
+) -> list[tuple[str, float]]:
+    """The repository's setup commands (or ``commands``), in order, online through the
+    egress proxy if setup may be; the first failure ends the run, naming the command
+    and showing the first and last lines of its output (stderr joined to stdout, so
+    they are in order) and the hosts the proxy refused.
 
-    commands: list[tuple[str, float]] = field(default_factory=list)
-    egress: EgressReport | None = None
-
-
-def run_setup(sandbox: Sandbox, config: RepoConfig) -> SetupRun:
-    """The repository's setup commands, in order; the first failure ends the run.
-
-    Each command's output is one stream (stderr joined to stdout), so a failure shows
-    its first and last lines in order. The sandbox is offline when this returns.
+    The sandbox is offline when this returns, whatever happened; where the commands
+    went is kept on the sandbox (:func:`take_egress`).
     """
-    done = SetupRun()
-    if not config.setup:
+    done: list[tuple[str, float]] = []
+    todo = config.setup if commands is None else commands
+    if not todo:
         set_network(sandbox, config, "agent")
         return done
     set_network(sandbox, config, "setup")
     try:
-        for command in config.setup:
+        for command in todo:
+            # command_timeout is already within the worker's (prepare.effective_config).
             result = sandbox.exec(f"exec 2>&1\n{command}", timeout=config.limits.command_timeout)
             if not result.ok:
                 set_network(sandbox, config, "agent")
                 what = "timed out" if result.timed_out else f"exited {result.exit_code}"
                 if result.oom_killed:
                     what += " (out of memory)"
+                shown = output_ends(f"{result.stdout}\n{result.stderr}")
                 raise StepFailed(
-                    f"setup command `{command}` {what}.{_denials(egress_report(sandbox))} "
-                    f"Its output, first and last lines:\n```\n{_output(result)}\n```"
+                    f"{kind} command `{command[:300]}` {what}.{_denials(egress_report(sandbox))}"
+                    f" Its output:\n{shown}"
                 )
-            done.commands.append((command, result.duration))
+            done.append((command, result.duration))
     finally:
         set_network(sandbox, config, "agent")
-    done.egress = egress_report(sandbox) if config.network.setup else None
     return done
+
+
+def resetup(sandbox: Sandbox, config: RepoConfig) -> list[tuple[str, float]]:
+    """Setup again in a run's sandbox whose change touched a dependency input: the setup
+    commands, or ``environment.update`` when setup is a Dockerfile's."""
+    commands = config.setup or config.environment.update
+    return run_setup(sandbox, config, commands, kind="setup (a dependency input changed)")
 
 
 def apply_patch(sandbox: Sandbox, patch: str) -> None:
@@ -220,28 +270,51 @@ def apply_patch(sandbox: Sandbox, patch: str) -> None:
     )
     sandbox.exec(["rm", "-f", RESUME_PATCH], timeout=60)
     if not result.ok:
-        raise StepFailed(f"could not restore the change into a new sandbox: {_output(result)}")
+        raise StepFailed(f"could not restore the change into a new sandbox: {_tail(result)}")
 
 
 def open_sandbox(
     ctx: RunContext, run: Run, commit: str, patch: str | None
-) -> tuple[Sandbox, SetupRun]:
+) -> tuple[Sandbox, list[tuple[str, float]]]:
     """A started sandbox at ``commit``, set up, with ``patch`` applied; and the setup run."""
+    sandbox, setup, _ = open_sandbox_with_inputs(ctx, run, commit, patch)
+    return sandbox, setup
+
+
+def open_sandbox_with_inputs(
+    ctx: RunContext, run: Run, commit: str, patch: str | None
+) -> tuple[Sandbox, list[tuple[str, float]], str | None]:
+    """:func:`open_sandbox`, plus the digest of the dependency inputs ``patch`` changes
+    (setup has run again for them)."""
+    from jobs.blueprint.environment import open_in_environment
+
     deps = ctx.deps
     config = ctx.repo_config()
     url = deps.forge.clone_url(run.repo)
-    sandbox = deps.sandboxes(
-        str(run.id), sandbox_config(deps.config.sandbox, config), workspace(deps, url, commit)
-    )
+    wanted = sandbox_config(deps.config.sandbox, config)
+    if deps.environments is not None and config.has_environment:
+        sandbox: Sandbox = open_in_environment(ctx, run, commit, config, wanted)
+        setup: list[tuple[str, float]] = []
+    else:
+        sandbox = deps.sandboxes(str(run.id), wanted, workspace(deps, url, commit))
+        setup = []
+    digest = changed_inputs(patch, config.environment.key_files)
     try:
-        sandbox.start()
-        setup = run_setup(sandbox, config)
+        if deps.environments is None or not config.has_environment:
+            sandbox.start()
+            setup = run_setup(sandbox, config)
         if patch:
             apply_patch(sandbox, patch)
+        if digest is not None:
+            setup += resetup(sandbox, config)
     except BaseException:
         sandbox.close()
+        try:
+            record_setup_egress(ctx, sandbox)  # where a failed setup went, too
+        except Exception:
+            log.exception("recording the egress of run #%s failed", run.id)
         raise
-    return sandbox, setup
+    return sandbox, setup, digest
 
 
 class SandboxSession:
@@ -250,7 +323,9 @@ class SandboxSession:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self._sandbox: Sandbox | None = None
-        self.setup = SetupRun()
+        self.setup: list[tuple[str, float]] = []
+        #: What the change had done to dependency inputs when setup last ran here.
+        self._inputs: str | None = None
 
     def get(self, phase: Phase = "agent") -> Sandbox:
         if self._sandbox is None:
@@ -258,12 +333,45 @@ class SandboxSession:
             start = run.artifacts.start_commit
             if start is None:
                 raise StepFailed("the run has no start commit (prepare did not run)")
-            self._sandbox, self.setup = open_sandbox(self.ctx, run, start, run.artifacts.patch)
-            if self.setup.egress is not None:
-                record_egress(self.ctx, self.setup.egress)
-        if phase != "setup":  # setup ran (online) in open_sandbox; never online again
-            set_network(self._sandbox, self.ctx.repo_config(), phase)
+            self._sandbox, self.setup, self._inputs = open_sandbox_with_inputs(
+                self.ctx, run, start, run.artifacts.patch
+            )
+            record_setup_egress(self.ctx, self._sandbox)
+        config = self.ctx.repo_config()
+        if phase == "checks":
+            self._setup_if_inputs_changed(self._sandbox, config)
+        if phase != "setup":  # setup ran (online) where it was due; never online again
+            set_network(self._sandbox, config, phase)
         return self._sandbox
+
+    def _setup_if_inputs_changed(self, sandbox: Sandbox, config: RepoConfig) -> None:
+        """Before the checks: setup again if the change touched dependency inputs since
+        it last ran in this sandbox (the environment image is not changed)."""
+        run = self.ctx.run()
+        digest = changed_inputs(run.artifacts.patch, config.environment.key_files)
+        if digest is None or digest == self._inputs:
+            return
+        try:
+            ran = resetup(sandbox, config)
+        finally:
+            record_setup_egress(self.ctx, sandbox)
+        self._inputs = digest
+        if not ran:
+            return
+
+        def counted(run: Run) -> None:
+            if run.artifacts.environment is not None:
+                run.artifacts.environment.updates += 1
+
+        self.ctx.save(counted)
+        self.ctx.record(
+            EnvironmentNoted(
+                by=self.ctx.by,
+                text="the change touches a dependency input, so setup ran again in this run's "
+                f"sandbox before the checks ({len(ran)} command(s)); the cached environment "
+                "is unchanged",
+            )
+        )
 
     def close(self) -> None:
         sandbox, self._sandbox = self._sandbox, None
@@ -272,6 +380,13 @@ class SandboxSession:
                 sandbox.close()
             except Exception:
                 log.exception("closing the sandbox of run #%s failed", self.ctx.run_id)
+
+
+def record_setup_egress(ctx: RunContext, sandbox: Sandbox) -> None:
+    """Record where setup commands in ``sandbox`` went since this was last called."""
+    report = take_egress(sandbox)
+    if report is not None:
+        record_egress(ctx, report)
 
 
 def record_egress(ctx: RunContext, report: EgressReport) -> None:

@@ -14,20 +14,23 @@ from jobs.agent.model import Model
 from jobs.blueprint.config import BlueprintConfig
 from jobs.blueprint.deps import Deps, ModelProvider, SandboxFactory
 from jobs.blueprint.providers import AnthropicProvider, ReplayProvider
+from jobs.blueprint.sandbox import run_setup
 from jobs.config import agent_config, blueprint_config, egress_config
+from jobs.environments.service import Environments
 from jobs.forge import credentials as github_credentials
 from jobs.forge import make_forge
 from jobs.forge.auth import GitCredentials
 from jobs.forge.credentials import GitHubCredentials
 from jobs.forge.protocol import Forge
 from process.exceptions import TranscriptInvalid
-from process.settings import WorkerSettings
+from process.settings import WorkerSettings, seconds_of
 from runs.record import Run, Step
 from runs.store import RunStore
 from sandboxes import engine
 from sandboxes.cache import RepoCache, WorkspaceArchive
 from sandboxes.config import EgressConfig, SandboxConfig
-from sandboxes.factory import Backend, create_sandbox
+from sandboxes.env_images import EnvEngine
+from sandboxes.factory import Backend, create_sandbox, docker_configured
 from sandboxes.protocol import Sandbox
 
 
@@ -106,6 +109,29 @@ def _with_store(config: BlueprintConfig, store: RunStore) -> BlueprintConfig:
     return config.model_copy(update={"sandbox": sandbox})
 
 
+def open_environments(
+    settings: WorkerSettings, store: RunStore, cache: RepoCache
+) -> Environments | None:
+    """Environments on the worker's Docker engine; None on the local backend (or with no
+    engine answering: then the sandbox itself says what is wrong)."""
+    backend = settings.sandbox_backend
+    if backend == "local" or (backend == "auto" and not docker_configured()):
+        return None
+    engine = EnvEngine.try_connect(egress_config(settings))
+    if engine is None:
+        return None
+    return Environments(
+        engine,
+        store.redis,
+        cache,
+        setup=run_setup,
+        owner=store.nonce,
+        prefix=store.prefix,
+        pool_size=settings.warm_pool,
+        max_age=seconds_of(settings.env_max_age),
+    )
+
+
 @contextmanager
 def open_deps(
     settings: WorkerSettings,
@@ -118,11 +144,13 @@ def open_deps(
     credentials = github_credentials.from_settings(settings)
     forge = open_forge(settings, credentials)
     backend = settings.sandbox_backend
+    cache = RepoCache(Path(settings.cache_dir) / "repos")
+    environments = open_environments(settings, store, cache)
     try:
         yield Deps(
             store=store,
             forge=forge,
-            cache=RepoCache(Path(settings.cache_dir) / "repos"),
+            cache=cache,
             sandboxes=sandbox_factory(backend, egress_config(settings)),
             models=models or model_provider(settings),
             agent=agent_config(settings),
@@ -131,6 +159,9 @@ def open_deps(
             git_auth=git_auth_for(settings, credentials),
             image_id=engine.image_id if backend != "local" else (lambda image: None),
             on_step=on_step,
+            environments=environments,
         )
     finally:
         forge.close()
+        if environments is not None:
+            environments.engine.close()

@@ -136,7 +136,7 @@ def open_at(deps: Deps, repo: str, commit: str, label: str) -> Sandbox:
         archive = workspace(deps, url, commit)
     except RepoCacheError:
         raise TaskDropped(f"commit {commit} is not in {repo}") from None
-    config = read_config(RepoFiles(archive), deps.config)
+    config, _lowered = read_config(RepoFiles(archive), deps.config, deps.agent)
     sandbox = deps.sandboxes(label, sandbox_config(deps.config.sandbox, config), archive)
     try:
         sandbox.start()

@@ -197,7 +197,9 @@ class LocalForge:
         pulls = self._meta(repo) / "pulls"
         if not pulls.is_dir():
             return []
-        numbers = sorted(int(p.stem) for p in pulls.glob("*.json") if p.stem.isdigit())
+        numbers = sorted(
+            int(p.stem) for p in pulls.glob("*.json") if p.stem.isascii() and p.stem.isdigit()
+        )
         return [self.get_pr(repo, n) for n in numbers]
 
     def pull_for_commit(self, repo: str, sha: str) -> PullRequest | None:

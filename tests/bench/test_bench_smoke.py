@@ -28,6 +28,8 @@ ROWS = [
     "| sandbox ready, cold |",
     "| sandbox ready, warm, new commit |",
     "| sandbox ready, warm |",
+    "| sandbox ready with dependencies, warm environment |",
+    "| sandbox claimed from the warm pool |",
     "| orchestration overhead (mention → awaiting decision, - model - checks) |",
     "| … whole run, mention → decision message |",
     "| Slack API calls per run (mention → approved) |",

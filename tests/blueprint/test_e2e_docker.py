@@ -221,7 +221,9 @@ def test_a_worker_killed_during_agent_checks_or_publish_is_recovered(
         paused[name].wait()
         kill(horses[name])
 
-    workers.start(worker_env(tmp_path, "resume"), "resume")
+    # A worker of each pool comes back (a sweep resumes only its own queue's runs).
+    for name in runs:
+        workers.start(worker_env(tmp_path, f"crash-{name}"), f"resume-{name}")
     for where, run_id in runs.items():
         final = wait_status(store, run_id, RunStatus.AWAITING_DECISION, RunStatus.FAILED)
         assert final.status is RunStatus.AWAITING_DECISION, (where, final.error)

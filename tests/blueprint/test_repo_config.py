@@ -17,7 +17,7 @@ def test_no_file_means_safe_defaults() -> None:
         False,
         False,
     )
-    assert config.protected_paths == [".github/workflows/**"]
+    assert config.protected_paths == []
     assert config.fix_rounds == 2
 
 
@@ -86,7 +86,7 @@ def test_several_problems_are_counted() -> None:
 
 
 def test_oversized_config_is_refused() -> None:
-    with pytest.raises(RepoConfigError, match="larger than 64 KiB"):
+    with pytest.raises(RepoConfigError, match="over the 64 KiB limit"):
         parse_repo_config("setup: " + "x" * 70_000)
 
 
@@ -177,3 +177,19 @@ def test_a_repository_can_only_tighten_the_workers_limits() -> None:
     )
     modest = sandbox_config(base, parse_repo_config("limits: {memory: 1g, cpus: 0.5, pids: 128}"))
     assert (modest.memory_mb, modest.cpus, modest.pids) == (1024, 0.5, 128)
+
+
+def test_an_alias_bomb_is_refused_before_anything_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bounds are checked on YAML's event stream: a bomb never reaches the composer,
+    so nothing in the worker (nor its run's heartbeat) waits on it."""
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the document was built")
+
+    monkeypatch.setattr("jobs.repo_config.yaml.safe_load", never)
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 10)]
+    with pytest.raises(RepoConfigError, match="more than 10,000 values once its aliases"):
+        parse_repo_config("\n".join(lines) + "\nchecks: *a9\n")
+    with pytest.raises(RepoConfigError, match="nests deeper than 20 levels"):
+        parse_repo_config("checks: " + "[" * 20_000 + "]" * 20_000)

@@ -39,7 +39,7 @@ def test_an_unknown_key_in_agents_yml_fails_the_run_with_a_clear_message(
     assert final.status is RunStatus.FAILED
     assert final.error == (
         ".agents.yml: unknown key `chekcs` (allowed here: setup, checks, image, network, "
-        "limits, fix_rounds, escalation, protected_paths, allow_protected)"
+        "limits, fix_rounds, escalation, protected_paths, allow_protected, environment)"
     )
     assert harness.models.requests == []
 
@@ -227,16 +227,26 @@ def test_failed_ci_gets_one_fix_round_pushed_as_a_new_commit(harness: Harness) -
 
 def test_effective_config_takes_worker_defaults_only_where_the_repo_is_silent() -> None:
     defaults = BlueprintConfig(fix_rounds=5, escalation="stop", protected_paths=("infra/**",))
-    silent = effective_config(parse_repo_config("checks: make test\n"), defaults)
+    silent, lowered = effective_config(parse_repo_config("checks: make test\n"), defaults)
     assert (silent.fix_rounds, silent.escalation, silent.protected_paths) == (
         5,
         "stop",
         ["infra/**"],
     )
-    said = effective_config(
-        parse_repo_config("fix_rounds: 1\nescalation: draft\nprotected_paths: []\n"), defaults
+    assert lowered == []
+    # A repository tightens: fewer rounds, more protected paths; it cannot unprotect.
+    said, lowered = effective_config(
+        parse_repo_config("fix_rounds: 1\nescalation: draft\nprotected_paths: [docs/**]\n"),
+        defaults,
     )
-    assert (said.fix_rounds, said.escalation, said.protected_paths) == (1, "draft", [])
+    assert (said.fix_rounds, said.escalation, said.protected_paths) == (
+        1,
+        "draft",
+        ["infra/**", "docs/**"],
+    )
+    emptied, _ = effective_config(parse_repo_config("protected_paths: []\n"), defaults)
+    assert emptied.protected_paths == ["infra/**"]
+    assert lowered == []
 
 
 def test_sandbox_config_applies_image_network_and_limits() -> None:

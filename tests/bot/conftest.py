@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -17,13 +16,14 @@ import redis
 from slack_sdk import WebClient
 
 from bot.app import create_app
-from bot.github_webhooks import GitHubWebhooks, github_wsgi
-from bot.http import serve, wsgi_app
+from bot.github_webhooks import GitHubWebhooks, github_endpoint
+from bot.http import asgi_app
 from bot.reporter import Reporter
 from bot.services import Services
 from bot.slack_client import web_client
 from fakes.slack.delivery import sign
 from fakes.slack.server import SlackEmulator
+from process.http import HttpServer
 from process.settings import BotSettings
 
 ALICE, BOB, CAROL = "U_ALICE", "U_BOB", "U_CAROL"
@@ -71,7 +71,7 @@ def open_harness(connection: redis.Redis, **overrides: Any) -> Iterator[Harness]
     github = None
     secret = services.settings.github_webhook_secret
     if secret is not None:  # GitHub's webhooks on the same server, as `agents bot` does
-        github = github_wsgi(
+        github = github_endpoint(
             GitHubWebhooks(
                 connection,
                 services.store,
@@ -80,16 +80,13 @@ def open_harness(connection: redis.Redis, **overrides: Any) -> Iterator[Harness]
                 allowed_repos=services.settings.allowed_repos,
             )
         )
-    server = serve(wsgi_app(app, lambda: None, github=github), "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    emu.bot_url = f"http://127.0.0.1:{server.server_port}/slack/events"
+    served = asgi_app(app, emu.signing_secret, lambda: None, github=github)
+    server = HttpServer(served, "127.0.0.1", 0).start()
+    emu.bot_url = f"http://127.0.0.1:{server.port}/slack/events"
     try:
         yield Harness(emu=emu, services=services, client=client, executor=executor)
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+        server.stop()
         executor.shutdown(wait=True)
         emu.stop()
 

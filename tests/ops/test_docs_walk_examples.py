@@ -27,6 +27,7 @@ OPERATOR_DOCS = (
     "github.md",
     "model.md",
     "agents-yml.md",
+    "environments.md",
     "scaling.md",
     "operations.md",
 )

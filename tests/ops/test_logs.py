@@ -44,6 +44,20 @@ def lines(stream: io.StringIO) -> list[dict[str, Any]]:
 
 
 @pytest.mark.usefixtures("root_logging")
+def test_a_huge_message_is_cut_never_printed_whole() -> None:
+    """A library that logs a request body it refused (bolt logs a forged body at INFO)
+    prints its head only."""
+    out = io.StringIO()
+    logs.configure("INFO", "json", stream=out)
+    body = "B" * (10 * 1024 * 1024)
+    logging.getLogger("slack_bolt.test").info("Invalid request signature detected (body: %s)", body)
+    (line,) = lines(out)
+    assert len(line["message"]) < logs.MAX_MESSAGE_CHARS + 100
+    whole = len(f"Invalid request signature detected (body: {body})")
+    assert line["message"].endswith(f"… [{whole - logs.MAX_MESSAGE_CHARS:,} characters cut]")
+
+
+@pytest.mark.usefixtures("root_logging")
 def test_a_json_line_names_its_run_step_and_event() -> None:
     out = io.StringIO()
     logs.configure("INFO", "json", stream=out)

@@ -23,13 +23,8 @@ from rq import Queue
 
 from fakes.slack.server import SlackEmulator
 from jobs.metrics import metrics_app
-from process.endpoints import (
-    ThreadingServer,
-    ops_app,
-    ops_connection,
-    redis_health,
-    serve_in_background,
-)
+from process.endpoints import ops_app, ops_connection, redis_health, serve_ops
+from process.http import HttpServer
 from runs.counters import Counters
 from runs.record import Cost, RunStatus
 from runs.store import RunStore
@@ -75,12 +70,11 @@ def get(url: str) -> tuple[int, str]:
 def ops_server(real_redis_conn: redis.Redis) -> Iterator[str]:
     """/healthz and /metrics on the test Redis, served over real HTTP; yields the base URL."""
     store = RunStore(real_redis_conn)
-    server = serve_in_background(
+    server = serve_ops(
         ops_app(redis_health(real_redis_conn), metrics_app(store, [QUEUE])), "127.0.0.1", 0
     )
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    yield f"http://127.0.0.1:{server.port}"
+    server.stop()
 
 
 def make_runs(store: RunStore) -> None:
@@ -197,10 +191,10 @@ def test_healthz_is_ok_while_redis_answers(ops_server: str) -> None:
 def test_healthz_is_503_with_the_reason_and_metrics_say_redis_is_down() -> None:
     down = ops_connection("redis://127.0.0.1:1/0")
     store = RunStore(down)
-    server: ThreadingServer = serve_in_background(
+    server: HttpServer = serve_ops(
         ops_app(redis_health(down), metrics_app(store, [QUEUE])), "127.0.0.1", 0
     )
-    base = f"http://127.0.0.1:{server.server_address[1]}"
+    base = f"http://127.0.0.1:{server.port}"
     try:
         status, body = get(f"{base}/healthz")
         assert status == 503
@@ -210,8 +204,7 @@ def test_healthz_is_503_with_the_reason_and_metrics_say_redis_is_down() -> None:
         assert value(samples, "agents_redis_up") == 0
         assert not any(name == "agents_runs" for name, _ in samples)
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
         down.close()
 
 

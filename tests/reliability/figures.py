@@ -4,6 +4,10 @@ A test that measures a whole figure calls `record` with one table; a module whos
 each add rows to one figure collects them in a `Table`. The tables land in
 ``artifacts/reliability/<name>.json``; `tests.reliability.report` renders them into
 the doc after the suite, so the doc always shows the figures of the last run.
+
+Several modules may add rows to one figure, each as a *part* of it
+(``Table(..., part="http")`` writes ``<name>--http.json``): the doc shows the figure
+once, its parts' rows after the main table's, in the order of their part names.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ def record(
     rows: Sequence[Sequence[Cell]],
     notes: str = "",
     order: int = 50,
+    part: str = "",
 ) -> Path:
-    """Write one table; a later call with the same name replaces it.
+    """Write one table (or one ``part`` of it); a later call with the same name and part
+    replaces it.
 
     `order` places the section in the doc (lower first); `notes` is markdown shown
     under the table.
@@ -38,9 +44,10 @@ def record(
     if any(len(row) != len(columns) for row in rows):
         raise ValueError(f"{name}: every row needs {len(columns)} cells")
     FIGURES_DIR.mkdir(parents=True, exist_ok=True)
-    path = FIGURES_DIR / f"{name}.json"
+    path = FIGURES_DIR / (f"{name}--{part}.json" if part else f"{name}.json")
     payload = {
         "name": name,
+        "part": part,
         "title": title,
         "columns": list(columns),
         "rows": [list(row) for row in rows],
@@ -54,8 +61,17 @@ def record(
 
 
 def load_all(directory: Path = FIGURES_DIR) -> list[dict[str, object]]:
-    tables = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(directory.glob("*.json"))]
-    return sorted(tables, key=lambda t: (int(t["order"]), str(t["name"])))
+    """Every table, its parts merged into it: title, columns and notes from the main
+    table (or the first part), rows of the main table first, then of each part."""
+    loaded = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(directory.glob("*.json"))]
+    merged: dict[str, dict[str, Any]] = {}
+    for table in sorted(loaded, key=lambda t: str(t.get("part", ""))):
+        name = str(table["name"])
+        if name not in merged:
+            merged[name] = {**table, "rows": list(table["rows"])}
+        else:
+            merged[name]["rows"].extend(table["rows"])
+    return sorted(merged.values(), key=lambda t: (int(t["order"]), str(t["name"])))
 
 
 class Table:
@@ -68,9 +84,16 @@ class Table:
     """
 
     def __init__(
-        self, name: str, title: str, columns: Sequence[str], notes: str = "", order: int = 50
+        self,
+        name: str,
+        title: str,
+        columns: Sequence[str],
+        notes: str = "",
+        order: int = 50,
+        part: str = "",
     ) -> None:
         self.name = name
+        self.part = part
         self.title = title
         self.columns = list(columns)
         self.notes = notes
@@ -93,7 +116,7 @@ class Table:
         rows = self.collected()
         if not rows:
             return None
-        return record(self.name, self.title, self.columns, rows, self.notes, self.order)
+        return record(self.name, self.title, self.columns, rows, self.notes, self.order, self.part)
 
     def fixture(self) -> Any:
         """A module-scoped autouse fixture that records the table after the module."""

@@ -213,9 +213,18 @@ class Worker:
         self.reporter.ensure_group()
         self.config = BlueprintConfig(ci_timeout_seconds=0, sandbox_backend="local")
 
-    def repo(self, name: str, agents_yml: str | None, *, keep_tests: bool = True) -> None:
+    def repo(
+        self,
+        name: str,
+        agents_yml: str | None,
+        *,
+        keep_tests: bool = True,
+        keep_gitignore: bool = True,
+    ) -> None:
         source = self.tmp_path / name.replace("/", "-")
         shutil.copytree(SAMPLE, source)
+        if not keep_gitignore:
+            (source / ".gitignore").unlink()
         if not keep_tests:
             shutil.rmtree(source / "tests")
             (source / "pyproject.toml").unlink()
@@ -224,6 +233,10 @@ class Worker:
         self.forge.create_repo(name, source=source)
 
     def run(self, request: str) -> tuple[Run, list[str]]:
+        return self.run_with(Agreeable(), request)
+
+    def run_with(self, models: Any, request: str) -> tuple[Run, list[str]]:
+        """The run ``request`` makes, worked with ``models`` (a scripted model provider)."""
         h = self.h
         ts, delivery = h.emu.mention(ALICE, GENERAL, request)
         assert delivery.status == 200
@@ -235,7 +248,7 @@ class Worker:
             forge=self.forge,
             cache=RepoCache(self.tmp_path / "cache"),
             sandboxes=sandbox_factory("local"),
-            models=Agreeable(),
+            models=models,
             agent=AgentConfig(),
             config=self.config,
             workdir=self.tmp_path / f"publish-{run.id}",

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 import redis
 
-from process.exceptions import AgentsError, InvalidTransition, RunNotFound, ThreadAlreadyHasRun
+from process.exceptions import (
+    AgentsError,
+    InvalidRepoName,
+    InvalidTransition,
+    RunNotFound,
+    ThreadAlreadyHasRun,
+)
 from runs.events import Escalated, RunCreated, StatusChanged, StepStarted
 from runs.record import Cost, Run, RunStatus, Step
 from runs.store import RunStore
@@ -124,6 +130,20 @@ def test_a_thread_has_at_most_one_run(store: RunStore, redis_conn: redis.Redis) 
     after.pop(b"agents:runs:seq", None)
     before.pop(b"agents:runs:seq", None)
     assert after == before
+
+
+def test_refused_input_never_uses_up_a_run_id(store: RunStore, redis_conn: redis.Redis) -> None:
+    """Input that cannot be stored, a repository name against GitHub's rules and a second
+    run for a thread are refused before an id is taken."""
+    first = store.create(requester="U1", repo="acme/api", request="a", channel="C", thread_ts="1")
+    with pytest.raises(ValueError, match="surrogates not allowed"):
+        store.create(requester="U1", repo="acme/api", request="lone \ud800 surrogate")
+    with pytest.raises(InvalidRepoName):
+        store.create(requester="U1", repo="acme/..", request="climb")
+    with pytest.raises(ThreadAlreadyHasRun):
+        store.create(requester="U1", repo="acme/api", request="b", channel="C", thread_ts="1")
+    assert int(redis_conn.get(f"{store.prefix}:runs:seq") or 0) == first.id
+    assert store.create(requester="U1", repo="acme/api", request="c").id == first.id + 1
 
 
 @pytest.mark.parametrize(("start", "target"), ALL_PAIRS, ids=[f"{a}->{b}" for a, b in ALL_PAIRS])

@@ -15,13 +15,13 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot.blocks import escape, run_detail_blocks, status_blocks, text_message
-from bot.repo_picker import is_repo_name
 from bot.requests import may_ask, repo_allowed
 from bot.services import Services
 from bot.stats_blocks import stats_blocks
 from jobs import decisions
 from jobs.status import collect
 from process.exceptions import RunNotFound
+from process.repo_names import is_repo_name
 from runs.outcomes import OutcomeStore
 from runs.projection import project
 from runs.record import Run, utcnow
@@ -50,8 +50,10 @@ def help_text(command: str) -> str:
 
 
 def _run_id(word: str) -> int | None:
+    """``42`` or ``#42``; None for anything else. ASCII digits only: ``str.isdigit``
+    also takes ``²`` and other digits ``int`` refuses, and a run id has at most 12."""
     word = word.lstrip("#")
-    return int(word) if word.isdigit() else None
+    return int(word) if word.isascii() and word.isdigit() and len(word) <= 12 else None
 
 
 def stats_reply(

@@ -151,6 +151,7 @@ def start_run(
             thread_ts=reply_to,
             message_ts=ts,
             context=context,
+            home_queue=services.settings.queue,
         )
     except ThreadAlreadyHasRun as exc:
         reply(client, channel, reply_to, f"This thread already belongs to run #{exc.run_id}.")

@@ -1,0 +1,1 @@
+"""Hostile-input property tests (Hypothesis): every input gets a defined answer."""
