@@ -24,7 +24,17 @@ from typing import Any
 
 import redis
 
-from bench import ack, caching, environments, mention, runs, sandbox_ready, status, throughput
+from bench import (
+    ack,
+    caching,
+    environments,
+    mention,
+    plan_step,
+    runs,
+    sandbox_ready,
+    status,
+    throughput,
+)
 from bench.machine import describe, load_average
 from bench.report import render
 from bench.stack import ROOT, forge_with_sample, workers
@@ -42,10 +52,21 @@ SIZES = {
     "throughput": (int(os.environ.get("AGENTS_BENCH_RUNS", "100")), 2),
     "status": (200, 5),
     "history": (10_000, 1_000),
+    "plan_rounds": (5, 1),
     "env_rounds": (3, 1),
     "env_pool_rounds": (10, 2),
 }
-NAMES = ("ack", "status", "caching", "sandbox", "environments", "mention", "runs", "throughput")
+NAMES = (
+    "ack",
+    "status",
+    "caching",
+    "plan",
+    "sandbox",
+    "environments",
+    "mention",
+    "runs",
+    "throughput",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
             lambda: status.run(conn, size["status"], history=size["history"]),
         ),
         "caching": ("prompt caching", caching.run),
+        "plan": (
+            "the plan step's price",
+            lambda: plan_step.run(conn, sandbox, size["plan_rounds"]),
+        ),
         "sandbox": (
             "sandbox ready",
             lambda: sandbox_ready.run(

@@ -325,19 +325,19 @@ def run(conn: redis.Redis, root: Path, *, rounds: int, pool_rounds: int, quick: 
     imports = QUICK_IMPORTS if quick else IMPORTS
     bench = Bench(root, conn, store, forge, cache, engine, url, config, imports)
     head = cache.resolve(url, "refs/heads/main")
-    before = {image.id for image in engine.images()}
     try:
         return _measure(
             bench, head, installed, rounds=rounds, pool_rounds=pool_rounds, whole_runs=not quick
         )
     finally:
-        for image in engine.images():
-            if image.id not in before:
-                for container in engine.client.containers.list(
-                    all=True, filters={"ancestor": image.id}
-                ):
-                    container.remove(force=True)
-                engine.remove(image)
+        # Only the benchmark's own environments (its store owns them): workers and tests
+        # sharing the engine build theirs meanwhile, and those are not ours to remove.
+        for image in engine.images(owner=store.nonce):
+            for container in engine.client.containers.list(
+                all=True, filters={"ancestor": image.id}
+            ):
+                container.remove(force=True)
+            engine.remove(image)
         engine.close()
 
 

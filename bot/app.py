@@ -9,13 +9,13 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.clean import clean_payload
-from bot.listeners.actions import decisions, repo_picker
+from bot.listeners.actions import decisions, pauses, repo_picker
 from bot.listeners.commands import agents
 from bot.listeners.events import home, mentions
-from bot.listeners.views import rework
+from bot.listeners.views import revise_plan, rework
 from bot.services import Services
 
-LISTENERS = (mentions, home, decisions, repo_picker, rework, agents)
+LISTENERS = (mentions, home, decisions, pauses, repo_picker, rework, revise_plan, agents)
 
 
 def create_app(

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from jobs.blueprint.spec import Spec
 from jobs.status import StatusView
 from runs.events import Event
 from runs.projection import StepState, ThreadView
@@ -27,6 +28,12 @@ Block = dict[str, Any]
 ACTION_APPROVE = "agents_approve"
 ACTION_REWORK = "agents_rework"
 ACTION_CANCEL = "agents_cancel"
+ACTION_APPROVE_PLAN = "agents_approve_plan"
+ACTION_REVISE_PLAN = "agents_revise_plan"
+ACTION_EXTEND = "agents_extend_budget"
+ACTION_STOP = "agents_stop_at_budget"
+#: Most todo items the status message shows (the rest are counted).
+MAX_TODOS = 20
 
 _STEP_MARKS = {
     StepState.DONE: ":white_check_mark:",
@@ -38,6 +45,8 @@ _STATUS_WORDS = {
     RunStatus.QUEUED: ":hourglass_flowing_sand: queued",
     RunStatus.RUNNING: ":gear: working",
     RunStatus.AWAITING_DECISION: ":eyes: awaiting your decision",
+    RunStatus.AWAITING_PLAN: ":memo: waiting for the plan's approval",
+    RunStatus.AWAITING_BUDGET: ":money_with_wings: paused at its budget",
     RunStatus.APPROVED: ":white_check_mark: approved",
     RunStatus.REWORK: ":repeat: rework requested",
     RunStatus.FAILED: ":x: failed",
@@ -140,6 +149,8 @@ def run_message(view: ThreadView, *, decisions: bool = True) -> tuple[str, list[
         context(f"<@{escape(view.requester)}> asked: {escape(view.request)}"),
         section("  ".join(f"{_STEP_MARKS[state]} {step.value}" for step, state in view.steps)),
     ]
+    if view.todos:
+        blocks.append(section(todo_checklist(view.todos)))
     if view.estimate:
         blocks.append(context(f":stopwatch: {escape(view.estimate)}"))
     if view.activity:
@@ -202,6 +213,73 @@ def decision_message(view: ThreadView) -> tuple[str, list[Block]]:
         }
     )
     return escape(f"{view.label} is ready for review: {view.pr_url or ''}"), blocks
+
+
+def todo_checklist(todos: list[tuple[str, bool]]) -> str:
+    """The builder's todo list as a checklist, done items ticked."""
+    done = sum(1 for _, finished in todos if finished)
+    lines = [f"*Todo* ({done}/{len(todos)})"]
+    for text, finished in todos[:MAX_TODOS]:
+        mark = ":white_check_mark:" if finished else ":white_large_square:"
+        lines.append(f"{mark} {'~' + escape(text) + '~' if finished else escape(text)}")
+    if len(todos) > MAX_TODOS:
+        lines.append(f"… and {len(todos) - MAX_TODOS} more")
+    return "\n".join(lines)
+
+
+def _listed(items: list[str], *, numbered: bool = False) -> str:
+    if not items:
+        return "_none_"
+    marks = [f"{n}." if numbered else "•" for n in range(1, len(items) + 1)]
+    return "\n".join(f"{mark} {escape(item)}" for mark, item in zip(marks, items, strict=True))
+
+
+def plan_message(label: str, run_id: int, spec: Spec, *, open_: bool) -> tuple[str, list[Block]]:
+    """A version of the plan, with Approve plan and Revise plan while it awaits them.
+    Everything in it came from the planner: escaped, and cut to Slack's limits."""
+    blocks: list[Block] = [
+        section(
+            f":memo: *Plan v{spec.version} for {label}*: approve it and I'll build it, or "
+            "ask for a revision."
+        ),
+        section(f"*Problem*\n{escape(spec.problem.strip())}"),
+        section(f"*Approach*\n{escape(spec.approach.strip())}"),
+        section("*Acceptance criteria*\n" + _listed(spec.acceptance_criteria, numbered=True)),
+        section("*Tasks*\n" + _listed(spec.tasks, numbered=True)),
+    ]
+    if spec.constraints:
+        blocks.insert(2, section("*Constraints*\n" + _listed(spec.constraints)))
+    if spec.risks:
+        blocks.append(section("*Risks*\n" + _listed(spec.risks)))
+    if open_:
+        value = json.dumps({"run": run_id, "version": spec.version})
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": "plan_actions",
+                "elements": [
+                    button("Approve plan", ACTION_APPROVE_PLAN, value, "primary"),
+                    button("Revise plan", ACTION_REVISE_PLAN, value),
+                ],
+            }
+        )
+    fallback = f"Plan v{spec.version} for {label}: {spec.problem.strip()}"
+    return escape(cut(fallback, MAX_FALLBACK_TEXT)), blocks[:MAX_BLOCKS]
+
+
+def budget_message(
+    text: str, run_id: int, *, asked_at: str | None, can_extend: bool
+) -> tuple[str, list[Block]]:
+    """The budget question, with Extend (unless at the hard cap) and Stop here while
+    it is open. ``text`` is the worker's, made of numbers and the run's label."""
+    blocks: list[Block] = [section(f":money_with_wings: {escape(text)}")]
+    if asked_at is not None:
+        value = json.dumps({"run": run_id, "ask": asked_at})
+        elements = [button("Stop here", ACTION_STOP, value, "danger")]
+        if can_extend:
+            elements.insert(0, button("Extend", ACTION_EXTEND, value, "primary"))
+        blocks.append({"type": "actions", "block_id": "budget_actions", "elements": elements})
+    return escape(cut(text, MAX_FALLBACK_TEXT)), blocks
 
 
 def text_message(mrkdwn: str) -> tuple[str, list[Block]]:

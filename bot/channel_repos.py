@@ -75,6 +75,8 @@ class PendingAsk:
     ts: str
     thread_ts: str
     text: str
+    #: The mention asked for a plan first.
+    plan: bool = False
 
 
 class PendingAsks:

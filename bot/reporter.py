@@ -45,22 +45,32 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import (
+    budget_message,
     decision_message,
     escape,
     escape_keeping_mentions,
+    plan_message,
     run_message,
     text_message,
 )
+from jobs.blueprint.spec import Spec
 from process.exceptions import RunNotFound
 from runs.events import (
     ApproveFailed,
+    BudgetAsked,
+    BudgetDecided,
     ChecksRan,
     DecisionRefused,
     Escalated,
     Event,
     GitHubActivity,
+    ModelFellBack,
+    PlanDecided,
+    PlanProposed,
     PullRequestOpened,
+    RootCauseFound,
     SetupEgress,
+    SpecialistReviewed,
     StatusChanged,
 )
 from runs.projection import project
@@ -119,6 +129,9 @@ REFUSED = frozenset(
 
 def milestone(event: Event, run: Run) -> tuple[str, list[dict[str, Any]]] | None:
     """The thread reply an event deserves, if any."""
+    factory = _factory_milestone(event, run)
+    if factory is not None:
+        return factory
     match event:
         case PullRequestOpened(url=url):
             link = f"<{url}|{escape(url)}>" if _plain_url(url) else escape(url)
@@ -152,6 +165,59 @@ def milestone(event: Event, run: Run) -> tuple[str, list[dict[str, Any]]] | None
         case GitHubActivity(text=text, url=url, action=action) if action != "started":
             link = f" (<{url}|on GitHub>)" if url and _plain_url(url) else ""
             return text_message(f":octocat: {escape(text)}{link}")
+    return None
+
+
+def _factory_milestone(event: Event, run: Run) -> tuple[str, list[dict[str, Any]]] | None:
+    """The replies of the factory's roles: the plan, the budget question, fallbacks,
+    the debugger's note and the specialists' reviews."""
+    match event:
+        case PlanProposed(version=version):
+            spec = next(
+                (
+                    Spec.model_validate(p)
+                    for p in run.artifacts.plans
+                    if p.get("version") == version
+                ),
+                None,
+            )
+            if spec is None:
+                return None
+            latest = run.artifacts.plans[-1].get("version") == version
+            waiting = run.status is RunStatus.AWAITING_PLAN and latest
+            return plan_message(run.label, run.id, spec, open_=waiting)
+        case PlanDecided(action="approve", version=version):
+            return text_message(
+                f":white_check_mark: <@{event.by}> approved plan v{version}; building it."
+            )
+        case PlanDecided(action="revise", version=version, feedback=feedback):
+            quoted = escape((feedback or "")[:500])
+            return text_message(
+                f":pencil2: <@{event.by}> asked to revise plan v{version}: “{quoted}”. "
+                "Writing the next version."
+            )
+        case BudgetAsked(text=text, can_extend=can_extend):
+            ask = run.artifacts.budget_ask
+            open_ = run.status is RunStatus.AWAITING_BUDGET and ask is not None
+            at = str(ask.get("at")) if open_ and ask is not None else None
+            return budget_message(text, run.id, asked_at=at, can_extend=can_extend)
+        case BudgetDecided(action="extend", text=text):
+            return text_message(f":heavy_plus_sign: <@{event.by}>: {escape(text)}; carrying on.")
+        case BudgetDecided(action="stop", text=text):
+            return text_message(f":octagonal_sign: <@{event.by}> {escape(text)}.")
+        case BudgetDecided(action="timeout", text=text):
+            return text_message(f":hourglass: {run.label} {escape(text)}.")
+        case ModelFellBack(text=text):
+            return text_message(
+                f":twisted_rightwards_arrows: {escape(text[:1].upper() + text[1:])}."
+            )
+        case RootCauseFound(text=text):
+            return text_message(
+                f":mag: The fix rounds kept failing the same way; a debugger found the root "
+                f"cause: {escape(text)}"
+            )
+        case SpecialistReviewed(text=text, findings=findings) if findings:
+            return text_message(f":shield: {escape(text)}")
     return None
 
 

@@ -21,6 +21,8 @@ USAGE = (
     "• `@agents repo:acme/api make the retry limit configurable`\n"
     "• in a channel with a default repository: `@agents make the retry limit configurable` "
     "(`/agents repo owner/name` sets it; without one, I ask which repository)\n"
+    "• a plan first, for you to approve before any code: "
+    "`@agents plan in acme/api: make the retry limit configurable`\n"
     "I reply in a thread with progress, then post *Approve* / *Rework* buttons. "
     "`/agents status` shows the queue and costs."
 )
@@ -28,12 +30,16 @@ USAGE = (
 _MENTION = re.compile(r"<@[A-Z0-9_]+(?:\|[^>]*)?>")
 _IN_REPO = re.compile(r"^\s*in\s+(?P<repo>[^\s:]+)\s*:\s*(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
 _REPO_TAG = re.compile(r"(?:^|\s)repo:(?P<repo>\S+)", re.IGNORECASE)
+#: ``plan in owner/repo: ...``, ``plan repo:owner/repo ...`` or ``plan: ...``.
+_PLAN = re.compile(r"^\s*plan(?:\s*:\s*|\s+(?=in\s|repo:))(?P<rest>.*)$", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True)
 class Ask:
     repo: str
     text: str
+    #: The requester asked for a plan to approve before any code.
+    plan: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,8 @@ class NoRepo:
     which one (a picker) rather than refusing."""
 
     text: str
+    #: The requester asked for a plan first (kept while they pick the repository).
+    plan: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,9 @@ def parse(
     body = strip_mentions(text)
     if not body or body.lower() in {"help", "?", "usage"}:
         return Help()
+    planned = _PLAN.match(body)
+    if planned:
+        body = planned.group("rest").strip()
     repo: str | None = None
     match = _IN_REPO.match(body)
     if match:
@@ -90,7 +101,7 @@ def parse(
         repo = default_repo or settings.channel_repos.get(channel)
         if repo is None:
             too_long = _too_long(body)
-            return too_long if too_long is not None else NoRepo(text=body)
+            return too_long if too_long is not None else NoRepo(text=body, plan=planned is not None)
     repo = repo.strip().strip("`<>").removesuffix(".git")
     problem = repo_problem(repo)
     if problem is not None:
@@ -112,7 +123,7 @@ def parse(
             "add it to AGENTS_ALLOWED_REPOS, or pick one of: "
             + ", ".join(f"`{escape(p)}`" for p in settings.allowed_repos)
         )
-    return Ask(repo=repo, text=body)
+    return Ask(repo=repo, text=body, plan=planned is not None)
 
 
 def _too_long(body: str) -> Refusal | None:

@@ -11,8 +11,11 @@ through the real SDK; the tool results, checks and diffs are real, from the sand
         --out examples/transcripts/blueprint/clean.jsonl --backend docker
 
 A rework iteration replays the earlier ones first (``--before``, one file per
-iteration, in order) and records the next one, with ``--feedback``. Record with the
-sandbox backend the replay will use: tool output differs between Docker and the host.
+iteration, in order) and records the next one, with ``--feedback``. A run that pauses
+(for its plan, or at its budget) is answered in order by ``--answer``:
+``approve-plan``, ``revise-plan:<feedback>``, ``extend`` or ``stop``; ``--plan`` asks
+for a plan first. Record with the sandbox backend the replay will use: tool output
+differs between Docker and the host.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 from fakes.anthropic import FakeMessagesAPI, load_script
+from jobs import pauses
 from jobs.agent.config import AgentConfig
 from jobs.agent.model import Model
 from jobs.blueprint.config import BlueprintConfig
@@ -58,6 +62,39 @@ class ByIteration:
             yield model
 
 
+#: A paused run's answers, in the order the run pauses.
+ANSWERS = ("approve-plan", "revise-plan:<feedback>", "extend", "stop")
+
+
+def answer(queue: RunQueue, run: Run, said: str) -> Run:
+    """Give a paused run one answer (:data:`ANSWERS`), as its requester."""
+    kind, _, text = said.partition(":")
+    user = run.requester
+    if run.status is RunStatus.AWAITING_PLAN and kind == "approve-plan":
+        return pauses.carry_out_plan_approval(queue, run.id, user)
+    if run.status is RunStatus.AWAITING_PLAN and kind == "revise-plan" and text:
+        return pauses.carry_out_plan_revision(queue, run.id, user, text)
+    if run.status is RunStatus.AWAITING_BUDGET and kind == "extend":
+        return pauses.carry_out_extension(queue, run.id, user)
+    if run.status is RunStatus.AWAITING_BUDGET and kind == "stop":
+        return pauses.carry_out_stop(queue, run.id, user)
+    raise ValueError(f"run {run.label} is {run.status.value}; {said!r} does not answer that")
+
+
+def drive(deps: Deps, queue: RunQueue, run: Run, answers: Sequence[str], *, by: str) -> Run:
+    """Run the blueprint, giving the run ``answers`` in order each time it pauses, until
+    it awaits a decision, ends, or pauses with no answer left."""
+    waiting = (RunStatus.AWAITING_PLAN, RunStatus.AWAITING_BUDGET)
+    left = list(answers)
+    run = run_blueprint(deps, run.id, by=by)
+    while run.status in waiting and left:
+        answer(queue, run, left.pop(0))
+        run = run_blueprint(deps, run.id, by=by)
+    if left:
+        raise RuntimeError(f"{run.label} ended {run.status.value} with answers left: {left}")
+    return run
+
+
 def record(
     *,
     repo_dir: Path,
@@ -71,8 +108,16 @@ def record(
     context: str | None = None,
     note: str = "",
     image: str | None = None,
+    answers: Sequence[str] = (),
+    plan: bool = False,
+    agent: AgentConfig | None = None,
+    blueprint: dict[str, Any] | None = None,
 ) -> Run:
-    """Run the blueprint on ``repo_dir`` and record the last iteration to ``out``."""
+    """Run the blueprint on ``repo_dir`` and record the last iteration to ``out``.
+
+    ``answers`` answer the last iteration's pauses; ``plan`` asks for a plan first;
+    ``agent`` and ``blueprint`` change the agent's configuration and the blueprint's
+    settings (a replay must use the same)."""
     if len(feedback) != len(before):
         raise ValueError("give one --feedback for each --before transcript")
     with ExitStack() as stack:
@@ -109,23 +154,26 @@ def record(
             cache=RepoCache(scratch / "cache"),
             sandboxes=sandbox_factory(backend),
             models=ByIteration(providers),
-            agent=AgentConfig(),
+            agent=agent or AgentConfig(),
             config=BlueprintConfig(
                 ci_timeout_seconds=0,
                 sandbox_backend=backend,
                 sandbox=SandboxConfig(image=image) if image else SandboxConfig(),
+                **(blueprint or {}),
             ),
             workdir=scratch / "publish",
             image_id=engine.image_id if backend != "local" else (lambda image: None),
         )
-        run = store.create(requester="U-recorder", repo=repo, request=request, context=context)
+        run = store.create(
+            requester="U-recorder", repo=repo, request=request, context=context, plan_asked=plan
+        )
         queue = RunQueue(connection, store, name="record")
         for text in feedback:
             run = run_blueprint(deps, run.id, by="recorder")
             if run.status is not RunStatus.AWAITING_DECISION:
                 raise RuntimeError(f"iteration {run.iteration} ended {run.status}: {run.error}")
             queue.request_rework(run.id, by=run.requester, feedback=text)
-        return run_blueprint(deps, run.id, by="recorder")
+        return drive(deps, queue, store.get(run.id), answers, by="recorder")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -144,6 +192,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--context", help="earlier thread messages, as the bot passes them")
     parser.add_argument("--backend", default="docker", choices=get_args(Backend))
     parser.add_argument("--image", help="sandbox image (default: agents-sandbox:latest)")
+    parser.add_argument("--plan", action="store_true", help="ask for a plan first")
+    parser.add_argument(
+        "--answer",
+        action="append",
+        default=[],
+        help=f"answer the next pause: {', '.join(ANSWERS)}",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     run = record(
@@ -157,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         backend=args.backend,
         context=args.context,
         image=args.image,
+        answers=args.answer,
+        plan=args.plan,
     )
     print(f"run {run.label} iteration {run.iteration}: {run.status.value}", file=sys.stderr)
     if run.error:

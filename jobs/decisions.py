@@ -7,7 +7,8 @@ ephemeral note, a CLI line, a PR comment: the surface chooses), and what to say 
 thread for everyone when something did change.
 
 The rule is one: a run's requester and the operator's approvers (``AGENTS_APPROVERS``)
-may approve, rework, cancel and steer it; nobody else changes it. On top of that,
+may approve, rework, cancel and steer it, approve or revise its plan, and extend or
+stop it at its budget; nobody else changes it. On top of that,
 approving may also need write access on GitHub (``AGENTS_REQUIRE_GITHUB_WRITE``), which
 only the worker can check, so it is checked in :func:`approve_on_forge`.
 
@@ -22,11 +23,12 @@ effects are read in one place.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from jobs import pauses
 from jobs.queue import OVER as _OVER
 from jobs.queue import RunQueue
 from process.exceptions import ForgeError, InvalidTransition, RunNotFound
@@ -50,6 +52,10 @@ class Action(StrEnum):
     CANCEL = "cancel"
     STEER = "steer"
     RESUME = "resume"
+    APPROVE_PLAN = "approve the plan of"
+    REVISE_PLAN = "revise the plan of"
+    EXTEND_BUDGET = "extend the budget of"
+    STOP_AT_BUDGET = "stop"
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,8 @@ _STATE = {
     RunStatus.RUNNING: "still working",
     RunStatus.QUEUED: "still queued",
     RunStatus.AWAITING_DECISION: "awaiting a decision",
+    RunStatus.AWAITING_PLAN: "waiting for its plan to be approved",
+    RunStatus.AWAITING_BUDGET: "paused at its budget",
     RunStatus.MERGED: "already merged",
     RunStatus.CLOSED: "already closed (its pull request was closed)",
 }
@@ -278,6 +286,8 @@ def steer(
         return _unused(refused)
     if run.status is RunStatus.AWAITING_DECISION:
         return request_rework(queue, run_id, user, text, approvers=approvers)
+    if run.status is RunStatus.AWAITING_PLAN:
+        return revise_plan(queue, run_id, user, text, approvers=approvers)
     feedback = text.strip()
     problem = _feedback_problem(run, feedback)
     if problem is not None:
@@ -344,6 +354,14 @@ def resume(
         return Outcome(
             done.outcome == "requeued", done.outcome, f"{run.label}: {done.reason}.", run
         )
+    if run.status in (RunStatus.AWAITING_PLAN, RunStatus.AWAITING_BUDGET):
+        return Outcome(
+            False,
+            "paused",
+            f"{run.label} is {_STATE[run.status]}; it holds no work to lose. Answer its "
+            "question in the thread.",
+            run,
+        )
     if run.status is RunStatus.AWAITING_DECISION:
         if queue.resume_approval(run.id) is not None:
             return Outcome(True, "approving", f"Approving {run.label} again.", run)
@@ -357,6 +375,190 @@ def resume(
         )
     queue.enqueue(run, replace_finished=True)
     return Outcome(True, "resumed", f"Enqueued {run.label} again (its job was lost).", run)
+
+
+# -- a paused run: its plan, its budget ------------------------------------------------
+
+
+def _paused(
+    store: RunStore,
+    run_id: int,
+    user: str,
+    action: Action,
+    approvers: Iterable[str],
+    status: RunStatus,
+) -> Run | Outcome:
+    """The run, if ``user`` may ``action`` it and it is paused for that (``status``)."""
+    run = _load(store, run_id)
+    if isinstance(run, Outcome):
+        return run
+    refused = _refused(user, action, run, approvers)
+    if refused is not None:
+        return refused
+    if run.status is not status:
+        return _stale(run)
+    return run
+
+
+def _changed(queue: RunQueue, run: Run) -> Outcome:
+    """The answer lost a race (another click, an older button): say what is current."""
+    current = queue.store.get(run.id)
+    if current.status is run.status:
+        return Outcome(
+            False,
+            "older",
+            f"That button is from an earlier question about {run.label}; use the latest "
+            "one. Nothing was changed.",
+            current,
+        )
+    return _stale(current)
+
+
+def _carried(
+    queue: RunQueue, run: Run, carry_out: Callable[[], Run], kind: str, text: str
+) -> Outcome:
+    """A pause's answer carried out (:mod:`jobs.pauses`), or what is current if it lost
+    the race."""
+    try:
+        done = carry_out()
+    except InvalidTransition:
+        return _changed(queue, run)
+    return Outcome(True, kind, text, done)
+
+
+def approve_plan(
+    queue: RunQueue,
+    run_id: int,
+    user: str,
+    *,
+    approvers: Iterable[str],
+    version: int | None = None,
+) -> Outcome:
+    """Approve plan: it becomes the builder's contract, and the run builds."""
+    run = _paused(
+        queue.store, run_id, user, Action.APPROVE_PLAN, approvers, RunStatus.AWAITING_PLAN
+    )
+    if isinstance(run, Outcome):
+        return run
+    return _carried(
+        queue,
+        run,
+        lambda: pauses.carry_out_plan_approval(queue, run.id, user, version),
+        "plan_approved",
+        f"Approved the plan of {run.label}; building it.",
+    )
+
+
+def may_revise_plan(
+    store: RunStore,
+    run_id: int,
+    user: str,
+    *,
+    approvers: Iterable[str],
+    version: int | None = None,
+) -> Outcome:
+    """Whether the plan may be revised now (before asking what to change)."""
+    run = _paused(store, run_id, user, Action.REVISE_PLAN, approvers, RunStatus.AWAITING_PLAN)
+    if isinstance(run, Outcome):
+        return run
+    latest = run.artifacts.latest_plan
+    if version is not None and version != latest:
+        return Outcome(
+            False,
+            "older",
+            f"That button is from plan v{version}; {run.label} has plan v{latest} now. "
+            "Nothing was changed.",
+            run,
+        )
+    return Outcome(True, "ask", f"What should change in the plan of {run.label}?", run)
+
+
+def revise_plan(
+    queue: RunQueue,
+    run_id: int,
+    user: str,
+    feedback: str,
+    *,
+    approvers: Iterable[str],
+    version: int | None = None,
+) -> Outcome:
+    """Revise plan: the planner writes the next version with ``feedback`` (credited)."""
+    feedback = feedback.strip()
+    run = _paused(queue.store, run_id, user, Action.REVISE_PLAN, approvers, RunStatus.AWAITING_PLAN)
+    if isinstance(run, Outcome):
+        return _unused(run)
+    problem = _feedback_problem(run, feedback)
+    if problem is not None:
+        return problem
+    try:
+        done = pauses.carry_out_plan_revision(queue, run.id, user, feedback, version)
+    except InvalidTransition:
+        return _unused(_changed(queue, run))
+    return Outcome(
+        True,
+        "plan_revising",
+        f"Writing the next version of the plan of {run.label} with your feedback.",
+        done,
+        quoted=feedback,
+    )
+
+
+def extend_budget(
+    queue: RunQueue,
+    run_id: int,
+    user: str,
+    *,
+    approvers: Iterable[str],
+    asked_at: str | None = None,
+) -> Outcome:
+    """Extend: raise the cap that was reached and carry on. Never past the operator's
+    hard cap (``AGENTS_MAX_DOLLARS_HARD``): at it, the answer is no."""
+    run = _paused(
+        queue.store, run_id, user, Action.EXTEND_BUDGET, approvers, RunStatus.AWAITING_BUDGET
+    )
+    if isinstance(run, Outcome):
+        return run
+    ask = run.artifacts.budget_ask or {}
+    if not ask.get("can_extend"):
+        cap = float(ask.get("hard_cap") or 0)
+        return Outcome(
+            False,
+            "hard_cap",
+            f"{run.label} is at the operator's hard cap of ${cap:.2f} "
+            "(AGENTS_MAX_DOLLARS_HARD), which can't be extended. Stop here publishes what "
+            "it has.",
+            run,
+        )
+    return _carried(
+        queue,
+        run,
+        lambda: pauses.carry_out_extension(queue, run.id, user, asked_at),
+        "extended",
+        f"Extended the budget of {run.label}; carrying on.",
+    )
+
+
+def stop_at_budget(
+    queue: RunQueue,
+    run_id: int,
+    user: str,
+    *,
+    approvers: Iterable[str],
+    asked_at: str | None = None,
+) -> Outcome:
+    """Stop here: publish what exists as a draft, or nothing, per ``escalation``."""
+    run = _paused(
+        queue.store, run_id, user, Action.STOP_AT_BUDGET, approvers, RunStatus.AWAITING_BUDGET
+    )
+    if isinstance(run, Outcome):
+        return run
+    return _carried(
+        queue,
+        run,
+        lambda: pauses.carry_out_stop(queue, run.id, user, asked_at),
+        "stopped",
+        f"Stopping {run.label} at its budget.",
+    )
 
 
 def _feedback_problem(run: Run, feedback: str) -> Outcome | None:

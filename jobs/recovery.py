@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from rq.job import JobStatus
 
 from jobs.attempts import crashes, heartbeat_key, same_attempt
+from jobs.pauses import expired_asks
 from jobs.queue import job_id_for
 from process.exceptions import InvalidTransition, RunNotFound
 from process.periodic import Periodic
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ORDER = (Step.PREPARE, Step.AGENT, Step.CHECKS, Step.REVIEW, Step.PUBLISH, Step.WATCH_CI)
+ORDER = (Step.PREPARE, Step.PLAN, Step.AGENT, Step.CHECKS, Step.REVIEW, Step.PUBLISH, Step.WATCH_CI)
 #: A queued run without a job is left alone this long (the bot enqueues right after
 #: creating the run).
 QUEUED_GRACE = timedelta(seconds=60)
@@ -145,10 +146,16 @@ def _orphaned(queue: RunQueue, run: Run) -> bool:
 
 
 def sweep(
-    store: RunStore, queue: RunQueue, *, max_attempts: int, limit: int = 200
+    store: RunStore,
+    queue: RunQueue,
+    *,
+    max_attempts: int,
+    limit: int = 200,
+    budget_ask_timeout: float | None = None,
 ) -> list[Recovery]:
     """One pass: resume or fail abandoned running runs; re-enqueue orphaned queued ones
-    and approves whose job died. Only runs of ``queue`` (:meth:`RunQueue.serves`): a
+    and approves whose job died; stop runs whose budget question waited longer than
+    ``budget_ask_timeout`` seconds. Only runs of ``queue`` (:meth:`RunQueue.serves`): a
     worker of another queue, sharing the store, leaves them to their own workers."""
     done: list[Recovery] = []
     for run in store.list_by_status(RunStatus.RUNNING, limit=limit):
@@ -179,6 +186,9 @@ def sweep(
             continue
     # Any job (run, approve, cancel) a dying worker took but never started.
     queue.rescue_stranded(STRANDED_GRACE.total_seconds())
+    if budget_ask_timeout is not None:
+        for run_id in expired_asks(queue, budget_ask_timeout):
+            done.append(Recovery(run_id, "stopped", "nobody answered its budget question"))
     return done
 
 
@@ -186,13 +196,26 @@ class RecoveryThread(Periodic):
     """Sweeps now and then every ``interval`` seconds until stopped."""
 
     def __init__(
-        self, store: RunStore, queue: RunQueue, *, max_attempts: int, interval: float
+        self,
+        store: RunStore,
+        queue: RunQueue,
+        *,
+        max_attempts: int,
+        interval: float,
+        budget_ask_timeout: float | None = None,
     ) -> None:
         self.store = store
         self.queue = queue
         self.max_attempts = max_attempts
+        self.budget_ask_timeout = budget_ask_timeout
         super().__init__("run-recovery", interval, self._pass)
 
     def _pass(self) -> None:
-        for item in sweep(self.store, self.queue, max_attempts=self.max_attempts):
+        found = sweep(
+            self.store,
+            self.queue,
+            max_attempts=self.max_attempts,
+            budget_ask_timeout=self.budget_ask_timeout,
+        )
+        for item in found:
             log.info("recovery: run #%d %s: %s", item.run_id, item.outcome, item.reason)

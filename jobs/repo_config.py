@@ -28,6 +28,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
 )
 
 from process import allowlist
@@ -141,6 +142,34 @@ class RepoLimits(_Strict):
     pids: int | None = Field(None, ge=64, le=65536)
 
 
+class OnEditCheck(_Strict):
+    """A fast check of one file, run after each edit or write of it by the builder.
+    ``{file}`` stands for the file (passed as an argument, never pasted into the
+    shell); ``files`` limits it to paths or names matching a glob (``*.py``)."""
+
+    run: str = Field(min_length=1, max_length=500)
+    files: str | None = Field(None, min_length=1, max_length=200)
+    timeout: int = Field(60, gt=0, le=600)
+
+    @field_validator("run")
+    @classmethod
+    def _names_the_file(cls, value: str) -> str:
+        if "{file}" not in value:
+            raise ValueError("expected the command to name the file as {file}")
+        if "'{file}'" in value or '"{file}"' in value:
+            raise ValueError("write {file} without quotes: the file is quoted for you")
+        return value
+
+
+def _on_edit_shorthand(value: Any) -> Any:
+    """Accept ``on_edit: "ruff check {file}"`` and a list of strings too."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        return [{"run": item} if isinstance(item, str) else item for item in value]
+    return value
+
+
 def _relative_path(value: Any) -> Any:
     """A path inside the repository: relative, no ``..``, no NUL."""
     if not isinstance(value, str):
@@ -201,6 +230,12 @@ class RepoConfig(_Strict):
     #: Added to the worker's AGENTS_PROTECTED_PATHS (a repository cannot remove any).
     protected_paths: list[str] = Field(default_factory=list)
     allow_protected: list[str] = Field(default_factory=list)
+    #: ``always``: every run plans first and waits for the plan's approval; ``auto``:
+    #: when asked, or when the request is past the operator's AGENTS_PLAN_WHEN.
+    plan: Literal["auto", "always"] = "auto"
+    on_edit: Annotated[list[OnEditCheck], BeforeValidator(_on_edit_shorthand)] = Field(
+        default_factory=list, max_length=10
+    )
     environment: EnvironmentConfig = Field(default_factory=EnvironmentConfig)
     #: True when the checks below were detected rather than configured.
     detected: bool = False

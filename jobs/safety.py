@@ -144,6 +144,21 @@ def _unquote(path: str) -> str:
     return out.decode("utf-8", "replace")
 
 
+def touched_paths(patch: str | bytes) -> list[str]:
+    """Every path ``patch`` touches (both sides of a rename or copy), in order, once."""
+    text = patch.decode("utf-8", "replace") if isinstance(patch, bytes) else patch
+    touched: list[str] = []
+    for raw in text.splitlines():
+        header = _DIFF_HEADER.match(raw)
+        if header:
+            touched.extend((_unquote(header.group(1)), _unquote(header.group(2))))
+            continue
+        for prefix in ("rename from ", "rename to ", "copy from ", "copy to "):
+            if raw.startswith(prefix):
+                touched.append(_unquote(raw[len(prefix) :].strip('"')))
+    return list(dict.fromkeys(touched))
+
+
 def mask(secret: str) -> str:
     return f"{secret[:4]}…, {len(secret)} chars"
 

@@ -93,7 +93,11 @@ def start_recovery(settings: WorkerSettings, connection: redis.Redis) -> Recover
     store = RunStore(connection, retention_seconds=settings.run_retention_seconds)
     queue = RunQueue(connection, store, name=settings.queue, job_timeout=settings.job_timeout)
     thread = RecoveryThread(
-        store, queue, max_attempts=settings.max_attempts, interval=settings.recovery_interval
+        store,
+        queue,
+        max_attempts=settings.max_attempts,
+        interval=settings.recovery_interval,
+        budget_ask_timeout=settings.budget_ask_timeout,
     )
     thread.start()
     return thread

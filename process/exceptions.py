@@ -143,13 +143,22 @@ class PromptTooLong(ModelRejected):
 
 
 class ModelUnavailable(ModelError):
-    """Transient failures (429, 529, 5xx, connection) outlasted the retry budget."""
+    """Transient failures (429, 529, 5xx, connection) outlasted the retry budget.
+    ``status`` is the last HTTP status (None for a connection failure)."""
 
     reason = "model_unavailable"
 
-    def __init__(self, message: str, *, attempts: int) -> None:
+    def __init__(self, message: str, *, attempts: int, status: int | None = None) -> None:
         self.attempts = attempts
+        self.status = status
         super().__init__(message)
+
+
+class ModelOverloaded(ModelUnavailable):
+    """The model answered 529 (overloaded) and a fallback model is configured: the
+    loop switches to it at once instead of waiting through the retries."""
+
+    reason = "model_overloaded"
 
 
 class ModelRefused(AgentError):
@@ -293,6 +302,21 @@ class Interrupted(Exception):
     def __init__(self, checkpoint: Any) -> None:
         super().__init__(f"stopped on request after turn {checkpoint.turns}")
         self.checkpoint = checkpoint
+
+
+class CapReached(Interrupted):
+    """The loop reached its dollar or turn cap with ``ask_at_cap`` set: raised before
+    the next model call, with the pass's checkpoint, so the run can pause and ask
+    whether to extend its budget. ``error`` is the limit that was reached."""
+
+    def __init__(self, checkpoint: Any, error: LimitsExceeded) -> None:
+        super().__init__(checkpoint)
+        self.error = error
+
+
+class Paused(Exception):
+    """The run now waits for a person at a checkpoint (its plan's approval, or an
+    answer about its budget) and holds no worker: this job ends here."""
 
 
 class SandboxLost(Exception):

@@ -324,37 +324,107 @@ class ModelSettings(Section):
     )
 
 
-Role = Literal["builder", "reviewer", "summarizer"]
+Role = Literal["planner", "builder", "debugger", "reviewer", "summarizer"]
+ROLE_NAMES: tuple[Role, ...] = ("planner", "builder", "debugger", "reviewer", "summarizer")
+
+
+def _no_model(value: Any) -> Any:
+    """An empty variable means "no fallback model"."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+Fallback = Annotated[str | None, BeforeValidator(_no_model)]
 
 
 class ModelRoles(Section):
-    """Which model plays each role."""
+    """Which model plays each role, and which takes over when it is overloaded (529),
+    keeps failing (5xx after the retries) or refuses. An empty fallback means none.
 
+    A frontier model plans, debugs and reviews, a strong one builds, a fast one
+    summarizes. The reviewer runs on another model than the builder by default, for
+    a second opinion; set them the same to turn that off.
+    """
+
+    model_planner: str = Field(
+        "claude-opus-5-5", description="model that explores read-only and writes the plan"
+    )
+    model_planner_fallback: Fallback = Field(
+        "claude-sonnet-5-5", description="model that plans when the planner's is unavailable"
+    )
     model_builder: str = Field("claude-sonnet-5-5", description="model that writes the change")
-    model_reviewer: str = Field("claude-sonnet-5-5", description="model that reviews the diff")
+    model_builder_fallback: Fallback = Field(
+        "claude-opus-5-5", description="model that builds when the builder's is unavailable"
+    )
+    model_debugger: str = Field(
+        "claude-opus-5-5",
+        description="model that looks for the root cause of a failure the fix rounds repeat",
+    )
+    model_debugger_fallback: Fallback = Field(
+        "claude-sonnet-5-5", description="model that debugs when the debugger's is unavailable"
+    )
+    model_reviewer: str = Field(
+        "claude-opus-5-5",
+        description="model that reviews the diff (and the specialist reviews); another "
+        "model than the builder's by default, for a second opinion",
+    )
+    model_reviewer_fallback: Fallback = Field(
+        "claude-sonnet-5-5", description="model that reviews when the reviewer's is unavailable"
+    )
     model_summarizer: str = Field("claude-haiku-5-5", description="model that writes summaries")
+    model_summarizer_fallback: Fallback = Field(
+        "claude-haiku-4-5", description="model that summarizes when the summarizer's is unavailable"
+    )
 
     def for_role(self, role: Role) -> str:
         model: str = getattr(self, f"model_{role}")
         return model
 
+    def fallback_for(self, role: Role) -> str | None:
+        """The role's fallback model; None when there is none, or it is the same model."""
+        fallback: str | None = getattr(self, f"model_{role}_fallback")
+        return fallback if fallback and fallback != self.for_role(role) else None
+
 
 class AgentLimits(Section):
-    """The circuit breakers of one agent step. Each is checked before every model call,
-    so none is overshot by more than the one call that crossed it."""
+    """The circuit breakers of a run's agent passes (every role's, in one iteration).
+    Each is checked before every model call, so none is overshot by more than the one
+    call that crossed it. At the turn or dollar cap the run pauses and asks its
+    requester to extend it (up to ``max_dollars_hard``); the others end the run."""
 
-    max_turns: PositiveInt = Field(40, description="most model turns in one agent step")
+    max_turns: PositiveInt = Field(
+        40,
+        description="most model turns in one iteration of a run, every role's passes "
+        "together; then the run pauses and asks to extend",
+    )
     max_tokens: PositiveInt = Field(
         3_000_000,
-        description="most tokens in one agent step: input, output, cache reads and writes",
+        description="most tokens in one iteration of a run: input, output, cache reads and writes",
     )
-    max_dollars: PositiveFloat = Field(5.0, description="most US dollars one agent step may spend")
+    max_dollars: PositiveFloat = Field(
+        5.0,
+        description="most US dollars one iteration of a run may spend before it pauses "
+        "and asks to extend",
+    )
     wall_clock_seconds: PositiveFloat = Field(
-        1800, description="most seconds one agent step may take, tools included"
+        1800, description="most seconds the agent passes of one job may take, tools included"
     )
     no_progress_turns: PositiveInt = Field(
         5, description="turns that repeat themselves or change nothing before the agent stops"
     )
+    max_dollars_hard: PositiveFloat = Field(
+        50.0,
+        description="the operator's hard cap in US dollars per iteration of a run: asking "
+        "to extend AGENTS_MAX_DOLLARS can never go past it",
+    )
+
+    @model_validator(mode="after")
+    def _hard_cap(self) -> Self:
+        if self.max_dollars > self.max_dollars_hard:
+            raise ValueError(
+                f"AGENTS_MAX_DOLLARS: {self.max_dollars:g} is above the hard cap "
+                f"AGENTS_MAX_DOLLARS_HARD={self.max_dollars_hard:g}; lower it or raise the cap"
+            )
+        return self
 
 
 class ConversationSettings(Section):
@@ -450,6 +520,62 @@ class BlueprintSettings(Section):
     )
     slack_url: str = Field(
         "https://slack.com", description="Slack workspace URL, for links back to threads"
+    )
+
+
+_PLAN_RULE = re.compile(r"^(always|never|(chars|paths)>\d+)$")
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+
+def _plan_when(value: Any) -> Any:
+    """``chars>1500, paths>8`` -> ``"chars>1500,paths>8"``, each item checked."""
+    if not isinstance(value, str):
+        return value
+    items = [item.replace(" ", "").lower() for item in _split(value)]
+    for item in items:
+        if not _PLAN_RULE.match(item):
+            raise ValueError(
+                f"expected always, never, or a comma-separated list of chars>N and "
+                f"paths>N, got {item!r}"
+            )
+    if not items:
+        raise ValueError("expected always, never, or chars>N and paths>N")
+    return ",".join(items)
+
+
+class FactorySettings(Section):
+    """The factory's roles: when a run plans first, when a debugger is called, which
+    specialists review, and how long a budget question waits for an answer."""
+
+    plan_when: Annotated[str, NoDecode, BeforeValidator(_plan_when)] = Field(
+        "chars>1500,paths>8",
+        description="when a run plans before it builds, besides `@agents plan …` and "
+        ".agents.yml `plan: always`: always, never, or chars>N (the request is longer) "
+        "and paths>N (it names more files)",
+    )
+    debug_after_rounds: int = Field(
+        1,
+        ge=0,
+        le=10,
+        description="fix rounds that fail on the same failure before a debugger looks for "
+        "its root cause; 0 never calls it",
+    )
+    specialist_rules: Annotated[dict[str, list[str]], NoDecode, BeforeValidator(_json_object)] = (
+        Field(
+            default_factory=dict,
+            description="JSON: more path globs per specialist reviewer (security, migrations), "
+            'added to the built-in rules, e.g. {"security": ["**/iam/**"]}',
+        )
+    )
+    block_severity: Literal["info", "low", "medium", "high", "critical"] = Field(
+        "high",
+        description="a specialist finding this severe or worse blocks publishing; milder "
+        "ones become review comments on the PR",
+    )
+    budget_ask_timeout: PositiveInt = Field(
+        86400,
+        description="seconds a run paused at its budget waits for Extend or Stop before it "
+        "stops by itself",
     )
 
 
@@ -633,6 +759,7 @@ class WorkerSettings(
     ForgeSettings,
     PullRequestSettings,
     BlueprintSettings,
+    FactorySettings,
     SandboxSettings,
     EgressSettings,
     EnvironmentSettings,

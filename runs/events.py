@@ -136,6 +136,34 @@ class AgentStopped(EventBase):
     text: str
 
 
+class ModelFellBack(EventBase):
+    """A role's model was overloaded, kept failing or refused: its fallback took over
+    for the rest of the pass."""
+
+    kind: Literal["model_fallback"] = "model_fallback"
+    role: str
+    model: str
+    fallback: str
+    #: ``overloaded`` (529), ``unavailable`` (5xx after the retries) or ``refused``.
+    cause: str
+    text: str
+
+
+class TodoItem(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    text: str
+    done: bool = False
+
+
+class TodosUpdated(EventBase):
+    """The builder's todo list, as it set it with its ``todo`` tool."""
+
+    kind: Literal["todos"] = "todos"
+    items: list[TodoItem]
+    text: str
+
+
 # -- the blueprint's steps ----------------------------------------------------------
 
 
@@ -225,6 +253,49 @@ class CiFinished(EventBase):
     text: str
 
 
+class PlanProposed(EventBase):
+    """The planner wrote version ``version`` of the spec (kept in ``artifacts.plans``);
+    the run waits for Approve plan or Revise plan."""
+
+    kind: Literal["plan"] = "plan"
+    version: int
+    text: str
+
+
+class RootCauseFound(EventBase):
+    """The debugger's note on a failure the fix rounds kept repeating; the builder
+    gets it in its next fix round."""
+
+    kind: Literal["root_cause"] = "root_cause"
+    note: str
+    text: str
+
+
+class SpecialistReviewed(EventBase):
+    """A specialist reviewer (security, migrations, ...) the diff called for."""
+
+    kind: Literal["specialist_review"] = "specialist_review"
+    specialist: str
+    verdict: str
+    findings: int
+    blocking: int
+    text: str
+
+
+class BudgetAsked(EventBase):
+    """The run reached its dollar or turn cap and paused: extend it, or stop here."""
+
+    kind: Literal["budget_ask"] = "budget_ask"
+    #: ``dollars`` or ``turns``.
+    limit_kind: str
+    spent: float
+    limit: float
+    extend_by: float
+    #: False at the operator's hard cap: only Stop here is offered.
+    can_extend: bool
+    text: str
+
+
 # -- decisions ----------------------------------------------------------------------
 
 
@@ -237,6 +308,24 @@ class DecisionRefused(EventBase):
     action: str
     text: str
     mentions: list[str] = Field(default_factory=list)
+
+
+class PlanDecided(EventBase):
+    """Approve plan or Revise plan, by ``by``; ``feedback`` is what a revision asks."""
+
+    kind: Literal["plan_decision"] = "plan_decision"
+    action: Literal["approve", "revise"]
+    version: int
+    feedback: str | None = None
+    text: str
+
+
+class BudgetDecided(EventBase):
+    """Extend or Stop here on a paused run; ``timeout`` when nobody answered in time."""
+
+    kind: Literal["budget_decision"] = "budget_decision"
+    action: Literal["extend", "stop", "timeout"]
+    text: str
 
 
 class ApproveFailed(EventBase):
@@ -269,6 +358,8 @@ Event = Annotated[
     | AgentTurn
     | ContextTrimmed
     | ModelRetried
+    | ModelFellBack
+    | TodosUpdated
     | AgentFinished
     | AgentStopped
     | Prepared
@@ -277,11 +368,17 @@ Event = Annotated[
     | Escalated
     | SetupEgress
     | Reviewed
+    | PlanProposed
+    | RootCauseFound
+    | SpecialistReviewed
+    | BudgetAsked
     | SafetyGateBlocked
     | PullRequestOpened
     | PullRequestUpdated
     | CiFinished
     | DecisionRefused
+    | PlanDecided
+    | BudgetDecided
     | ApproveFailed
     | SandboxesRemoved
     | GitHubActivity,

@@ -16,7 +16,15 @@ from runs.events import AgentTurn, Event, StepStarted
 from runs.record import EnvironmentUse, Run, RunStatus, Step, utcnow
 
 #: The steps a thread lists, in order (awaiting a decision is the status, not a step).
-CHECKLIST = (Step.PREPARE, Step.AGENT, Step.CHECKS, Step.REVIEW, Step.PUBLISH, Step.WATCH_CI)
+CHECKLIST = (
+    Step.PREPARE,
+    Step.PLAN,
+    Step.AGENT,
+    Step.CHECKS,
+    Step.REVIEW,
+    Step.PUBLISH,
+    Step.WATCH_CI,
+)
 
 
 class StepState(StrEnum):
@@ -45,6 +53,8 @@ class ThreadView(BaseModel):
     pr_url: str | None
     error: str | None
     buttons: list[str]
+    #: The builder's todo list: (text, done), as it last set it.
+    todos: list[tuple[str, bool]] = []
     #: "usually ~7 min, ~$1.10": what similar runs took, until this one has finished.
     estimate: str | None = None
     #: Which environment the sandboxes start from, and whether it was built or reused.
@@ -54,10 +64,13 @@ class ThreadView(BaseModel):
 def _step_states(run: Run) -> list[tuple[Step, StepState]]:
     done = set(run.artifacts.completed_steps)
     states = []
+    paused = (RunStatus.RUNNING, RunStatus.AWAITING_PLAN, RunStatus.AWAITING_BUDGET)
     for step in CHECKLIST:
+        if step is Step.PLAN and not run.artifacts.plans:
+            continue  # a run that does not plan shows no plan step
         if step in done:
             state = StepState.DONE
-        elif run.step is step and run.status is RunStatus.RUNNING:
+        elif run.step is step and run.status in paused:
             state = StepState.ACTIVE
         else:
             state = StepState.PENDING
@@ -142,12 +155,31 @@ def project(
         turns=turns,
         tokens=run.cost.total_tokens,
         dollars=run.cost.dollars,
-        budget=budget or run.budget,
+        budget=budget or _extended(run),
         pr_url=run.artifacts.pr_url,
         error=run.error,
         buttons=_buttons(run.status),
+        todos=[
+            (str(item.get("text", "")), bool(item.get("done")))
+            for item in run.artifacts.todos
+            if isinstance(item, dict)
+        ],
         estimate=_estimate(run),
         environment=describe_environment(run.artifacts.environment, now or utcnow()),
+    )
+
+
+def _extended(run: Run) -> AgentLimits | None:
+    """The run's limits with what Extend added in this iteration (dollars never past
+    the hard cap)."""
+    limits, a = run.budget, run.artifacts
+    if limits is None or not (a.extra_dollars or a.extra_turns):
+        return limits
+    return limits.model_copy(
+        update={
+            "max_turns": limits.max_turns + a.extra_turns,
+            "max_dollars": min(limits.max_dollars + a.extra_dollars, limits.max_dollars_hard),
+        }
     )
 
 
@@ -179,6 +211,11 @@ def render_text(view: ThreadView) -> str:
         f"  iteration {view.iteration} · {minutes}m{seconds:02d}s · turns {turns} · "
         f"tokens {view.tokens:,} · {dollars}",
     ]
+    if view.todos:
+        lines.append(
+            "  todo: "
+            + "  ".join(f"{'[x]' if done else '[ ]'} {text}" for text, done in view.todos)
+        )
     if view.estimate:
         lines.append(f"  estimate: {view.estimate}")
     if view.activity:

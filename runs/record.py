@@ -20,6 +20,10 @@ class RunStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     AWAITING_DECISION = "awaiting_decision"
+    #: Paused at a checkpoint until the requester approves the plan or asks to revise it.
+    AWAITING_PLAN = "awaiting_plan"
+    #: Paused at a checkpoint at the dollar or turn cap until someone extends or stops it.
+    AWAITING_BUDGET = "awaiting_budget"
     APPROVED = "approved"
     REWORK = "rework"
     FAILED = "failed"
@@ -53,17 +57,27 @@ _ABORT = frozenset({RunStatus.FAILED, RunStatus.CANCELLED})
 _PR_ENDED = frozenset({RunStatus.MERGED, RunStatus.CLOSED})
 
 #: The one table every status change is checked against. ``running -> queued`` is how
-#: crash recovery hands a run whose worker died back to the queue. ``merged`` and
-#: ``closed`` come from the forge (a webhook): from any state a run with a PR can be
-#: in, and from ``approved``, the one way out of a final state (an approve that marked
-#: the PR ready, then a merge on GitHub).
+#: crash recovery hands a run whose worker died back to the queue. A run paused for its
+#: plan or its budget holds no worker: an answer queues it again, to resume where it
+#: paused. ``merged`` and ``closed`` come from the forge (a webhook): from any state a
+#: run with a PR can be in (a rework paused at its budget too; never one waiting for its
+#: plan, which comes before any PR), and from ``approved``, the one way out of a final
+#: state (an approve that marked the PR ready, then a merge on GitHub).
 TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.QUEUED: frozenset({RunStatus.RUNNING}) | _ABORT | _PR_ENDED,
     RunStatus.RUNNING: frozenset(
-        {RunStatus.AWAITING_DECISION, RunStatus.QUEUED, RunStatus.EVALUATED}
+        {
+            RunStatus.AWAITING_DECISION,
+            RunStatus.QUEUED,
+            RunStatus.AWAITING_PLAN,
+            RunStatus.AWAITING_BUDGET,
+            RunStatus.EVALUATED,
+        }
     )
     | _ABORT
     | _PR_ENDED,
+    RunStatus.AWAITING_PLAN: frozenset({RunStatus.QUEUED}) | _ABORT,
+    RunStatus.AWAITING_BUDGET: frozenset({RunStatus.QUEUED}) | _ABORT | _PR_ENDED,
     RunStatus.AWAITING_DECISION: frozenset({RunStatus.APPROVED, RunStatus.REWORK})
     | _ABORT
     | _PR_ENDED,
@@ -87,6 +101,7 @@ class Step(StrEnum):
     """The blueprint's steps, in order."""
 
     PREPARE = "prepare"
+    PLAN = "plan"
     AGENT = "agent"
     CHECKS = "checks"
     REVIEW = "review"
@@ -258,10 +273,45 @@ class Artifacts(BaseModel):
     #: The feedback this iteration addresses, and what earlier iterations did (per run).
     feedback: list[Feedback] = Field(default_factory=list)
     earlier_summaries: list[str] = Field(default_factory=list)
+    # -- the factory's roles (jobs/blueprint/steps/plan.py, checks.py, review.py) --------
+    #: The plan's versions, oldest first (each a :class:`jobs.blueprint.spec.Spec` as
+    #: JSON with its ``version``), and the version approved (per run: a rework builds
+    #: against the same contract).
+    plans: list[dict[str, Any]] = Field(default_factory=list)
+    plan_approved: int | None = None
+    #: Feedback asking for the next version of the plan, with who wrote it (per run).
+    plan_feedback: list[Feedback] = Field(default_factory=list)
+    #: The builder's todo list, as it last set it: ``{"text": ..., "done": ...}`` items.
+    todos: list[dict[str, Any]] = Field(default_factory=list)
+    #: The debugger's last root-cause note, and the failures it has looked at (their
+    #: fingerprints, the last one the note's), so it is called once per failure.
+    root_cause: str | None = None
+    debugged: list[str] = Field(default_factory=list)
+    #: Specialist reviews of this round, by name: verdict, findings, model.
+    specialists: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: What this iteration's passes have spent, against the run's budget (every role).
+    spent: Cost = Field(default_factory=Cost)
+    turns_spent: int = 0
+    #: Budget added by Extend in this iteration, and the open question, if any.
+    extra_dollars: float = 0.0
+    extra_turns: int = 0
+    budget_ask: dict[str, Any] | None = None
+    #: Stop here was chosen: publish what exists as a draft (or nothing) and stop.
+    budget_stopped: bool = False
+    #: Seconds the on_edit checks added, and how many ran, in this iteration.
+    on_edit_seconds: float = 0.0
+    on_edit_runs: int = 0
+    #: The specialists' milder findings went onto the PR as review comments.
+    review_comments_posted: bool = False
     #: Set while an approve job acts on the forge (``by``, ``iteration``, ``at``): a
     #: rework may not land between the approve's checks and its forge call. It lapses
     #: after :data:`APPROVING_SECONDS`, so an approve job that died blocks nothing.
     approving: dict[str, Any] | None = None
+
+    @property
+    def latest_plan(self) -> int:
+        """The latest plan's version; 0 before the first plan."""
+        return int(self.plans[-1]["version"]) if self.plans else 0
 
 
 #: How long an approve's guard holds off a rework (above the approve job's timeout).
@@ -312,6 +362,8 @@ class Run(BaseModel):
     status_ts: str | None = None
     #: Earlier messages of the thread the mention came in, as "name: text" lines.
     context: str | None = None
+    #: The requester asked for a plan first (``@agents plan in owner/repo: ...``).
+    plan_asked: bool = False
     #: Follow-ups that arrived while the run was working, for its next iteration.
     pending_feedback: list[Feedback] = Field(default_factory=list)
     #: The RQ queue its jobs go to (AGENTS_QUEUE of the bot that took it): only workers
@@ -330,6 +382,8 @@ class Run(BaseModel):
     handbacks: dict[str, int] = Field(default_factory=dict)
     artifacts: Artifacts = Field(default_factory=Artifacts)
     cost: Cost = Field(default_factory=Cost)
+    #: The same cost split by role and model: ``{"builder": {"claude-...": Cost}}``.
+    cost_by_role: dict[str, dict[str, Cost]] = Field(default_factory=dict)
     #: The limits the run is measured against, as the worker had them when it started.
     budget: AgentLimits | None = None
     error: str | None = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -104,6 +104,7 @@ class RunStore:
         message_ts: str | None = None,
         context: str | None = None,
         by: str | None = None,
+        plan_asked: bool = False,
         home_queue: str | None = None,
         estimate: Estimate | None = None,
     ) -> Run:
@@ -126,6 +127,7 @@ class RunStore:
             thread_ts=thread_ts,
             message_ts=message_ts,
             context=context,
+            plan_asked=plan_asked,
             status_by=by or requester,
             home_queue=home_queue,
             estimate=estimate,
@@ -255,12 +257,14 @@ class RunStore:
         reason: str | None = None,
         expect: RunStatus | None = None,
         change: Callable[[Run], None] | None = None,
+        events: Sequence[Event] = (),
     ) -> Run:
         """Move a run to ``to`` if the table allows it from its current status.
 
         ``expect`` additionally pins the current status, for callers acting on what they
         saw (a button press on a run they rendered as awaiting a decision). ``change``
-        edits other fields in the same atomic write (a rework's new iteration). Raises
+        edits other fields in the same atomic write (a rework's new iteration), and
+        ``events`` follow the status change in the log, in the same write. Raises
         :class:`InvalidTransition` and writes nothing otherwise.
         """
 
@@ -289,6 +293,8 @@ class RunStore:
             pipe.zadd(self._status_key(to), {str(run_id): score})
             status = StatusChanged(by=by, previous=previous, to=to, reason=reason or None)
             self._queue_event(pipe, run_id, status)
+            for event in events:
+                self._queue_event(pipe, run_id, event)
             if to.is_final:
                 self._expire(pipe, run)
             return run
@@ -417,18 +423,26 @@ class RunStore:
         event = StepStarted(by=by, step=step)
         return self.update(run_id, change, events=[event])
 
-    def add_cost(self, run_id: int, cost: Cost, *, by: str = "agent") -> Run:
-        """Add token counts and dollars to the run's running total."""
+    def add_cost(
+        self,
+        run_id: int,
+        cost: Cost,
+        *,
+        by: str = "agent",
+        role: str | None = None,
+        model: str | None = None,
+    ) -> Run:
+        """Add one model call's tokens and dollars to the run's running total, to its
+        split by ``role`` and ``model`` (when given), and to what the current iteration
+        has spent against its budget (one more turn)."""
 
         def change(run: Run) -> None:
-            total = run.cost
-            run.cost = Cost(
-                input_tokens=total.input_tokens + cost.input_tokens,
-                output_tokens=total.output_tokens + cost.output_tokens,
-                cache_read_tokens=total.cache_read_tokens + cost.cache_read_tokens,
-                cache_write_tokens=total.cache_write_tokens + cost.cache_write_tokens,
-                dollars=round(total.dollars + cost.dollars, 6),
-            )
+            run.cost = _plus(run.cost, cost)
+            if role and model:
+                by_model = run.cost_by_role.setdefault(role, {})
+                by_model[model] = _plus(by_model.get(model, Cost()), cost)
+            run.artifacts.spent = _plus(run.artifacts.spent, cost)
+            run.artifacts.turns_spent += 1
 
         run = self.update(run_id, change)
         Counters(self.redis, prefix=self.prefix).add_cost(cost)
@@ -491,6 +505,16 @@ class RunStore:
         pipe.expire(self.events_key(run.id), ttl)
         if run.channel and run.thread_ts:
             pipe.expire(self._thread_key(run.channel, run.thread_ts), ttl)
+
+
+def _plus(total: Cost, cost: Cost) -> Cost:
+    return Cost(
+        input_tokens=total.input_tokens + cost.input_tokens,
+        output_tokens=total.output_tokens + cost.output_tokens,
+        cache_read_tokens=total.cache_read_tokens + cost.cache_read_tokens,
+        cache_write_tokens=total.cache_write_tokens + cost.cache_write_tokens,
+        dollars=round(total.dollars + cost.dollars, 6),
+    )
 
 
 def _log_event(run_id: int, event: Event) -> None:

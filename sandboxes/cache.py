@@ -9,6 +9,9 @@ sandbox gets a real git repository to diff against without any remote or history
 Locks are ``fcntl`` file locks per repository: writers (clone, fetch) take them
 exclusively, workspace builds share them, so concurrent runs and concurrent worker
 processes never see a half-written mirror.
+
+Longer than most modules: the mirror, its locks and the workspace archives built from it
+are one mechanism; the lock rules only make sense beside the operations they guard.
 """
 
 from __future__ import annotations

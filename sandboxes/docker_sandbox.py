@@ -30,6 +30,10 @@ An image other than the default must provide ``/bin/sh``, ``setsid``, ``sleep``,
 ``tar``, ``gzip``, ``find`` and ``git`` (for :meth:`DockerSandbox.export_patch`). With a
 disk workspace it also needs a ``/workspace`` directory owned by the sandbox user, as a
 fresh disk volume takes its owner from the image's directory.
+
+Longer than most modules: one container's whole life (create with its hardening, exec under
+the wrapper, network changes, export, remove) stays in one class, because each step relies
+on what the others set up (labels, the owner, the workspace mount, the network).
 """
 
 from __future__ import annotations

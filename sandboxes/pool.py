@@ -218,7 +218,7 @@ class WarmPool:
         try:
             container.remove(force=True, v=True)
         except docker.errors.NotFound:
-            pass
+            return True  # already gone: removed is what was asked
         except docker.errors.APIError as exc:
             if exc.status_code != 409:
                 raise

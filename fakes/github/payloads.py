@@ -278,6 +278,27 @@ def pull_request(state: GitHubState, repo: Repo, pr: Pull, *, simple: bool = Fal
     return out
 
 
+def review(state: GitHubState, repo: Repo, pr: Pull, index: int) -> Json:
+    """``pull-request-review``: the ``index``-th review posted on ``pr``."""
+    review_id, event, body, submitted_at = pr.reviews[index]
+    pull_html = f"{state.base_url}/{repo.full_name}/pull/{pr.number}"
+    pull_api = f"{state.base_url}/repos/{repo.full_name}/pulls/{pr.number}"
+    html = f"{pull_html}#pullrequestreview-{review_id}"
+    return {
+        "id": review_id,
+        "node_id": f"PRR_kwDO{review_id}",
+        "user": user(state, BOT_LOGIN, kind="Bot"),
+        "body": body,
+        "state": {"COMMENT": "COMMENTED", "APPROVE": "APPROVED"}.get(event, "PENDING"),
+        "html_url": html,
+        "pull_request_url": pull_api,
+        "_links": {"html": {"href": html}, "pull_request": {"href": pull_api}},
+        "submitted_at": submitted_at,
+        "commit_id": repo.branch_sha(pr.head_ref) or pr.head_sha,
+        "author_association": "NONE",
+    }
+
+
 def _actions_app(state: GitHubState) -> Json:
     """``integration``: the GitHub Actions App, as check runs name it."""
     stamp = "2018-07-30T09:30:17Z"

@@ -59,6 +59,7 @@ def handle(
             ("GET", r"/pulls/(\d+)", lambda n: get_pull(state, repo, int(n))),
             ("PATCH", r"/pulls/(\d+)", lambda n: edit_pull(state, repo, int(n), data)),
             ("PUT", r"/pulls/(\d+)/merge", lambda n: merge(state, repo, int(n), data)),
+            ("POST", r"/pulls/(\d+)/reviews", lambda n: post_review(state, repo, int(n), data)),
             ("POST", r"/issues/(\d+)/comments", lambda n: add_comment(state, repo, int(n), data)),
             ("GET", r"/commits/([^/]+)/check-runs", lambda s: check_runs(repo, s)),
             (
@@ -214,6 +215,16 @@ def merge(state: GitHubState, repo: Repo, number: int, body: Json) -> Response:
 
     state.outbox.append(("pull_request", pull_closed_event(state, repo, pr, "agents-bot")))
     return 200, {"sha": sha, "merged": True, "message": "Pull Request successfully merged"}, {}
+
+
+def post_review(state: GitHubState, repo: Repo, number: int, body: Json) -> Response:
+    """``pulls/create-review``: kept on the pull request (the product posts ``COMMENT``s)."""
+    pr = repo.pull(number)
+    if pr is None:
+        return not_found()
+    event = str(body.get("event", ""))
+    pr.reviews.append((state.next_id(), event, str(body.get("body", "")), now()))
+    return 200, payloads.review(state, repo, pr, len(pr.reviews) - 1), {}
 
 
 def add_comment(state: GitHubState, repo: Repo, number: int, body: Json) -> Response:

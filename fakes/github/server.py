@@ -292,6 +292,12 @@ class FakeGitHub(Lifecycle):
             repo = self.state.repos[full_name]
             return [payloads.pull_request(self.state, repo, pr) for pr in repo.pulls]
 
+    def reviews(self, full_name: str, number: int) -> list[str]:
+        """The bodies of the reviews posted on a pull request, oldest first."""
+        with self.state.lock:
+            pr = self.state.repos[full_name].pull(number)
+            return [] if pr is None else [body for _, _, body, _ in pr.reviews]
+
     def calls(self, method: str | None = None, path: str | None = None) -> list[RecordedRequest]:
         """Recorded requests, filtered by method and by regex search on the path."""
         with self.state.lock:

@@ -84,6 +84,8 @@ class Pull:
     created_at: str = field(default_factory=now)
     updated_at: str = field(default_factory=now)
     closed_at: str | None = None
+    #: Reviews posted on it: (id, event, body, submitted_at), oldest first.
+    reviews: list[tuple[int, str, str, str]] = field(default_factory=list)
 
     @property
     def node_id(self) -> str:

@@ -14,8 +14,13 @@ rather than every turn.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from jobs.agent.limits import ProgressTracker
+from process.exceptions import ContextWindowFull
+from runs.events import ContextTrimmed, Event
 
 ELIDED_RESULT = (
     "[output of an earlier turn, removed to keep the conversation within the context "
@@ -91,3 +96,55 @@ def _size(content: Any) -> int:
     if isinstance(content, list):
         return sum(len(str(part.get("text", ""))) for part in content if isinstance(part, dict))
     return 0
+
+
+class ConversationHistory:
+    """A pass's conversation, kept inside the context window.
+
+    A soft trim (the prompt passed ``context_tokens``) keeps the newest ``keep_turns``
+    turns whole and happens at most once per ``keep_turns`` turns, so the prompt cache
+    is rewritten from the cut only that often. A hard one (the API refused the prompt)
+    keeps only the newest turn, and stops the pass if nothing is left to remove.
+    """
+
+    def __init__(
+        self,
+        messages: list[dict[str, Any]],
+        on_event: Callable[[Event], None],
+        by: str,
+        progress: ProgressTracker,
+        keep_turns: int,
+    ) -> None:
+        self.messages = messages
+        self.on_event = on_event
+        self.by = by
+        self.progress = progress
+        self.keep_turns = keep_turns
+        self.trimmed_at: int | None = None
+
+    def trim(self, turn: int) -> None:
+        if self.trimmed_at is None or turn - self.trimmed_at >= self.keep_turns:
+            self._trim(self.keep_turns, turn)
+
+    def make_room(self, why: str, turn: int) -> None:
+        if not self._trim(1, turn).blocks:
+            raise ContextWindowFull(
+                f"the conversation no longer fits the model's context window ({why}), even "
+                "with old tool output removed; split the request into smaller ones"
+            )
+
+    def _trim(self, keep_turns: int, turn: int) -> Trimmed:
+        trimmed = trim_history(self.messages, keep_turns=keep_turns)
+        if trimmed.blocks:
+            self.trimmed_at = turn
+            self.progress.forget()  # re-reading what was cut is progress, not a loop
+            self.on_event(
+                ContextTrimmed(
+                    by=self.by,
+                    blocks=trimmed.blocks,
+                    chars=trimmed.chars,
+                    text=f"removed {trimmed.blocks} old tool outputs and call arguments "
+                    f"({trimmed.chars:,} characters) to stay within the context window",
+                )
+            )
+        return trimmed

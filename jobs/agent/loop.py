@@ -1,43 +1,55 @@
 """The agent loop: ask the model, run the tools it calls, and repeat until it calls
-``finish`` or a limit stops it.
+the tool that ends its role's pass (``finish`` for the builder) or a limit stops it.
 
+It is the one loop of every role (:mod:`jobs.agent.roles`): planner, builder, debugger
+and reviewers differ only in their tools, their prompt and the tool that ends them.
 Everything the loop depends on is passed in: the sandbox, the model, the configuration,
 and a recorder that writes events and cost to the run. It raises a typed
 :class:`~process.exceptions.AgentError` for every way it can stop short, after telling the
 recorder why.
+
+When the role's model is overloaded (529), keeps failing after its retries, or refuses,
+the role's fallback model (:class:`~process.settings.ModelRoles`) takes over for the
+rest of the pass, and a ``model_fallback`` event says so.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from jobs.agent.config import AgentConfig
-from jobs.agent.history import Trimmed, trim_history
+from jobs.agent.edit_checks import EditCheck, EditChecks
+from jobs.agent.history import ConversationHistory
 from jobs.agent.limits import CallRecord, Clock, ProgressTracker, StepSpend
 from jobs.agent.model import Block, Model, ModelResponse, RetryNotice
-from jobs.agent.prompt import Task, build_request, first_message, load_conventions, system_prompt
-from jobs.agent.tool_specs import Finish, ToolOutcome, describe_call
+from jobs.agent.prompt import Task, build_request, first_message, load_conventions
+from jobs.agent.roles import agent_role, role_prompt
+from jobs.agent.tool_specs import Finish, ToolOutcome
 from jobs.agent.tools import Toolbox
+from jobs.agent.turn_events import (
+    fallback_event,
+    finished_event,
+    retry_event,
+    todos_event,
+    turn_event,
+)
 from jobs.agent.workspace import WorkspaceFiles
 from process.exceptions import (
     AgentError,
-    ContextWindowFull,
+    CapReached,
+    DollarLimit,
     Interrupted,
+    ModelOverloaded,
     ModelRefused,
+    ModelUnavailable,
     PromptTooLong,
+    TurnLimit,
 )
 from process.settings import Role
-from runs.events import (
-    AgentFinished,
-    AgentTurn,
-    ContextTrimmed,
-    Event,
-    ModelRetried,
-    ToolCallSummary,
-)
+from runs.events import Event
 from runs.record import Cost
 from sandboxes.protocol import Sandbox
 
@@ -65,20 +77,27 @@ class RunRecorder(Protocol):
 
     def on_event(self, event: Event) -> None: ...
 
-    def on_cost(self, cost: Cost) -> None: ...
+    def on_cost(self, cost: Cost, model: str = "") -> None: ...
 
     def on_stop(self, reason: str, message: str) -> None: ...
 
 
 @dataclass(frozen=True)
 class AgentResult:
-    """What a finished agent step hands to the blueprint. ``turns`` and ``cost`` are
-    the budget's totals: the whole step's, when fix rounds share one budget."""
+    """What a finished agent pass hands to the blueprint. ``turns`` and ``cost`` are
+    the budget's totals: the whole iteration's, when passes share one budget.
+    ``output`` is the input of the role's ending tool (the plan, the root cause, the
+    verdict); ``model`` the model that finished the pass (the fallback, if it took
+    over); ``on_edit_*`` what the on_edit checks of this pass cost."""
 
     summary: str
     notes_for_reviewer: str
     turns: int
     cost: Cost
+    output: dict[str, Any] = field(default_factory=dict)
+    model: str = ""
+    on_edit_seconds: float = 0.0
+    on_edit_runs: int = 0
 
 
 @dataclass(frozen=True)
@@ -91,9 +110,11 @@ class Checkpoint:
     messages: list[dict[str, Any]]
     turns: int
     cost: Cost
-    #: The turn of the pass's last trim (:class:`_History`), so a resumed pass trims
-    #: when the uninterrupted one would have.
+    #: The turn of the pass's last trim (:class:`ConversationHistory`), so a resumed
+    #: pass trims when the uninterrupted one would have.
     trimmed_at: int | None = None
+    #: The model the pass was on (its fallback, if that had taken over).
+    model: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,17 +123,20 @@ class Checkpoint:
             "turns": self.turns,
             "cost": self.cost.model_dump(mode="json"),
             "trimmed_at": self.trimmed_at,
+            "model": self.model,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Checkpoint:
         trimmed_at = data.get("trimmed_at")
+        model = data.get("model")
         return cls(
             system=str(data["system"]),
             messages=list(data["messages"]),
             turns=int(data["turns"]),
             cost=Cost.model_validate(data["cost"]),
             trimmed_at=None if trimmed_at is None else int(trimmed_at),
+            model=None if model is None else str(model),
         )
 
 
@@ -128,55 +152,101 @@ def run_agent(
     clock: Clock = time.monotonic,
     should_stop: Callable[[], bool] | None = None,
     resume: Checkpoint | None = None,
+    ask_at_cap: bool = False,
+    on_edit: Sequence[EditCheck] = (),
+    name: str | None = None,
 ) -> AgentResult:
-    """Run the agent on ``task`` in ``sandbox`` until it calls ``finish``.
+    """Run the agent as ``role`` on ``task`` in ``sandbox`` until it calls the role's
+    ending tool.
 
-    Pass ``budget`` to share limits across fix rounds of one step; otherwise a fresh
-    budget starts now. Raises :class:`~process.exceptions.LimitsExceeded` (or another
+    Pass ``budget`` to share limits across passes; otherwise a fresh budget starts
+    now. Raises :class:`~process.exceptions.LimitsExceeded` (or another
     :class:`~process.exceptions.AgentError`) after ``recorder.on_stop``.
 
     ``should_stop`` is asked after every turn (the model answered and its tools ran);
     when it says yes the loop raises :class:`Interrupted` before the next model call.
-    ``resume`` continues such a pass: same system prompt and messages, so the next
-    request is the one the stopped pass would have sent, and its turns and cost count
-    against the budget (the sandbox must hold the pass's change so far).
+    With ``ask_at_cap``, reaching the dollar or turn cap raises :class:`CapReached`
+    (an :class:`Interrupted`) instead of a limit error, so the caller can ask for more.
+    ``resume`` continues such a pass: same system prompt, messages and model, so the
+    next request is the one the stopped pass would have sent, and its turns and cost
+    count against the budget (the sandbox must hold the pass's change so far).
+    ``on_edit`` checks run after each edit or write (the builder's); ``name`` labels
+    the pass's events (``agent:<name>``, e.g. a specialist reviewer's).
     """
     config = config or AgentConfig()
-    by = f"agent:{role}"
+    spec = agent_role(role)
+    by = f"agent:{name or role}"
     try:
         model_id = config.roles.for_role(role)
-        config.price_table.price_for(model_id)  # no price, no budget: refuse before spending
+        fallback = config.roles.fallback_for(role)
+        for priced in (model_id, fallback):  # no price, no budget: refuse before spending
+            if priced is not None:
+                config.price_table.price_for(priced)
         budget = budget or StepSpend(config.limits, clock=clock)
         workspace = WorkspaceFiles(sandbox)
+        checks = (
+            EditChecks(sandbox, on_edit, remaining_seconds=budget.remaining_seconds)
+            if on_edit
+            else None
+        )
         toolbox = Toolbox(
             workspace,
             output_chars=config.tool_output_chars,
             command_timeout=config.command_timeout,
             max_command_timeout=config.max_command_timeout,
             remaining_seconds=budget.remaining_seconds,
+            tools=spec.tools,
+            edit_checks=checks,
         )
         progress = ProgressTracker(config.limits.no_progress_turns)
         tools = toolbox.specs
         system: str
         messages: list[dict[str, Any]]
         if resume is None:
-            system = system_prompt(task, load_conventions(workspace, config.conventions_chars))
-            messages = [first_message(task)]
+            conventions = load_conventions(workspace, config.conventions_chars)
+            system = role_prompt(spec, task, conventions)
+            messages = [first_message(task, spec.opening)]
         else:
             system, messages = resume.system, [dict(m) for m in resume.messages]
+            model_id = resume.model or model_id
             budget.turns = max(budget.turns, resume.turns)
             if resume.cost.dollars > budget.cost.dollars:
                 budget.cost = resume.cost
 
-        history = _History(messages, recorder, by, progress, config.keep_turns)
+        history = ConversationHistory(messages, recorder.on_event, by, progress, config.keep_turns)
         history.trimmed_at = resume.trimmed_at if resume is not None else None
 
+        def checkpoint() -> Checkpoint:
+            return Checkpoint(
+                system, messages, budget.turns, budget.cost, history.trimmed_at, model_id
+            )
+
+        def may_fall_back() -> bool:
+            return fallback is not None and model_id != fallback
+
+        def fall_back(cause: str) -> str:
+            assert fallback is not None
+            recorder.on_event(fallback_event(role, model_id, fallback, cause, by))
+            return fallback
+
         def on_retry(notice: RetryNotice) -> None:
-            recorder.on_event(_retry_event(notice, by))
+            if notice.status == 529 and may_fall_back():
+                # Overloaded, and another model is at hand: no point waiting.
+                raise ModelOverloaded(
+                    f"{model_id} is overloaded ({notice.error})",
+                    attempts=notice.attempt,
+                    status=529,
+                )
+            recorder.on_event(retry_event(notice, by))
             budget.check_wait(notice.wait_seconds)  # never sleep past the deadline
 
         while True:
-            budget.before_call()
+            try:
+                budget.before_call()
+            except (TurnLimit, DollarLimit) as cap:
+                if not ask_at_cap:
+                    raise
+                raise CapReached(checkpoint(), cap) from None
             request = build_request(
                 model=model_id,
                 max_tokens=config.max_output_tokens,
@@ -189,108 +259,87 @@ def run_agent(
             except PromptTooLong as err:
                 history.make_room(str(err), budget.turns)
                 continue
+            except ModelUnavailable as err:
+                if not may_fall_back():
+                    raise
+                model_id = fall_back(
+                    "overloaded" if isinstance(err, ModelOverloaded) else "unavailable"
+                )
+                continue
             cost = config.price_table.cost(model_id, response.usage)
             budget.charge(cost)
-            recorder.on_cost(cost)
-            _check_stop_reason(response)
+            recorder.on_cost(cost, model_id)
+            if response.stop_reason == "refusal":
+                recorder.on_event(turn_event(response, [], cost, budget, by))
+                if not may_fall_back():
+                    raise ModelRefused(f"the model declined the request: {response.text[:300]!r}")
+                model_id = fall_back("refused")
+                continue
             if response.stop_reason == "model_context_window_exceeded":
                 # The answer was cut off by the window; ask again with less history.
-                recorder.on_event(_turn_event(response, [], cost, budget, by))
+                recorder.on_event(turn_event(response, [], cost, budget, by))
                 history.make_room("the context window filled up", budget.turns)
                 continue
             messages.append({"role": "assistant", "content": response.content or [_text("…")]})
-            results, calls, finish = _run_tools(response, toolbox, budget)
-            recorder.on_event(_turn_event(response, calls, cost, budget, by))
+            turn = _run_tools(response, toolbox, budget, spec.done)
+            recorder.on_event(turn_event(response, turn.records, cost, budget, by))
+            if turn.todos is not None:
+                recorder.on_event(todos_event(turn.todos, by))
+            finish = turn.finish
             if finish is not None:
-                recorder.on_event(_finished_event(finish, budget, by))
+                recorder.on_event(finished_event(finish, budget, by))
                 return AgentResult(
-                    finish.summary, finish.notes_for_reviewer, budget.turns, budget.cost
+                    finish.summary,
+                    finish.notes_for_reviewer,
+                    budget.turns,
+                    budget.cost,
+                    output=finish.output,
+                    model=model_id,
+                    on_edit_seconds=checks.seconds if checks else 0.0,
+                    on_edit_runs=checks.runs if checks else 0,
                 )
+            results = turn.results
             if not results:
                 cut = response.stop_reason == "max_tokens"
-                results = [_text(NUDGE_CUT_OFF if cut else NUDGE_NO_TOOLS)]
+                results = [_text(NUDGE_CUT_OFF if cut else nudge(spec.done))]
             messages.append({"role": "user", "content": results})
-            progress.record_turn(calls)
+            progress.record_turn(turn.records)
             if response.usage.prompt_tokens > config.context_tokens:
                 history.trim(budget.turns)
             if should_stop is not None and should_stop():
-                raise Interrupted(
-                    Checkpoint(system, messages, budget.turns, budget.cost, history.trimmed_at)
-                )
+                raise Interrupted(checkpoint())
     except AgentError as err:
         recorder.on_stop(err.reason, str(err))
         raise
 
 
-def _check_stop_reason(response: ModelResponse) -> None:
-    if response.stop_reason == "refusal":
-        raise ModelRefused(f"the model declined the request: {response.text[:300]!r}")
+def nudge(done: str) -> str:
+    """What the model is told after a turn without a tool call."""
+    if done == "finish":
+        return NUDGE_NO_TOOLS
+    return f"You ended your turn without calling a tool. When you are done, call `{done}`."
 
 
-class _History:
-    """The pass's conversation, kept inside the context window (:mod:`jobs.agent.history`).
+@dataclass(frozen=True)
+class _Turn:
+    """The tool results of one turn, in the calls' order, and what they added up to."""
 
-    A soft trim (the prompt passed ``context_tokens``) keeps the newest ``keep_turns``
-    turns whole and happens at most once per ``keep_turns`` turns, so the prompt cache
-    is rewritten from the cut only that often. A hard one (the API refused the prompt)
-    keeps only the newest turn, and stops the pass if nothing is left to remove.
-    """
-
-    def __init__(
-        self,
-        messages: list[dict[str, Any]],
-        recorder: RunRecorder,
-        by: str,
-        progress: ProgressTracker,
-        keep_turns: int,
-    ) -> None:
-        self.messages = messages
-        self.recorder = recorder
-        self.by = by
-        self.progress = progress
-        self.keep_turns = keep_turns
-        self.trimmed_at: int | None = None
-
-    def trim(self, turn: int) -> None:
-        if self.trimmed_at is None or turn - self.trimmed_at >= self.keep_turns:
-            self._trim(self.keep_turns, turn)
-
-    def make_room(self, why: str, turn: int) -> None:
-        if not self._trim(1, turn).blocks:
-            raise ContextWindowFull(
-                f"the conversation no longer fits the model's context window ({why}), even "
-                "with old tool output removed; split the request into smaller ones"
-            )
-
-    def _trim(self, keep_turns: int, turn: int) -> Trimmed:
-        trimmed = trim_history(self.messages, keep_turns=keep_turns)
-        if trimmed.blocks:
-            self.trimmed_at = turn
-            self.progress.forget()  # re-reading what was cut is progress, not a loop
-            self.recorder.on_event(
-                ContextTrimmed(
-                    by=self.by,
-                    blocks=trimmed.blocks,
-                    chars=trimmed.chars,
-                    text=f"removed {trimmed.blocks} old tool outputs and call arguments "
-                    f"({trimmed.chars:,} characters) to stay within the context window",
-                )
-            )
-        return trimmed
+    results: list[Block]
+    records: list[CallRecord]
+    finish: Finish | None
+    todos: tuple[tuple[str, bool], ...] | None
 
 
-def _run_tools(
-    response: ModelResponse, toolbox: Toolbox, budget: StepSpend
-) -> tuple[list[Block], list[CallRecord], Finish | None]:
-    """Run the response's tool calls in order; ``finish`` last, and only if the rest
-    of the turn succeeded. Returns the tool_result blocks, in the calls' order."""
+def _run_tools(response: ModelResponse, toolbox: Toolbox, budget: StepSpend, done: str) -> _Turn:
+    """Run the response's tool calls in order; the ending tool (``done``) last, and
+    only if the rest of the turn succeeded."""
     calls = response.tool_calls
     cut_off = (
         response.stop_reason == "max_tokens" and bool(calls) and calls[-1] is response.content[-1]
     )
     outcomes: dict[int, ToolOutcome] = {}
     for index, call in enumerate(calls):
-        if call["name"] == "finish":
+        if call["name"] == done:
             continue
         if cut_off and index == len(calls) - 1:
             outcomes[index] = ToolOutcome(CUT_OFF_CALL, is_error=True)
@@ -300,19 +349,20 @@ def _run_tools(
     finish: Finish | None = None
     failed = any(outcome.is_error for outcome in outcomes.values())
     for index, call in enumerate(calls):
-        if call["name"] != "finish":
+        if call["name"] != done:
             continue
         if cut_off and index == len(calls) - 1:
             outcomes[index] = ToolOutcome(CUT_OFF_CALL, is_error=True)
         elif failed:
             outcomes[index] = ToolOutcome(FINISH_REFUSED, is_error=True)
         elif finish is not None:
-            outcomes[index] = ToolOutcome("finish was already called in this turn", is_error=True)
+            outcomes[index] = ToolOutcome(f"{done} was already called in this turn", is_error=True)
         else:
-            outcomes[index] = toolbox.call("finish", call.get("input"))
+            outcomes[index] = toolbox.call(done, call.get("input"))
             finish = outcomes[index].finish
     results: list[Block] = []
     records: list[CallRecord] = []
+    todos: tuple[tuple[str, bool], ...] | None = None
     for index, call in enumerate(calls):
         outcome = outcomes[index]
         block: Block = {
@@ -326,65 +376,10 @@ def _run_tools(
         records.append(
             CallRecord(call["name"], call.get("input"), outcome.content, outcome.is_error)
         )
-    return results, records, finish
+        if outcome.todos is not None:
+            todos = outcome.todos
+    return _Turn(results, records, finish, todos)
 
 
 def _text(text: str) -> Block:
     return {"type": "text", "text": text}
-
-
-def _turn_event(
-    response: ModelResponse,
-    calls: list[CallRecord],
-    cost: Cost,
-    budget: StepSpend,
-    by: str,
-) -> Event:
-    described = [
-        ToolCallSummary(
-            tool=call.name,
-            args=describe_call(call.name, call.input),
-            result_chars=len(call.result),
-            is_error=call.is_error,
-        )
-        for call in calls
-    ]
-    summary = " · ".join(f"{c.tool} {c.args}".strip() for c in described)
-    return AgentTurn(
-        by=by,
-        turn=budget.turns,
-        stop_reason=response.stop_reason,
-        calls=described,
-        text=summary or "(no tool calls)",
-        input_tokens=cost.input_tokens,
-        output_tokens=cost.output_tokens,
-        cache_read_tokens=cost.cache_read_tokens,
-        cache_write_tokens=cost.cache_write_tokens,
-        dollars=cost.dollars,
-        total_tokens=budget.cost.total_tokens,
-        total_dollars=budget.cost.dollars,
-    )
-
-
-def _retry_event(notice: RetryNotice, by: str) -> Event:
-    return ModelRetried(
-        by=by,
-        attempt=notice.attempt,
-        max_retries=notice.max_retries,
-        wait_seconds=notice.wait_seconds,
-        status=notice.status,
-        error=notice.error,
-        text=f"model API unavailable ({notice.error}); retry {notice.attempt} of "
-        f"{notice.max_retries} in {notice.wait_seconds:.0f}s",
-    )
-
-
-def _finished_event(finish: Finish, budget: StepSpend, by: str) -> Event:
-    return AgentFinished(
-        by=by,
-        summary=finish.summary,
-        notes_for_reviewer=finish.notes_for_reviewer,
-        turns=budget.turns,
-        total_tokens=budget.cost.total_tokens,
-        total_dollars=budget.cost.dollars,
-    )

@@ -170,6 +170,7 @@ class AnthropicModel:
                     f"{attempt + 1} attempts ({error}); check ANTHROPIC_BASE_URL and "
                     "the API status, or try again later",
                     attempts=attempt + 1,
+                    status=status,
                 ) from failure
             attempt += 1
             wait = self._wait(attempt, headers)

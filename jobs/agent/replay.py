@@ -2,7 +2,8 @@
 
 A transcript is a JSON Lines file (documented in ``docs/transcripts.md``): a header
 line, then one line per model call with the request the loop sent and the response it
-got (or, for a prompt the API found too long, that refusal). :class:`RecordingModel`
+got (or, for a prompt the API found too long, that refusal; or, for a model that was
+overloaded or kept failing, that failure, after which the loop fell back). :class:`RecordingModel`
 writes one around any model; :class:`ReplayModel` answers from one and fails loudly,
 naming the first difference, as soon as the loop sends a request the recording does
 not have at that point.
@@ -19,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from jobs.agent.model import Model, ModelResponse, OnRetry, Request
-from process.exceptions import PromptTooLong, TranscriptDiverged, TranscriptInvalid
+from process.exceptions import (
+    ModelOverloaded,
+    ModelUnavailable,
+    PromptTooLong,
+    TranscriptDiverged,
+    TranscriptInvalid,
+)
 
 FORMAT = "agents-transcript"
 VERSION = 1
@@ -32,11 +39,13 @@ _VOLATILE = re.compile(r"\d+\.\d+")
 @dataclass(frozen=True)
 class Exchange:
     """One model call: its request, and the response, or (``rejected``) the message of
-    the "prompt is too long" refusal it got instead."""
+    the "prompt is too long" refusal it got instead, or (``unavailable``) the status
+    and message of the failure that outlasted the retries (529: at once)."""
 
     request: Request
     response: dict[str, Any] | None
     rejected: dict[str, Any] | None = None
+    unavailable: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -60,11 +69,20 @@ class Transcript:
             )
         exchanges = []
         for number, record in enumerate(records[1:], start=1):
-            answered = "response" in record or isinstance(record.get("rejected"), dict)
+            answered = (
+                "response" in record
+                or isinstance(record.get("rejected"), dict)
+                or isinstance(record.get("unavailable"), dict)
+            )
             if record.get("call") != number or "request" not in record or not answered:
                 raise TranscriptInvalid(f"{path}: line {number + 1} is not call {number}")
             exchanges.append(
-                Exchange(record["request"], record.get("response"), record.get("rejected"))
+                Exchange(
+                    record["request"],
+                    record.get("response"),
+                    record.get("rejected"),
+                    record.get("unavailable"),
+                )
             )
         return cls(header, exchanges)
 
@@ -97,6 +115,15 @@ class ReplayModel:
                 f"model call {number} diverged from the transcript: {difference}"
             )
         self.calls = number
+        if expected.response is None and expected.unavailable is not None:
+            failure = expected.unavailable
+            status = failure.get("status")
+            kind = ModelOverloaded if status == 529 else ModelUnavailable
+            raise kind(
+                str(failure.get("message", "the model was unavailable")),
+                attempts=int(failure.get("attempts", 1)),
+                status=None if status is None else int(status),
+            )
         if expected.response is None:
             rejected = expected.rejected or {}
             raise PromptTooLong(
@@ -111,7 +138,9 @@ class RecordingModel:
     """Wraps a model and writes every call it answers to a transcript file.
 
     The file is written line by line as the run goes, so a run that stops on a limit
-    still leaves a transcript of what happened up to then.
+    still leaves a transcript of what happened up to then. ``resume_at`` continues a
+    transcript after that many calls (a run's iteration spans several jobs when it
+    pauses for its plan or its budget).
     """
 
     def __init__(
@@ -122,10 +151,18 @@ class RecordingModel:
         source: str,
         note: str = "",
         meta: Mapping[str, Any] | None = None,
+        resume_at: int | None = None,
     ) -> None:
         self.model = model
         self.path = path
         self.calls = 0
+        if resume_at and path.is_file():
+            # A later job of the same iteration (after a pause, a drain, a crash): keep
+            # the header and the calls the run has counted, and go on from there.
+            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+            path.write_text("".join(lines[: resume_at + 1]), encoding="utf-8")
+            self.calls = resume_at
+            return
         header = {
             "format": FORMAT,
             "version": VERSION,
@@ -144,10 +181,15 @@ class RecordingModel:
             # The loop trims and asks again: the replay must refuse at the same call.
             self._write(request, rejected={"status": err.status, "message": str(err)})
             raise
+        except ModelUnavailable as err:
+            # The loop falls back to another model: the replay must fail here too.
+            failure = {"status": err.status, "message": str(err), "attempts": err.attempts}
+            self._write(request, unavailable=failure)
+            raise
         self._write(request, response=response.to_api())
         return response
 
-    def _write(self, request: Request, **outcome: dict[str, Any]) -> None:
+    def _write(self, request: Request, **outcome: dict[str, Any] | None) -> None:
         self.calls += 1
         line = {"call": self.calls, "request": request, **outcome}
         with self.path.open("a", encoding="utf-8") as out:

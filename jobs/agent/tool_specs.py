@@ -8,8 +8,8 @@ What each tool does is :class:`jobs.agent.tools.Toolbox`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -99,13 +99,87 @@ class FinishInput(ToolInput):
     )
 
 
+class TodoEntry(ToolInput):
+    text: str = Field(min_length=1, max_length=200, description="One step, in a few words.")
+    done: bool = Field(False, description="True once the step is done.")
+
+
+class TodoInput(ToolInput):
+    items: list[TodoEntry] = Field(
+        min_length=1,
+        max_length=30,
+        description="The whole list, in order; it replaces the previous one.",
+    )
+
+
+class SubmitPlanInput(ToolInput):
+    problem: str = Field(min_length=1, max_length=4000, description="What is wrong or missing.")
+    constraints: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="What the change must respect: APIs, behaviour, conventions.",
+    )
+    approach: str = Field(
+        min_length=1, max_length=6000, description="How the change will be made, and where."
+    )
+    acceptance_criteria: list[str] = Field(
+        min_length=1,
+        max_length=15,
+        description="Testable statements a reviewer can check against the diff and the checks.",
+    )
+    risks: list[str] = Field(default_factory=list, max_length=15)
+    tasks: list[str] = Field(
+        min_length=1, max_length=20, description="The steps the builder will take, in order."
+    )
+
+
+class RootCauseInput(ToolInput):
+    root_cause: str = Field(
+        min_length=1,
+        max_length=4000,
+        description="What actually causes the failure, with the evidence you found.",
+    )
+    fix: str = Field(
+        min_length=1, max_length=4000, description="What the builder should change, and where."
+    )
+
+
+class CriterionVerdict(ToolInput):
+    criterion: int = Field(ge=1, description="The acceptance criterion's number.")
+    met: bool
+    note: str = Field("", max_length=1000)
+
+
+class FindingInput(ToolInput):
+    severity: Literal["info", "low", "medium", "high", "critical"]
+    text: str = Field(min_length=1, max_length=2000, description="The problem and the fix.")
+    path: str = Field("", max_length=300, description="The file, if the finding has one.")
+    line: int | None = Field(None, ge=1)
+
+
+class VerdictInput(ToolInput):
+    verdict: Literal["approve", "comment", "block"]
+    notes: str = Field(description="What a human reviewer should know, in a few short points.")
+    criteria: list[CriterionVerdict] = Field(
+        default_factory=list,
+        max_length=15,
+        description="One verdict per acceptance criterion of the plan, when there is one.",
+    )
+    findings: list[FindingInput] = Field(default_factory=list, max_length=30)
+
+
 # -- outcomes ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Finish:
+    """What the tool that ends a pass was given: ``finish``'s summary and notes, or the
+    whole input of a role's own ending tool (``submit_plan``, ``root_cause``,
+    ``verdict``) in ``output``."""
+
     summary: str
     notes_for_reviewer: str
+    output: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -113,6 +187,8 @@ class ToolOutcome:
     content: str
     is_error: bool = False
     finish: Finish | None = None
+    #: The todo list the ``todo`` tool just set, as ``(text, done)`` pairs.
+    todos: tuple[tuple[str, bool], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -159,13 +235,42 @@ TOOLS: tuple[ToolSpec, ...] = (
         RunInput,
     ),
     ToolSpec(
+        "todo",
+        "Keep your todo list for this task: the whole list each time, in order, with "
+        "what is done. The person who asked sees it as a checklist while you work.",
+        TodoInput,
+    ),
+    ToolSpec(
         "finish",
         "Finish the task: call it once the change is complete and the checks pass, or "
         "when it cannot be done (say why). It runs after the turn's other calls, and "
         "only if they all succeeded.",
         FinishInput,
     ),
+    ToolSpec(
+        "submit_plan",
+        "Submit the plan (the spec the builder will follow) once you have explored enough. "
+        "It ends your turn; a person approves it or asks for a revision.",
+        SubmitPlanInput,
+    ),
+    ToolSpec(
+        "root_cause",
+        "Report the failure's root cause and what the builder should change. It ends your work.",
+        RootCauseInput,
+    ),
+    ToolSpec(
+        "verdict",
+        "Give the review's verdict, a verdict per acceptance criterion, and your findings. "
+        "It ends the review.",
+        VerdictInput,
+    ),
 )
+
+
+#: The tools that only read: every role has them.
+READ_ONLY_TOOLS = ("read_file", "list_files", "search")
+#: The builder's tools (and a toolbox's, unless it is given a role's).
+BUILDER_TOOLS = (*READ_ONLY_TOOLS, "edit_file", "write_file", "run", "todo", "finish")
 
 
 def input_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -216,6 +321,18 @@ def describe_call(name: str, args: Any) -> str:
         return short(args.get("command", ""))
     if name == "finish":
         return short(args.get("summary", ""))
+    if name == "todo":
+        items = args.get("items")
+        if isinstance(items, list):
+            done = sum(1 for item in items if isinstance(item, dict) and item.get("done"))
+            return f"{done}/{len(items)} done"
+        return ""
+    if name == "submit_plan":
+        return short(args.get("problem", ""))
+    if name == "root_cause":
+        return short(args.get("root_cause", ""))
+    if name == "verdict":
+        return short(args.get("verdict", ""))
     return ""
 
 

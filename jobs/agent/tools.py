@@ -1,10 +1,12 @@
-"""The agent's tools: read, list, search, edit, write, run, finish.
+"""The agent's tools: read, list, search, edit, write, run, todo, and the tools that end
+a role's pass (finish, submit_plan, root_cause, verdict).
 
 Every tool works on the sandbox's workspace through
 :class:`~jobs.agent.workspace.WorkspaceFiles`, which refuses paths that leave it before the
 sandbox is touched. Every result is bounded in size and says so when it was cut. A tool
 that fails raises :class:`ToolError`; :meth:`Toolbox.call` turns that, an unknown tool,
 invalid input, or any other exception into an ``is_error`` result the model can act on.
+A toolbox offers and runs only its role's tools (:mod:`jobs.agent.roles`).
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
+from jobs.agent.edit_checks import EditChecks
 from jobs.agent.tool_specs import (
+    BUILDER_TOOLS,
     LIST_SCAN_LIMIT,
     MAX_LINE_CHARS,
     MAX_LISTED,
@@ -29,6 +33,8 @@ from jobs.agent.tool_specs import (
     ReadFileInput,
     RunInput,
     SearchInput,
+    TodoInput,
+    ToolInput,
     ToolOutcome,
     WriteFileInput,
     bound,
@@ -51,12 +57,17 @@ class Toolbox:
         command_timeout: float,
         max_command_timeout: float,
         remaining_seconds: Callable[[], float] = lambda: math.inf,
+        tools: Sequence[str] = BUILDER_TOOLS,
+        edit_checks: EditChecks | None = None,
     ) -> None:
         self.workspace = workspace
         self.output_chars = output_chars
         self.command_timeout = command_timeout
         self.max_command_timeout = max_command_timeout
         self.remaining_seconds = remaining_seconds
+        self.edit_checks = edit_checks
+        #: This toolbox's tools, in the fixed order of TOOLS.
+        self.tools = tuple(t for t in TOOLS if t.name in set(tools))
         self._handlers: dict[str, Callable[[Any], ToolOutcome]] = {
             "read_file": self._read_file,
             "list_files": self._list_files,
@@ -64,7 +75,11 @@ class Toolbox:
             "edit_file": self._edit_file,
             "write_file": self._write_file,
             "run": self._run,
+            "todo": self._todo,
             "finish": self._finish,
+            "submit_plan": self._done,
+            "root_cause": self._done,
+            "verdict": self._done,
         }
 
     @property
@@ -72,15 +87,15 @@ class Toolbox:
         """Tool definitions for the Messages API, in a fixed order (it is cached)."""
         return [
             {"name": t.name, "description": t.description, "input_schema": input_schema(t.input)}
-            for t in TOOLS
+            for t in self.tools
         ]
 
     def call(self, name: str, raw_input: Any) -> ToolOutcome:
         """Run one tool call. Failures come back as ``is_error`` outcomes; only a loop
         limit or a broken sandbox raises."""
-        tool = next((t for t in TOOLS if t.name == name), None)
+        tool = next((t for t in self.tools if t.name == name), None)
         if tool is None:
-            known = ", ".join(t.name for t in TOOLS)
+            known = ", ".join(t.name for t in self.tools)
             return self._error(f"unknown tool {name!r}; the tools are: {known}")
         try:
             args = tool.input.model_validate(raw_input)
@@ -99,7 +114,10 @@ class Toolbox:
             log.exception("tool %s raised", name)
             return self._error(f"{name} failed: {type(err).__name__}: {err}")
         return ToolOutcome(
-            bound(outcome.content, self.output_chars), outcome.is_error, outcome.finish
+            bound(outcome.content, self.output_chars),
+            outcome.is_error,
+            outcome.finish,
+            outcome.todos,
         )
 
     def _error(self, message: str) -> ToolOutcome:
@@ -224,8 +242,11 @@ class Toolbox:
         first = text.count("\n", 0, offset) + 1
         removed, added = _line_count(old), _line_count(new)
         return ToolOutcome(
-            f"edited {resolved.path}: replaced {removed} line(s) at line {first} "
-            f"with {added} line(s)\n" + _excerpt(edited, first, first + max(added - 1, 0))
+            self._checked(
+                resolved.path,
+                f"edited {resolved.path}: replaced {removed} line(s) at line {first} "
+                f"with {added} line(s)\n" + _excerpt(edited, first, first + max(added - 1, 0)),
+            )
         )
 
     def _write_file(self, args: WriteFileInput) -> ToolOutcome:
@@ -236,8 +257,23 @@ class Toolbox:
         verb = "created" if resolved.kind == "missing" else "overwrote"
         size = len(args.content.encode("utf-8"))
         return ToolOutcome(
-            f"{verb} {resolved.path} ({size:,} bytes, {len(_split_lines(args.content))} lines)"
+            self._checked(
+                resolved.path,
+                f"{verb} {resolved.path} ({size:,} bytes, {len(_split_lines(args.content))} lines)",
+            )
         )
+
+    def _checked(self, path: str, result: str) -> str:
+        """``result`` of an edit or write, with the repository's on_edit checks of
+        ``path`` after it. Their output is kept whole within the result's bound: the
+        edit's own excerpt gives way first."""
+        if self.edit_checks is None:
+            return result
+        checked = self.edit_checks.after_write(path)
+        if not checked:
+            return result
+        room = max(200, self.output_chars - len(checked) - 2)
+        return f"{bound(result, room)}\n\n{checked}"
 
     def _run(self, args: RunInput) -> ToolOutcome:
         asked = args.timeout or self.command_timeout
@@ -275,10 +311,21 @@ class Toolbox:
             bound(text, self.output_chars), is_error=result.timed_out or result.oom_killed
         )
 
+    def _todo(self, args: TodoInput) -> ToolOutcome:
+        items = tuple((" ".join(item.text.split()), item.done) for item in args.items)
+        done = sum(1 for _, finished in items if finished)
+        return ToolOutcome(f"todo list saved: {done} of {len(items)} done", todos=items)
+
     def _finish(self, args: FinishInput) -> ToolOutcome:
         return ToolOutcome(
             "finished", finish=Finish(args.summary.strip(), args.notes_for_reviewer.strip())
         )
+
+    def _done(self, args: ToolInput) -> ToolOutcome:
+        """A role's own ending tool: its whole input is the pass's result."""
+        output = args.model_dump(mode="json")
+        first = next((v for v in output.values() if isinstance(v, str) and v.strip()), "")
+        return ToolOutcome("received", finish=Finish(first.strip(), "", output))
 
 
 # -- helpers ----------------------------------------------------------------------------

@@ -1,12 +1,15 @@
-"""The pull request's description: the quoted request, the summary, the checks and
-their results, the reviewer's notes, the cost, a link to the Slack thread, and a
-reproducibility manifest. Built from the run record alone."""
+"""The pull request's description: the quoted request, the summary, the approved plan
+with each acceptance criterion ticked by the reviewer's verdict, the checks and their
+results, the reviews (the reviewer's and the specialists'), the debugger's note, the
+cost by role and model, a link to the Slack thread, and a reproducibility manifest.
+Built from the run record alone."""
 
 from __future__ import annotations
 
 import json
 import re
 
+from jobs.blueprint.spec import approved, criteria_lines
 from jobs.checks import CheckResult, excerpt, failure_slice
 from jobs.forge.steps import RUN_BODY_MARKER
 from jobs.safety import SECRET_PATTERNS, mask
@@ -108,16 +111,74 @@ def review_section(run: Run) -> str:
     if not review:
         return "No review was made."
     notes = str(review.get("notes") or "").strip() or "(no notes)"
-    return f"Verdict: **{review.get('verdict')}** (review {review.get('round', 1)})\n\n{notes}"
+    text = f"Verdict: **{review.get('verdict')}** (review {review.get('round', 1)})\n\n{notes}"
+    specialists = run.artifacts.specialists
+    if specialists:
+        lines = ["", "Specialist reviews, called for by the paths this change touches:"]
+        for name, found in sorted(specialists.items()):
+            count = len(found.get("findings") or [])
+            lines.append(
+                f"- **{name}**: {found.get('verdict')}, {count} finding(s)"
+                + (" (posted as review comments)" if count else "")
+            )
+        text += "\n".join(lines)
+    return text
+
+
+def plan_section(run: Run) -> str | None:
+    """The approved plan, its acceptance criteria ticked by the reviewer's verdicts."""
+    plan = approved(run)
+    if plan is None:
+        return None
+    parts = [
+        f"Plan version {plan.version}, approved in the Slack thread before any code was "
+        "written. Each acceptance criterion is ticked by the reviewer's verdict.",
+        "**Problem.** " + plan.problem.strip(),
+        "**Approach.** " + plan.approach.strip(),
+        "**Acceptance criteria**\n\n" + "\n".join(criteria_lines(plan, run.artifacts.review)),
+    ]
+    if plan.risks:
+        parts.append("**Risks**\n\n" + "\n".join(f"- {risk}" for risk in plan.risks))
+    return "\n\n".join(parts)
+
+
+def cost_section(run: Run) -> str:
+    cost = run.cost
+    lines = [
+        f"${cost.dollars:.4f} · {cost.total_tokens:,} tokens "
+        f"({cost.input_tokens:,} in, {cost.output_tokens:,} out, "
+        f"{cost.cache_read_tokens:,} cache read, {cost.cache_write_tokens:,} cache write)"
+    ]
+    if run.cost_by_role:
+        lines += ["", "| role | model | tokens | cost |", "|---|---|---|---|"]
+        for role, models in run.cost_by_role.items():
+            for model, part in models.items():
+                lines.append(
+                    f"| {role} | `{model}` | {part.total_tokens:,} | ${part.dollars:.4f} |"
+                )
+    a = run.artifacts
+    if a.on_edit_runs:
+        lines.append("")
+        lines.append(
+            f"On-edit checks: {a.on_edit_runs} run(s), {a.on_edit_seconds:.1f} s added to "
+            "this iteration."
+        )
+    return "\n".join(lines)
 
 
 def pr_body(run: Run, *, slack_url: str, requester_login: str | None = None) -> str:
     a = run.artifacts
-    cost = run.cost
-    parts = [
-        _quote(run.request),
-        "## Summary\n\n" + (a.summary or "(no summary)").strip(),
-    ]
+    summary = (a.summary or "(no summary)").strip()
+    if a.budget_stopped:
+        summary = (
+            "**This run was stopped at its budget before it finished.** This draft holds "
+            "the change as it was then; what was left of the work, checks and review did "
+            "not run on it.\n\n" + summary
+        )
+    parts = [_quote(run.request), "## Summary\n\n" + summary]
+    plan = plan_section(run)
+    if plan is not None:
+        parts.append("## Plan\n\n" + plan)
     if a.feedback or a.earlier_summaries:
         history = [f"- iteration {n}: {s}" for n, s in enumerate(a.earlier_summaries, 1)]
         history += [
@@ -127,13 +188,14 @@ def pr_body(run: Run, *, slack_url: str, requester_login: str | None = None) -> 
         parts.append("## Iterations\n\n" + "\n".join(history))
     parts.append("## Checks\n\n" + checks_section(run))
     parts.append("## Review\n\n" + review_section(run))
+    if a.root_cause:
+        parts.append(
+            "## Debugging\n\nThe fix rounds kept failing on the same checks, so a debugger "
+            "looked for the root cause; the builder got this note:\n\n" + a.root_cause.strip()
+        )
     if a.notes_for_reviewer:
         parts.append("## Notes from the agent\n\n" + a.notes_for_reviewer.strip())
-    parts.append(
-        f"## Cost\n\n${cost.dollars:.4f} · {cost.total_tokens:,} tokens "
-        f"({cost.input_tokens:,} in, {cost.output_tokens:,} out, "
-        f"{cost.cache_read_tokens:,} cache read, {cost.cache_write_tokens:,} cache write)"
-    )
+    parts.append("## Cost\n\n" + cost_section(run))
     manifest = json.dumps(a.manifest or {}, indent=2, sort_keys=True)
     parts.append(
         "## Reproducibility\n\n<details><summary>Manifest</summary>\n\n"

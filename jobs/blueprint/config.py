@@ -15,6 +15,7 @@ from pydantic import ConfigDict, Field, model_validator
 from process import allowlist
 from process.settings import (
     BlueprintSettings,
+    FactorySettings,
     PeopleSettings,
     PullRequestSettings,
     SandboxSettings,
@@ -22,7 +23,9 @@ from process.settings import (
 from sandboxes.config import DEFAULT_IMAGE, SandboxConfig
 
 
-class BlueprintConfig(BlueprintSettings, PullRequestSettings, PeopleSettings, SandboxSettings):
+class BlueprintConfig(
+    BlueprintSettings, FactorySettings, PullRequestSettings, PeopleSettings, SandboxSettings
+):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: The sandbox every run starts from (the image is ``sandbox_image`` unless given,

@@ -19,6 +19,7 @@ from jobs.agent.model import Model
 from jobs.blueprint.deps import Deps
 from jobs.repo_config import RepoConfig
 from process.exceptions import Draining, StepFailed, Superseded
+from process.settings import AgentLimits
 from runs.events import Event
 from runs.record import Run, RunStatus
 from runs.store import RunStore
@@ -89,22 +90,38 @@ class RunContext:
             raise StepFailed("the repository's configuration was not read (prepare did not run)")
         return RepoConfig.model_validate(raw)
 
-    def agent_config(self) -> AgentConfig:
-        """The worker's agent configuration with the repository's limits applied.
+    def base_limits(self) -> AgentLimits:
+        """The worker's limits with the repository's applied, before any extension.
 
         A repository may only tighten the operator's budget, never raise it: its
         ``.agents.yml`` is written by whoever can commit, not by whoever pays.
         """
-        base = self.deps.agent
+        base = self.deps.agent.limits
         limits = self.repo_config().limits
         changes: dict[str, Any] = {}
         if limits.max_turns is not None:
-            changes["max_turns"] = min(limits.max_turns, base.limits.max_turns)
+            changes["max_turns"] = min(limits.max_turns, base.max_turns)
         if limits.max_dollars is not None:
-            changes["max_dollars"] = min(limits.max_dollars, base.limits.max_dollars)
-        config = base.model_copy(update={"limits": base.limits.model_copy(update=changes)})
-        if limits.command_timeout is not None:
-            timeout = float(limits.command_timeout)
+            changes["max_dollars"] = min(limits.max_dollars, base.max_dollars)
+        return base.model_copy(update=changes)
+
+    def agent_config(self) -> AgentConfig:
+        """The worker's agent configuration with the repository's limits applied, and
+        what Extend added to them in this iteration (dollars never past the operator's
+        hard cap, ``max_dollars_hard``)."""
+        base = self.deps.agent
+        limits = self.base_limits()
+        a = self.run().artifacts
+        extended = limits.model_copy(
+            update={
+                "max_turns": limits.max_turns + a.extra_turns,
+                "max_dollars": min(limits.max_dollars + a.extra_dollars, limits.max_dollars_hard),
+            }
+        )
+        config = base.model_copy(update={"limits": extended})
+        command_timeout = self.repo_config().limits.command_timeout
+        if command_timeout is not None:
+            timeout = float(command_timeout)
             config = config.model_copy(
                 update={
                     "command_timeout": min(config.command_timeout, timeout),
@@ -115,7 +132,14 @@ class RunContext:
 
     @property
     def budget(self) -> StepSpend:
-        """One budget for every builder pass of this job: fix rounds share the limits."""
+        """One budget for every agent pass of the iteration (planner, builder, fix
+        rounds, debugger, reviewers): it starts from what the iteration's earlier jobs
+        spent (``artifacts.spent``, ``turns_spent``), so a resumed run does not start
+        its budget over."""
         if self._budget is None:
-            self._budget = StepSpend(self.agent_config().limits)
+            run = self.run()
+            budget = StepSpend(self.agent_config().limits)
+            budget.turns = run.artifacts.turns_spent
+            budget.cost = run.artifacts.spent
+            self._budget = budget
         return self._budget

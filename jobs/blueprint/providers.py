@@ -27,7 +27,7 @@ from jobs.agent.model import (
 )
 from jobs.agent.pricing import Usage
 from jobs.agent.replay import FORMAT, RecordingModel, ReplayModel
-from process.exceptions import PromptTooLong, TranscriptInvalid
+from process.exceptions import ModelUnavailable, PromptTooLong, TranscriptInvalid
 from runs.record import Run
 
 
@@ -40,8 +40,9 @@ def prompt_hash(request: Request) -> str:
 class CountingModel:
     """Counts the calls made (from ``start``) and remembers the last prompt hash.
 
-    A call refused as too long counts too: a transcript records it as a call, so a
-    replay resumed from this count starts at the right one.
+    A call refused as too long, or failed for good (the loop then falls back to
+    another model), counts too: a transcript records it as a call, so a replay resumed
+    from this count starts at the right one.
     """
 
     def __init__(self, model: Model, start: int = 0) -> None:
@@ -53,7 +54,7 @@ class CountingModel:
         self.last_prompt_hash = prompt_hash(request)
         try:
             response = self.model.complete(request, on_retry=on_retry)
-        except PromptTooLong:
+        except (PromptTooLong, ModelUnavailable):
             self.calls += 1
             raise
         self.calls += 1
@@ -140,6 +141,7 @@ class RecordingProvider:
                 self.path,
                 source=self.source,
                 meta={**self.meta, "iteration": run.iteration},
+                resume_at=run.artifacts.model_calls,
             )
 
 
@@ -168,30 +170,31 @@ def _answer(request: Request, content: list[dict[str, Any]], name: str) -> Model
     )
 
 
-def _is_review(request: Request) -> bool:
-    choice = request.get("tool_choice") or {}
-    return isinstance(choice, dict) and choice.get("name") == "verdict"
+def _offers(request: Request, tool: str) -> bool:
+    """Whether the request offers ``tool``: a role's ending tool names the role."""
+    tools = request.get("tools") or []
+    return any(isinstance(spec, dict) and spec.get("name") == tool for spec in tools)
 
 
-def _verdict(request: Request, name: str) -> ModelResponse:
-    notes = f"The {name} model does not review; it approves so the task reaches grading."
-    call = {
-        "type": "tool_use",
-        "id": f"toolu_{name}_verdict",
-        "name": "verdict",
-        "input": {"verdict": "approve", "notes": notes},
-    }
+def _not_building(request: Request, name: str) -> ModelResponse | None:
+    """The answer of a pass that is not the builder's: the reviewers approve, so the
+    task reaches grading; the debugger reports nothing to find. None for the builder."""
+    if _offers(request, "verdict"):
+        notes = f"The {name} model does not review; it approves so the task reaches grading."
+        return _call(request, name, "verdict", {"verdict": "approve", "notes": notes})
+    if _offers(request, "root_cause"):
+        said = f"The {name} model does not debug."
+        return _call(request, name, "root_cause", {"root_cause": said, "fix": said})
+    return None
+
+
+def _call(request: Request, name: str, tool: str, given: dict[str, Any]) -> ModelResponse:
+    call = {"type": "tool_use", "id": f"toolu_{name}_{tool}", "name": tool, "input": given}
     return _answer(request, [call], name)
 
 
 def _finish(request: Request, name: str, summary: str) -> ModelResponse:
-    call = {
-        "type": "tool_use",
-        "id": f"toolu_{name}_finish",
-        "name": "finish",
-        "input": {"summary": summary, "notes_for_reviewer": ""},
-    }
-    return _answer(request, [call], name)
+    return _call(request, name, "finish", {"summary": summary, "notes_for_reviewer": ""})
 
 
 def _last_tool_results(request: Request) -> list[dict[str, Any]]:
@@ -212,7 +215,8 @@ def _result_text(block: dict[str, Any]) -> str:
 
 
 class OracleModel:
-    """Applies the task's true change (a patch), then finishes; approves as reviewer.
+    """Applies the task's true change (a patch), then finishes; approves as reviewer,
+    and finds nothing as debugger.
 
     Each pass (the first, a fix round, a rework) writes the patch into the workspace and
     applies it unless it is already there, then reads the outcome and finishes.
@@ -224,8 +228,9 @@ class OracleModel:
         self.patch = patch
 
     def complete(self, request: Request, *, on_retry: OnRetry | None = None) -> ModelResponse:
-        if _is_review(request):
-            return _verdict(request, self.name)
+        other = _not_building(request, self.name)
+        if other is not None:
+            return other
         results = _last_tool_results(request)
         if not results:
             write = {
@@ -248,13 +253,14 @@ class OracleModel:
 
 
 class NullModel:
-    """Changes nothing: finishes at once; approves as reviewer."""
+    """Changes nothing: finishes at once; approves as reviewer, finds nothing as debugger."""
 
     name = "null"
 
     def complete(self, request: Request, *, on_retry: OnRetry | None = None) -> ModelResponse:
-        if _is_review(request):
-            return _verdict(request, self.name)
+        other = _not_building(request, self.name)
+        if other is not None:
+            return other
         return _finish(request, self.name, "The null model changes nothing.")
 
 

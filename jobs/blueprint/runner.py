@@ -3,8 +3,13 @@
 ::
 
     queued|rework ──job starts──▶ running
-        prepare ─▶ agent ─▶ checks (fix rounds ≤ N) ─▶ review (+1 round if blocked)
-        ─▶ publish ─▶ watch_ci ─▶ awaiting_decision
+        prepare ─▶ plan ─▶ agent ─▶ checks (fix rounds ≤ N, debugger) ─▶ review
+        (+1 round if blocked) ─▶ publish ─▶ watch_ci ─▶ awaiting_decision
+
+The plan step and the budget's cap pause a run for a person (``awaiting_plan``,
+``awaiting_budget``) at a checkpoint; the job ends (:class:`Paused`), and the answer
+queues the run again to resume there. A run stopped at its budget skips what is left
+of plan, agent, checks and review, and publishes what exists as a draft.
 
 A step that completes is added to ``artifacts.completed_steps`` (for the current
 iteration, ``artifacts.steps_iteration``) in the same write as its results, and a job
@@ -31,6 +36,7 @@ from jobs.blueprint.providers import CountingModel
 from jobs.blueprint.sandbox import SandboxSession
 from jobs.blueprint.steps.agent import agent
 from jobs.blueprint.steps.checks import checks
+from jobs.blueprint.steps.plan import plan_first
 from jobs.blueprint.steps.prepare import prepare
 from jobs.blueprint.steps.publish import publish
 from jobs.blueprint.steps.review import review
@@ -42,6 +48,7 @@ from process.exceptions import (
     Draining,
     ForgeError,
     InvalidTransition,
+    Paused,
     RepoCacheError,
     SandboxError,
     SandboxGone,
@@ -51,7 +58,7 @@ from process.exceptions import (
 )
 from process.settings import AgentLimits
 from runs.counters import Counters
-from runs.record import Run, RunStatus, Step
+from runs.record import Cost, Run, RunStatus, Step
 
 if TYPE_CHECKING:
     from jobs.queue import RunQueue
@@ -62,12 +69,16 @@ StepFn = Callable[[RunContext, SandboxSession], None]
 
 STEPS: tuple[tuple[Step, StepFn], ...] = (
     (Step.PREPARE, prepare),
+    (Step.PLAN, plan_first),
     (Step.AGENT, agent),
     (Step.CHECKS, checks),
     (Step.REVIEW, review),
     (Step.PUBLISH, publish),
     (Step.WATCH_CI, watch_ci),
 )
+
+#: Steps a run stopped at its budget (Stop here) skips: it publishes what exists.
+SKIPPED_WHEN_STOPPED = frozenset({Step.PLAN, Step.AGENT, Step.CHECKS, Step.REVIEW})
 
 #: Errors that end a run with their message as the reason (anything else is a bug, and
 #: the RQ failure callback records it).
@@ -106,12 +117,18 @@ def begin_iteration(run: Run) -> None:
         "review",
         "ci",
         "agent_resume",
+        "root_cause",
+        "budget_ask",
         "environment",
     ):
         setattr(a, name, None)
     a.check_reports = []
+    a.todos, a.debugged, a.specialists = [], [], {}
     a.fix_rounds_spent = a.review_rounds = a.model_calls = 0
-    a.escalated = a.review_fixed = False
+    a.turns_spent = a.extra_turns = a.on_edit_runs = 0
+    a.extra_dollars = a.on_edit_seconds = 0.0
+    a.spent = Cost()
+    a.escalated = a.review_fixed = a.budget_stopped = a.review_comments_posted = False
 
 
 def fresh_iteration(run: Run) -> bool:
@@ -234,6 +251,9 @@ def run_steps(ctx: RunContext, session: SandboxSession, *, drainable: bool = Fal
         run = ctx.run()
         if step in run.artifacts.completed_steps:
             continue
+        if run.artifacts.budget_stopped and step in SKIPPED_WHEN_STOPPED:
+            _complete(ctx, step)
+            continue
         if drainable and drain.requested():
             raise Draining(step)
         try:
@@ -337,6 +357,8 @@ def run_blueprint(
             fail(deps, run_id, taken.attempts, by, _reason(err))
         except Superseded as err:
             log.info("run #%d: stopping, %s", run_id, err)
+        except Paused as err:
+            log.info("run #%d: paused, %s", run_id, err)
     return store.get(run_id)
 
 

@@ -231,6 +231,12 @@ class GitHubForge(Lifecycle):
 
         return self._call(f"update {repo}#{number}", edit)
 
+    def post_review(self, repo: str, number: int, body: str) -> None:
+        def review() -> None:
+            self._repo(repo).get_pull(number).create_review(body=body, event="COMMENT")
+
+        self._call(f"review {repo}#{number}", review)
+
     def comment(self, repo: str, number: int, body: str) -> None:
         def post() -> None:
             self._repo(repo).get_pull(number).create_issue_comment(body)

@@ -11,6 +11,9 @@ Layout under ``root`` for repository ``owner/name``::
 Records are written atomically (temporary file, then rename) under an exclusive file
 lock, so several workers on one machine may share a root. Bare repositories refuse
 non-fast-forward pushes, like a protected GitHub branch would.
+
+A little over the usual size: it implements the whole forge protocol for a directory of
+bare repositories, one method per operation, as the GitHub forge does for GitHub.
 """
 
 from __future__ import annotations
@@ -254,6 +257,21 @@ class LocalForge:
     def mark_ready(self, repo: str, number: int) -> PullRequest:
         return self._update(repo, number, draft=False)
 
+    def post_review(self, repo: str, number: int, body: str) -> None:
+        with self._lock(repo):
+            self._read_pr(repo, number)  # a 404 for a pull request that is not there
+            reviews = self.reviews(repo, number)
+            reviews.append(body)
+            _write_json(self._reviews_path(repo, number), reviews)
+
+    def reviews(self, repo: str, number: int) -> list[str]:
+        """The bodies of the reviews posted on a pull request, oldest first."""
+        path = self._reviews_path(repo, number)
+        if not path.is_file():
+            return []
+        bodies: list[str] = json.loads(path.read_text())
+        return bodies
+
     def merge(
         self, repo: str, number: int, *, method: MergeMethod = "squash", sha: str | None = None
     ) -> PullRequest:
@@ -351,6 +369,9 @@ class LocalForge:
 
     def _pr_path(self, repo: str, number: int) -> Path:
         return self._meta(repo) / "pulls" / f"{number}.json"
+
+    def _reviews_path(self, repo: str, number: int) -> Path:
+        return self._meta(repo) / "pulls" / f"{number}.reviews.json"
 
     def _read_pr(self, repo: str, number: int) -> dict[str, Any]:
         path = self._pr_path(repo, number)

@@ -211,6 +211,10 @@ class Forge(Protocol):
         """Take the pull request out of draft. A no-op if it is not a draft."""
         ...
 
+    def post_review(self, repo: str, number: int, body: str) -> None:
+        """Add a review that comments (neither approves nor requests changes)."""
+        ...
+
     def merge(
         self, repo: str, number: int, *, method: MergeMethod = "squash", sha: str | None = None
     ) -> PullRequest:

@@ -12,7 +12,7 @@ from cli.record_agent import snapshot
 from fakes.anthropic import FakeMessagesAPI
 from jobs.agent.config import AgentConfig, ModelRetry
 from jobs.agent.model import AnthropicModel, anthropic_client
-from process.settings import AgentLimits
+from process.settings import ROLE_NAMES, AgentLimits, ModelRoles
 from sandboxes.cache import WorkspaceArchive
 from sandboxes.local_sandbox import LocalSandbox
 
@@ -69,6 +69,10 @@ def model(api: FakeMessagesAPI, sleeps: Sleeps) -> Iterator[AnthropicModel]:
         client.close()
 
 
+#: Every role on its default model with no fallback: a failure or a refusal ends the pass.
+NO_FALLBACK = ModelRoles(**{f"model_{role}_fallback": None for role in ROLE_NAMES})
+
+
 @pytest.fixture
 def config() -> AgentConfig:
-    return AgentConfig(limits=AgentLimits(max_turns=20, no_progress_turns=3))
+    return AgentConfig(limits=AgentLimits(max_turns=20, no_progress_turns=3), roles=NO_FALLBACK)

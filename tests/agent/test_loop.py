@@ -294,10 +294,13 @@ def test_roles_choose_the_model(
     config = AgentConfig(
         roles=ModelRoles(model_builder="claude-opus-5-5", model_reviewer="claude-haiku-5-5")
     )
-    api.add(finish(), finish())
+    verdict = message(tool_use("toolu_v", "verdict", {"verdict": "approve", "notes": "fine"}))
+    api.add(finish(), verdict)
     run(sandbox, model, config)
-    run(sandbox, model, config, role="reviewer")
+    reviewed = run(sandbox, model, config, role="reviewer")
     assert [body["model"] for body in api.bodies] == ["claude-opus-5-5", "claude-haiku-5-5"]
+    assert reviewed.output["verdict"] == "approve"
+    assert reviewed.model == "claude-haiku-5-5"
 
 
 def test_refusal_stops_the_run(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from jobs.agent.tool_specs import TOOLS, bound, describe_call
+from jobs.agent.tool_specs import BUILDER_TOOLS, TOOLS, bound, describe_call
 from jobs.agent.tools import Toolbox
 from jobs.agent.workspace import WorkspaceFiles
 from process.exceptions import SandboxGone
@@ -366,6 +366,7 @@ def test_tool_schemas_are_plain_json_schema(tools: Toolbox) -> None:
         "edit_file",
         "write_file",
         "run",
+        "todo",
         "finish",
     ]
     for spec in specs.values():
@@ -382,7 +383,8 @@ def test_tool_schemas_are_plain_json_schema(tools: Toolbox) -> None:
     }
     assert specs["edit_file"]["input_schema"]["required"] == ["path", "old_text", "new_text"]
     assert specs["finish"]["input_schema"]["required"] == ["summary"]
-    assert len(TOOLS) == len(specs)
+    assert len(BUILDER_TOOLS) == len(specs)
+    assert set(specs) < {t.name for t in TOOLS}
 
 
 def test_bound_keeps_head_and_tail() -> None:

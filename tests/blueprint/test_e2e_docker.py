@@ -45,7 +45,15 @@ from tests.blueprint.helpers import commits, git
 
 pytestmark = [pytest.mark.redis, pytest.mark.docker, pytest.mark.slow]
 
-ALL_STEPS = [Step.PREPARE, Step.AGENT, Step.CHECKS, Step.REVIEW, Step.PUBLISH, Step.WATCH_CI]
+ALL_STEPS = [
+    Step.PREPARE,
+    Step.PLAN,
+    Step.AGENT,
+    Step.CHECKS,
+    Step.REVIEW,
+    Step.PUBLISH,
+    Step.WATCH_CI,
+]
 
 
 @pytest.fixture

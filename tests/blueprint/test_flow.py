@@ -25,7 +25,15 @@ from tests.blueprint.conftest import (
 )
 from tests.blueprint.helpers import commits, copy_sample, finish, verdict, write
 
-ALL_STEPS = [Step.PREPARE, Step.AGENT, Step.CHECKS, Step.REVIEW, Step.PUBLISH, Step.WATCH_CI]
+ALL_STEPS = [
+    Step.PREPARE,
+    Step.PLAN,
+    Step.AGENT,
+    Step.CHECKS,
+    Step.REVIEW,
+    Step.PUBLISH,
+    Step.WATCH_CI,
+]
 
 
 def test_a_clean_change_ends_in_a_draft_pr_awaiting_a_decision(harness: Harness) -> None:
@@ -157,7 +165,8 @@ def test_failing_after_the_last_round_escalates_to_a_draft(harness: Harness) -> 
 
 
 def test_failing_after_the_last_round_stops_when_configured(harness: Harness) -> None:
-    harness.configure(fix_rounds=2, escalation="stop")
+    # No debugger here (it has a test of its own): the script is the builder's alone.
+    harness.configure(fix_rounds=2, escalation="stop", debug_after_rounds=0)
     replies = _never_fixed(2)
     harness.script(replies[:-1])
     run = harness.create("add a test")
@@ -270,15 +279,23 @@ def test_a_blocking_review_buys_one_more_round(harness: Harness) -> None:
         "verdict": "approve",
         "notes": "Resolved.",
         "round": 2,
-        "model": "claude-sonnet-5-5",
+        "model": "claude-opus-5-5",
+        "criteria": [],
+        "findings": [],
     }
     assert "MAX_ATTEMPTS as LIMIT" in (a.patch or "")
     fix_prompt = harness.models.requests[3]["messages"][0]["content"][0]["text"]
     assert "LIMIT duplicates MAX_ATTEMPTS" in fix_prompt
-    # The reviewer never sees the builder's conversation: one user message, no tools run.
+    # The reviewer never sees the builder's conversation: one user message, read-only
+    # tools, and it ends with its verdict.
     reviewer = harness.models.requests[-1]
     assert len(reviewer["messages"]) == 1
-    assert reviewer["tool_choice"]["name"] == "verdict"
+    assert [t["name"] for t in reviewer["tools"]] == [
+        "read_file",
+        "list_files",
+        "search",
+        "verdict",
+    ]
     assert "Fixing." not in str(reviewer)
     verdicts = [e.verdict for e in harness.store.events(final.id) if e.kind == "review"]
     assert verdicts == ["block", "approve"]

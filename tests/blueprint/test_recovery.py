@@ -63,6 +63,7 @@ def assert_one_pr_one_commit(harness: Harness, run: Run) -> None:
     assert run.attempts == 2
     assert run.artifacts.completed_steps == [
         Step.PREPARE,
+        Step.PLAN,
         Step.AGENT,
         Step.CHECKS,
         Step.REVIEW,
@@ -303,7 +304,7 @@ def test_a_drain_stops_between_agent_turns_and_is_not_a_crash(harness: Harness) 
         drain.reset()
     assert handed.status is RunStatus.QUEUED
     assert handed.step is Step.AGENT
-    assert handed.artifacts.completed_steps == [Step.PREPARE]
+    assert handed.artifacts.completed_steps == [Step.PREPARE, Step.PLAN]
     assert handed.handbacks == {"drain": 1}
     assert handed.artifacts.model_calls == 2
     pending = handed.artifacts.agent_resume

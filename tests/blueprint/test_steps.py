@@ -39,7 +39,8 @@ def test_an_unknown_key_in_agents_yml_fails_the_run_with_a_clear_message(
     assert final.status is RunStatus.FAILED
     assert final.error == (
         ".agents.yml: unknown key `chekcs` (allowed here: setup, checks, image, network, "
-        "limits, fix_rounds, escalation, protected_paths, allow_protected, environment)"
+        "limits, fix_rounds, escalation, protected_paths, allow_protected, plan, on_edit, "
+        "environment)"
     )
     assert harness.models.requests == []
 
@@ -110,6 +111,8 @@ def test_the_safety_gate_blocks_a_workflow_change(harness: Harness) -> None:
             write(".github/workflows/ci.yml", "on: push\n"),
             finish("Added CI."),
             verdict("approve", "ok"),
+            # A workflow file calls for the security reviewer too.
+            verdict("comment", "The workflow has no permissions block."),
         ]
     )
     final = harness.run(harness.create("add ci").id)
@@ -130,6 +133,8 @@ def test_a_protected_path_can_be_allowed(harness: Harness, tmp_path: Path) -> No
             write(".github/workflows/ci.yml", "on: push\n"),
             finish("Added CI."),
             verdict("approve", "ok"),
+            # A workflow file calls for the security reviewer too.
+            verdict("comment", "The workflow has no permissions block."),
         ]
     )
     final = harness.run(harness.create("add ci", repo=repo).id)

@@ -29,6 +29,7 @@ from bot.blocks import (
     text_message,
 )
 from bot.listeners.events.home import home_view
+from bot.listeners.views.revise_plan import revise_modal
 from bot.listeners.views.rework import rework_modal
 from bot.reporter import milestone
 from bot.services import Services
@@ -37,11 +38,18 @@ from process.settings import AgentLimits, BotSettings
 from runs.events import (
     AgentTurn,
     ApproveFailed,
+    BudgetAsked,
+    BudgetDecided,
     ChecksRan,
     DecisionRefused,
     Escalated,
     Event,
+    ModelFellBack,
+    PlanDecided,
+    PlanProposed,
     PullRequestOpened,
+    RootCauseFound,
+    SpecialistReviewed,
     StatusChanged,
     StepStarted,
 )
@@ -141,6 +149,71 @@ def test_every_milestone_reply_is_block_kit(event: Event) -> None:
     reply = milestone(event, run_in(RunStatus.AWAITING_DECISION))
     assert reply is not None
     round_trips(reply[1])
+
+
+#: A plan the planner wrote, hostile in every field it fills.
+PLAN = {
+    "version": 2,
+    "problem": HOSTILE,
+    "constraints": [HOSTILE],
+    "approach": HOSTILE * 20,
+    "acceptance_criteria": [HOSTILE] * 12,
+    "risks": [],
+    "tasks": [HOSTILE] * 30,
+}
+
+
+def paused(status: RunStatus) -> Run:
+    run = run_in(status)
+    run.artifacts.plans = [{**PLAN, "version": 1}, PLAN]
+    run.artifacts.budget_ask = {"at": NOW.isoformat(), "kind": "dollars"}
+    run.artifacts.todos = [{"text": HOSTILE, "done": True}, {"text": "write tests"}]
+    return run
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        PlanProposed(by="w", version=2, text="plan v2"),
+        PlanProposed(by="w", version=1, text="plan v1, superseded"),
+        PlanDecided(by="U1", action="approve", version=2, text="approved"),
+        PlanDecided(by="U1", action="revise", version=2, feedback=HOSTILE, text="revise"),
+        BudgetAsked(
+            by="w",
+            limit_kind="dollars",
+            spent=4.8,
+            limit=5,
+            extend_by=5,
+            can_extend=True,
+            text=f"#7 has spent $4.80 of $5.00. {HOSTILE}",
+        ),
+        BudgetAsked(
+            by="w", limit_kind="turns", spent=40, limit=40, extend_by=40, can_extend=False, text="x"
+        ),
+        BudgetDecided(by="U1", action="extend", text=HOSTILE),
+        BudgetDecided(by="U1", action="stop", text=HOSTILE),
+        BudgetDecided(by="w", action="timeout", text=HOSTILE),
+        ModelFellBack(by="w", role="builder", model="a", fallback="b", cause="refused", text="x"),
+        RootCauseFound(by="w", note=HOSTILE, text=HOSTILE),
+        SpecialistReviewed(
+            by="w", specialist="security", verdict="block", findings=2, blocking=1, text=HOSTILE
+        ),
+    ],
+    ids=lambda e: f"{e.kind}-{getattr(e, 'action', None) or getattr(e, 'version', 'x')}",
+)
+@pytest.mark.parametrize("status", [RunStatus.AWAITING_PLAN, RunStatus.AWAITING_BUDGET])
+def test_every_factory_reply_is_block_kit(event: Event, status: RunStatus) -> None:
+    reply = milestone(event, paused(status))
+    assert reply is not None
+    round_trips(reply[1])
+
+
+def test_the_todo_checklist_and_the_revise_modal_are_block_kit() -> None:
+    run = paused(RunStatus.RUNNING)
+    _, blocks = run_message(project(run, EVENTS), decisions=False)
+    assert any("write tests" in str(b) for b in blocks)
+    round_trips(blocks)
+    view_round_trips(revise_modal(run))
 
 
 def fleet(*, empty: bool = False) -> StatusView:

@@ -135,6 +135,22 @@ def test_no_default_asks_with_a_picker_filtered_by_the_allow_list(harness: Harne
     assert h.emu.warnings == []
 
 
+def test_a_plan_asked_without_a_repository_still_plans_once_one_is_picked(
+    harness: Harness,
+) -> None:
+    h = harness
+    h.emu.add_channel(RANDOM, "random")
+    ts, _ = h.emu.mention(ALICE, RANDOM, "plan: fix the flaky test")
+    h.settle()
+    message = picker(h, RANDOM, ts)
+    (typed,) = h.emu.suggest(ALICE, RANDOM, message["ts"], ACTION_PICK_REPO, "acme/api")
+    h.emu.select_option(ALICE, RANDOM, message["ts"], ACTION_PICK_REPO, typed)
+    h.settle()
+    run = h.services.store.find_by_thread(RANDOM, ts)
+    assert run is not None
+    assert (run.repo, run.request, run.plan_asked) == ("acme/api", "fix the flaky test", True)
+
+
 def settings(**overrides: Any) -> BotSettings:
     values: dict[str, Any] = {"slack_bot_token": "xoxb-1", "slack_app_token": "xapp-1"}
     values.update(overrides)

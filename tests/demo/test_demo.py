@@ -47,7 +47,7 @@ def test_headless_demo_prints_the_whole_thread() -> None:
     # The ack (status message), the progress checklist, the PR link and the approval.
     assert ":white_check_mark: approved" in thread
     assert ":white_check_mark: publish" in thread
-    assert "turns 5/40" in thread
+    assert "turns 6/40" in thread  # the builder's 5 and the reviewer's 1: one budget
     assert ":rocket: Pull request opened:" in thread
     assert "[Approve] [Rework] [Cancel]" in thread
     assert "approved by <@U_ALICE>" in thread

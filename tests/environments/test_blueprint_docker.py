@@ -121,6 +121,8 @@ def test_a_change_to_a_dependency_input_runs_setup_again_before_the_checks(
             write("requirements.txt", requirements + "# pinned again\n"),
             finish("Pinned the dependency again."),
             verdict("approve", "Fine."),
+            # requirements.txt brings in the security specialist (the factory's rules).
+            verdict("approve", "The pin is unchanged."),
         ]
     }
     run = env_harness.create("pin the dependency again")

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from jobs.agent.roles import agent_role
+from jobs.agent.tool_specs import TOOLS, RootCauseInput, VerdictInput, input_schema
 from jobs.blueprint.providers import NullModel, OracleModel
-from jobs.blueprint.reviewer import review_request
 from jobs.eval import hidden
 from jobs.eval.history import is_source_file, is_test_file
 from jobs.eval.records import TaskResult, parse_variant
 from jobs.eval.report import jsonl, markdown, summarize_variants
 from jobs.eval.tasks import load_tasks, parse_line
 from process.exceptions import EvalInputError, TaskDropped
+from process.settings import Role
 
 PATCH = "diff --git a/t/test_a.py b/t/test_a.py\n--- a/t/test_a.py\n+++ b/t/test_a.py\n"
 TASK = {
@@ -150,15 +153,24 @@ def test_the_oracle_applies_its_patch_then_reports_how_it_went() -> None:
         assert summary in call["input"]["summary"]
 
 
+def role_request(role: Role) -> dict[str, Any]:
+    """The first request of a pass as ``role``, with the tools the loop offers it."""
+    tools = [t for t in TOOLS if t.name in agent_role(role).tools]
+    specs = [{"name": t.name, "input_schema": input_schema(t.input)} for t in tools]
+    return {"model": "m", "tools": specs, "messages": [{"role": "user", "content": "r"}]}
+
+
 def test_the_null_model_finishes_at_once_and_both_approve_as_reviewers() -> None:
-    (call,) = NullModel().complete({"model": "m", "messages": []}).tool_calls
+    (call,) = NullModel().complete(role_request("builder")).tool_calls
     assert call["name"] == "finish"
-    review = review_request(
-        model="m", max_tokens=10, request="r", diff="d", checks="c", diff_chars=100
-    )
     for model in (NullModel(), OracleModel("p")):
-        (verdict,) = model.complete(review).tool_calls
+        (verdict,) = model.complete(role_request("reviewer")).tool_calls
         assert (verdict["name"], verdict["input"]["verdict"]) == ("verdict", "approve")
+        VerdictInput.model_validate(verdict["input"])
+        # A debugger pass (fix rounds failing the same way) ends with its own tool.
+        (found,) = model.complete(role_request("debugger")).tool_calls
+        assert found["name"] == "root_cause"
+        RootCauseInput.model_validate(found["input"])
 
 
 def test_variants_name_settings_the_agent_works_with() -> None:

@@ -28,7 +28,7 @@ from tests.blueprint.conftest import harness as harness
 from tests.conftest import TEST_REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[2]
-STEPS = ("prepare", "agent", "checks", "review", "publish", "watch_ci")
+STEPS = ("prepare", "plan", "agent", "checks", "review", "publish", "watch_ci")
 SETTING_PREFIXES = ("AGENTS_", "SLACK_", "ANTHROPIC_", "GITHUB_", "REDIS_", "DOCKER_")
 
 BOT_TOKEN = "xoxb-1111-2222-bottokenvalue"

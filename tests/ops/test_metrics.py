@@ -139,6 +139,8 @@ def test_metrics_report_runs_queues_tokens_cost_and_step_durations(
         "failed": 1,
         "cancelled": 1,
         "evaluated": 0,
+        "awaiting_plan": 0,
+        "awaiting_budget": 0,
         "merged": 0,
         "closed": 0,
     }

@@ -26,12 +26,24 @@ import pytest
 import redis
 
 import bot.listeners
-from bot.blocks import ACTION_APPROVE, ACTION_CANCEL, ACTION_REWORK
+from bot.blocks import (
+    ACTION_APPROVE,
+    ACTION_APPROVE_PLAN,
+    ACTION_CANCEL,
+    ACTION_EXTEND,
+    ACTION_REVISE_PLAN,
+    ACTION_REWORK,
+    ACTION_STOP,
+    budget_message,
+    plan_message,
+)
 from bot.listeners.commands.agents import SUBCOMMANDS
+from bot.listeners.views import revise_plan as revise_plan_view
 from bot.listeners.views import rework as rework_view
 from bot.repo_picker import ACTION_PICK_REPO
 from jobs import decisions
 from jobs.blueprint.config import BlueprintConfig
+from jobs.blueprint.spec import Spec
 from jobs.blueprint.steps.agent import agent_context
 from jobs.forge.local import LocalForge
 from jobs.forge.protocol import PullRequest
@@ -77,7 +89,15 @@ record_table = TABLE.fixture()
 
 #: What each registered interaction is, for the table. A new one must be added here.
 ACTION_VERBS = {ACTION_APPROVE: "approve", ACTION_REWORK: "rework", ACTION_CANCEL: "cancel"}
-VIEWS = {rework_view.CALLBACK_ID}
+#: The buttons of a paused run (its plan, its budget): the pause each is drawn in, and
+#: the words of its refusal.
+PAUSE_VERBS = {
+    ACTION_APPROVE_PLAN: (RunStatus.AWAITING_PLAN, "approve the plan of"),
+    ACTION_REVISE_PLAN: (RunStatus.AWAITING_PLAN, "revise the plan of"),
+    ACTION_EXTEND: (RunStatus.AWAITING_BUDGET, "extend the budget of"),
+    ACTION_STOP: (RunStatus.AWAITING_BUDGET, "stop"),
+}
+VIEWS = {rework_view.CALLBACK_ID, revise_plan_view.CALLBACK_ID}
 
 
 def registrations(kind: str) -> set[str]:
@@ -115,7 +135,7 @@ def registrations(kind: str) -> set[str]:
 
 
 def test_every_interaction_is_covered_by_these_tests() -> None:
-    assert registrations("action") == set(ACTION_VERBS) | {ACTION_PICK_REPO}
+    assert registrations("action") == set(ACTION_VERBS) | set(PAUSE_VERBS) | {ACTION_PICK_REPO}
     assert registrations("view") == VIEWS
     # The one command is the configurable /agents; its subcommands are SUBCOMMANDS.
     assert registrations("command") == {"services.settings.slash_command"}
@@ -204,6 +224,100 @@ def test_a_thread_reply_asking_for_rework_by_someone_else_changes_nothing(
         "Your feedback was not used."
     )
     TABLE.add("thread reply (rework) by another user", "ephemeral", told, "nothing")
+
+
+def paused(h: Harness, run: Run, status: RunStatus) -> str:
+    """Pause ``run`` for its plan or at its budget, as a worker would, and post the
+    question with its buttons, as the reporter does; returns the message's ts."""
+    store = h.services.store
+    store.transition(run.id, RunStatus.RUNNING, by="worker")
+    spec = Spec(
+        version=1,
+        problem="The retry limit is fixed at 3.",
+        approach="A keyword-only max_attempts parameter.",
+        acceptance_criteria=["max_attempts=5 tries five times"],
+        tasks=["Add the parameter"],
+    )
+    at = utcnow().isoformat()
+
+    def pause(r: Run) -> None:
+        if status is RunStatus.AWAITING_PLAN:
+            r.artifacts.plans.append(spec.model_dump(mode="json"))
+        else:
+            r.artifacts.budget_ask = {"at": at, "can_extend": True, "hard_cap": 50.0}
+
+    store.transition(run.id, status, by="worker", change=pause)
+    if status is RunStatus.AWAITING_PLAN:
+        fallback, blocks = plan_message(run.label, run.id, spec, open_=True)
+    else:
+        text = f"{run.label} has spent $4.80 of $5.00. Extend by $5?"
+        fallback, blocks = budget_message(text, run.id, asked_at=at, can_extend=True)
+    posted = h.client.chat_postMessage(
+        channel=run.channel or GENERAL, thread_ts=run.thread_ts, text=fallback, blocks=blocks
+    )
+    return str(posted["ts"])
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("action", sorted(PAUSE_VERBS))
+def test_a_paused_runs_button_pressed_by_someone_else_changes_nothing(
+    surface: Harness, action: str
+) -> None:
+    h = surface
+    status, verb = PAUSE_VERBS[action]
+    run = ask(h)
+    message = paused(h, run, status)
+    before = snapshot(h)
+    h.emu.click(BOB, GENERAL, message, action)
+    h.settle()
+    assert snapshot(h) == before
+    assert h.emu.views(BOB) == []
+    (told,) = ephemeral_texts(h, BOB)
+    assert told == f"Only <@{ALICE}> (who asked) or an approver can {verb} #1. Nothing was changed."
+    TABLE.add(f"button `{action}`", "ephemeral", told, "nothing")
+
+
+@pytest.mark.redis
+def test_a_plan_revision_submitted_by_someone_else_changes_nothing(surface: Harness) -> None:
+    h = surface
+    run = ask(h)
+    message = paused(h, run, RunStatus.AWAITING_PLAN)
+    h.emu.click(ALICE, GENERAL, message, ACTION_REVISE_PLAN)
+    h.settle()
+    modal = h.emu.modal(ALICE)
+    assert modal is not None
+    # Bob can't open the modal, so he submits Alice's, validly signed, as himself.
+    secret = h.emu.signing_secret
+    h.emu.signing_secret = "capture-only"
+    try:
+        captured = h.emu.submit_view(
+            ALICE,
+            modal["id"],
+            {revise_plan_view.BLOCK_ID: {revise_plan_view.ACTION_ID: "drop the tests"}},
+        )
+    finally:
+        h.emu.signing_secret = secret
+    form = {k: v[0] for k, v in parse_qs(captured.body).items()}
+    payload = json.loads(form["payload"])
+    payload["user"] = {"id": BOB, "username": "bob", "name": "bob", "team_id": h.emu.team_id}
+    body = urlencode({"payload": json.dumps(payload)})
+    before = snapshot(h)
+    status = post_raw(
+        captured.url,
+        body,
+        "application/x-www-form-urlencoded",
+        secret=secret,
+        timestamp=int(time.time()),
+    )
+    assert status == 200
+    h.settle()
+    assert snapshot(h) == before
+    (told,) = ephemeral_texts(h, BOB)
+    assert told == (
+        f"Only <@{ALICE}> (who asked) or an approver can revise the plan of #1. Nothing was "
+        "changed. Your feedback was not used."
+    )
+    TABLE.add(f"modal `{revise_plan_view.CALLBACK_ID}` submitted", "ephemeral", told, "nothing")
 
 
 def private_run(h: Harness) -> Run:

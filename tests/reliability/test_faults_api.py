@@ -18,7 +18,7 @@ from bot.reporter import milestone
 from fakes.anthropic import Failure, FakeMessagesAPI, Reply, load_script
 from jobs.forge.local import LocalForge
 from jobs.forge.steps import PublishRequest, push_and_open_pr
-from runs.events import StatusChanged
+from runs.events import ModelFellBack, ModelRetried, StatusChanged
 from runs.record import RunStatus
 from runs.store import RunStore
 from tests.blueprint.conftest import CLEAN_REQUEST, REPO, SAMPLE, SCRIPTS
@@ -80,17 +80,24 @@ def test_model_faults_are_retried_and_a_persistent_one_fails_the_run_clearly(
         assert done.status is RunStatus.AWAITING_DECISION, done.error
         assert len(forge.list_prs(REPO)) == 1
         retried = [e for e in store.events(flaky.id) if e.kind == "model_retry"]
-        assert len(retried) == 3  # each retry is on the run's record, for its thread
+        # The 429 and the 500 are retried; the 529 (overloaded) hands the builder to its
+        # fallback model at once. Each is on the run's record, for its thread.
+        assert [e.status for e in retried if isinstance(e, ModelRetried)] == [429, 500]
+        fell = [e for e in store.events(flaky.id) if isinstance(e, ModelFellBack)]
+        assert [(e.role, e.cause) for e in fell] == [("builder", "overloaded")]
         assert len(api.requests) == len(flaky_script())
 
-        # Now the API only fails: six 500s are all the retries there are.
-        api.add(*[Failure(500, "api_error", "internal error", headers=NOW)] * 6)
+        # Now the API only fails: six 500s are all the retries there are, for the
+        # builder's model and then for its fallback.
+        api.add(*[Failure(500, "api_error", "internal error", headers=NOW)] * 12)
         broken = store.create(requester="U1", repo=REPO, request=CLEAN_REQUEST)
         queue.enqueue(broken)
         failed = wait_status(store, broken.id, RunStatus.AWAITING_DECISION, RunStatus.FAILED)
     assert failed.status is RunStatus.FAILED
     assert failed.error is not None
     assert "500" in failed.error or "internal error" in failed.error
+    fell = [e for e in store.events(broken.id) if isinstance(e, ModelFellBack)]
+    assert [(e.role, e.cause) for e in fell] == [("builder", "unavailable")]
     [event] = [
         e
         for e in store.events(broken.id)
@@ -110,12 +117,14 @@ def test_model_faults_are_retried_and_a_persistent_one_fails_the_run_clearly(
         "fake Messages API (real anthropic SDK) answering 429, 529 and 500 between the "
         "clean run's replies",
         1,
-        "each retried once (3 retry events on the run); the run completed with 1 PR",
+        "429 and 500 retried once each (2 retry events on the run), 529 handed to the "
+        "builder's fallback model at once (a model_fallback event); the run completed "
+        "with 1 PR",
         rank=10,
     )
     record_fault(
         "model API failing persistently",
-        "fake Messages API answering 500 to every retry",
+        "fake Messages API answering 500 to every retry, of the model and its fallback",
         1,
         f"the run failed; its thread says “{text}”",
         rank=11,

@@ -47,7 +47,15 @@ pytestmark = [pytest.mark.redis, pytest.mark.docker, pytest.mark.slow]
 
 TOKEN = "ghs_faultT0KEN0123456789abcdefabcdef"
 KILLED_STEPS = (Step.PREPARE, Step.AGENT, Step.CHECKS, Step.PUBLISH, Step.WATCH_CI)
-ALL_STEPS = [Step.PREPARE, Step.AGENT, Step.CHECKS, Step.REVIEW, Step.PUBLISH, Step.WATCH_CI]
+ALL_STEPS = [
+    Step.PREPARE,
+    Step.PLAN,
+    Step.AGENT,
+    Step.CHECKS,
+    Step.REVIEW,
+    Step.PUBLISH,
+    Step.WATCH_CI,
+]
 RUNS = 5
 POOL = 3
 

@@ -177,9 +177,17 @@ def test_ctrl_c_cancels_the_run_and_removes_its_sandbox(
     store = RunStore(real_redis_conn, prefix=CLI_PREFIX)
 
     def sandboxes(run_id: int) -> list[object]:
-        return list(
-            docker_client.containers.list(all=True, filters={"label": f"{labels.RUN_ID}={run_id}"})
+        """The run's containers: its own sandbox, or the build of its environment (where
+        setup runs, `env-<key>`), of this store only."""
+        mine = docker_client.containers.list(
+            all=True, filters={"label": f"{labels.STORE}={store.identity}"}
         )
+        return [
+            c
+            for c in mine
+            if c.labels.get(labels.RUN_ID) == str(run_id)
+            or c.labels.get(labels.RUN_ID, "").startswith("env-")
+        ]
 
     try:
         deadline = time.monotonic() + 240  # a bound against a hang, not a timing assertion
@@ -197,7 +205,7 @@ def test_ctrl_c_cancels_the_run_and_removes_its_sandbox(
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+            proc.communicate()  # reads and closes its pipes, so a failure leaks no file
     assert proc.returncode == 130, stderr[-3000:]
     assert "Traceback" not in stderr, stderr[-3000:]
     run = store.get(run_id)
@@ -212,7 +220,7 @@ def test_ctrl_c_cancels_the_run_and_removes_its_sandbox(
     assert sandboxes(run_id) == []
     told = next(line for line in stderr.splitlines() if line.startswith("agents run:"))
     TABLE.add(
-        "Ctrl-C on `agents run` (in its checks)",
+        "Ctrl-C on `agents run` (in its setup, building its environment)",
         "stderr, exit 130; the run",
         f"{told}; run cancelled: {reason}; its sandbox removed",
     )

@@ -176,7 +176,13 @@ class Obeying:
     def complete(self, request: Request, *, on_retry: OnRetry | None = None) -> ModelResponse:
         drain(self.reporter)
         self.requests.append(request)
-        reply = self.replies[len(self.requests) - 1]
+        index = len(self.requests) - 1
+        if index >= len(self.replies):
+            # A specialist reviewer the diff called in (security, for a workflow):
+            # it approves, as the reviewer did.
+            assert any(t["name"] == "verdict" for t in request["tools"]), request["tools"]
+            index = len(self.replies) - 1
+        reply = self.replies[index]
         return ModelResponse.from_api({"id": "msg", "model": request["model"], **reply})
 
 

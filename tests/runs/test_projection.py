@@ -32,6 +32,9 @@ def test_every_status_projects_and_renders(status: RunStatus) -> None:
         RunStatus.QUEUED: ["cancel"],
         RunStatus.RUNNING: ["cancel"],
         RunStatus.REWORK: ["cancel"],
+        # Paused for a person (the plan, the budget): the answer is in its own message.
+        RunStatus.AWAITING_PLAN: ["cancel"],
+        RunStatus.AWAITING_BUDGET: ["cancel"],
     }.get(status, [])
     assert view.buttons == expected
 

@@ -30,6 +30,8 @@ PATH_TO: dict[RunStatus, list[RunStatus]] = {
     RunStatus.FAILED: [RunStatus.FAILED],
     RunStatus.CANCELLED: [RunStatus.CANCELLED],
     RunStatus.EVALUATED: [RunStatus.RUNNING, RunStatus.EVALUATED],
+    RunStatus.AWAITING_PLAN: [RunStatus.RUNNING, RunStatus.AWAITING_PLAN],
+    RunStatus.AWAITING_BUDGET: [RunStatus.RUNNING, RunStatus.AWAITING_BUDGET],
     RunStatus.MERGED: [RunStatus.RUNNING, RunStatus.AWAITING_DECISION, RunStatus.MERGED],
     RunStatus.CLOSED: [RunStatus.RUNNING, RunStatus.AWAITING_DECISION, RunStatus.CLOSED],
 }
@@ -39,13 +41,16 @@ ALL_PAIRS = list(itertools.product(RunStatus, RunStatus))
 Q, R, AD = RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.AWAITING_DECISION
 AP, RW, F, C = RunStatus.APPROVED, RunStatus.REWORK, RunStatus.FAILED, RunStatus.CANCELLED
 EV = RunStatus.EVALUATED
+PL, BU = RunStatus.AWAITING_PLAN, RunStatus.AWAITING_BUDGET
 M, CL = RunStatus.MERGED, RunStatus.CLOSED
 #: The moves the design allows (docs: queued -> running -> awaiting_decision -> approved |
 #: rework -> running ..., failed and cancelled from anywhere non-final), written out here
 #: rather than read from the product's table; a running or reworked run may also go back
 #: to the queue (a worker that died, a rework enqueued), and an evaluation run ends
-#: evaluated once its steps ran. A run's PR merged or closed on GitHub ends it merged or
-#: closed from any state a run with a PR is in, approved included (marked ready, then
+#: evaluated once its steps ran. A running run may pause for its plan's approval or at
+#: its budget's cap; the answer queues it again. A run's PR merged or closed on GitHub
+#: ends it merged or closed from any state a run with a PR is in (a rework paused at its
+#: budget too, never a run waiting for its plan), approved included (marked ready, then
 #: merged on GitHub). Every other pair is forbidden.
 ALLOWED: frozenset[tuple[RunStatus, RunStatus]] = frozenset(
     {
@@ -54,6 +59,8 @@ ALLOWED: frozenset[tuple[RunStatus, RunStatus]] = frozenset(
         (AD, AP), (AD, RW), (AD, F), (AD, C), (AD, M), (AD, CL),
         (RW, R), (RW, Q), (RW, F), (RW, C), (RW, M), (RW, CL),
         (AP, M), (AP, CL),
+        (R, PL), (PL, Q), (PL, F), (PL, C),
+        (R, BU), (BU, Q), (BU, F), (BU, C), (BU, M), (BU, CL),
     }
 )  # fmt: skip
 
@@ -175,7 +182,7 @@ def test_every_pair_of_the_transition_table(
 def test_final_statuses_allow_nothing() -> None:
     assert {status for status in RunStatus if status.is_final} == {AP, F, C, EV, M, CL}
     # approved is final, yet its PR may still be merged or closed on GitHub.
-    assert {start for start, _ in ALLOWED} == {Q, R, AD, RW, AP}
+    assert {start for start, _ in ALLOWED} == {Q, R, AD, RW, AP, PL, BU}
     assert {target for start, target in ALLOWED if start is AP} == {M, CL}
 
 

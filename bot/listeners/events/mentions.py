@@ -107,7 +107,9 @@ def handle_message(event: dict[str, Any], client: WebClient, services: Services)
         reply(client, channel, reply_to, USAGE)
         return None
     if isinstance(parsed, NoRepo):
-        ask_for_repo(client, services, PendingAsk(user, channel, ts, reply_to, parsed.text))
+        ask_for_repo(
+            client, services, PendingAsk(user, channel, ts, reply_to, parsed.text, parsed.plan)
+        )
         return None
     if not isinstance(parsed, Ask):
         reply(client, channel, reply_to, parsed.message)
@@ -117,9 +119,8 @@ def handle_message(event: dict[str, Any], client: WebClient, services: Services)
         if thread_ts
         else None
     )
-    return start_run(
-        client, services, PendingAsk(user, channel, ts, reply_to, parsed.text), parsed.repo, context
-    )
+    ask = PendingAsk(user, channel, ts, reply_to, parsed.text, parsed.plan)
+    return start_run(client, services, ask, parsed.repo, context)
 
 
 def ask_for_repo(client: WebClient, services: Services, ask: PendingAsk) -> None:
@@ -151,6 +152,7 @@ def start_run(
             thread_ts=reply_to,
             message_ts=ts,
             context=context,
+            plan_asked=ask.plan,
             home_queue=services.settings.queue,
         )
     except ThreadAlreadyHasRun as exc:

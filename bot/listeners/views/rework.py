@@ -11,6 +11,13 @@ from slack_sdk import WebClient
 
 from bot.blocks import cut, escape
 from bot.listeners.events.mentions import reply
+from bot.listeners.views.forms import (
+    FORM_NOT_MINE,
+    feedback_field,
+    field_text,
+    submitted_for,
+    tell_privately,
+)
 from bot.services import Services
 from jobs import decisions
 from runs.record import Run
@@ -20,7 +27,6 @@ log = logging.getLogger(__name__)
 CALLBACK_ID = "agents_rework"
 BLOCK_ID = "feedback"
 ACTION_ID = "feedback_text"
-MAX_FEEDBACK = 3000
 EMPTY_ERROR = "Tell me what to change: this can't be empty."
 
 
@@ -37,24 +43,13 @@ def rework_modal(run: Run) -> dict[str, Any]:
                 "type": "section",
                 "text": {"type": "mrkdwn", "text": cut(f"*{escape(run.request)}*", 3000)},
             },
-            {
-                "type": "input",
-                "block_id": BLOCK_ID,
-                "label": {"type": "plain_text", "text": "What should change?"},
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": ACTION_ID,
-                    "multiline": True,
-                    "max_length": MAX_FEEDBACK,
-                },
-            },
+            feedback_field(BLOCK_ID, ACTION_ID, "What should change?"),
         ],
     }
 
 
 def feedback_of(view: dict[str, Any]) -> str:
-    value = view["state"]["values"].get(BLOCK_ID, {}).get(ACTION_ID, {}).get("value")
-    return (value or "").strip()
+    return field_text(view, BLOCK_ID, ACTION_ID)
 
 
 def handle_submission(
@@ -66,31 +61,23 @@ def handle_submission(
         return "empty"
     ack()
     user = body["user"]["id"]
-    try:
-        meta = json.loads(view["private_metadata"])
-        run_id, iteration = int(meta["run"]), meta.get("iteration")
-    except (ValueError, KeyError, TypeError):
+    target = submitted_for(view, "iteration")
+    if target is None:
         log.warning("rework submitted for an unknown run: %r", view.get("private_metadata"))
-        client.chat_postEphemeral(
-            channel=user, user=user, text="That form is not one of mine; nothing was changed."
-        )
+        client.chat_postEphemeral(channel=user, user=user, text=FORM_NOT_MINE)
         return "missing"
+    run_id, iteration = target
     outcome = decisions.request_rework(
         services.queue,
         run_id,
         user,
         feedback,
         approvers=services.settings.approvers,
-        iteration=None if iteration is None else int(iteration),
+        iteration=iteration,
     )
     run = outcome.run
     if not outcome.done or run is None:
-        client.chat_postEphemeral(
-            channel=(run.channel if run else None) or user,
-            user=user,
-            thread_ts=run.thread_ts if run else None,
-            text=outcome.text,
-        )
+        tell_privately(client, user, outcome)
         return outcome.kind
     reply(
         client,

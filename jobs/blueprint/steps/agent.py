@@ -1,19 +1,25 @@
-"""agent: the agent loop on the request (and the thread, earlier iterations and
-feedback), and the fix rounds that other steps run with a failure to fix."""
+"""agent: the builder on the request (and the thread, earlier iterations, feedback and
+the approved plan), and the passes every other step runs through the same loop: fix
+rounds, the planner, the debugger and the reviewers (:func:`role_pass`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobs.agent.loop import Checkpoint, run_agent
+from jobs.agent.edit_checks import EditCheck
+from jobs.agent.loop import AgentResult, Checkpoint, run_agent
 from jobs.agent.prompt import Task
 from jobs.agent.recorders import StoreRecorder
+from jobs.blueprint.budget import pause_for_budget
 from jobs.blueprint.context import RunContext
 from jobs.blueprint.providers import CountingModel
 from jobs.blueprint.sandbox import SandboxSession
+from jobs.blueprint.spec import approved, contract
 from jobs.repo_config import RepoConfig
-from process.exceptions import Draining, Interrupted, StepFailed
+from process.exceptions import CapReached, Draining, Interrupted, StepFailed
+from process.settings import Role
 from runs.record import Run, Step
+from sandboxes.protocol import Sandbox
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,8 @@ class Pass:
     patch: str
     calls: int
     prompt_hash: str | None
+    on_edit_seconds: float = 0.0
+    on_edit_runs: int = 0
 
 
 def check_command(config: RepoConfig) -> str | None:
@@ -59,10 +67,13 @@ def agent_context(run: Run) -> str | None:
     return "\n\n".join(parts) or None
 
 
-def pending_pass(run: Run) -> Checkpoint | None:
-    """The pass a draining worker stopped in the run's current step, if any."""
+def pending_pass(run: Run, name: str = "builder") -> Checkpoint | None:
+    """The pass named ``name`` that was stopped in the run's current step (a draining
+    worker, or the budget's cap), if any."""
     pending = run.artifacts.agent_resume
     if pending is None or run.step is None or pending.get("step") != run.step.value:
+        return None
+    if pending.get("pass", "builder") != name:
         return None
     return Checkpoint.from_dict(pending)
 
@@ -77,51 +88,86 @@ def _decode(raw: bytes) -> str:
         ) from None
 
 
-def agent_pass(ctx: RunContext, session: SandboxSession, extra: str | None = None) -> Pass:
-    """Run the agent once in the session's sandbox; ``extra`` adds to its context.
+def role_pass(
+    ctx: RunContext,
+    role: Role,
+    task: Task,
+    sandbox: Sandbox,
+    *,
+    name: str | None = None,
+    keeps_patch: bool = False,
+) -> AgentResult:
+    """One pass of the agent loop as ``role`` (named ``name``, e.g. a specialist),
+    against the iteration's budget.
 
     When the job's worker drains (:mod:`jobs.drain`), the pass stops after its current
-    turn: it saves the patch so far, the calls used and its conversation
-    (``artifacts.agent_resume``), and raises :class:`~process.exceptions.Draining`. The next
-    job's pass in this step continues that conversation instead of starting one (its
-    sandbox is rebuilt with the saved patch). Whoever saves the pass's result clears
-    ``agent_resume`` in the same write (:func:`finish_pass`).
+    turn; at the budget's cap it stops before its next call. Either way it saves the
+    calls used, its conversation (``artifacts.agent_resume``, tagged with the step and
+    the pass's name) and, for a pass whose sandbox holds the change (``keeps_patch``),
+    the patch so far. Draining hands the run back (:class:`Draining`); the cap pauses
+    it to ask for more (:mod:`jobs.blueprint.budget`), except an eval task's run, which
+    stops at its cap as a limit. The next job's pass of the same
+    name in this step continues that conversation. Whoever saves the pass's result
+    clears ``agent_resume`` in the same write (:func:`finish_pass`).
     """
     run = ctx.run()
-    config = ctx.repo_config()
-    sandbox = session.get("agent")
-    context = "\n\n".join(part for part in (agent_context(run), extra) if part) or None
-    task = Task(
-        repo=run.repo, request=run.request, check_command=check_command(config), context=context
-    )
+    label = name or role
     model = ctx.model
     counted = model if isinstance(model, CountingModel) else None
+    config = ctx.repo_config()
     try:
-        result = run_agent(
+        return run_agent(
             task,
             sandbox=sandbox,
             model=model,
-            recorder=StoreRecorder(ctx.store, run.id, by="agent"),
+            recorder=StoreRecorder(ctx.store, run.id, by=f"agent:{label}", role=role),
             config=ctx.agent_config(),
-            role="builder",
+            role=role,
             budget=ctx.budget,
             should_stop=ctx.draining,
-            resume=pending_pass(run),
+            resume=pending_pass(run, label),
+            ask_at_cap=not run.evaluation,  # an eval task's run has nobody to ask
+            on_edit=[EditCheck(c.run, c.files, float(c.timeout)) for c in config.on_edit]
+            if role == "builder"
+            else (),
+            name=name,
         )
     except Interrupted as stop:
         step = run.step
         assert step is not None
-        patch = _decode(sandbox.export_patch())
-        checkpoint = {"step": step.value, **stop.checkpoint.to_dict()}
+        patch = _decode(sandbox.export_patch()) if keeps_patch else None
+        checkpoint = {"step": step.value, "pass": label, **stop.checkpoint.to_dict()}
 
         def stopped(run: Run) -> None:
-            run.artifacts.patch = patch
+            if patch is not None:
+                run.artifacts.patch = patch
             run.artifacts.agent_resume = checkpoint
             if counted is not None:
                 run.artifacts.model_calls = counted.calls
 
+        if isinstance(stop, CapReached):
+            pause_for_budget(ctx, stop.error, stopped)
         ctx.save(stopped)
         raise Draining(step, f"after turn {stop.checkpoint.turns}") from None
+
+
+def agent_pass(ctx: RunContext, session: SandboxSession, extra: str | None = None) -> Pass:
+    """Run the builder once in the session's sandbox; ``extra`` adds to its context
+    (a failure slice, a review, a root-cause note). An approved plan is its contract."""
+    run = ctx.run()
+    config = ctx.repo_config()
+    sandbox = session.get("agent")
+    context = "\n\n".join(part for part in (agent_context(run), extra) if part) or None
+    plan = approved(run)
+    task = Task(
+        repo=run.repo,
+        request=run.request,
+        check_command=check_command(config),
+        context=context,
+        contract=contract(plan) if plan is not None else None,
+    )
+    result = role_pass(ctx, "builder", task, sandbox, keeps_patch=True)
+    counted = ctx.model if isinstance(ctx.model, CountingModel) else None
     patch = _decode(sandbox.export_patch())
     return Pass(
         summary=result.summary,
@@ -129,6 +175,8 @@ def agent_pass(ctx: RunContext, session: SandboxSession, extra: str | None = Non
         patch=patch,
         calls=counted.calls if counted else 0,
         prompt_hash=counted.last_prompt_hash if counted else None,
+        on_edit_seconds=result.on_edit_seconds,
+        on_edit_runs=result.on_edit_runs,
     )
 
 
@@ -137,6 +185,8 @@ def finish_pass(run: Run, done: Pass) -> None:
     run.artifacts.patch = done.patch
     run.artifacts.model_calls = done.calls
     run.artifacts.agent_resume = None
+    run.artifacts.on_edit_seconds += done.on_edit_seconds
+    run.artifacts.on_edit_runs += done.on_edit_runs
 
 
 def record_prompt(run: Run, role: str, digest: str | None) -> None:

@@ -1,6 +1,8 @@
 """checks: run the repository's checks in the sandbox, label failures that also happen
 on the base commit as pre-existing, and send what is left back to the agent as a
-failure slice, for at most N fix rounds. Then escalate as configured."""
+failure slice, for at most N fix rounds. When rounds keep ending on the same failure,
+a debugger looks for its root cause first (:mod:`jobs.blueprint.debugger`) and the
+next round gets its note. Then escalate as configured."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import secrets
 from typing import Any
 
 from jobs.blueprint.context import RunContext
+from jobs.blueprint.debugger import debug, fingerprint, note_for_builder, wants_debugger
 from jobs.blueprint.sandbox import SandboxSession, open_sandbox, set_network
 from jobs.blueprint.steps.agent import Pass, agent_pass, finish_pass, pending_pass
 from jobs.checks import CheckResult, evaluate, failure_slice, mark_preexisting
@@ -143,13 +146,15 @@ def judged(ctx: RunContext, session: SandboxSession, config: RepoConfig) -> list
 
 
 def report(run: Run, results: list[CheckResult], *, phase: str) -> dict[str, Any]:
+    ok = passing(results)
     return {
         "iteration": run.iteration,
         "phase": phase,
         "round": run.artifacts.fix_rounds_spent,
-        "passed": passing(results),
+        "passed": ok,
         "summary": summarize(results),
         "results": [r.model_dump(mode="json") for r in results],
+        "fingerprint": None if ok else fingerprint(results),
     }
 
 
@@ -199,7 +204,7 @@ def checks(ctx: RunContext, session: SandboxSession, *, phase: str = "checks") -
     config = ctx.repo_config()
     most = config.fix_rounds
     run = ctx.run()
-    if pending_pass(run) is not None:  # a fix round its last worker stopped to drain
+    if pending_pass(run) is not None:  # a fix round its last worker stopped (drain, budget)
         fixed = agent_pass(ctx, session)
         _save_fix(ctx, fixed, run.artifacts.fix_rounds_spent + 1)
         ctx.stop_if_draining()
@@ -216,7 +221,11 @@ def checks(ctx: RunContext, session: SandboxSession, *, phase: str = "checks") -
             escalate(ctx, config, results, entry)
             return
         _add_report(ctx, entry, _checks_event(ctx, False, summary, attempt=rounds + 1, most=most))
-        fixed = agent_pass(ctx, session, fix_context(results, ctx.deps.config.failure_slice_chars))
+        if wants_debugger(ctx.run(), ctx.deps.config.debug_after_rounds):
+            debug(ctx, results, rounds)
+        extra = fix_context(results, ctx.deps.config.failure_slice_chars)
+        note = note_for_builder(ctx.run())
+        fixed = agent_pass(ctx, session, f"{extra}\n\n{note}" if note else extra)
         _save_fix(ctx, fixed, rounds + 1)
         ctx.stop_if_draining()  # the round is saved: the next job runs the checks again
 

@@ -1,24 +1,33 @@
 """publish, on the worker side: the diff safety gate, then commit, push and open (or
-find) the pull request. Re-running it after a crash creates nothing twice: the forge
-step recognises its own commit by its ``Agents-Run`` trailer and the PR by its branch."""
+find) the pull request, then the specialists' milder findings as review comments on it.
+Re-running it after a crash creates nothing twice: the forge step recognises its own
+commit by its ``Agents-Run`` trailer and the PR by its branch, and the comments are
+marked posted on the run."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from jobs.blueprint.body import pr_body, thread_url
+from jobs.blueprint.body import pr_body, redact_secrets, thread_url
 from jobs.blueprint.context import RunContext
 from jobs.blueprint.sandbox import SandboxSession
+from jobs.blueprint.specialists import where
 from jobs.forge.git import Identity
 from jobs.forge.steps import PublishRequest, PublishResult
 from jobs.forge.steps import push_and_open_pr as forge_publish
 from jobs.safety import scan
-from process.exceptions import StepFailed
+from process.exceptions import ForgeError, StepFailed
 from runs.events import Event, PullRequestOpened, PullRequestUpdated, SafetyGateBlocked
 from runs.record import Run
+
+log = logging.getLogger(__name__)
+
+#: Most characters of one review comment.
+MAX_REVIEW = 20_000
 
 #: Age after which a publish directory is a leftover of a killed worker: a publish
 #: (fetch, commit, push, PR) takes seconds to minutes.
@@ -85,7 +94,7 @@ def push_iteration(
         patch_base=patch_base,
         branch=a.branch,
         base_branch=a.base_branch,
-        draft=deps.config.draft_prs or a.escalated,
+        draft=deps.config.draft_prs or a.escalated or a.budget_stopped,
         body=pr_body(run, slack_url=deps.config.slack_url, requester_login=login),
         requester=f"@{login}" if login else None,
         thread_url=thread_url(run, deps.config.slack_url),
@@ -153,11 +162,54 @@ def record_pr(ctx: RunContext, result: PublishResult) -> None:
     ctx.save(published, [event])
 
 
+def review_comments(run: Run) -> list[str]:
+    """One review body per specialist with findings that did not block publishing."""
+    bodies = []
+    for name, review in sorted(run.artifacts.specialists.items()):
+        blocking = review.get("blocking_findings") or []
+        milder = [f for f in review.get("findings") or [] if f not in blocking]
+        if not milder:
+            continue
+        lines = [f"**{name} review** ({review.get('verdict')}, by the agents bot):", ""]
+        for finding in milder:
+            at = where(finding)
+            text = " ".join(str(finding.get("text", "")).split())
+            lines.append(
+                f"- **{finding.get('severity')}**" + (f" `{at}`" if at else "") + f": {text}"
+            )
+        bodies.append(redact_secrets("\n".join(lines))[:MAX_REVIEW])
+    return bodies
+
+
+def post_review_comments(ctx: RunContext) -> None:
+    """The specialists' milder findings, as comment reviews on the PR (once)."""
+    run = ctx.run()
+    number = run.artifacts.pr_number
+    if number is None or run.artifacts.review_comments_posted:
+        return
+    for body in review_comments(run):
+        try:
+            ctx.deps.forge.post_review(run.repo, number, body)
+        except ForgeError as err:  # the PR is open; the findings are in its body too
+            log.warning("run #%s: could not post a review comment: %s", run.id, err)
+
+    def posted(run: Run) -> None:
+        run.artifacts.review_comments_posted = True
+
+    ctx.save(posted)
+
+
 def publish(ctx: RunContext, session: SandboxSession) -> None:
     run = ctx.run()
+    a = run.artifacts
+    if a.budget_stopped and not (a.patch or "").strip() and a.pr_number is None:
+        raise StepFailed(
+            f"{run.label} stopped at its budget before changing anything; nothing to publish"
+        )
     safety_gate(ctx, run)
     start = run.artifacts.start_commit
     if start is None:
         raise StepFailed("the run has no start commit (prepare did not run)")
     result = push_iteration(ctx, run, patch=run.artifacts.patch or "", patch_base=start)
     record_pr(ctx, result)
+    post_review_comments(ctx)

@@ -45,6 +45,7 @@ OPERATIONS: list[tuple[str, str, str, Any]] = [
     ("PATCH", rf"{REPO_PATH}/pulls/\d+", "200", gh.PullRequest),  # pulls/update
     ("PUT", rf"{REPO_PATH}/pulls/\d+/merge", "200", gh.PullRequestMergeResult),  # pulls/merge
     ("PUT", rf"{REPO_PATH}/pulls/\d+/merge", "40[59]", gh.BasicError),
+    ("POST", rf"{REPO_PATH}/pulls/\d+/reviews", "200", gh.PullRequestReview),  # pulls/create-review
     ("POST", rf"{REPO_PATH}/issues/\d+/comments", "201", gh.IssueComment),  # issues/create-comment
     (  # checks/list-for-ref
         "GET",
@@ -189,6 +190,8 @@ def drive_the_product(
 
     assert poll_ci(forge, REPO, sha, sleep=ci_finishes).state == "success"
     forge.update_pr_body(REPO, result.pr.number, "a new body")
+    forge.post_review(REPO, result.pr.number, "**security** (medium): a finding")
+    assert fake.reviews(REPO, result.pr.number) == ["**security** (medium): a finding"]
     forge.comment(REPO, result.pr.number, "Iteration 2 is pushed, for @alice.")
     fake.set_permission(REPO, "alice", "write")
     assert forge.permission(REPO, "alice") == "write"
