@@ -121,6 +121,8 @@ def test_setup_again_for_a_changed_dependency_input_goes_through_the_proxy(
             write("requirements.txt", "more\n"),
             finish("Named one more requirement."),
             verdict("approve", "Fine."),
+            # requirements.txt brings in the security specialist (the factory's rules).
+            verdict("approve", "Nothing new is fetched from outside the allow-list."),
         ]
     }
     run = env_harness.create("add a requirement")

@@ -1,16 +1,22 @@
 """Setup egress on a real engine, through the real Squid proxy.
 
-The allowed destination is Debian's mirror (the one registry this machine's containers
-reach); the host is stood in for by a server this test runs on all of the host's
-addresses, which an ordinary container on Docker's default bridge does reach (checked
-first, so that every "cannot reach" below could fail).
+The allowed destination is a local PEP 503 index standing in for the registry, and a
+second one, not on the allow-list, stands in for everything else
+(tests/sandboxes/package_index.py: both sit on the proxy's outside network, at
+documentation-range addresses the proxy's refusal rules let through). The host is
+stood in for by a server this test runs on all of the host's addresses. An ordinary
+container reaches all of them (checked first, so that every "cannot reach" below could
+fail).
+
+Other modules' flow tests use Debian's mirror (:data:`ALLOWED`), which containers on
+this machine reach without a CA.
 """
 
 from __future__ import annotations
 
-import contextlib
 import http.server
 import os
+import secrets
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,6 +25,7 @@ from pathlib import Path
 import docker
 import docker.errors
 import pytest
+from docker.models.networks import Network
 
 from sandboxes import labels
 from sandboxes.config import EgressConfig, SandboxConfig
@@ -28,12 +35,17 @@ from sandboxes.image_builder import KINDS, ImageBuilder
 from sandboxes.labels import RUN_ID
 from sandboxes.owner import Owner
 from sandboxes.reaper import Reaper
+from tests.sandboxes import package_index
 
 pytestmark = pytest.mark.docker
 
 ALLOWED = "deb.debian.org"
 RELEASE = f"{ALLOWED}/debian/dists/bookworm/Release"
 METADATA = "169.254.169.254"
+#: The registry's stand-in (on the allow-list) and another server (not on it).
+INDEX = "packages.test"
+ELSEWHERE = "elsewhere.test"
+PROBE = "agents-egress-probe"
 
 
 def built_image(client: docker.DockerClient, kind: str, cache: Path) -> str:
@@ -52,24 +64,61 @@ def built_image(client: docker.DockerClient, kind: str, cache: Path) -> str:
 
 
 @pytest.fixture(scope="module")
+def outside(docker_client: docker.DockerClient) -> Iterator[Network]:
+    """The proxy's way out, on a documentation range (made before the proxy)."""
+    with package_index.outside_network(
+        docker_client, f"agents-test-egress-out-{os.getpid()}"
+    ) as network:
+        yield network
+
+
+@pytest.fixture(scope="module")
 def egress(
-    docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
+    docker_client: docker.DockerClient,
+    tmp_path_factory: pytest.TempPathFactory,
+    outside: Network,
 ) -> Iterator[EgressConfig]:
-    """A proxy of this test's own, on a network and a subnet pool of its own."""
+    """A proxy of this test's own, on networks and a subnet pool of its own."""
     cache = tmp_path_factory.mktemp("image-cache")
     config = EgressConfig(
         proxy=f"agents-test-egress-{os.getpid()}",
         image=built_image(docker_client, "egress", cache),
-        network=f"agents-test-egress-out-{os.getpid()}",
+        network=str(outside.name),
         subnets="10.214.0.0/16",
     )
     yield config
-    proxy = EgressProxy(docker_client, config)
-    found = proxy.find()
+    found = EgressProxy(docker_client, config).find()
     if found is not None:
         found.remove(force=True)
-    with contextlib.suppress(docker.errors.NotFound):
-        docker_client.networks.get(config.network).remove()
+
+
+@pytest.fixture(scope="module")
+def token() -> str:
+    """What the probe package holds: only the index this test built can serve it."""
+    return secrets.token_hex(8)
+
+
+@pytest.fixture(scope="module")
+def indexes(
+    docker_client: docker.DockerClient,
+    outside: Network,
+    sandbox_image: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    token: str,
+) -> Iterator[tuple[package_index.IndexServer, package_index.IndexServer]]:
+    """The registry's stand-in and another server, both serving the probe package."""
+    wheel = package_index.build_wheel(
+        tmp_path_factory.mktemp("wheels"),
+        PROBE,
+        "1.0",
+        {"agents_egress_probe": f"TOKEN = {token!r}\n"},
+    )
+    tree = package_index.simple_tree([wheel])
+    with (
+        package_index.serve(docker_client, sandbox_image, outside, (INDEX,), tree) as index,
+        package_index.serve(docker_client, sandbox_image, outside, (ELSEWHERE,), tree) as other,
+    ):
+        yield index, other
 
 
 @pytest.fixture(scope="module")
@@ -113,23 +162,51 @@ def _curl(url: str, *extra: str) -> list[str]:
     return ["curl", "-sS", "-m", "8", "-o", "/dev/null", "-w", "%{http_code}", *extra, url]
 
 
-def test_an_ordinary_container_reaches_the_host_and_the_mirror(
-    docker_client: docker.DockerClient, sandbox_image: str, host_service: int, gateway: str
+def _pip_install(index: str, *extra: str) -> list[str]:
+    return [
+        "pip", "install", "--no-cache-dir", "--disable-pip-version-check", "--retries", "0",
+        "--timeout", "8", "--index-url", f"http://{index}/simple", "--trusted-host", index,
+        *extra, PROBE,
+    ]  # fmt: skip
+
+
+def test_an_ordinary_container_reaches_the_host_and_both_servers(
+    docker_client: docker.DockerClient,
+    sandbox_image: str,
+    host_service: int,
+    gateway: str,
+    outside: Network,
+    indexes: tuple[package_index.IndexServer, package_index.IndexServer],
 ) -> None:
-    """The control: on the default bridge, what setup must not reach is reachable."""
+    """The control: off the proxy, what setup must not reach is reachable."""
     script = (
         f'curl -sS -m 8 -o /dev/null -w "%{{http_code}} " http://{gateway}:{host_service}/; '
-        f'curl -sS -m 8 -o /dev/null -w "%{{http_code}}" http://{RELEASE}'
+        f'curl -sS -m 8 -o /dev/null -w "%{{http_code}} " http://{INDEX}/simple/; '
+        f'curl -sS -m 8 -o /dev/null -w "%{{http_code}}" http://{ELSEWHERE}/simple/{PROBE}/'
     )
     container = docker_client.containers.run(
-        sandbox_image, ["sh", "-c", script], detach=True, network_mode="bridge"
+        sandbox_image, ["sh", "-c", script], detach=True, network=outside.name
     )
     try:
         container.wait(timeout=60)
         out = container.logs(stdout=True, stderr=True).decode()
     finally:
         container.remove(force=True)
-    assert out.split() == ["200", "200"], out
+    # The host answers on the default bridge's gateway too (the sandbox test below
+    # tries it there).
+    assert out.split() == ["200", "200", "200"], out
+    control = docker_client.containers.run(
+        sandbox_image,
+        ["curl", "-sS", "-m", "8", "-o", "/dev/null", "-w", "%{http_code}",
+         f"http://{gateway}:{host_service}/"],
+        detach=True,
+        network_mode="bridge",
+    )  # fmt: skip
+    try:
+        control.wait(timeout=60)
+        assert control.logs(stdout=True).decode() == "200"
+    finally:
+        control.remove(force=True)
 
 
 def test_setup_reaches_only_the_allow_list_through_the_proxy(
@@ -138,27 +215,44 @@ def test_setup_reaches_only_the_allow_list_through_the_proxy(
     sandbox_image: str,
     host_service: int,
     gateway: str,
+    indexes: tuple[package_index.IndexServer, package_index.IndexServer],
+    token: str,
 ) -> None:
+    index, other = indexes
     config = SandboxConfig(
-        image=sandbox_image, network=True, allow=(ALLOWED, "localhost", "example.com")
+        image=sandbox_image, network=True, allow=(INDEX, "localhost", "example.com")
     )
     sandbox = DockerSandbox("egress-test", config, client=docker_client, egress=egress)
     with sandbox:
         proxy = sandbox.exec(["sh", "-c", 'printf %s "$HTTP_PROXY"']).stdout
         assert proxy.startswith("http://10.214.")
-        # The allowed host, over plain HTTP and over HTTPS (CONNECT), through the proxy
-        # the sandbox's environment names.
-        plain = sandbox.exec(_curl(f"http://{RELEASE}"))
-        assert plain.stdout == "200", plain.stderr
-        tls = sandbox.exec(_curl(f"https://{RELEASE}"))
-        # Through the tunnel (CONNECT): 200, or, behind a TLS-intercepting proxy whose CA
-        # this image lacks, a certificate error (60), which is past the tunnel too.
-        assert tls.stdout == "200" or tls.exit_code == 60, tls.stderr
+        # The registry's stand-in: pip installs from it through the proxy the sandbox's
+        # environment names (as uid 1000, into the default virtualenv), and what got
+        # installed is what this test's index served.
+        installed = sandbox.exec(_pip_install(INDEX))
+        assert installed.ok, installed.stdout + installed.stderr
+        probe = sandbox.exec(["python", "-c", "import agents_egress_probe as p; print(p.TOKEN)"])
+        assert probe.stdout.strip() == token, probe.stderr
+        # Through a CONNECT tunnel too (port 443; the stand-in speaks plain HTTP there).
+        tunnel = sandbox.exec(_curl(f"http://{INDEX}:443/simple/", "--proxytunnel"))
+        assert tunnel.stdout == "200", tunnel.stderr
 
-        # A host not on the list: the proxy refuses it (403), and never resolves it.
-        other = sandbox.exec(_curl("https://pypi.org/simple/"))
-        assert not other.ok
-        assert "403" in other.stdout + other.stderr
+        # The other server, not on the list: the proxy refuses it (403), and never
+        # resolves it; pip finds nothing there (the same index served it above).
+        refused = sandbox.exec(_pip_install(ELSEWHERE, "--force-reinstall"))
+        assert not refused.ok
+        assert "(from versions: none)" in refused.stderr, refused.stdout + refused.stderr
+        plain = sandbox.exec(_curl(f"http://{ELSEWHERE}/simple/"))
+        assert plain.stdout == "403", plain.stderr
+        connect = sandbox.exec(_curl(f"http://{ELSEWHERE}:443/simple/", "--proxytunnel"))
+        assert not connect.ok
+        assert "403" in connect.stdout + connect.stderr
+        # Nor by its address, around the proxy or through it.
+        for target in (f"http://{other.address}/simple/", f"http://{index.address}/simple/"):
+            direct = sandbox.exec(_curl(target, "--noproxy", "*", "-m", "4"))
+            assert direct.stdout == "000", (target, direct.stdout)
+            proxied = sandbox.exec(_curl(target))
+            assert proxied.stdout == "403", (target, proxied.stdout)
 
         # On the list, but loopback: refused whatever the list says.
         loop = sandbox.exec(_curl("http://localhost:3128/", "--proxy", proxy, "--noproxy", ""))
@@ -188,14 +282,15 @@ def test_setup_reaches_only_the_allow_list_through_the_proxy(
         assert raw.stdout.startswith("refused"), raw.stdout
 
         sandbox.set_network(False)  # setup is over: offline for good
-        after = sandbox.exec(_curl(f"http://{RELEASE}", "-m", "4"))
+        after = sandbox.exec(_curl(f"http://{INDEX}/simple/", "-m", "4"))
         assert after.stdout == "000"
         assert "HTTP_PROXY" not in sandbox.exec(["env"]).stdout
         report = sandbox.egress_report
 
     assert report is not None
-    assert report.reached == [ALLOWED]
-    assert "pypi.org" in report.denied
+    assert report.reached == [INDEX]
+    assert ELSEWHERE in report.denied
+    assert other.address in report.denied
     assert "localhost" in report.denied
     assert gateway in report.denied
     assert METADATA in report.denied
