@@ -1,27 +1,38 @@
 """A run whose setup has network, on a real engine through the real proxy: setup
 reaches the allowed mirror, the run records where it went and what was denied, the
-thread says so, and the checks run offline."""
+thread says so, and the checks run offline. And docs/agents-yml.md's Python example,
+as written, against a fixture that needs its setup, with PyPI stood in for by a local
+index of real wheels (tests/sandboxes/package_index.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
+import platform
+import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
-import docker.errors
 import pytest
+import yaml
+from docker.models.networks import Network
 
 from bot.reporter import milestone
+from jobs import decisions
 from jobs.blueprint.wiring import sandbox_factory
+from jobs.queue import RunQueue
 from process import allowlist
 from runs.events import SetupEgress
+from runs.record import RunStatus
 from sandboxes.config import EgressConfig, SandboxConfig
 from sandboxes.egress_proxy import EgressProxy
 from tests.blueprint.conftest import ROOT, SAMPLE, Harness
 from tests.blueprint.helpers import copy_sample, finish, verdict, write
+from tests.blueprint.test_factory import plan_reply
 from tests.ops.test_docs_walk_examples import sections
+from tests.sandboxes import package_index
 from tests.sandboxes.test_egress_docker import ALLOWED, RELEASE, built_image
 
 pytestmark = pytest.mark.docker
@@ -37,30 +48,42 @@ checks:
 """
 
 
+@dataclass(frozen=True)
+class Engine:
+    client: docker.DockerClient
+    egress: EgressConfig
+    image: str
+    outside: Network
+
+
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[tuple[docker.DockerClient, EgressConfig, str]]:
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    """A proxy of this test's own, reaching out from a documentation-range network
+    (where a registry's stand-in can sit)."""
     client = docker.from_env()
     cache = tmp_path / "image-cache"
-    config = EgressConfig(
-        proxy=f"agents-test-egress-flow-{os.getpid()}",
-        image=built_image(client, "egress", cache),
-        network=f"agents-test-egress-flow-out-{os.getpid()}",
-        subnets="10.215.0.0/16",
-    )
-    image = built_image(client, "sandbox", cache)
-    yield client, config, image
-    found = EgressProxy(client, config).find()
-    if found is not None:
-        found.remove(force=True)
-    with contextlib.suppress(docker.errors.NotFound):
-        client.networks.get(config.network).remove()
+    name = f"agents-test-egress-flow-out-{os.getpid()}"
+    with package_index.outside_network(client, name) as outside:
+        config = EgressConfig(
+            proxy=f"agents-test-egress-flow-{os.getpid()}",
+            image=built_image(client, "egress", cache),
+            network=name,
+            subnets="10.215.0.0/16",
+        )
+        image = built_image(client, "sandbox", cache)
+        try:
+            yield Engine(client, config, image, outside)
+        finally:
+            found = EgressProxy(client, config).find()
+            if found is not None:
+                found.remove(force=True)
     client.close()
 
 
 def test_setup_egress_is_recorded_and_said_in_the_thread(
-    harness: Harness, tmp_path: Path, engine: tuple[docker.DockerClient, EgressConfig, str]
+    harness: Harness, tmp_path: Path, engine: Engine
 ) -> None:
-    _client, egress, image = engine
+    egress, image = engine.egress, engine.image
     source = copy_sample(SAMPLE, tmp_path / "src", {".agents.yml": AGENTS_YML})
     harness.add_repo("acme/online", source)
     harness.deps.sandboxes = sandbox_factory("docker", egress)
@@ -107,32 +130,78 @@ PYTHON_FIXTURE = {
 }
 
 
+#: PyPI's names; on the test's outside network they are the local index's.
+PYPI_NAMES = ("pypi.org", "files.pythonhosted.org")
+
+
+def pypi_wheels(target: Path) -> list[Path]:
+    """Real wheels of what the fixture's setup installs (its build backend and its
+    test extra), for the sandbox's Python and platform, fetched here on the host."""
+    machine = platform.machine()
+    subprocess.run(
+        [
+            sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
+            "-d", str(target), "--only-binary", ":all:", "--implementation", "cp",
+            "--python-version", "3.11", "--abi", "cp311", "--platform", "any",
+            "--platform", f"manylinux2014_{machine}", "--platform", f"manylinux_2_17_{machine}",
+            "setuptools", "pytest", "ruff",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return sorted(target.glob("*.whl"))
+
+
+def with_local_pypi(block: str) -> str:
+    """The documented block with pip pointed at PyPI's names over plain HTTP (the
+    local index serves no TLS); nothing else changes."""
+    config = yaml.safe_load(block)
+    environment = config.setdefault("environment", {})
+    environment["env"] = {
+        "PIP_INDEX_URL": f"http://{PYPI_NAMES[0]}/simple",
+        "PIP_TRUSTED_HOST": " ".join(PYPI_NAMES),
+    }
+    return str(yaml.safe_dump(config, sort_keys=False))
+
+
 def test_the_documented_python_example_passes_against_its_fixture(
-    harness: Harness, tmp_path: Path, engine: tuple[docker.DockerClient, EgressConfig, str]
+    harness: Harness, tmp_path: Path, engine: Engine
 ) -> None:
-    """docs/agents-yml.md's Python block, as written, on a package that needs its setup
-    (pytest and ruff come from PyPI through the egress proxy)."""
-    _client, egress, image = engine
+    """docs/agents-yml.md's Python block on a package that needs its setup: setuptools,
+    pytest and ruff come through the egress proxy, within the example's own allow-list,
+    from a local index of real wheels answering to PyPI's names."""
     text = (ROOT / "docs" / "agents-yml.md").read_text()
     [block] = sections(text)["Python"]
-    files = {**PYTHON_FIXTURE, ".agents.yml": block}
+    files = {**PYTHON_FIXTURE, ".agents.yml": with_local_pypi(block)}
     source = copy_sample(SAMPLE, tmp_path / "src", files)
     harness.add_repo("acme/python", source)
-    harness.deps.sandboxes = sandbox_factory("docker", egress)
+    harness.deps.sandboxes = sandbox_factory("docker", engine.egress)
     harness.configure(
         sandbox_backend="docker",
-        sandbox=SandboxConfig(image=image, allow=allowlist.DEFAULT_ALLOW),
+        sandbox=SandboxConfig(image=engine.image, allow=allowlist.DEFAULT_ALLOW),
     )
+    wheels = pypi_wheels(tmp_path / "wheels")
+    tree = package_index.simple_tree(wheels, files_host=PYPI_NAMES[1])
     harness.script(
         [
+            plan_reply(1, ["`retrying.version.__version__` is 0.1.0"]),
             write("retrying/version.py", '__version__ = "0.1.0"\n'),
             finish("Added __version__."),
             verdict("approve", "Fine."),
         ]
     )
-    final = harness.run(harness.create("add a version module", repo="acme/python").id)
+    with package_index.serve(engine.client, engine.image, engine.outside, PYPI_NAMES, tree):
+        run = harness.create("add a version module", repo="acme/python")
+        # `plan: always`: the run plans, after setup, and waits for the plan's approval.
+        planned = harness.run(run.id)
+        assert planned.status is RunStatus.AWAITING_PLAN, planned.error
+        queue = RunQueue(harness.connection, harness.store, name="q")
+        approved = decisions.approve_plan(queue, run.id, "U1", approvers=[])
+        assert approved.done, approved.text
+        final = harness.run(run.id)
 
     assert final.error is None, final.error
+    assert final.artifacts.plan_approved == 1
     results = final.artifacts.check_reports[-1]["results"]
     assert [(r["name"], r["exit_code"], r["not_run"]) for r in results] == [
         ("unit tests", 0, None),
@@ -141,4 +210,5 @@ def test_the_documented_python_example_passes_against_its_fixture(
     assert results[0]["tests"] > 0
     report = final.artifacts.egress
     assert report is not None
-    assert report.reached == ["files.pythonhosted.org", "pypi.org"]
+    assert report.reached == sorted(PYPI_NAMES)
+    assert report.denied == []
