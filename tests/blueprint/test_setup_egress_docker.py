@@ -212,3 +212,96 @@ def test_the_documented_python_example_passes_against_its_fixture(
     assert report is not None
     assert report.reached == sorted(PYPI_NAMES)
     assert report.denied == []
+
+
+#: A module the fixture requires, served by a stand-in for the Go module proxy.
+MATHX = {
+    "go.mod": "module example.test/mathx\n\ngo 1.19\n",
+    "mathx.go": (
+        "// Package mathx has small integer helpers.\npackage mathx\n\n"
+        "// Clamp returns v within [lo, hi].\nfunc Clamp(v, lo, hi int) int {\n"
+        "\tif v < lo {\n\t\treturn lo\n\t}\n\tif v > hi {\n\t\treturn hi\n\t}\n\treturn v\n}\n"
+    ),
+}
+GO_FIXTURE = {
+    "go.mod": "module example.test/retry\n\ngo 1.19\n\nrequire example.test/mathx v1.0.0\n",
+    "retry.go": (
+        "// Package retry calls a function until it succeeds.\npackage retry\n\n"
+        'import "example.test/mathx"\n\n'
+        "// Attempts is how many times Do tries: at least once, at most ten.\n"
+        "func Attempts(n int) int { return mathx.Clamp(n, 1, 10) }\n\n"
+        "// Do calls fn up to Attempts(n) times and returns its last error.\n"
+        "func Do(n int, fn func() error) error {\n\tvar err error\n"
+        "\tfor i := 0; i < Attempts(n); i++ {\n"
+        "\t\tif err = fn(); err == nil {\n\t\t\treturn nil\n\t\t}\n\t}\n\treturn err\n}\n"
+    ),
+    "retry_test.go": (
+        'package retry\n\nimport (\n\t"errors"\n\t"testing"\n)\n\n'
+        "func TestDoRetriesUntilSuccess(t *testing.T) {\n\tcalls := 0\n"
+        "\terr := Do(5, func() error {\n\t\tcalls++\n\t\tif calls < 3 {\n"
+        '\t\t\treturn errors.New("not yet")\n\t\t}\n\t\treturn nil\n\t})\n'
+        "\tif err != nil || calls != 3 {\n"
+        '\t\tt.Fatalf("calls=%d err=%v", calls, err)\n\t}\n}\n\n'
+        "func TestAttemptsAreClamped(t *testing.T) {\n"
+        "\tif Attempts(0) != 1 || Attempts(99) != 10 {\n"
+        '\t\tt.Fatal("not clamped")\n\t}\n}\n'
+    ),
+}
+GO_PROXY = "proxy.golang.org"
+
+
+def test_the_documented_go_example_passes_against_its_fixture(
+    harness: Harness, tmp_path: Path, engine: Engine
+) -> None:
+    """docs/agents-yml.md's Go block on a module that needs its setup: `go mod
+    download` fetches the module it requires through the egress proxy, from a stand-in
+    for the Go module proxy under its own name (on the default allow-list); the build,
+    vet and race-enabled tests then run offline from the module cache."""
+    image = built_image(engine.client, "go", tmp_path / "image-cache")
+    text = (ROOT / "docs" / "agents-yml.md").read_text()
+    [block] = sections(text)["Go"]
+    config = yaml.safe_load(block)
+    # The image `agents sandbox build go` makes (AGENTS_TEST_GO_IMAGE's, when set).
+    config["image"] = image
+    config.setdefault("environment", {})["env"] = {
+        # The stand-in speaks plain HTTP and has no checksum database.
+        "GOPROXY": f"http://{GO_PROXY}",
+        "GONOSUMDB": "example.test",
+    }
+    tree, go_sum = package_index.go_module("example.test/mathx", "v1.0.0", MATHX)
+    source = tmp_path / "src"
+    source.mkdir()
+    files = {**GO_FIXTURE, "go.sum": go_sum, ".agents.yml": yaml.safe_dump(config)}
+    for name, content in files.items():
+        (source / name).write_text(content)
+    harness.add_repo("acme/go", source)
+    harness.deps.sandboxes = sandbox_factory("docker", engine.egress)
+    harness.configure(
+        sandbox_backend="docker",
+        sandbox=SandboxConfig(image=engine.image, allow=allowlist.DEFAULT_ALLOW),
+        allowed_images=[image],
+    )
+    harness.script(
+        [
+            write(
+                "version.go",
+                'package retry\n\n// Version of the package.\nconst Version = "0.1.0"\n',
+            ),
+            finish("Added Version."),
+            verdict("approve", "Fine."),
+        ]
+    )
+    with package_index.serve(engine.client, engine.image, engine.outside, (GO_PROXY,), tree):
+        final = harness.run(harness.create("add a version constant", repo="acme/go").id)
+
+    assert final.error is None, final.error
+    results = final.artifacts.check_reports[-1]["results"]
+    assert [(r["name"], r["exit_code"], r["not_run"]) for r in results] == [
+        ("go vet", 0, None),
+        ("go test", 0, None),
+    ], [r["output_tail"] for r in results]
+    assert "ok  \texample.test/retry" in results[1]["output_tail"]
+    report = final.artifacts.egress
+    assert report is not None
+    assert report.reached == [GO_PROXY]
+    assert report.denied == []

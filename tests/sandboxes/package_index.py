@@ -215,7 +215,7 @@ def _wait_serving(container: Container, limit: float = 60.0) -> None:
     probe = (
         "import urllib.request\n"
         "for port in (80, 443):\n"
-        "    urllib.request.urlopen(f'http://127.0.0.1:{port}/simple/', timeout=2).read()\n"
+        "    urllib.request.urlopen(f'http://127.0.0.1:{port}/', timeout=2).read()\n"
     )
     deadline = time.monotonic() + limit
     while True:
@@ -227,3 +227,36 @@ def _wait_serving(container: Container, limit: float = 60.0) -> None:
             logs = container.logs().decode(errors="replace")[-2000:]
             raise RuntimeError(f"the index server never served: {logs}")
         time.sleep(0.2)
+
+
+def _hash1(files: dict[str, bytes]) -> str:
+    """Go's ``dirhash.Hash1`` over ``files`` (name to content), as go.sum holds it."""
+    summary = "".join(
+        f"{hashlib.sha256(files[name]).hexdigest()}  {name}\n" for name in sorted(files)
+    )
+    return "h1:" + base64.b64encode(hashlib.sha256(summary.encode()).digest()).decode()
+
+
+def go_module(path: str, version: str, files: dict[str, str]) -> tuple[dict[str, bytes], str]:
+    """A Go module proxy's tree for one module version (GOPROXY protocol: ``@v/list``,
+    ``.info``, ``.mod``, ``.zip``; ``path`` in lower case, so no escaping) and the
+    go.sum lines a module requiring it needs. ``files`` must hold its go.mod."""
+    prefix = f"{path}@{version}/"
+    contents = {f"{prefix}{name}": text.encode() for name, text in files.items()}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in sorted(contents.items()):
+            archive.writestr(name, data)
+    go_mod = files["go.mod"].encode()
+    base = f"{path}/@v/{version}"
+    tree = {
+        f"{path}/@v/list": f"{version}\n".encode(),
+        f"{base}.info": f'{{"Version":"{version}","Time":"2024-01-01T00:00:00Z"}}'.encode(),
+        f"{base}.mod": go_mod,
+        f"{base}.zip": buffer.getvalue(),
+    }
+    go_sum = (
+        f"{path} {version} {_hash1(contents)}\n"
+        f"{path} {version}/go.mod {_hash1({'go.mod': go_mod})}\n"
+    )
+    return tree, go_sum
