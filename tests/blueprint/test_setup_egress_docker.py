@@ -305,3 +305,69 @@ def test_the_documented_go_example_passes_against_its_fixture(
     assert report is not None
     assert report.reached == [GO_PROXY]
     assert report.denied == []
+
+
+MAKE_FIXTURE = {
+    ".gitignore": "build/\n",
+    "Makefile": (
+        "CFLAGS ?= -O2 -Wall -Wextra -Werror\n"
+        "SRC := $(filter-out test_%.c,$(wildcard *.c))\n"
+        "OBJ := $(SRC:%.c=build/%.o)\n\n"
+        "all: build/libretry.a\n\n"
+        "build/%.o: %.c retry.h\n\t@mkdir -p build\n\t$(CC) $(CFLAGS) -c $< -o $@\n\n"
+        "build/libretry.a: $(OBJ)\n\t$(AR) rcs $@ $^\n\n"
+        "build/test_retry: test_retry.c build/libretry.a\n"
+        "\t$(CC) $(CFLAGS) $< -Lbuild -lretry -o $@\n\n"
+        "test: build/test_retry\n\t./build/test_retry\n\n"
+        ".PHONY: all test\n"
+    ),
+    "retry.h": "int retry_attempts(int asked);\n",
+    "retry.c": (
+        '#include "retry.h"\n\n'
+        "int retry_attempts(int asked) {\n"
+        "    return asked < 1 ? 1 : asked > 10 ? 10 : asked;\n}\n"
+    ),
+    "test_retry.c": (
+        '#include <stdio.h>\n#include "retry.h"\n\n'
+        "int main(void) {\n    int failed = 0;\n"
+        "    failed += retry_attempts(0) != 1;\n    failed += retry_attempts(99) != 10;\n"
+        "    failed += retry_attempts(3) != 3;\n"
+        '    printf("%d passed, %d failed\\n", 3 - failed, failed);\n'
+        "    return failed != 0;\n}\n"
+    ),
+}
+
+
+def test_the_documented_make_example_passes_against_its_fixture(
+    harness: Harness, tmp_path: Path, engine: Engine
+) -> None:
+    """docs/agents-yml.md's Make block on a C library in the default image: setup builds
+    it, the agent's new file is checked by the on_edit compiler as it is written, and
+    the checks rebuild and run the tests, offline."""
+    text = (ROOT / "docs" / "agents-yml.md").read_text()
+    [block] = sections(text)["Make"]
+    source = tmp_path / "src"
+    source.mkdir()
+    for name, content in {**MAKE_FIXTURE, ".agents.yml": block}.items():
+        (source / name).write_text(content)
+    harness.add_repo("acme/make", source)
+    harness.deps.sandboxes = sandbox_factory("docker", engine.egress)
+    harness.configure(sandbox_backend="docker", sandbox=SandboxConfig(image=engine.image))
+    harness.script(
+        [
+            write("version.c", 'const char *retry_version(void) { return "0.1.0"; }\n'),
+            finish("Added retry_version."),
+            verdict("approve", "Fine."),
+        ]
+    )
+    final = harness.run(harness.create("add a version function", repo="acme/make").id)
+
+    assert final.error is None, final.error
+    results = final.artifacts.check_reports[-1]["results"]
+    assert [(r["name"], r["exit_code"], r["not_run"]) for r in results] == [
+        ("unit tests", 0, None)
+    ], [r["output_tail"] for r in results]
+    tail = results[0]["output_tail"]
+    assert "build/version.o" in tail  # the change was built in...
+    assert "3 passed, 0 failed" in tail  # ...and the tests ran
+    assert final.artifacts.egress is None  # no network was asked for
