@@ -69,6 +69,7 @@ from runs.events import (
     PlanProposed,
     PullRequestOpened,
     RootCauseFound,
+    SetupEgress,
     SpecialistReviewed,
     StatusChanged,
 )
@@ -144,6 +145,8 @@ def milestone(event: Event, run: Run) -> tuple[str, list[dict[str, Any]]] | None
             return text_message(f":wrench: Checks failed ({summary}).")
         case Escalated(text=text):
             return text_message(f":raised_hand: Escalated: {escape(text)}")
+        case SetupEgress(text=text):
+            return text_message(f":globe_with_meridians: {escape(text)}")
         case DecisionRefused(text=text, mentions=mentions):
             return text_message(f":no_entry: {escape_keeping_mentions(text, mentions)}")
         case ApproveFailed(text=text):

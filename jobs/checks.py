@@ -7,12 +7,25 @@ commit labelled pre-existing and left out of what it is asked to fix.
 
 from __future__ import annotations
 
+import re
+
 import defusedxml.ElementTree as ET
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobs.repo_config import CheckCommand
 
 MAX_JUNIT_BYTES = 5 * 1024 * 1024
+#: pytest's exit code when it collected no test at all.
+PYTEST_NO_TESTS = 5
+#: A failure that is a test module failing to import, not a test failing: pytest's
+#: collection errors (in its JUnit report and its output) and unittest's loader.
+_IMPORT_FAILURE = re.compile(
+    r"collection failure|ImportError|ModuleNotFoundError|Failed to import test module"
+)
+_COLLECTING = re.compile(r"ERROR collecting (\S+)")
+_UNITTEST_IMPORT = re.compile(r"Failed to import test module: (\S+)")
+_PASSED = re.compile(r"\b\d+ passed\b|^OK\b", re.M)
+_COLLECTION_ONLY = re.compile(r"Interrupted: \d+ errors? during collection|no tests ran")
 MAX_EXCERPT = 1200
 OUTPUT_TAIL = 3000
 
@@ -37,10 +50,13 @@ class CheckResult(BaseModel):
     tests: int | None = None
     failures: list[TestFailure] = Field(default_factory=list)
     output_tail: str = ""
+    #: Why the check executed no test at all (no test collected, every module failed to
+    #: import, ...); such a check never passes, whatever its exit code.
+    not_run: str | None = None
 
     @property
     def passed(self) -> bool:
-        if self.timed_out:
+        if self.timed_out or self.not_run:
             return False
         if self.source == "junit":
             return not self.failures and self.exit_code == 0
@@ -53,7 +69,9 @@ class CheckResult(BaseModel):
     @property
     def only_preexisting(self) -> bool:
         """Failed, but every failing test also fails on the base commit."""
-        return not self.passed and bool(self.failures) and not self.new_failures
+        return (
+            not self.passed and not self.not_run and bool(self.failures) and not self.new_failures
+        )
 
 
 def excerpt(text: str, limit: int) -> str:
@@ -64,6 +82,17 @@ def excerpt(text: str, limit: int) -> str:
     keep = max(limit - 60, 20)
     head, tail = text[: keep // 3], text[-(keep - keep // 3) :]
     return f"{head}\n[... {len(text) - len(head) - len(tail)} characters cut ...]\n{tail}"
+
+
+def excerpt_lines(text: str, *, head: int = 12, tail: int = 25, limit: int = 1800) -> str:
+    """The first ``head`` and last ``tail`` lines of ``text``, marking what was cut, within
+    ``limit`` characters: a failure's command line is at the start and its cause near
+    the end, so neither is ever cut away for the middle."""
+    lines = [line if len(line) <= 300 else line[:297] + "..." for line in text.splitlines()]
+    if len(lines) > head + tail:
+        cut = len(lines) - head - tail
+        lines = [*lines[:head], f"[... {cut} lines cut ...]", *lines[-tail:]]
+    return excerpt("\n".join(lines), limit)
 
 
 def parse_junit(xml_text: str | bytes) -> tuple[int, list[TestFailure]]:
@@ -117,6 +146,7 @@ def evaluate(
             result.source = "junit"
             result.tests = tests
             result.failures = failures
+    result.not_run = no_tests_reason(check, result, output)
     if not result.passed and not result.failures:
         # No per-test detail: the tail of the output stands in for the failing "test".
         what = "timed out" if timed_out else f"exited {exit_code}"
@@ -126,9 +156,45 @@ def evaluate(
     return result
 
 
+def _modules(names: list[str]) -> str:
+    unique = list(dict.fromkeys(names))
+    count = len(unique)
+    noun = "test module" if count == 1 else "test modules"
+    return f"{count} {noun} failed to import (first: {unique[0]})"
+
+
+def no_tests_reason(check: CheckCommand, result: CheckResult, output: str) -> str | None:
+    """Why ``check`` executed no test, or None when it did (or is no test runner).
+
+    A run that tested nothing is never a pass: pytest's exit 5, a JUnit report with no
+    test case, and failures that are all import or collection errors with no test
+    passing (so the checks "pass" as pre-existing on a base that imports no better).
+    """
+    if result.timed_out:
+        return None
+    if result.source == "junit":
+        if result.tests == 0:
+            return "its JUnit report holds no test case"
+        failed = result.failures
+        imports = [f for f in failed if _IMPORT_FAILURE.search(f.message)]
+        if failed and len(imports) == len(failed) == result.tests:
+            return _modules([f.test_id for f in failed])
+    collecting = _COLLECTING.findall(output) + _UNITTEST_IMPORT.findall(output)
+    if collecting and result.exit_code != 0:
+        stopped = _COLLECTION_ONLY.search(output) is not None
+        if stopped or not _PASSED.search(output):
+            return _modules(collecting)
+    if result.exit_code == PYTEST_NO_TESTS and ("pytest" in check.run or "no tests ran" in output):
+        return "pytest collected no test (exit 5)"
+    return None
+
+
 def mark_preexisting(results: list[CheckResult], base: list[CheckResult]) -> list[CheckResult]:
-    """Label failures that also occur, with the same test id, on the base commit."""
-    at_base = {(r.name, f.test_id) for r in base for f in r.failures}
+    """Label failures that also occur, with the same test id, on the base commit.
+
+    Only a base run that executed tests counts: failures on a base where nothing
+    imported say nothing about this change."""
+    at_base = {(r.name, f.test_id) for r in base if not r.not_run for f in r.failures}
     return [
         r.model_copy(
             update={

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -30,6 +31,7 @@ from pydantic import (
     field_validator,
 )
 
+from process import allowlist
 from process.exceptions import RepoConfigError
 
 CONFIG_FILE = ".agents.yml"
@@ -90,12 +92,35 @@ def _size(value: Any) -> Any:
     return text
 
 
+def _offline(value: bool) -> bool:
+    if value:
+        raise ValueError(
+            "the agent and the checks never have network; only setup may "
+            "(network: {setup: true}), through the egress proxy"
+        )
+    return value
+
+
+def _hosts(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise ValueError("expected a list of host names, e.g. [pypi.org, files.pythonhosted.org]")
+    return list(allowlist.parse_hosts(str(item) for item in value))
+
+
 class NetworkPolicy(_Strict):
-    """Network by phase: only setup may be online, and only when the repository asks."""
+    """Network by phase: only setup may be online, through the egress proxy, and only
+    when the repository asks. ``agent`` and ``checks`` exist to say no clearly."""
 
     setup: bool = False
-    agent: bool = False
-    checks: bool = False
+    agent: Annotated[bool, AfterValidator(_offline)] = False
+    checks: Annotated[bool, AfterValidator(_offline)] = False
+    #: Narrows the operator's allow-list (AGENTS_EGRESS_ALLOW) for this repository;
+    #: None keeps it whole.
+    allow: Annotated[list[str] | None, BeforeValidator(_hosts)] = None
 
 
 def _network(value: Any) -> Any:

@@ -18,6 +18,7 @@ from rq import Queue, Worker
 from rq.exceptions import DuplicateJobError
 
 from jobs import drain
+from jobs.config import egress_config
 from jobs.environments.upkeep import EnvironmentUpkeep, lease_checker, rebuilder
 from jobs.queue import RunQueue
 from jobs.recovery import RecoveryThread
@@ -26,6 +27,7 @@ from process.settings import WorkerSettings, bytes_of, seconds_of
 from runs.store import RunStore
 from sandboxes import engine
 from sandboxes.cache import RepoCache
+from sandboxes.egress_proxy import EgressProxy, EgressSupervisor
 from sandboxes.pool import WarmPool
 from sandboxes.reaper import Reaper, ReaperThread
 
@@ -143,6 +145,19 @@ def start_reaper(
     return thread
 
 
+def start_egress_supervisor(settings: WorkerSettings) -> EgressSupervisor | None:
+    """Restart the egress proxy when it stops or turns unhealthy (it is created when a
+    setup first needs it, never by the supervisor)."""
+    if settings.sandbox_backend == "local":
+        return None
+    client = engine.try_connect()
+    if client is None:
+        return None
+    thread = EgressSupervisor(EgressProxy(client, egress_config(settings)))
+    thread.start()
+    return thread
+
+
 STATS_JOB = "jobs.entrypoints.stats_job"
 
 
@@ -202,6 +217,7 @@ def start_worker(settings: WorkerSettings, *, burst: bool = False, name: str | N
     recovery = start_recovery(settings, redis_for_rq(settings.redis_url))
     upkeep = start_upkeep(settings, redis_for_rq(settings.redis_url))
     reaper = start_reaper(settings, connection, upkeep.envs.pool if upkeep else None)
+    egress = start_egress_supervisor(settings)
     # A burst worker drains the queue and leaves; the stats pass is the long-lived ones' job.
     stats = None if burst else start_stats(settings, redis_for_rq(settings.redis_url))
     log.info("worker %s listening on queue %r", worker.name, settings.queue)
@@ -219,3 +235,6 @@ def start_worker(settings: WorkerSettings, *, burst: bool = False, name: str | N
         if reaper is not None:
             reaper.stop(timeout=5)
             reaper.reaper.client.close()
+        if egress is not None:
+            egress.stop(timeout=5)
+            egress.proxy.client.close()

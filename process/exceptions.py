@@ -344,6 +344,10 @@ class SandboxStartFailed(SandboxError):
     """The sandbox could not be created: no engine, no image, or the engine refused."""
 
 
+class EgressUnavailable(SandboxStartFailed):
+    """A setup needs network, but the egress proxy is missing, broken or unreachable."""
+
+
 class CommandTimeout(SandboxError):
     """The client stopped waiting for a command whose in-sandbox timeout did not end it.
 

@@ -9,6 +9,7 @@ once, so that one file answers what can be configured and what it defaults to.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, TypeVar
@@ -30,6 +31,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError as PydanticSettingsError
 from redis.connection import parse_url
 
+from process import allowlist
 from process.exceptions import SettingsError
 from process.repo_names import is_repo_name, is_repo_pattern
 
@@ -73,6 +75,10 @@ def _json_object(value: Any) -> Any:
     return value
 
 
+def _hosts(value: Any) -> Any:
+    return list(allowlist.parse_hosts(_split(value)))
+
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)b?\s*$", re.IGNORECASE)
 
@@ -103,6 +109,7 @@ def _checked(parse: Any) -> Any:
 
 
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split)]
+HostList = Annotated[list[str], NoDecode, BeforeValidator(_hosts)]
 Duration = Annotated[str, BeforeValidator(_checked(seconds_of))]
 Size = Annotated[str, BeforeValidator(_checked(bytes_of))]
 CommaPairs = Annotated[dict[str, str], NoDecode, BeforeValidator(_pairs)]
@@ -183,6 +190,12 @@ class LogSettings(Section):
         le=65535,
         description="also serve /healthz and /metrics on this port (Socket Mode bot, worker); "
         "unset serves none",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="address AGENTS_METRICS_PORT listens on; loopback by default, 0.0.0.0 "
+        "only where nothing untrusted can reach it (compose sets it inside the container)",
     )
 
 
@@ -578,6 +591,56 @@ class SandboxSettings(Section):
         "docker",
         description="docker, local (development only: does NOT isolate) or auto",
     )
+    egress_allow: HostList = Field(
+        default_factory=lambda: list(allowlist.DEFAULT_ALLOW),
+        description="hosts a setup with network may reach through the egress proxy; "
+        ".example.com allows a domain and every name under it. A repository's "
+        "network.allow can only narrow it",
+    )
+
+
+class EgressSettings(Section):
+    """The engine's egress proxy: the only way out for a setup that has network."""
+
+    egress_deny: CommaList = Field(
+        default_factory=list,
+        description="addresses or CIDR ranges the egress proxy never connects to, beyond "
+        "private, loopback, link-local and metadata ranges and this host's own addresses",
+    )
+    egress_proxy: str = Field(
+        "agents-egress-proxy",
+        min_length=1,
+        description="name of the egress proxy container; the worker creates it when a setup "
+        "first needs network, or uses the one docker-compose.yml runs",
+    )
+    egress_proxy_image: str = Field(
+        "agents-egress-proxy:latest",
+        min_length=1,
+        description="image the egress proxy is created from (`agents sandbox build egress`)",
+    )
+    egress_subnets: str = Field(
+        "10.213.0.0/16",
+        description="IPv4 range each setup sandbox's own internal network takes a /28 from",
+    )
+
+    @field_validator("egress_subnets")
+    @classmethod
+    def _egress_pool(cls, value: str) -> str:
+        try:
+            pool = ipaddress.ip_network(value.strip())
+        except ValueError as exc:
+            raise ValueError(f"expected an IPv4 range like 10.213.0.0/16 ({exc})") from None
+        if pool.version != 4 or pool.prefixlen > 28:
+            raise ValueError("expected an IPv4 range of /28 or larger, like 10.213.0.0/16")
+        return str(pool)
+
+    @field_validator("egress_deny")
+    @classmethod
+    def _egress_ranges(cls, value: list[str]) -> list[str]:
+        try:
+            return [str(ipaddress.ip_network(item, strict=False)) for item in value]
+        except ValueError as exc:
+            raise ValueError(f"expected addresses or CIDR ranges ({exc})") from None
 
 
 class EnvironmentSettings(Section):
@@ -698,6 +761,7 @@ class WorkerSettings(
     BlueprintSettings,
     FactorySettings,
     SandboxSettings,
+    EgressSettings,
     EnvironmentSettings,
     HousekeepingSettings,
     StatsSettings,

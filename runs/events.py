@@ -201,6 +201,17 @@ class Escalated(EventBase):
     text: str
 
 
+class SetupEgress(EventBase):
+    """Where setup reached through the egress proxy, and what the proxy denied:
+    ``setup reached 2 hosts; denied example.com``."""
+
+    kind: Literal["egress"] = "egress"
+    text: str
+    reached: list[str] = Field(default_factory=list)
+    denied: list[str] = Field(default_factory=list)
+    failed: list[str] = Field(default_factory=list)
+
+
 class Reviewed(EventBase):
     kind: Literal["review"] = "review"
     verdict: str
@@ -355,6 +366,7 @@ Event = Annotated[
     | EnvironmentNoted
     | ChecksRan
     | Escalated
+    | SetupEgress
     | Reviewed
     | PlanProposed
     | RootCauseFound

@@ -8,6 +8,7 @@ accident.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated
 
@@ -21,8 +22,21 @@ from pydantic import (
     field_validator,
 )
 
+from process import allowlist
+
 DEFAULT_IMAGE = "agents-sandbox:latest"
 WORKSPACE = "/workspace"
+#: The sandbox user's home: a size-limited tmpfs that allows exec, filled at start
+#: from :data:`HOME_SKELETON` when the image has one (the default images keep their
+#: virtualenv and tool configuration there).
+HOME = "/home/agent"
+HOME_SKELETON = "/opt/agents/home"
+#: The proxy's image and container, and the network it reaches the outside from.
+PROXY_IMAGE = "agents-egress-proxy:latest"
+PROXY_NAME = "agents-egress-proxy"
+EGRESS_NETWORK = "agents-egress"
+#: Where each sandbox's own internal network takes its small subnet from.
+EGRESS_SUBNETS = "10.213.0.0/16"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: HOME of a sandbox started from an environment image: on the container's own layer,
 #: so what setup caches there (pip, npm, go) is part of the environment.
@@ -42,14 +56,28 @@ class SandboxConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     image: str = Field(DEFAULT_IMAGE, min_length=1, description="image to run")
-    network: bool = Field(False, description="attach a network; off unless the repo opts in")
-    network_name: str = Field("bridge", min_length=1, description="network used when enabled")
+    network: bool = Field(
+        False,
+        description="start on a network of its own whose only way out is the egress proxy "
+        "(for setup); off unless the repository opts in",
+    )
+    allow: tuple[str, ...] = Field(
+        (),
+        description="hosts the egress proxy lets this sandbox reach (see process.allowlist); "
+        "empty allows none",
+    )
     memory_mb: PositiveInt = Field(
         4096, description="memory limit, including a RAM workspace; swap is not allowed"
     )
     cpus: PositiveFloat = Field(1.0, description="CPU limit in cores")
     pids: PositiveInt = Field(256, description="most processes and threads at once")
     tmp_size_mb: PositiveInt = Field(512, description="size of the /tmp tmpfs")
+    home: str = Field(HOME, pattern=r"^/[A-Za-z0-9_./-]+$", description="the home directory")
+    home_size_mb: PositiveInt = Field(
+        2048,
+        description="size of the home directory's tmpfs (virtualenv, package caches), "
+        "which counts against memory_mb",
+    )
     shm_size_mb: NonNegativeInt = Field(
         0,
         description="size of a private /dev/shm (POSIX shared memory, which multiprocessing "
@@ -92,6 +120,11 @@ class SandboxConfig(BaseModel):
         "world-writable directories are sealed, and HOME is ENV_HOME",
     )
 
+    @field_validator("allow")
+    @classmethod
+    def _hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return allowlist.parse_hosts(value)
+
     @field_validator("user")
     @classmethod
     def _non_root_numeric(cls, value: str) -> str:
@@ -113,3 +146,34 @@ class SandboxConfig(BaseModel):
     def with_changes(self, **changes: object) -> SandboxConfig:
         """A validated copy with some fields changed, e.g. a repository's image or network."""
         return SandboxConfig.model_validate({**self.model_dump(), **changes})
+
+
+class EgressConfig(BaseModel):
+    """The engine's egress proxy, which a sandbox with ``network`` reaches the outside by."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    proxy: str = Field(PROXY_NAME, min_length=1, description="the proxy container's name")
+    image: str = Field(PROXY_IMAGE, min_length=1, description="image the proxy is created from")
+    network: str = Field(
+        EGRESS_NETWORK, min_length=1, description="the network the proxy reaches out from"
+    )
+    subnets: str = Field(
+        EGRESS_SUBNETS, description="range each sandbox's internal network takes a /28 from"
+    )
+    deny: tuple[str, ...] = Field(
+        (), description="addresses or ranges the proxy never connects to, beyond the built-in"
+    )
+
+    @field_validator("subnets")
+    @classmethod
+    def _pool(cls, value: str) -> str:
+        pool = ipaddress.ip_network(value, strict=True)
+        if pool.version != 4 or pool.prefixlen > 28:
+            raise ValueError("expected an IPv4 range of /28 or larger, e.g. 10.213.0.0/16")
+        return str(pool)
+
+    @field_validator("deny")
+    @classmethod
+    def _ranges(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(str(ipaddress.ip_network(item.strip(), strict=False)) for item in value)

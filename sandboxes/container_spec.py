@@ -3,8 +3,9 @@ pool's idle container (:mod:`sandboxes.pool`) are hardened exactly alike.
 
 Two kinds of workspace:
 
-* the default: the workspace is an anonymous volume (a size-limited tmpfs, or disk)
-  and the root filesystem is read-only, HOME is /tmp;
+* the default: the workspace is an anonymous volume (a size-limited tmpfs, or disk),
+  the home directory a size-limited tmpfs (filled from the image's skeleton when the
+  sandbox starts) and the root filesystem is read-only;
 * ``workspace_in_image`` (an environment, :mod:`sandboxes.env_images`): the checkout
   and what setup installed are part of the image, so the workspace is the container's
   own copy-on-write layer and starts in milliseconds whatever its size. The root
@@ -13,7 +14,11 @@ Two kinds of workspace:
   Debian image leaves writable by anyone are covered with read-only tmpfs. Writes go
   to the engine's disk, as with ``workspace_size_mb=None``.
 
-Everything else is the same: every capability dropped, no-new-privileges, a non-root
+Everything else is the same: ``/tmp`` a size-limited tmpfs, exec allowed in the
+workspace, home and ``/tmp`` (virtualenvs, compiled extensions, test binaries), PATH
+and the like from the image (the default image's virtualenv is active), no network
+unless the caller gives one (the egress proxy's, :mod:`sandboxes.docker_sandbox`;
+never for a warm pool's container), every capability dropped, no-new-privileges, a non-root
 numeric user, memory (without swap), CPU and PID limits, no core dumps, no IPC unless
 asked, Docker's init, and ``auto_remove`` so the container disappears when its
 ``sleep`` ends.
@@ -26,10 +31,9 @@ from typing import Any
 from docker.types import DriverConfig, Mount, Ulimit
 
 from sandboxes import labels
-from sandboxes.config import DEFAULT_PATH, ENV_HOME, SEALED_DIRS, WORKSPACE, SandboxConfig
+from sandboxes.config import ENV_HOME, SEALED_DIRS, WORKSPACE, SandboxConfig
 
-#: The sandbox's own size-limited tmpfs, also its HOME unless the workspace is in the
-#: image (the root filesystem is read-only then).
+#: The sandbox's own size-limited tmpfs.
 TMP = "/tmp"  # noqa: S108 - inside the container, not the worker's /tmp
 
 
@@ -40,16 +44,23 @@ def create_options(
     container_labels: dict[str, str],
     volume_run_id: str,
     lifetime: int | None = None,
+    network_mode: str = "none",
 ) -> dict[str, Any]:
     """Keyword arguments for ``client.containers.create`` (image and command included).
 
     ``lifetime``: seconds the container's ``sleep`` lasts (``config.max_lifetime`` by
     default; a pool's idle container waits a while before its run's lifetime starts).
+    ``network_mode``: ``none``, or the sandbox's own network behind the egress proxy.
     """
     in_image = config.workspace_in_image
-    tmpfs = {TMP: f"rw,nosuid,nodev,size={config.tmp_size_mb}m,mode=1777"}
+    tmpfs = {TMP: f"rw,exec,nosuid,nodev,size={config.tmp_size_mb}m,mode=1777"}
     if in_image:
         tmpfs.update({path: "ro,nosuid,nodev,noexec,size=4k" for path in SEALED_DIRS})
+    else:
+        tmpfs[config.home] = (
+            f"rw,exec,nosuid,nodev,size={config.home_size_mb}m,"
+            f"uid={config.uid},gid={config.gid},mode=0755"
+        )
     return {
         "image": config.image,
         "command": ["sleep", str(lifetime or config.max_lifetime)],
@@ -58,13 +69,12 @@ def create_options(
         "user": config.user,
         "working_dir": WORKSPACE,
         "environment": {
-            "PATH": DEFAULT_PATH,
-            "HOME": ENV_HOME if in_image else TMP,
+            "HOME": ENV_HOME if in_image else config.home,
             "LANG": "C.UTF-8",
             **config.env,
         },
         "labels": container_labels,
-        "network_mode": config.network_name if config.network else "none",
+        "network_mode": network_mode,
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges:true"],
         "read_only": not in_image,

@@ -13,7 +13,18 @@ enforces their timeout inside the container.
 
 The workspace is an anonymous volume, removed with the container: by default a
 size-limited tmpfs (fast to fill, cannot exhaust the engine's disk, counted against
-the memory limit), or with ``workspace_size_mb=None`` an unbounded disk volume.
+the memory limit), or with ``workspace_size_mb=None`` an unbounded disk volume. The
+home directory and ``/tmp`` are size-limited tmpfs mounts too; all three allow exec
+(virtualenvs, compiled extensions, test binaries), nothing else is writable. In an
+environment's sandbox (``workspace_in_image``) the workspace and home directory are
+on the container's own layer instead (:mod:`sandboxes.container_spec`).
+
+A sandbox with ``network`` reaches the outside only through the egress proxy
+(:mod:`sandboxes.egress_proxy`), on a network of its own whose only other member is
+the proxy: from the start, or (an environment's sandbox, a warm pool's container,
+which start with no network) when :meth:`DockerSandbox.set_network` connects it for
+setup. Its commands get the proxy's variables while it is connected; going offline
+removes that network and keeps where the commands went (:attr:`DockerSandbox.egress_report`).
 
 An image other than the default must provide ``/bin/sh``, ``setsid``, ``sleep``,
 ``tar``, ``gzip``, ``find`` and ``git`` (for :meth:`DockerSandbox.export_patch`). With a
@@ -47,12 +58,20 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from process.exceptions import CommandTimeout, SandboxError, SandboxGone, SandboxStartFailed
+from process.exceptions import (
+    CommandTimeout,
+    EgressUnavailable,
+    SandboxError,
+    SandboxGone,
+    SandboxStartFailed,
+)
 from process.lifecycle import Lifecycle
+from runs.record import EgressReport
 from sandboxes import container_spec, engine, labels, patch, paths, wrapper
 from sandboxes.cache import WorkspaceArchive
 from sandboxes.checkout import PACK_NAME, Checkout, checkout_argv
-from sandboxes.config import ENV_HOME, WORKSPACE, SandboxConfig
+from sandboxes.config import ENV_HOME, HOME_SKELETON, WORKSPACE, EgressConfig, SandboxConfig
+from sandboxes.egress_proxy import EgressLease, EgressProxy
 from sandboxes.output import BoundedOutput
 from sandboxes.owner import Owner
 from sandboxes.protocol import ExecResult
@@ -93,6 +112,7 @@ class DockerSandbox(Lifecycle):
         client: docker.DockerClient | None = None,
         checkout: Checkout | None = None,
         container: Container | None = None,
+        egress: EgressConfig | None = None,
     ) -> None:
         """``checkout``: with an environment's image (``workspace_in_image``), the
         commit to move its checkout to. ``container``: a started container to adopt
@@ -110,6 +130,11 @@ class DockerSandbox(Lifecycle):
         self._container: Container | None = None
         self._adopted = container
         self._closed = False
+        self._egress = egress or EgressConfig()
+        self._lease: EgressLease | None = None
+        #: Where the sandbox's commands reached through the proxy, once it went offline.
+        self.egress_report: EgressReport | None = None
+        self._untaken: EgressReport | None = None
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -132,31 +157,50 @@ class DockerSandbox(Lifecycle):
         try:
             if adopted is None:
                 container.start()
+            if self._lease is not None:
+                lease = self._lease
+                self._egress_call(lambda: lease.admit(container))
             if self.workspace is not None:
                 if config.workspace_in_image:
                     self._own_dirs()
                 self._unpack(self.workspace)
+            elif not config.workspace_in_image:
+                self._unpack(None)
             if self.checkout is not None:
                 self._check_out(self.checkout)
         except (docker.errors.DockerException, SandboxError) as exc:
             self.close()
+            if isinstance(exc, EgressUnavailable):
+                raise
             raise SandboxStartFailed(self.run_id, f"starting the container failed: {exc}") from exc
         log.info("sandbox for run %s started: container %s", self.run_id, container.short_id)
 
     def _create(self, client: docker.DockerClient) -> Container:
+        """A new container: on a network of its own behind the egress proxy when the
+        config asks for network (an environment's sandbox starts offline and connects
+        only for setup), else with none."""
         config = self.config
         now = datetime.now(UTC)
+        run_labels = labels.sandbox_labels(
+            self.run_id, Owner.current(), now, config.max_lifetime, config.store
+        )
+        network_mode = "none"
+        if config.network and not config.workspace_in_image:
+            lease = EgressLease(EgressProxy(client, self._egress), self.run_id, config.allow)
+            lease.network_labels = run_labels
+            network_mode = self._egress_call(lambda: lease.start().name)
+            self._lease = lease
         options = container_spec.create_options(
             config,
             name=_container_name(self.run_id),
-            container_labels=labels.sandbox_labels(
-                self.run_id, Owner.current(), now, config.max_lifetime, config.store
-            ),
+            container_labels=run_labels,
             volume_run_id=self.run_id,
+            network_mode=network_mode,
         )
         try:
             return client.containers.create(**options)
         except docker.errors.ImageNotFound:
+            self._end_lease()
             self._release_client()
             raise SandboxStartFailed(
                 self.run_id,
@@ -164,8 +208,18 @@ class DockerSandbox(Lifecycle):
                 "build it with `agents sandbox build`",
             ) from None
         except docker.errors.DockerException as exc:
+            self._end_lease()
             self._release_client()
             raise SandboxStartFailed(self.run_id, f"Docker refused the container: {exc}") from exc
+
+    def _egress_call(self, action: Callable[[], T]) -> T:
+        """Run one egress step, naming this run in its error."""
+        try:
+            return action()
+        except EgressUnavailable as exc:
+            raise EgressUnavailable(self.run_id, exc.message) from None
+        except docker.errors.DockerException as exc:
+            raise EgressUnavailable(self.run_id, f"the egress proxy: {exc}") from exc
 
     def _own_dirs(self) -> None:
         """Make the workspace and home directory the sandbox user's, whatever image this
@@ -227,28 +281,28 @@ class DockerSandbox(Lifecycle):
         )
         return str(image.id)
 
-    def _unpack(self, workspace: WorkspaceArchive) -> None:
-        """Move the workspace in as one file and unpack it as the sandbox user.
+    def _unpack(self, workspace: WorkspaceArchive | None) -> None:
+        """Fill the home directory from the image's skeleton, and move the workspace in
+        as one file and unpack it as the sandbox user.
 
         One file through the API and one ``tar`` inside is much faster than letting the
         engine create thousands of files, and the files belong to the sandbox user.
         """
-        name = f".agents-workspace-{secrets.token_hex(4)}.tar.gz"
-        info = tarfile.TarInfo(name)
-        info.size = len(workspace.archive)
-        info.mode = 0o600
-        info.uid, info.gid = self.config.uid, self.config.gid
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            tar.addfile(info, io.BytesIO(workspace.archive))
-        self._call(lambda: self._require().put_archive(WORKSPACE, buf.getvalue()))
-        unpacked = self._run(
-            ["sh", "-c", 'tar -xzf "$1" && rm -f "$1"', "agents-unpack", name],
-            timeout=HELPER_TIMEOUT,
-            cwd=WORKSPACE,
-            env={},
-            limit=16_000,
-        )
+        script = 'if [ -d "$1" ]; then cp -a "$1"/. "$2"/ || exit 1; fi'
+        argv = ["sh", "-c", script, "agents-unpack", HOME_SKELETON, self.config.home]
+        if workspace is not None:
+            name = f".agents-workspace-{secrets.token_hex(4)}.tar.gz"
+            info = tarfile.TarInfo(name)
+            info.size = len(workspace.archive)
+            info.mode = 0o600
+            info.uid, info.gid = self.config.uid, self.config.gid
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w") as tar:
+                tar.addfile(info, io.BytesIO(workspace.archive))
+            self._call(lambda: self._require().put_archive(WORKSPACE, buf.getvalue()))
+            argv[2] = script + '; tar -xzf "$3" && rm -f "$3"'
+            argv.append(name)
+        unpacked = self._run(argv, timeout=HELPER_TIMEOUT, cwd=WORKSPACE, env={}, limit=16_000)
         if unpacked.exit_code != 0:
             raise SandboxError(
                 self.run_id,
@@ -257,9 +311,11 @@ class DockerSandbox(Lifecycle):
             )
 
     def close(self) -> None:
-        """Remove the container and its workspace volume. Safe to call twice."""
+        """Remove the container, its workspace volume and its network. Safe to call twice."""
         self._closed = True
         container, self._container = self._container, None
+        if self._lease is not None and container is not None:
+            self._keep_report()
         if container is not None:
             try:
                 container.remove(force=True, v=True)
@@ -269,25 +325,86 @@ class DockerSandbox(Lifecycle):
                 # 409: removal already in progress (auto_remove after it stopped).
                 if exc.status_code != 409:
                     log.warning("removing sandbox container %s failed: %s", container.id, exc)
+        self._end_lease()
         self._release_client()
 
     def set_network(self, enabled: bool) -> None:
-        """Connect or disconnect the configured network, e.g. offline after setup.
+        """Go offline (``False``; e.g. after setup), or online (again) through a new
+        network of its own behind the egress proxy (e.g. for setup in an environment's
+        sandbox or a warm pool's container, which start with no network).
 
-        Only a sandbox started with ``network=True`` can change: one started without a
-        network has none to reconnect to.
+        Only a sandbox whose config has ``network`` can go online. Going offline keeps
+        where the sandbox went in :attr:`egress_report`.
         """
         container = self._require()
         if not self.config.network:
             if enabled:
                 raise SandboxError(self.run_id, "started without a network; cannot connect one")
             return
-        network = self._call(lambda: self._connect().networks.get(self.config.network_name))
-        attached = self._call(lambda: self._networks(container))
-        if enabled and self.config.network_name not in attached:
-            self._call(lambda: network.connect(container))
-        elif not enabled and self.config.network_name in attached:
-            self._call(lambda: network.disconnect(container))
+        if not enabled and self._lease is not None:
+            lease = self._lease
+            self._keep_report()
+            if lease.network is not None:
+                network = lease.network
+                self._call(
+                    lambda: self._connect().api.disconnect_container_from_network(
+                        str(container.id), network.id, force=True
+                    )
+                )
+            self._end_lease()
+        elif enabled and self._lease is None:
+            client = self._connect()
+            lease = EgressLease(EgressProxy(client, self._egress), self.run_id, self.config.allow)
+            config = self.config
+            lease.network_labels = labels.sandbox_labels(
+                self.run_id, Owner.current(), datetime.now(UTC), config.max_lifetime, config.store
+            )
+            self._lease = lease
+            try:
+                network = self._egress_call(lease.start)
+                if "none" in self._call(lambda: self._networks(container)):
+                    # Created with no network: the engine connects no other until it
+                    # leaves "none" (the loopback interface stays).
+                    self._call(
+                        lambda: client.api.disconnect_container_from_network(
+                            str(container.id), "none"
+                        )
+                    )
+                self._call(
+                    lambda: client.api.connect_container_to_network(str(container.id), network.id)
+                )
+                self._egress_call(lambda: lease.admit(container))
+            except BaseException:
+                self._end_lease()
+                raise
+
+    def _keep_report(self) -> None:
+        lease = self._lease
+        if lease is None:
+            return
+        try:
+            report = lease.report()
+        except docker.errors.DockerException as exc:
+            log.warning("run %s: reading the egress log failed: %s", self.run_id, exc)
+            return
+        kept = self.egress_report
+        self.egress_report = report if kept is None else kept.merged(report)
+        untaken = self._untaken
+        self._untaken = report if untaken is None else untaken.merged(report)
+
+    def take_egress_report(self) -> EgressReport | None:
+        """Where the sandbox went since the last call (each time it went offline), so a
+        caller records each setup once; :attr:`egress_report` keeps the whole."""
+        report, self._untaken = self._untaken, None
+        return report
+
+    def _end_lease(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None:
+            try:
+                lease.close()
+            except docker.errors.DockerException as exc:
+                log.warning("run %s: removing the sandbox network failed: %s", self.run_id, exc)
 
     # -- commands -------------------------------------------------------------------
 
@@ -309,11 +426,12 @@ class DockerSandbox(Lifecycle):
         limit = timeout if timeout is not None else self.config.command_timeout
         if limit <= 0:
             raise ValueError("timeout must be positive")
+        online = self._lease.env if self._lease is not None else {}
         captured = self._run(
             argv,
             timeout=limit,
             cwd=_workdir(cwd),
-            env=_checked_env(env or {}),
+            env={**online, **_checked_env(env or {})},
             limit=self.config.max_output_bytes,
         )
         status = captured.status

@@ -31,7 +31,7 @@ from docker.models.containers import Container
 from sandboxes import engine, labels
 from sandboxes.cache import WorkspaceArchive
 from sandboxes.checkout import Checkout
-from sandboxes.config import SandboxConfig
+from sandboxes.config import EgressConfig, SandboxConfig
 from sandboxes.docker_sandbox import DockerSandbox
 from sandboxes.pool import WarmPool
 from sandboxes.repo_image import build_repo_image
@@ -121,15 +121,18 @@ class EnvEngine:
     """The Docker engine environments live on, for the brain (which never imports
     Docker): their images, sandboxes on them, a repository's image builds, the pools."""
 
-    def __init__(self, client: docker.DockerClient) -> None:
+    def __init__(self, client: docker.DockerClient, egress: EgressConfig | None = None) -> None:
+        """``egress``: the engine's egress proxy, which sandboxes whose setup may use
+        the network reach the outside through."""
         self.client = client
+        self.egress = egress
         self._id: str | None = None
 
     @classmethod
-    def try_connect(cls) -> EnvEngine | None:
+    def try_connect(cls, egress: EgressConfig | None = None) -> EnvEngine | None:
         """The configured engine (``DOCKER_HOST`` or the socket) if it answers."""
         client = engine.try_connect()
-        return None if client is None else cls(client)
+        return None if client is None else cls(client, egress)
 
     def close(self) -> None:
         self.client.close()
@@ -222,6 +225,7 @@ class EnvEngine:
             checkout=checkout,
             client=self.client,
             container=container,
+            egress=self.egress,
         )
 
     def build_repo_image(self, **options: Any) -> str:

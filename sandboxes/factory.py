@@ -19,7 +19,7 @@ import docker.errors
 from process.exceptions import SandboxStartFailed
 from sandboxes import engine
 from sandboxes.cache import WorkspaceArchive
-from sandboxes.config import SandboxConfig
+from sandboxes.config import EgressConfig, SandboxConfig
 from sandboxes.docker_sandbox import DockerSandbox
 from sandboxes.local_sandbox import LocalSandbox
 from sandboxes.protocol import Sandbox
@@ -42,6 +42,7 @@ def create_sandbox(
     workspace: WorkspaceArchive | None = None,
     backend: Backend = "docker",
     client: docker.DockerClient | None = None,
+    egress: EgressConfig | None = None,
     environ: Mapping[str, str] = os.environ,
     socket: Path = DEFAULT_SOCKET,
 ) -> Sandbox:
@@ -51,7 +52,7 @@ def create_sandbox(
         return LocalSandbox(run_id, config, workspace=workspace)
     if backend == "auto" and client is None:
         _check_docker(run_id, environ)
-    return DockerSandbox(run_id, config, workspace=workspace, client=client)
+    return DockerSandbox(run_id, config, workspace=workspace, client=client, egress=egress)
 
 
 def _check_docker(run_id: str, environ: Mapping[str, str]) -> None:

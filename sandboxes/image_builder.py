@@ -1,14 +1,17 @@
 """Building the sandbox images on machines that may reach no container registry.
 
-The sandbox image is built from ``sandboxes/images/Dockerfile`` on top of a base. The
-base is the official ``debian:bookworm-slim`` when a registry answers, and otherwise
-(or with ``offline_base=True``) ``agents-base:bookworm``: a debootstrap minbase tree
-imported with ``docker import``. Everything goes through the Docker API, so the engine
-may be remote; only debootstrap itself runs on this machine.
+Four images (:data:`KINDS`): the default sandbox, the same with Debian's Node.js or Go
+(``sandboxes/images/Dockerfile`` with ``TOOLCHAIN``), and the egress proxy
+(``sandboxes/images/egress-proxy/``), each on top of a base. The base is the official
+``debian:bookworm-slim`` when a registry answers, and otherwise (or with
+``offline_base=True``) ``agents-base:bookworm``: a debootstrap minbase tree imported
+with ``docker import``. Everything goes through the Docker API, so the engine may be
+remote; only debootstrap itself runs on this machine.
 
 Rebuilding is cheap: the debootstrap tree is kept as a tarball in the cache directory,
-and an image whose inputs (Dockerfile, CA bundle, base image id) are unchanged is
-not rebuilt at all.
+an image whose inputs (build context, CA bundle, base image id) are unchanged is not
+rebuilt at all, and a CA bundle lands in the last layers, so an image with one reuses
+the layers of the image without.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import subprocess
 import tarfile
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,10 +41,41 @@ SANDBOX_IMAGE = "agents-sandbox:latest"
 SUITE = "bookworm"
 DEFAULT_CACHE_DIR = Path("/var/cache/agents")
 IMAGES_DIR = Path(__file__).parent / "images"
-#: Label on the sandbox image: a digest of everything it was built from.
+#: Label on each image: a digest of everything it was built from.
 INPUTS_LABEL = "agents.image.inputs"
 CA_NAME = "agents-ca.crt"
 _APT_SOURCES = (Path("/etc/apt/sources.list.d"), Path("/etc/apt/sources.list"))
+
+
+@dataclass(frozen=True)
+class ImageKind:
+    """One image ``agents sandbox build`` makes: its default tag and build context."""
+
+    name: str
+    tag: str
+    context: Path
+    #: ``TOOLCHAIN`` for the sandbox Dockerfile; None for an image of its own.
+    toolchain: str | None
+    help: str
+
+
+KINDS: dict[str, ImageKind] = {
+    kind.name: kind
+    for kind in (
+        ImageKind("sandbox", SANDBOX_IMAGE, IMAGES_DIR, "", "Python 3, git, build tools"),
+        ImageKind(
+            "node", "agents-sandbox-node:latest", IMAGES_DIR, "node", "the sandbox plus Node, npm"
+        ),
+        ImageKind("go", "agents-sandbox-go:latest", IMAGES_DIR, "go", "the sandbox plus Go"),
+        ImageKind(
+            "egress",
+            "agents-egress-proxy:latest",
+            IMAGES_DIR / "egress-proxy",
+            None,
+            "the setup egress proxy (Squid)",
+        ),
+    )
+}
 
 Progress = Callable[[str], None]
 
@@ -124,37 +158,63 @@ def _one_line(text: str) -> list[AptSource]:
     return found
 
 
-def inputs_digest(dockerfile: bytes, ca_bundle: bytes | None, base_id: str) -> str:
-    """A digest of everything the sandbox image is built from; equal digest, no rebuild."""
+def inputs_digest(context: bytes, base_id: str) -> str:
+    """A digest of everything an image is built from; equal digest, no rebuild."""
     h = hashlib.sha256()
-    for part in (dockerfile, ca_bundle or b"", base_id.encode()):
+    for part in (context, base_id.encode()):
         h.update(len(part).to_bytes(8, "big"))
         h.update(part)
     return h.hexdigest()
 
 
-def build_context(dockerfile: bytes, ca_bundle: bytes | None) -> bytes:
-    """The build context as a tar: the Dockerfile and the ``extra-ca/`` directory."""
+def build_context(kind: ImageKind, ca_bundle: bytes | None, *, apt_ca: bool = False) -> bytes:
+    """The build context as a tar. For the sandbox images: the Dockerfile, ``extra-ca/``
+    (with the bundle) and ``apt-ca/`` (with it too when apt itself needs it, see
+    :func:`apt_needs_ca`); for the proxy, its directory. The tar is the same for the
+    same inputs (no times, no owners), so it can be digested."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        _add_bytes(tar, "Dockerfile", dockerfile)
-        dir_info = tarfile.TarInfo("extra-ca")
-        dir_info.type = tarfile.DIRTYPE
-        dir_info.mode = 0o755
-        tar.addfile(dir_info)
-        readme = IMAGES_DIR / "extra-ca" / "README"
-        if readme.is_file():
-            _add_bytes(tar, "extra-ca/README", readme.read_bytes())
-        if ca_bundle is not None:
-            _add_bytes(tar, f"extra-ca/{CA_NAME}", ca_bundle)
+        if kind.toolchain is None:
+            for path in sorted(kind.context.iterdir()):
+                if path.is_file():
+                    mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
+                    _add_bytes(tar, path.name, path.read_bytes(), mode)
+        else:
+            _add_sandbox_context(tar, kind, ca_bundle, apt_ca)
     return buf.getvalue()
 
 
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+def _add_sandbox_context(
+    tar: tarfile.TarFile, kind: ImageKind, ca_bundle: bytes | None, apt_ca: bool
+) -> None:
+    _add_bytes(tar, "Dockerfile", (kind.context / "Dockerfile").read_bytes())
+    for directory in ("apt-ca", "extra-ca"):
+        dir_info = tarfile.TarInfo(directory)
+        dir_info.type = tarfile.DIRTYPE
+        dir_info.mode = 0o755
+        tar.addfile(dir_info)
+    readme = IMAGES_DIR / "extra-ca" / "README"
+    if readme.is_file():
+        _add_bytes(tar, "extra-ca/README", readme.read_bytes())
+    if ca_bundle is not None:
+        _add_bytes(tar, f"extra-ca/{CA_NAME}", ca_bundle)
+        if apt_ca:
+            _add_bytes(tar, f"apt-ca/{CA_NAME}", ca_bundle)
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
-    info.mode = 0o644
+    info.mode = mode
     tar.addfile(info, io.BytesIO(data))
+
+
+def apt_needs_ca(mirror: str | None, sources: Iterable[Path] = _APT_SOURCES) -> bool:
+    """Whether apt inside the build fetches over https (then a TLS-intercepting proxy's
+    CA must be in place before the first ``apt-get``); plain-http mirrors are checked by
+    signature and do not need it."""
+    uris = [mirror] if mirror else [s.uri for s in apt_sources(sources)]
+    return any(uri.startswith("https:") for uri in uris)
 
 
 def read_ca_bundle(path: Path) -> bytes:
@@ -166,6 +226,13 @@ def read_ca_bundle(path: Path) -> bytes:
     if b"-----BEGIN CERTIFICATE-----" not in data:
         raise ImageBuildFailed(f"CA bundle {path}: no PEM certificate in it")
     return data
+
+
+def read_ca_bundles(paths: Sequence[Path]) -> bytes | None:
+    """Every bundle's certificates in one PEM text, or None for none."""
+    if not paths:
+        return None
+    return b"".join(read_ca_bundle(path).rstrip(b"\n") + b"\n" for path in paths)
 
 
 class ImageBuilder:
@@ -184,34 +251,52 @@ class ImageBuilder:
     def build(
         self,
         *,
+        kind: str = "sandbox",
         offline_base: bool = False,
         base: str | None = None,
-        ca_bundle: Path | None = None,
+        ca_bundles: Sequence[Path] = (),
         force: bool = False,
         mirror: str | None = None,
-        image: str = SANDBOX_IMAGE,
+        image: str | None = None,
     ) -> BuildReport:
-        """Make sure ``image`` exists and is built from the current inputs."""
-        ca = read_ca_bundle(ca_bundle) if ca_bundle is not None else None
+        """Make sure ``image`` (the kind's own tag by default) exists and is built from
+        the current inputs. Only that tag changes: other images are left alone."""
+        spec = KINDS[kind]
+        image = image or spec.tag
+        ca = read_ca_bundles(ca_bundles)
         if offline_base:
             base_name, source = self.ensure_offline_base(force=force, mirror=mirror), "debootstrap"
         else:
             base_name, source = self.resolve_base(base, mirror)
-        dockerfile = (IMAGES_DIR / "Dockerfile").read_bytes()
-        digest = inputs_digest(dockerfile, ca, self._image_id(base_name) or "")
+        context = build_context(spec, ca, apt_ca=ca is not None and apt_needs_ca(mirror))
+        args = {"BASE": base_name} | ({"TOOLCHAIN": spec.toolchain} if spec.toolchain else {})
+        digest = inputs_digest(
+            context + repr(sorted(args.items())).encode(), self._base_id(base_name)
+        )
         current = self._image_labels(image)
         if not force and current is not None and current.get(INPUTS_LABEL) == digest:
             self.progress(f"{image} is up to date (built from {base_name})")
             return BuildReport(image=image, base=base_name, base_source=source, built=False)
         self.progress(f"building {image} from {base_name}")
         previous = self._image_id(image)
-        self._docker_build(image, build_context(dockerfile, ca), base_name, digest)
+        self._docker_build(image, context, args, digest)
         if previous is not None and previous != self._image_id(image):
             self._remove_quietly(previous)
         return BuildReport(image=image, base=base_name, base_source=source, built=True)
 
+    def _base_id(self, name: str) -> str:
+        return self._image_id(name) or ""
+
     def _remove_quietly(self, image_id: str) -> None:
-        """Drop the image this build replaced, unless a container still uses it."""
+        """Drop the image this build replaced, unless a container still uses it or another
+        tag still names it (``--tag`` must leave every other image alone)."""
+        try:
+            tags = self.client.images.get(image_id).tags
+        except docker.errors.ImageNotFound:
+            return
+        if tags:
+            self.progress(f"kept the previous image {image_id[:19]}: still tagged {tags[0]}")
+            return
         try:
             self.client.images.remove(image_id)
         except docker.errors.APIError as exc:
@@ -304,13 +389,15 @@ class ImageBuilder:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
             raise ImageBuildFailed(f"{what} failed (exit {proc.returncode}):\n" + "\n".join(tail))
 
-    def _docker_build(self, image: str, context: bytes, base: str, digest: str) -> None:
+    def _docker_build(
+        self, image: str, context: bytes, buildargs: dict[str, str], digest: str
+    ) -> None:
         try:
             lines: Iterator[dict[str, Any]] = self.client.api.build(
                 fileobj=io.BytesIO(context),
                 custom_context=True,
                 tag=image,
-                buildargs={"BASE": base},
+                buildargs=buildargs,
                 labels={INPUTS_LABEL: digest},
                 pull=False,
                 rm=True,

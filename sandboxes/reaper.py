@@ -31,6 +31,7 @@ from docker.models.containers import Container
 
 from process.periodic import Periodic
 from sandboxes import labels
+from sandboxes.egress_proxy import NETWORK_LABEL, remove_network
 from sandboxes.owner import Owner
 
 if TYPE_CHECKING:  # the pool needs Redis; a reaper without one must not import it
@@ -185,6 +186,20 @@ class Reaper:
             removed.append(str(volume.name))
         return removed
 
+    def prune_networks(self) -> list[str]:
+        """Remove setup networks (:mod:`sandboxes.egress_proxy`) by the same rules as
+        containers, from their own labels: a dead worker leaves its sandbox's network
+        behind, with the proxy still on it."""
+        removed = []
+        found = self.client.networks.list(filters={"label": [labels.RUN_ID, f"{NETWORK_LABEL}=1"]})
+        for network in found:
+            if self.reason(dict(network.attrs.get("Labels") or {})) is None:
+                continue
+            if remove_network(self.client, network):
+                log.info("pruned setup network %s", network.name)
+                removed.append(str(network.name))
+        return removed
+
     def _remove_if_still_due(self, container_id: str) -> Removal | None:
         try:
             container: Container = self.client.containers.get(container_id)
@@ -227,3 +242,4 @@ class ReaperThread(Periodic):
     def _pass(self) -> None:
         self.reaper.reap()
         self.reaper.prune_volumes()
+        self.reaper.prune_networks()

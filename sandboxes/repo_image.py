@@ -2,8 +2,9 @@
 
 The context is the commit's files (``git archive`` from the mirror), nothing is
 pulled (``FROM`` images must be on the engine already, and allowed: see
-:mod:`jobs.environments.dockerfile`), the build has no network unless the repository's
-setup may use one, and its memory is capped like a sandbox's. The image is then only
+:mod:`jobs.environments.dockerfile`), the build is given no network (the caller
+passes ``none``: setup's network goes only through the egress proxy), and its memory is
+capped like a sandbox's. The image is then only
 the base an environment is built on: its setup runs as uid 1000 in a hardened sandbox.
 """
 

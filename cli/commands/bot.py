@@ -76,8 +76,9 @@ def handle(args: argparse.Namespace) -> int:
 
     ops_server = None
     if bot_settings.metrics_port is not None:
-        ops_server = serve_ops(ops_app(healthy, metrics), args.host, bot_settings.metrics_port)
-        log.info("bot: /healthz and /metrics on %s:%s", args.host, bot_settings.metrics_port)
+        ops_host = bot_settings.metrics_host
+        ops_server = serve_ops(ops_app(healthy, metrics), ops_host, bot_settings.metrics_port)
+        log.info("bot: /healthz and /metrics on %s:%s", ops_host, bot_settings.metrics_port)
     try:
         if bot_settings.slack_app_token is not None:
             from slack_bolt.adapter.socket_mode import SocketModeHandler

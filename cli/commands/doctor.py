@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from process import settings
 from process.logs import mask_url
+from sandboxes import trust
+
+if TYPE_CHECKING:
+    import docker
 
 DEFAULT_DOCKER_TIMEOUT = 5
 
@@ -102,6 +107,7 @@ def check_docker(raw: dict[str, str | None]) -> list[Check]:
         try:
             client.images.get(image)
             checks.append(Check("sandbox image", True, f"{image} present"))
+            checks.append(check_ca(client, image))
         except ImageNotFound:
             checks.append(
                 Check(
@@ -121,6 +127,24 @@ def check_docker(raw: dict[str, str | None]) -> list[Check]:
         ]
     finally:
         client.close()
+
+
+def check_ca(
+    client: docker.DockerClient, image: str, dirs: tuple[Path, ...] = trust.LOCAL_CA_DIRS
+) -> Check:
+    """The host's locally added CAs (a TLS-intercepting proxy's) are in the image too."""
+    missing = trust.missing_cas(client, image, dirs)
+    if not missing.files:
+        return Check("sandbox CAs", True, f"{image} trusts every CA this host added")
+    names = ", ".join(path.name for path in missing.files[:3])
+    more = len(missing.files) - 3
+    return Check(
+        "sandbox CAs",
+        False,
+        f"this host trusts {names}{f' and {more} more' if more > 0 else ''}, which {image} "
+        "lacks: HTTPS from its setup fails behind a TLS-intercepting proxy",
+        f"`{missing.command}`",
+    )
 
 
 def check_environments(client: Any, raw: dict[str, str | None]) -> Check:

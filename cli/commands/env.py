@@ -141,7 +141,9 @@ def handle_build(args: argparse.Namespace) -> int:
                 f"environment {recipe.short_key} of {repo} at {head[:12]}: inputs "
                 f"{', '.join(recipe.inputs) or 'none found'}"
             )
-            ready = envs.ensure(recipe, head, built_after=after)
+            ready = envs.ensure(
+                recipe, head, built_after=after, on_egress=lambda report: print(report.summary())
+            )
     except EnvironmentBuildFailed as err:
         print(f"agents env build: {err}", file=sys.stderr)
         return EXIT_FAILED

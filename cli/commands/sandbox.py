@@ -1,4 +1,4 @@
-"""`agents sandbox build`: make the sandbox images on this Docker engine."""
+"""`agents sandbox build`: make the sandbox images (and the egress proxy's) on this engine."""
 
 from __future__ import annotations
 
@@ -10,15 +10,29 @@ import docker.errors
 
 from process.exceptions import ImageBuildFailed
 from sandboxes import engine
-from sandboxes.image_builder import DEFAULT_CACHE_DIR, SANDBOX_IMAGE, ImageBuilder
+from sandboxes.image_builder import DEFAULT_CACHE_DIR, KINDS, ImageBuilder
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("sandbox", help="manage sandbox images")
     commands = parser.add_subparsers(dest="sandbox_command", required=True)
+    kinds = ", ".join(f"{k.name} ({k.tag}: {k.help})" for k in KINDS.values())
     build = commands.add_parser(
         "build",
-        help=f"build {SANDBOX_IMAGE} (skipped when it is already built from the same inputs)",
+        help="build sandbox images (each skipped when already built from the same inputs)",
+        description=f"Build images on this Docker engine: {kinds}.",
+    )
+    build.add_argument(
+        "kinds",
+        nargs="*",
+        metavar="IMAGE",
+        help=f"which images: {', '.join(KINDS)} (default: sandbox)",
+    )
+    build.add_argument(
+        "--tag",
+        metavar="NAME",
+        help="tag the image NAME instead of its default (one IMAGE only); other images "
+        "are left alone, e.g. `--ca-bundle corp.pem --tag agents-sandbox:corp`",
     )
     build.add_argument(
         "--offline-base",
@@ -28,8 +42,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     build.add_argument(
         "--ca-bundle",
         type=Path,
+        action="append",
+        default=[],
         metavar="PATH",
-        help="PEM bundle of extra CA certificates (for a TLS-intercepting proxy)",
+        help="PEM file of extra CA certificates the sandbox trusts (a TLS-intercepting "
+        "proxy's); repeat it for several",
     )
     build.add_argument("--base", metavar="IMAGE", help="base image (default debian:bookworm-slim)")
     build.add_argument(
@@ -51,8 +68,9 @@ def _progress(line: str) -> None:
 
 
 def build_images(args: argparse.Namespace) -> int:
-    if args.offline_base and args.base:
-        print("agents sandbox build: --offline-base and --base exclude each other", file=sys.stderr)
+    problem = _usage_problem(args)
+    if problem:
+        print(f"agents sandbox build: {problem}", file=sys.stderr)
         return 2
     try:
         client = engine.connect()
@@ -60,18 +78,36 @@ def build_images(args: argparse.Namespace) -> int:
         print(f"agents sandbox build: cannot reach Docker: {exc}", file=sys.stderr)
         return 1
     try:
-        report = ImageBuilder(client, cache_dir=args.cache_dir, progress=_progress).build(
-            offline_base=args.offline_base,
-            base=args.base,
-            ca_bundle=args.ca_bundle,
-            force=args.force,
-            mirror=args.mirror,
-        )
+        builder = ImageBuilder(client, cache_dir=args.cache_dir, progress=_progress)
+        for kind in dict.fromkeys(args.kinds):
+            report = builder.build(
+                kind=kind,
+                offline_base=args.offline_base,
+                base=args.base,
+                ca_bundles=args.ca_bundle if kind != "egress" else (),
+                force=args.force,
+                mirror=args.mirror,
+                image=args.tag,
+            )
+            state = "built" if report.built else "up to date"
+            print(f"{report.image}: {state} (base {report.base}, {report.base_source})")
     except ImageBuildFailed as exc:
         print(f"agents sandbox build: {exc}", file=sys.stderr)
         return 1
     finally:
         client.close()
-    state = "built" if report.built else "up to date"
-    print(f"{report.image}: {state} (base {report.base}, {report.base_source})")
     return 0
+
+
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    args.kinds = args.kinds or ["sandbox"]
+    unknown = [k for k in args.kinds if k not in KINDS]
+    if unknown:
+        return f"unknown image {unknown[0]!r}; choose from {', '.join(KINDS)}"
+    if args.offline_base and args.base:
+        return "--offline-base and --base exclude each other"
+    if args.tag and len(set(args.kinds)) != 1:
+        return "--tag names one image; give exactly one IMAGE with it"
+    if args.ca_bundle and set(args.kinds) == {"egress"}:
+        return "--ca-bundle is for the sandbox images; the egress proxy only tunnels TLS"
+    return None

@@ -38,8 +38,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--name", help="worker name (default: host.pid)")
     parser.add_argument(
         "--host",
-        default="0.0.0.0",  # noqa: S104
-        help="address /healthz and /metrics listen on, with AGENTS_METRICS_PORT",
+        default=None,
+        help="address /healthz and /metrics listen on, with AGENTS_METRICS_PORT "
+        "(default AGENTS_METRICS_HOST, loopback)",
     )
     parser.set_defaults(func=handle)
 
@@ -62,7 +63,7 @@ def handle(args: argparse.Namespace) -> int:
         return EXIT_NO_REDIS
     finally:
         probe.close()
-    server, ops = _serve_ops(worker_settings, args.host)
+    server, ops = _serve_ops(worker_settings, args.host or worker_settings.metrics_host)
     try:
         start_worker(worker_settings, burst=args.burst, name=args.name)
     except redis.ConnectionError as exc:

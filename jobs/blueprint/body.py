@@ -54,7 +54,9 @@ def checks_section(run: Run) -> str:
         )
     lines = ["| check | command | result |", "|---|---|---|"]
     for r in results:
-        if r.passed:
+        if r.not_run:
+            outcome = f"could not run: {r.not_run}"
+        elif r.passed:
             outcome = "passed" + (f" ({r.tests} tests)" if r.tests is not None else "")
         elif r.exit_code in (126, 127) and not r.timed_out:
             # The shell's "not executable" / "command not found": a setup problem.
@@ -83,6 +85,14 @@ def checks_section(run: Run) -> str:
         for report in a.check_reports:
             if report.get("fix_summary"):
                 lines.append(f"- round {int(report['round']) + 1}: {report['fix_summary']}")
+    not_run = [f"{r.name}: {r.not_run}" for r in results if r.not_run]
+    if not_run:
+        lines.append("")
+        lines.append(
+            "**checks could not run:** " + "; ".join(not_run) + ". No test was executed, so "
+            "nothing verified this change; fix the repository's setup (`setup:` in "
+            "`.agents.yml`) so its tests import."
+        )
     if a.escalated:
         lines.append("")
         lines.append(

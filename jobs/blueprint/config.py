@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
 
+from process import allowlist
 from process.settings import (
     BlueprintSettings,
     FactorySettings,
@@ -19,7 +20,7 @@ from process.settings import (
     PullRequestSettings,
     SandboxSettings,
 )
-from sandboxes.config import SandboxConfig
+from sandboxes.config import DEFAULT_IMAGE, SandboxConfig
 
 
 class BlueprintConfig(
@@ -41,6 +42,10 @@ class BlueprintConfig(
     @classmethod
     def _sandbox_image(cls, data: Any) -> Any:
         """The sandbox runs ``sandbox_image`` unless a whole sandbox config is given."""
-        if isinstance(data, dict) and "sandbox" not in data and "sandbox_image" in data:
-            data = {**data, "sandbox": SandboxConfig(image=data["sandbox_image"])}
+        if isinstance(data, dict) and "sandbox" not in data:
+            sandbox = SandboxConfig(
+                image=data.get("sandbox_image", DEFAULT_IMAGE),
+                allow=tuple(data.get("egress_allow", allowlist.DEFAULT_ALLOW)),
+            )
+            data = {**data, "sandbox": sandbox}
         return data

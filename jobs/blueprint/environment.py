@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 
 from jobs.blueprint.context import RunContext
-from jobs.blueprint.sandbox import run_setup
+from jobs.blueprint.sandbox import record_egress, run_setup
 from jobs.environments.dockerfile import allowed_bases
 from jobs.environments.recipe import Recipe
 from jobs.environments.service import Building, Environments, Ready
@@ -100,7 +100,13 @@ def open_in_environment(
             )
         )
 
-    ready = envs.ensure(recipe, source, on_wait=waiting, on_build=building)
+    ready = envs.ensure(
+        recipe,
+        source,
+        on_wait=waiting,
+        on_build=building,
+        on_egress=lambda report: record_egress(ctx, report),
+    )
     envs.lease(ready.image, f"{ctx.store.identity}|{run.id}")
     sandbox, pooled = envs.open(str(run.id), recipe, ready.image, commit)
     updated = 0

@@ -9,6 +9,13 @@ every step after ``prepare`` can run in a fresh sandbox.
 
 When the change touches a dependency input (the agent added a dependency), setup runs
 again in the run's sandbox before the checks; the cached environment stays as it was.
+
+Only setup may have network, when the repository asks (``network: {setup: true}``),
+and then only through the egress proxy to the hosts of the operator's allow-list that
+the repository's ``network.allow`` keeps: wherever setup commands run (an
+environment's build, ``environment.update``, setup again before the checks, or a
+sandbox without an environment). The sandbox goes offline when they end; where they
+went is recorded on the run and said in the thread.
 """
 
 from __future__ import annotations
@@ -24,9 +31,10 @@ from jobs.blueprint.deps import Deps
 from jobs.checks import excerpt
 from jobs.environments.keys import changed_inputs
 from jobs.repo_config import RepoConfig, check_entry
+from process import allowlist
 from process.exceptions import RepoCacheError, RepoConfigError, StepFailed
-from runs.events import EnvironmentNoted
-from runs.record import Run
+from runs.events import EnvironmentNoted, SetupEgress
+from runs.record import EgressReport, Run
 from sandboxes.cache import WorkspaceArchive
 from sandboxes.config import SandboxConfig
 from sandboxes.output_ends import output_ends
@@ -124,13 +132,38 @@ def _megabytes(size: str) -> int:
     return max(1, int(size) // (1024 * 1024))
 
 
+def egress_allow(base: SandboxConfig, repo: RepoConfig) -> allowlist.Narrowed:
+    """The hosts setup may reach: the operator's list, narrowed by the repository's."""
+    return allowlist.narrow(base.allow, repo.network.allow)
+
+
+def check_egress(base: SandboxConfig, repo: RepoConfig) -> None:
+    """Refuse a ``network.allow`` that asks for hosts the operator does not allow."""
+    if not repo.network.setup:
+        return
+    refused = egress_allow(base, repo).refused
+    if refused:
+        names = ", ".join(refused[:5]) + (
+            f" and {len(refused) - 5} more" if len(refused) > 5 else ""
+        )
+        raise StepFailed(
+            f".agents.yml: `network.allow` asks for {names}, which the operator does not "
+            "allow (AGENTS_EGRESS_ALLOW); a repository can only narrow that list. Remove "
+            "them, or ask the operator to allow them"
+        )
+
+
 def sandbox_config(base: SandboxConfig, repo: RepoConfig) -> SandboxConfig:
     """The worker's hardened defaults with the repository's image, network and limits.
 
-    Resource limits from the repository can only be lower than the worker's.
+    Resource limits from the repository can only be lower than the worker's, and its
+    allow-list only narrower.
     """
-    network = repo.network
-    changes: dict[str, object] = {"network": network.setup or network.agent or network.checks}
+    network = repo.network.setup
+    changes: dict[str, object] = {
+        "network": network,
+        "allow": egress_allow(base, repo).allowed if network else (),
+    }
     if repo.image:
         changes["image"] = repo.image
     limits = repo.limits
@@ -150,40 +183,75 @@ def sandbox_config(base: SandboxConfig, repo: RepoConfig) -> SandboxConfig:
 
 
 def set_network(sandbox: Sandbox, config: RepoConfig, phase: Phase) -> None:
-    """Online only in the phases the repository asked for (Docker; others cannot)."""
-    wanted = getattr(config.network, phase)
+    """Online only in setup, and only when the repository asked (Docker; others cannot).
+    Going offline is for good: the agent and the checks never get network back."""
     switch = getattr(sandbox, "set_network", None)
-    if switch is not None and (
-        config.network.setup or config.network.agent or config.network.checks
-    ):
-        switch(bool(wanted))
+    if switch is not None and config.network.setup:
+        switch(phase == "setup")
+
+
+def egress_report(sandbox: Sandbox) -> EgressReport | None:
+    """Where the sandbox's setup reached through the egress proxy (once offline)."""
+    report = getattr(sandbox, "egress_report", None)
+    return report if isinstance(report, EgressReport) else None
+
+
+def take_egress(sandbox: Sandbox) -> EgressReport | None:
+    """Where the sandbox's setup reached since this was last asked (Docker; others have
+    no proxy), so each setup is recorded once."""
+    take = getattr(sandbox, "take_egress_report", None)
+    report = take() if take is not None else None
+    return report if isinstance(report, EgressReport) else None
 
 
 def _tail(result: ExecResult) -> str:
     return excerpt(f"{result.stdout}\n{result.stderr}", 800)
 
 
+def _denials(report: EgressReport | None) -> str:
+    if report is None or not report.denied:
+        return ""
+    return (
+        f" The egress proxy refused {', '.join(report.denied[:5])}: not on this run's "
+        "allow-list (AGENTS_EGRESS_ALLOW, narrowed by network.allow), or an address it "
+        "never connects to."
+    )
+
+
 def run_setup(
     sandbox: Sandbox, config: RepoConfig, commands: list[str] | None = None, kind: str = "setup"
 ) -> list[tuple[str, float]]:
-    """The repository's setup commands (or ``commands``), in order, online if setup may
-    be; the first failure ends the run, naming the command and showing the first and
-    last lines of its output."""
+    """The repository's setup commands (or ``commands``), in order, online through the
+    egress proxy if setup may be; the first failure ends the run, naming the command
+    and showing the first and last lines of its output (stderr joined to stdout, so
+    they are in order) and the hosts the proxy refused.
+
+    The sandbox is offline when this returns, whatever happened; where the commands
+    went is kept on the sandbox (:func:`take_egress`).
+    """
     done: list[tuple[str, float]] = []
     todo = config.setup if commands is None else commands
     if not todo:
+        set_network(sandbox, config, "agent")
         return done
     set_network(sandbox, config, "setup")
-    for command in todo:
-        # command_timeout is already within the worker's (prepare.effective_config).
-        result = sandbox.exec(command, timeout=config.limits.command_timeout)
-        if not result.ok:
-            what = "timed out" if result.timed_out else f"exited {result.exit_code}"
-            if result.oom_killed:
-                what += " (out of memory)"
-            shown = output_ends(f"{result.stdout}\n{result.stderr}")
-            raise StepFailed(f"{kind} command `{command[:300]}` {what}; its output:\n{shown}")
-        done.append((command, result.duration))
+    try:
+        for command in todo:
+            # command_timeout is already within the worker's (prepare.effective_config).
+            result = sandbox.exec(f"exec 2>&1\n{command}", timeout=config.limits.command_timeout)
+            if not result.ok:
+                set_network(sandbox, config, "agent")
+                what = "timed out" if result.timed_out else f"exited {result.exit_code}"
+                if result.oom_killed:
+                    what += " (out of memory)"
+                shown = output_ends(f"{result.stdout}\n{result.stderr}")
+                raise StepFailed(
+                    f"{kind} command `{command[:300]}` {what}.{_denials(egress_report(sandbox))}"
+                    f" Its output:\n{shown}"
+                )
+            done.append((command, result.duration))
+    finally:
+        set_network(sandbox, config, "agent")
     return done
 
 
@@ -241,6 +309,10 @@ def open_sandbox_with_inputs(
             setup += resetup(sandbox, config)
     except BaseException:
         sandbox.close()
+        try:
+            record_setup_egress(ctx, sandbox)  # where a failed setup went, too
+        except Exception:
+            log.exception("recording the egress of run #%s failed", run.id)
         raise
     return sandbox, setup, digest
 
@@ -264,10 +336,12 @@ class SandboxSession:
             self._sandbox, self.setup, self._inputs = open_sandbox_with_inputs(
                 self.ctx, run, start, run.artifacts.patch
             )
+            record_setup_egress(self.ctx, self._sandbox)
         config = self.ctx.repo_config()
         if phase == "checks":
             self._setup_if_inputs_changed(self._sandbox, config)
-        set_network(self._sandbox, config, phase)
+        if phase != "setup":  # setup ran (online) where it was due; never online again
+            set_network(self._sandbox, config, phase)
         return self._sandbox
 
     def _setup_if_inputs_changed(self, sandbox: Sandbox, config: RepoConfig) -> None:
@@ -277,7 +351,10 @@ class SandboxSession:
         digest = changed_inputs(run.artifacts.patch, config.environment.key_files)
         if digest is None or digest == self._inputs:
             return
-        ran = resetup(sandbox, config)
+        try:
+            ran = resetup(sandbox, config)
+        finally:
+            record_setup_egress(self.ctx, sandbox)
         self._inputs = digest
         if not ran:
             return
@@ -303,3 +380,36 @@ class SandboxSession:
                 sandbox.close()
             except Exception:
                 log.exception("closing the sandbox of run #%s failed", self.ctx.run_id)
+
+
+def record_setup_egress(ctx: RunContext, sandbox: Sandbox) -> None:
+    """Record where setup commands in ``sandbox`` went since this was last called."""
+    report = take_egress(sandbox)
+    if report is not None:
+        record_egress(ctx, report)
+
+
+def record_egress(ctx: RunContext, report: EgressReport) -> None:
+    """Keep where setup went on the run; say it in the thread when it is news."""
+    before = ctx.run().artifacts.egress
+    merged = report if before is None else before.merged(report)
+
+    def recorded(run: Run) -> None:
+        run.artifacts.egress = merged
+
+    ctx.save(recorded)
+    news = before is None or (merged.reached, merged.denied, merged.failed) != (
+        before.reached,
+        before.denied,
+        before.failed,
+    )
+    if news:
+        ctx.record(
+            SetupEgress(
+                by=ctx.by,
+                text=merged.summary(),
+                reached=merged.reached,
+                denied=merged.denied,
+                failed=merged.failed,
+            )
+        )

@@ -15,7 +15,7 @@ from jobs.blueprint.config import BlueprintConfig
 from jobs.blueprint.deps import Deps, ModelProvider, SandboxFactory
 from jobs.blueprint.providers import AnthropicProvider, ReplayProvider
 from jobs.blueprint.sandbox import run_setup
-from jobs.config import agent_config, blueprint_config
+from jobs.config import agent_config, blueprint_config, egress_config
 from jobs.environments.service import Environments
 from jobs.forge import credentials as github_credentials
 from jobs.forge import make_forge
@@ -28,7 +28,7 @@ from runs.record import Run, Step
 from runs.store import RunStore
 from sandboxes import engine
 from sandboxes.cache import RepoCache, WorkspaceArchive
-from sandboxes.config import SandboxConfig
+from sandboxes.config import EgressConfig, SandboxConfig
 from sandboxes.env_images import EnvEngine
 from sandboxes.factory import Backend, create_sandbox, docker_configured
 from sandboxes.protocol import Sandbox
@@ -61,9 +61,9 @@ def model_provider(settings: WorkerSettings) -> ModelProvider:
     )
 
 
-def sandbox_factory(backend: Backend) -> SandboxFactory:
+def sandbox_factory(backend: Backend, egress: EgressConfig | None = None) -> SandboxFactory:
     def make(run_id: str, config: SandboxConfig, workspace: WorkspaceArchive) -> Sandbox:
-        return create_sandbox(run_id, config, workspace=workspace, backend=backend)
+        return create_sandbox(run_id, config, workspace=workspace, backend=backend, egress=egress)
 
     return make
 
@@ -117,7 +117,7 @@ def open_environments(
     backend = settings.sandbox_backend
     if backend == "local" or (backend == "auto" and not docker_configured()):
         return None
-    engine = EnvEngine.try_connect()
+    engine = EnvEngine.try_connect(egress_config(settings))
     if engine is None:
         return None
     return Environments(
@@ -151,7 +151,7 @@ def open_deps(
             store=store,
             forge=forge,
             cache=cache,
-            sandboxes=sandbox_factory(backend),
+            sandboxes=sandbox_factory(backend, egress_config(settings)),
             models=models or model_provider(settings),
             agent=agent_config(settings),
             config=_with_store(blueprint_config(settings), store),

@@ -30,6 +30,7 @@ from process.exceptions import (
     SandboxError,
     StepFailed,
 )
+from runs.record import EgressReport
 from sandboxes import env_images
 from sandboxes.cache import RepoCache
 from sandboxes.env_images import EnvEngine, EnvImage
@@ -37,8 +38,11 @@ from sandboxes.protocol import Sandbox
 
 log = logging.getLogger(__name__)
 
-#: Runs the repository's setup commands in a sandbox (``jobs.blueprint.sandbox.run_setup``).
+#: Runs the repository's setup commands in a sandbox (``jobs.blueprint.sandbox.run_setup``):
+#: online through the egress proxy if setup may be, offline when it returns.
 SetupRunner = Callable[[Sandbox, RepoConfig], list[tuple[str, float]]]
+#: Told where a build's setup reached through the egress proxy.
+EgressListener = Callable[[EgressReport], None]
 
 
 def build_environment(
@@ -48,9 +52,13 @@ def build_environment(
     source_commit: str,
     setup: SetupRunner,
     owner: str = "",
+    *,
+    on_egress: EgressListener | None = None,
 ) -> EnvImage:
     """Build ``recipe``'s environment from ``source_commit``; the committed image,
     labelled as ``owner``'s (the run store whose collector may remove it).
+    ``on_egress``: told where setup reached through the egress proxy (also when the
+    build failed), if setup had network.
 
     Raises :class:`EnvironmentBuildFailed` with a message for the run's thread.
     """
@@ -86,6 +94,11 @@ def build_environment(
         raise EnvironmentBuildFailed(f"{what} could not be built: {err.message}") from None
     finally:
         sandbox.close()
+        report = sandbox.take_egress_report()
+        if report is not None:
+            log.info("%s: %s", what, report.summary())
+            if on_egress is not None:
+                on_egress(report)
     log.info(
         "built %s from %s in %.1fs (%d setup command(s))",
         what,
@@ -111,7 +124,9 @@ def _base_image(engine: EnvEngine, cache: RepoCache, recipe: Recipe, commit: str
         tag=f"{env_images.BASE_REPOSITORY}:{env_images.tag_for(recipe.key)}",
         build_args=recipe.config.environment.build_args,
         image_labels={"agents.env.base_of": recipe.key},
-        network=sandbox.network_name if recipe.config.network.setup else "none",
+        # Never a network: the egress proxy admits a sandbox, not a build's steps, and
+        # setup's network goes only through it. What needs the network goes in setup.
+        network="none",
         memory_mb=sandbox.memory_mb,
         timeout=max(sandbox.command_timeout, 600.0),
     )

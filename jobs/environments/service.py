@@ -29,7 +29,7 @@ from typing import Any
 
 import redis
 
-from jobs.environments.builder import SetupRunner, build_environment
+from jobs.environments.builder import EgressListener, SetupRunner, build_environment
 from jobs.environments.recipe import ImageId, Recipe, plan
 from jobs.repo_config import RepoConfig
 from process.exceptions import EnvironmentBuildFailed, SandboxStartFailed
@@ -157,10 +157,13 @@ class Environments:
         *,
         on_wait: Callable[[Building], None] | None = None,
         on_build: Callable[[float | None], None] | None = None,
+        on_egress: EgressListener | None = None,
         built_after: datetime | None = None,
     ) -> Ready:
         """The newest image of ``recipe``'s key; built from ``source_commit`` if none (or,
         with ``built_after``, none built since then: a background rebuild).
+        ``on_egress``: told where this call's build's setup reached through the egress
+        proxy (the run records it), whether the build succeeded or not.
 
         Raises :class:`EnvironmentBuildFailed` when this call's build fails, or the
         build it waited for did.
@@ -178,7 +181,9 @@ class Environments:
                 {"token": secrets.token_hex(8), "started": datetime.now(UTC).isoformat()}
             )
             if self.redis.set(lock, value, nx=True, ex=LOCK_TTL):
-                return self._build_locked(recipe, source_commit, lock, value, on_build, built_after)
+                return self._build_locked(
+                    recipe, source_commit, lock, value, on_build, on_egress, built_after
+                )
             holder = self.redis.get(lock)
             if holder is None:
                 continue
@@ -212,6 +217,7 @@ class Environments:
         lock: str,
         value: str,
         on_build: Callable[[float | None], None] | None,
+        on_egress: EgressListener | None,
         built_after: datetime | None,
     ) -> Ready:
         renewal = _Renewal(self.redis, lock, value)
@@ -224,7 +230,13 @@ class Environments:
             renewal.start()
             try:
                 image = build_environment(
-                    self.engine, self.cache, recipe, source_commit, self.setup, self.owner
+                    self.engine,
+                    self.cache,
+                    recipe,
+                    source_commit,
+                    self.setup,
+                    self.owner,
+                    on_egress=on_egress,
                 )
             except EnvironmentBuildFailed as err:
                 self.redis.set(self.key("failed", value), str(err), ex=FAILURE_TTL)

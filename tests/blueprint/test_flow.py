@@ -401,3 +401,38 @@ def test_an_oversized_patch_fails_the_run_with_the_reason(harness: Harness) -> N
     assert "the patch is larger than 256 bytes" in run.error
     assert "is a build directory missing from .gitignore?" in run.error
     assert harness.forge.list_prs(REPO) == []
+
+
+NOTHING_IMPORTS = {
+    "tests/test_retry.py": "import not_installed_anywhere\n\n\ndef test_x() -> None:\n    pass\n",
+    "tests/test_more.py": "from also_missing import thing\n\n\ndef test_y() -> None:\n    pass\n",
+}
+
+
+def test_tests_that_all_fail_to_import_are_not_green(harness: Harness, tmp_path: Path) -> None:
+    """Every test module fails to import on the base and the head: no failure counts as
+    pre-existing, no fix round is spent, and the run escalates saying why."""
+    source = copy_sample(SAMPLE, tmp_path / "src", NOTHING_IMPORTS)
+    harness.add_repo("acme/broken", source)
+    harness.configure(fix_rounds=2, escalation="draft")
+    harness.script(
+        [
+            write("retrying/version.py", '__version__ = "0.1.0"\n'),
+            finish("Added __version__."),
+            verdict("approve", "Fine."),
+        ]
+    )
+    final = harness.run(harness.create("add a version module", repo="acme/broken").id)
+
+    assert final.artifacts.fix_rounds_spent == 0
+    assert final.artifacts.escalated
+    events = harness.store.events(final.id)
+    assert not any(isinstance(e, ChecksRan) and e.passed for e in events)
+    [escalated] = [e for e in events if e.kind == "escalated"]
+    assert escalated.text.startswith("checks could not run: 2 test modules failed to import")
+    assert "(first: tests.test_more)" in escalated.text
+    [result] = final.artifacts.check_reports[-1]["results"]
+    assert not any(f["preexisting"] for f in result["failures"])
+    body = harness.forge.get_pr("acme/broken", 1).body
+    assert "**checks could not run:**" in body
+    assert "2 test modules failed to import" in body

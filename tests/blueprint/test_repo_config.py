@@ -61,7 +61,7 @@ def test_network_true_means_setup_only() -> None:
         ("chekcs: [pytest]", "unknown key `chekcs` (allowed here: setup, checks, image"),
         (
             "network: {setup: true, egress: 1}",
-            "unknown key `network.egress` (allowed here: setup, agent, checks)",
+            "unknown key `network.egress` (allowed here: setup, agent, checks, allow)",
         ),
         ("checks: 5", "`checks`: input should be a valid list (got 5)"),
         ("limits: {memory: lots}", "`limits.memory`: expected a size like 512m or 4g"),

@@ -58,7 +58,7 @@ def test_the_procfile_runs_the_bot_and_the_worker_through_the_real_cli() -> None
 
 def test_only_the_worker_gets_the_docker_socket_and_it_can_scale() -> None:
     services = compose()["services"]
-    assert set(services) == {"redis", "bot", "worker", "rq-dashboard"}
+    assert set(services) == {"redis", "bot", "worker", "rq-dashboard", "egress-proxy"}
     with_socket = {
         name for name, spec in services.items() if any(SOCKET in v for v in spec.get("volumes", []))
     }
@@ -68,6 +68,21 @@ def test_only_the_worker_gets_the_docker_socket_and_it_can_scale() -> None:
     assert "container_name" not in worker
     assert "ports" not in worker
     assert services["rq-dashboard"]["profiles"] == ["dashboard"]
+
+
+def test_the_egress_proxy_sits_alone_on_its_network_with_nothing_secret() -> None:
+    spec = compose()
+    proxy = spec["services"]["egress-proxy"]
+    assert proxy["networks"] == ["egress"]
+    assert spec["networks"]["egress"]["name"] == "agents-egress"  # EgressConfig.network
+    assert proxy["labels"]["agents.egress.proxy"] == "compose"
+    assert proxy["read_only"] is True
+    assert proxy["cap_drop"] == ["ALL"]
+    assert set(proxy["environment"]) == {"AGENTS_EGRESS_DENY"}
+    # No other service shares its network: a sandbox's way out leads to the proxy only.
+    for name, service in spec["services"].items():
+        if name != "egress-proxy":
+            assert "egress" not in (service.get("networks") or []), name
 
 
 def test_each_role_passes_its_own_settings_and_no_other_roles_secrets() -> None:

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from jobs.blueprint.sandbox import check_egress
 from jobs.repo_config import RepoConfig, parse_repo_config
-from process import settings
+from process import allowlist, settings
 from process.exceptions import RepoConfigError
+from sandboxes.config import SandboxConfig
+from sandboxes.image_builder import KINDS, SANDBOX_IMAGE
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -46,16 +49,22 @@ def sections(markdown: str) -> dict[str, list[str]]:
     return found
 
 
-def test_the_python_node_and_go_examples_validate_against_the_schema() -> None:
+def test_the_python_node_go_and_make_examples_validate_against_the_schema() -> None:
     blocks = sections((DOCS / "agents-yml.md").read_text())
-    for language in ("Python", "Node", "Go"):
+    for language in ("Python", "Node", "Go", "Make"):
         assert len(blocks[language]) == 1, language
         config = parse_repo_config(blocks[language][0])
         assert isinstance(config, RepoConfig)
         assert config.checks, language
-        assert config.network.setup is True
+        assert config.setup, language
+        # Make builds offline; the others install from a registry during setup.
+        assert config.network.setup is (language != "Make")
         assert not config.network.agent
         assert not config.network.checks
+        # The image is one `agents sandbox build` makes, and the hosts setup asks for
+        # are within the default allow-list (else the run would refuse them up front).
+        assert (config.image or SANDBOX_IMAGE) in {kind.tag for kind in KINDS.values()}
+        check_egress(SandboxConfig(allow=allowlist.DEFAULT_ALLOW), config)
 
 
 def test_the_documented_error_is_the_parsers() -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import docker
 import pytest
 
-from sandboxes.config import DEFAULT_PATH, SandboxConfig
+from sandboxes.config import SandboxConfig
 from sandboxes.docker_sandbox import DockerSandbox
 from sandboxes.protocol import ExecResult
 
@@ -18,7 +18,14 @@ from sandboxes.protocol import ExecResult
 # be counted against the hog.
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.serial]
 
-LIMITS = SandboxConfig(memory_mb=512, pids=128, tmp_size_mb=16, workspace_size_mb=64, kill_grace=1)
+LIMITS = SandboxConfig(
+    memory_mb=512,
+    pids=128,
+    tmp_size_mb=16,
+    home_size_mb=32,
+    workspace_size_mb=64,
+    kill_grace=1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +176,7 @@ def test_none_of_the_workers_environment_gets_in(
         inside = dict(line.split("=", 1) for line in sandbox.exec("env").stdout.splitlines())
     image_env = docker_client.images.get(LIMITS.image).attrs["Config"]["Env"]
     explained = dict(e.split("=", 1) for e in image_env)
-    explained.update(PATH=DEFAULT_PATH, HOME="/tmp", LANG="C.UTF-8", PWD="/workspace")
+    explained.update(HOME=LIMITS.home, LANG="C.UTF-8", PWD="/workspace")
     shell_and_engine = {"HOSTNAME", "SHLVL", "_", "AGENTS_EXEC"}
 
     assert "AGENTS_ABUSE_CANARY" not in inside
@@ -188,7 +195,7 @@ def test_none_of_the_workers_environment_gets_in(
         "/etc/agents-test",
         "/usr/agents-test",
         "/usr/local/bin/agents-test",
-        "/home/agent/agents-test",
+        "/opt/agents/home/agents-test",
         "/var/tmp/agents-test",
         "/root/agents-test",
         "/agents-test",
@@ -204,7 +211,7 @@ def test_writes_outside_the_scratch_areas_fail(victim: DockerSandbox, path: str)
 
 
 def test_scratch_areas_are_writable_and_bounded(victim: DockerSandbox) -> None:
-    for directory, size_mb in (("/workspace", 64), ("/tmp", 16)):
+    for directory, size_mb in (("/workspace", 64), ("/tmp", 16), (LIMITS.home, 32)):
         assert victim.exec(f"echo x > {directory}/small && rm {directory}/small").ok
         fill = victim.exec(f"head -c {size_mb + 1}M /dev/zero > {directory}/big")
         assert fill.exit_code != 0

@@ -11,7 +11,7 @@ import docker
 import pytest
 
 from sandboxes import labels
-from sandboxes.config import DEFAULT_PATH, SandboxConfig
+from sandboxes.config import SandboxConfig
 from sandboxes.docker_sandbox import DockerSandbox
 from sandboxes.owner import Owner
 
@@ -99,7 +99,7 @@ def test_environment_is_the_images_plus_ours_and_nothing_else(
 ) -> None:
     image_env = docker_client.images.get(CONFIG.image).attrs["Config"]["Env"]
     expected = dict(e.split("=", 1) for e in image_env)
-    expected.update(PATH=DEFAULT_PATH, HOME="/tmp", LANG="C.UTF-8")
+    expected.update(HOME=CONFIG.home, LANG="C.UTF-8")  # PATH is the image's
     env = dict(e.split("=", 1) for e in inspect["Config"]["Env"])  # type: ignore[index]
     assert env == expected
 

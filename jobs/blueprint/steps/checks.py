@@ -88,6 +88,9 @@ def summarize(results: list[CheckResult]) -> str:
         return "no checks to run"
     parts = []
     for r in results:
+        if r.not_run:
+            parts.append(f"{r.name} could not run: {r.not_run}")
+            continue
         if r.passed:
             counted = f" ({r.tests} tests)" if r.tests is not None else ""
             parts.append(f"{r.name} passed{counted}")
@@ -214,7 +217,7 @@ def checks(ctx: RunContext, session: SandboxSession, *, phase: str = "checks") -
         if passing(results):
             _add_report(ctx, entry, _checks_event(ctx, True, summary))
             return
-        if rounds >= most:
+        if rounds >= most or could_not_run(results):
             escalate(ctx, config, results, entry)
             return
         _add_report(ctx, entry, _checks_event(ctx, False, summary, attempt=rounds + 1, most=most))
@@ -239,13 +242,29 @@ def _checks_event(
     )
 
 
+def could_not_run(results: list[CheckResult]) -> str | None:
+    """``checks could not run: ...`` when a check executed no test: no fix round helps
+    a repository whose tests do not import, so the run follows ``escalation``."""
+    reasons = [f"{r.not_run}" for r in results if r.not_run]
+    if not reasons:
+        return None
+    return "checks could not run: " + "; ".join(reasons)
+
+
 def escalate(
     ctx: RunContext, config: RepoConfig, results: list[CheckResult], entry: dict[str, Any]
 ) -> None:
     """Checks still fail with no rounds left: a draft that says so, or stop."""
     rounds = config.fix_rounds
     failing = str(entry["summary"])
-    if config.escalation == "stop":
+    not_run = could_not_run(results)
+    if not_run is not None:
+        text = not_run + (
+            ". Stopping here."
+            if config.escalation == "stop"
+            else ". Publishing a draft pull request that says so."
+        )
+    elif config.escalation == "stop":
         text = f"checks still fail after {rounds} fix round(s): {failing}. Stopping here."
     else:
         text = (

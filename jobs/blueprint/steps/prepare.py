@@ -11,7 +11,13 @@ from jobs.agent.config import AgentConfig
 from jobs.blueprint.config import BlueprintConfig
 from jobs.blueprint.context import RunContext
 from jobs.blueprint.deps import Deps
-from jobs.blueprint.sandbox import RepoFiles, SandboxSession, sandbox_config, workspace
+from jobs.blueprint.sandbox import (
+    RepoFiles,
+    SandboxSession,
+    check_egress,
+    sandbox_config,
+    workspace,
+)
 from jobs.environments.devcontainer import read_devcontainer, validated, with_devcontainer
 from jobs.repo_config import CONFIG_FILE, RepoConfig, resolve
 from process.exceptions import RepoCacheError, RepoConfigError, StepFailed
@@ -103,7 +109,9 @@ def read_config(
     files: RepoFiles, defaults: BlueprintConfig, agent: AgentConfig | None = None
 ) -> tuple[RepoConfig, list[str]]:
     """The repository's configuration in ``files``, within the operator's limits."""
-    return effective_config(_resolved(files), defaults, agent)
+    config = _resolved(files)
+    check_egress(defaults.sandbox, config)
+    return effective_config(config, defaults, agent)
 
 
 def with_devcontainer_setup(deps: Deps, url: str, commit: str, config: RepoConfig) -> RepoConfig:
@@ -126,6 +134,7 @@ def config_at(deps: Deps, url: str, commit: str) -> tuple[RepoConfig, list[str]]
     what those limits lowered, for the thread."""
     config = _resolved(RepoFiles(workspace(deps, url, commit)))
     config = with_devcontainer_setup(deps, url, commit, config)
+    check_egress(deps.config.sandbox, config)
     return effective_config(config, deps.config, deps.agent)
 
 
