@@ -53,7 +53,6 @@ from bot.blocks import (
     run_message,
     text_message,
 )
-from jobs.blueprint.spec import Spec
 from process.exceptions import RunNotFound
 from runs.events import (
     ApproveFailed,
@@ -170,17 +169,10 @@ def _factory_milestone(event: Event, run: Run) -> tuple[str, list[dict[str, Any]
     the debugger's note and the specialists' reviews."""
     match event:
         case PlanProposed(version=version):
-            spec = next(
-                (
-                    Spec.model_validate(p)
-                    for p in run.artifacts.plans
-                    if p.get("version") == version
-                ),
-                None,
-            )
+            spec = next((p for p in run.artifacts.plans if p.version == version), None)
             if spec is None:
                 return None
-            latest = run.artifacts.plans[-1].get("version") == version
+            latest = run.artifacts.plans[-1].version == version
             waiting = run.status is RunStatus.AWAITING_PLAN and latest
             return plan_message(run.label, run.id, spec, open_=waiting)
         case PlanDecided(action="approve", version=version):
@@ -196,7 +188,7 @@ def _factory_milestone(event: Event, run: Run) -> tuple[str, list[dict[str, Any]
         case BudgetAsked(text=text, can_extend=can_extend):
             ask = run.artifacts.budget_ask
             open_ = run.status is RunStatus.AWAITING_BUDGET and ask is not None
-            at = str(ask.get("at")) if open_ and ask is not None else None
+            at = ask.at if open_ and ask is not None else None
             return budget_message(text, run.id, asked_at=at, can_extend=can_extend)
         case BudgetDecided(action="extend", text=text):
             return text_message(f":heavy_plus_sign: <@{event.by}>: {escape(text)}; carrying on.")

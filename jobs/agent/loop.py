@@ -49,8 +49,8 @@ from process.exceptions import (
     TurnLimit,
 )
 from process.settings import Role
+from runs.artifacts import Cost
 from runs.events import Event
-from runs.record import Cost
 from sandboxes.protocol import Sandbox
 
 NUDGE_NO_TOOLS = (

@@ -18,6 +18,7 @@ from jobs.blueprint.spec import approved, contract
 from jobs.repo_config import RepoConfig
 from process.exceptions import CapReached, Draining, Interrupted, StepFailed
 from process.settings import Role
+from runs.artifacts import AgentResume
 from runs.record import Run, Step
 from sandboxes.protocol import Sandbox
 
@@ -71,11 +72,18 @@ def pending_pass(run: Run, name: str = "builder") -> Checkpoint | None:
     """The pass named ``name`` that was stopped in the run's current step (a draining
     worker, or the budget's cap), if any."""
     pending = run.artifacts.agent_resume
-    if pending is None or run.step is None or pending.get("step") != run.step.value:
+    if pending is None or run.step is None or pending.step != run.step.value:
         return None
-    if pending.get("pass", "builder") != name:
+    if pending.pass_name != name:
         return None
-    return Checkpoint.from_dict(pending)
+    return Checkpoint(
+        system=pending.system,
+        messages=list(pending.messages),
+        turns=pending.turns,
+        cost=pending.cost.model_copy(),
+        trimmed_at=pending.trimmed_at,
+        model=pending.model,
+    )
 
 
 def _decode(raw: bytes) -> str:
@@ -136,7 +144,17 @@ def role_pass(
         step = run.step
         assert step is not None
         patch = _decode(sandbox.export_patch()) if keeps_patch else None
-        checkpoint = {"step": step.value, "pass": label, **stop.checkpoint.to_dict()}
+        held = stop.checkpoint
+        checkpoint = AgentResume(
+            step=step.value,
+            pass_name=label,
+            system=held.system,
+            messages=held.messages,
+            turns=held.turns,
+            cost=held.cost.model_copy(),
+            trimmed_at=held.trimmed_at,
+            model=held.model,
+        )
 
         def stopped(run: Run) -> None:
             if patch is not None:
@@ -192,9 +210,7 @@ def finish_pass(run: Run, done: Pass) -> None:
 def record_prompt(run: Run, role: str, digest: str | None) -> None:
     manifest = run.artifacts.manifest
     if manifest is not None and digest:
-        hashes = dict(manifest.get("prompt_sha256") or {})
-        hashes[role] = digest
-        manifest["prompt_sha256"] = hashes
+        manifest.prompt_sha256[role] = digest
 
 
 def agent(ctx: RunContext, session: SandboxSession) -> None:
