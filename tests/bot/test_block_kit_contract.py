@@ -31,7 +31,7 @@ from bot.blocks import (
 from bot.listeners.events.home import home_view
 from bot.listeners.views.revise_plan import revise_modal
 from bot.listeners.views.rework import rework_modal
-from bot.reporter import milestone
+from bot.milestones import milestone
 from bot.services import Services
 from jobs.status import StatusView
 from process.settings import AgentLimits, BotSettings
