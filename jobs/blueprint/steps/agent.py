@@ -76,6 +76,25 @@ def pending_pass(run: Run, name: str = "builder") -> Checkpoint | None:
         return None
     if pending.pass_name != name:
         return None
+    return resumed_pass(pending)
+
+
+def kept_pass(step: Step, name: str, checkpoint: Checkpoint) -> AgentResume:
+    """A pass stopped at ``checkpoint``, as the run record keeps it."""
+    return AgentResume(
+        step=step.value,
+        pass_name=name,
+        system=checkpoint.system,
+        messages=checkpoint.messages,
+        turns=checkpoint.turns,
+        cost=checkpoint.cost.model_copy(),
+        trimmed_at=checkpoint.trimmed_at,
+        model=checkpoint.model,
+    )
+
+
+def resumed_pass(pending: AgentResume) -> Checkpoint:
+    """Where a kept pass stood, for the agent loop to continue it."""
     return Checkpoint(
         system=pending.system,
         messages=list(pending.messages),
@@ -144,17 +163,7 @@ def role_pass(
         step = run.step
         assert step is not None
         patch = _decode(sandbox.export_patch()) if keeps_patch else None
-        held = stop.checkpoint
-        checkpoint = AgentResume(
-            step=step.value,
-            pass_name=label,
-            system=held.system,
-            messages=held.messages,
-            turns=held.turns,
-            cost=held.cost.model_copy(),
-            trimmed_at=held.trimmed_at,
-            model=held.model,
-        )
+        checkpoint = kept_pass(step, label, stop.checkpoint)
 
         def stopped(run: Run) -> None:
             if patch is not None:
