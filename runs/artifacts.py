@@ -224,6 +224,10 @@ class CiFailing(BaseModel):
     url: str | None = None
 
 
+#: Where a CI fix round stands (:attr:`CiRecord.fix`).
+CiFix = Literal["started", "checked", "checks_failed", "pushed", "done"]
+
+
 class CiRecord(BaseModel):
     """How CI ended on the pushed head (``artifacts.ci``), and where a CI fix round
     stands: ``fix`` goes ``started`` → ``checked`` (or ``checks_failed``) → ``pushed``
@@ -238,13 +242,19 @@ class CiRecord(BaseModel):
     waited: float = 0.0
     checks: list[CiCheckSeen] = Field(default_factory=list)
     failing: list[CiFailing] = Field(default_factory=list)
-    fix: Literal["started", "checked", "checks_failed", "pushed", "done"] | None = None
+    fix: CiFix | None = None
     #: The head the fix round started from.
     fix_base: str | None = None
     #: The local checks' summary after the fix round.
     fix_checks: str | None = None
     #: CI on the fix round's push.
     after_fix: CiRecord | None = None
+
+    def at_fix(self, fix: CiFix) -> CiRecord:
+        """A copy of this record with its fix round at ``fix``."""
+        moved = self.model_copy(deep=True)
+        moved.fix = fix
+        return moved
 
 
 # -- reproducibility -----------------------------------------------------------------------

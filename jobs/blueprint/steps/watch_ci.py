@@ -101,7 +101,8 @@ def fix_ci(ctx: RunContext, session: SandboxSession, ci: CiRecord) -> CiRecord:
         raise StepFailed("no pushed head to fix CI on")
     if ci.fix is None:
         # From here the iteration continues from the pushed head, like a rework would.
-        ci = ci.model_copy(update={"fix": "started", "fix_base": head})
+        ci = ci.at_fix("started")
+        ci.fix_base = head
 
         def started(run: Run) -> None:
             run.artifacts.ci = ci
@@ -118,8 +119,8 @@ def fix_ci(ctx: RunContext, session: SandboxSession, ci: CiRecord) -> CiRecord:
             "not weaken or skip checks:\n\n" + ci_slice(ci),
         )
         results = judged(ctx, session, ctx.repo_config())
-        state = "checked" if passing(results) else "checks_failed"
-        ci = ci.model_copy(update={"fix": state, "fix_checks": summarize(results)})
+        ci = ci.at_fix("checked" if passing(results) else "checks_failed")
+        ci.fix_checks = summarize(results)
 
         def after(run: Run) -> None:
             finish_pass(run, fixed)
@@ -136,12 +137,15 @@ def fix_ci(ctx: RunContext, session: SandboxSession, ci: CiRecord) -> CiRecord:
             since=str(ci.fix_base),
         )
         record_pr(ctx, result)
-        ci = ci.model_copy(update={"fix": "pushed"})
+        ci = ci.at_fix("pushed")
         _save_ci(ctx, ci)
     if ci.fix == "pushed":
         after_fix = watch(ctx, str(ctx.run().artifacts.head_sha))
-        ci = ci.model_copy(update={"after_fix": after_fix, "fix": "done"})
-        _save_ci(ctx, ci.model_copy(update={"state": after_fix.state, "sha": after_fix.sha}))
+        ci = ci.at_fix("done")
+        ci.after_fix = after_fix
+        saved = ci.model_copy(deep=True)
+        saved.state, saved.sha = after_fix.state, after_fix.sha
+        _save_ci(ctx, saved)
     return ci
 
 
