@@ -27,6 +27,7 @@ import redis
 from bench import (
     ack,
     caching,
+    ci_webhook,
     environments,
     mention,
     plan_step,
@@ -55,11 +56,13 @@ SIZES = {
     "plan_rounds": (5, 1),
     "env_rounds": (3, 1),
     "env_pool_rounds": (10, 2),
+    "ci_rounds": (5, 1),
 }
 NAMES = (
     "ack",
     "status",
     "caching",
+    "ci",
     "plan",
     "sandbox",
     "environments",
@@ -94,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda: status.run(conn, size["status"], history=size["history"]),
         ),
         "caching": ("prompt caching", caching.run),
+        "ci": ("CI webhooks against polling", lambda: ci_webhook.run(conn, size["ci_rounds"])),
         "plan": (
             "the plan step's price",
             lambda: plan_step.run(conn, sandbox, size["plan_rounds"]),

@@ -2,7 +2,8 @@
 
 Real Redis, the Slack emulator reached through slack_sdk's WebClient, the bolt app
 served over HTTP by :mod:`bot.http`, the thread reporter, and real ``agents worker``
-processes with the replay model and the local forge.
+processes with the replay model and the local forge (the demo's own worker uses the
+fake GitHub; these use the local forge, so the figures hold no fake's HTTP).
 """
 
 from __future__ import annotations
@@ -101,9 +102,11 @@ def forge_with_sample(work: Path) -> Path:
 def worker_env(work: Path, redis_url: str, queue: str, sandbox: str) -> dict[str, str]:
     """The environment of an ``agents worker`` process, as the demo configures one."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTS_", "SLACK_"))}
-    env.update(worker_environment(work, work / "forge", sandbox))
+    env.update(worker_environment(work, sandbox))
     env.update(
         {
+            "AGENTS_FORGE": "local",  # whole runs measure the product, not the fake GitHub
+            "AGENTS_LOCAL_FORGE_DIR": str(work / "forge"),
             "REDIS_URL": redis_url,
             "AGENTS_QUEUE": queue,
             "AGENTS_LOG_LEVEL": "WARNING",

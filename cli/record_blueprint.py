@@ -11,7 +11,8 @@ through the real SDK; the tool results, checks and diffs are real, from the sand
         --out examples/transcripts/blueprint/clean.jsonl --backend docker
 
 A rework iteration replays the earlier ones first (``--before``, one file per
-iteration, in order) and records the next one, with ``--feedback``. A run that pauses
+iteration, in order) and records the next one, with ``--feedback`` (given by the
+requester, or by ``--feedback-by``: ``github:octocat`` for a comment on the PR). A run that pauses
 (for its plan, or at its budget) is answered in order by ``--answer``:
 ``approve-plan``, ``revise-plan:<feedback>``, ``extend`` or ``stop``; ``--plan`` asks
 for a plan first. Record with the sandbox backend the replay will use: tool output
@@ -104,6 +105,7 @@ def record(
     script: Path,
     before: Sequence[Path] = (),
     feedback: Sequence[str] = (),
+    feedback_by: str | None = None,
     backend: Backend = "docker",
     context: str | None = None,
     note: str = "",
@@ -172,7 +174,7 @@ def record(
             run = run_blueprint(deps, run.id, by="recorder")
             if run.status is not RunStatus.AWAITING_DECISION:
                 raise RuntimeError(f"iteration {run.iteration} ended {run.status}: {run.error}")
-            queue.request_rework(run.id, by=run.requester, feedback=text)
+            queue.request_rework(run.id, by=feedback_by or run.requester, feedback=text)
         return drive(deps, queue, store.get(run.id), answers, by="recorder")
 
 
@@ -189,6 +191,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--before", type=Path, action="append", default=[])
     parser.add_argument("--feedback", action="append", default=[])
+    parser.add_argument(
+        "--feedback-by",
+        help="who gives the feedback (default: the requester); github:<login> for a "
+        "comment on the pull request",
+    )
     parser.add_argument("--context", help="earlier thread messages, as the bot passes them")
     parser.add_argument("--backend", default="docker", choices=get_args(Backend))
     parser.add_argument("--image", help="sandbox image (default: agents-sandbox:latest)")
@@ -209,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         script=args.script,
         before=args.before,
         feedback=args.feedback,
+        feedback_by=args.feedback_by,
         backend=args.backend,
         context=args.context,
         image=args.image,

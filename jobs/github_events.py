@@ -7,7 +7,8 @@ the sender's) and turned into a decision through :mod:`jobs.decisions`:
 - a comment or a review comment on an agents pull request that mentions the bot
   (``AGENTS_GITHUB_MENTION``): that run's next iteration, with the comment as feedback
   (a review comment carries its file and line);
-- a review requesting changes: the same, with the review's text;
+- a review requesting changes: the same, with the review's text and each of its line
+  comments (read from the forge), with its file and line, as one feedback;
 - the pull request closed: the run ends ``merged`` or ``closed``;
 - an issue labelled ``AGENTS_GITHUB_LABEL``, or an issue comment mentioning the bot:
   a new run, whose thread is in ``AGENTS_GITHUB_CHANNEL``;
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 _AGENTS_BRANCH = re.compile(r"agents/(?P<id>[0-9]{1,12})-(?P<nonce>[0-9a-f]{1,16})-")
 #: The most characters of an issue's title and body a run takes as its request.
 MAX_ISSUE_CHARS = 4000
+#: The most characters of one line comment of a review taken into its feedback.
+MAX_LINE_COMMENT_CHARS = 2000
 
 
 def _text(value: Any, limit: int = 65536) -> str:
@@ -117,7 +120,7 @@ def handle_event(
     if event == "pull_request_review" and action == "submitted":
         if _text(comment.get("state")).lower() != "changes_requested":
             return "a review that does not request changes"
-        feedback = f"Review requesting changes: {body}".strip()
+        feedback = review_feedback(forge, repo, payload)
         return _on_pr(store, queue, forge, repo, login, payload, feedback, url)
     if action != "created" or event not in ("issue_comment", "pull_request_review_comment"):
         return f"{event} {action}: nothing to do"
@@ -127,12 +130,39 @@ def handle_event(
     if event == "pull_request_review_comment":
         path = _text(comment.get("path"), 500)
         line = comment.get("line") or comment.get("original_line")
-        where = f"On `{path}`" + (f" line {line}" if isinstance(line, int) else "")
-        return _on_pr(store, queue, forge, repo, login, payload, f"{where}: {said}", url)
+        placed = line_place(path, line if isinstance(line, int) else None)
+        return _on_pr(store, queue, forge, repo, login, payload, f"{placed}: {said}", url)
     issue = _dict(payload.get("issue"))
     if issue.get("pull_request"):
         return _on_pr(store, queue, forge, repo, login, {"pull_request": issue}, said, url)
     return start_from_issue(store, queue, forge, config, repo, login, payload, said)
+
+
+def line_place(path: str, line: int | None) -> str:
+    """``On `path` line N``: how a comment on a line of the diff is placed in feedback."""
+    return f"On `{path}`" + (f" line {line}" if line is not None else "")
+
+
+def review_feedback(forge: Forge, repo: str, payload: dict[str, Any]) -> str:
+    """A review requesting changes as one feedback: its text, then each of its line
+    comments with its file and line. The event carries the text only, so the comments
+    are read from the forge; if that fails, the text is used alone (and the failure
+    logged)."""
+    review = _dict(payload.get("review"))
+    number = _dict(payload.get("pull_request")).get("number")
+    lines = [f"Review requesting changes: {_text(review.get('body')).strip()}".strip()]
+    review_id = review.get("id")
+    if isinstance(number, int) and isinstance(review_id, int):
+        try:
+            comments = forge.review_line_comments(repo, number, review_id)
+        except ForgeError as err:
+            log.warning("could not read review %d on %s#%d: %s", review_id, repo, number, err)
+            comments = []
+        lines += [
+            f"- {line_place(c.path, c.line)}: {c.body.strip()[:MAX_LINE_COMMENT_CHARS]}"
+            for c in comments
+        ]
+    return "\n".join(lines)
 
 
 def _on_pr(

@@ -1,11 +1,17 @@
 """``agents demo``: the whole product on one machine, with no Slack, GitHub or model key.
 
-It starts the Slack emulator (with its web page), the bot in HTTP mode, the thread
-reporter and a worker, all in this process, on embedded defaults: an in-memory Redis
-(or REDIS_URL), the Docker sandbox when an engine answers (else the local one, which
-says loudly that it does not isolate), a local forge holding a copy of the sample
-repository, and a recorded transcript instead of the model (unless ANTHROPIC_API_KEY
-is set). ``--headless`` plays mention -> PR -> approve and prints the thread.
+It starts the Slack emulator (with its web page), the fake GitHub (with its pull-request
+pages), the bot in HTTP mode, the thread reporter and a worker, all in this process, on
+embedded defaults: an in-memory Redis (or REDIS_URL), the Docker sandbox when an engine
+answers (else the local one, which says loudly that it does not isolate), the fake
+GitHub serving a copy of the sample repository (the worker drives it through PyGithub
+and git over HTTP, as it would drive GitHub), and recorded transcripts instead of the
+model (unless ANTHROPIC_API_KEY is set). ``--headless`` plays mention -> PR -> approve
+and prints the thread.
+
+The fake GitHub sends its webhooks, signed, to the bot's ``/github/events``: the thread's
+pull-request link opens the PR's page, and a comment ``@agents ...`` there reworks the
+run, as on GitHub.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -43,19 +50,26 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "sample-repo"
 TRANSCRIPTS = ROOT / "examples" / "transcripts" / "blueprint"
+#: The second iteration, asked for by a comment on the pull request's page.
+GITHUB_REWORK = ROOT / "examples" / "transcripts" / "github" / "rework.jsonl"
 DEMO_REQUEST = "make the retry limit configurable"
+#: What the recorded second iteration was asked, on GitHub, by :data:`COMMENTER`.
+DEMO_COMMENT = "@agents Please also add a CHANGELOG.md entry for this change."
+COMMENTER = "octocat"
 #: The name the transcripts were recorded with; the replay checks it.
 DEMO_REPO = "acme/retrying"
 REQUESTER = "U_ALICE"
 CHANNEL = "C_GENERAL"
 QUEUE = "agents-demo"
 STEP_LIMIT_SECONDS = 600
+#: How long the headless demo waits for the merge's webhook after Approve.
+MERGE_REPORT_SECONDS = 60
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="the whole flow on this machine: Slack emulator, bot, worker, local forge",
+        help="the whole flow on this machine: Slack emulator, bot, worker, fake GitHub",
         description="Run the product end to end with no Slack workspace, GitHub or model "
         "key. Opens a local Slack emulator to type into, or with --headless plays "
         "mention -> pull request -> approve and prints the thread.",
@@ -102,11 +116,26 @@ def transcript_for(sandbox: str) -> Path:
     return specific if specific.exists() else TRANSCRIPTS / "clean.jsonl"
 
 
-def worker_environment(work: Path, repo_forge: Path, sandbox: str) -> dict[str, str]:
+def transcripts(work: Path, sandbox: str) -> Path:
+    """A directory of the demo's recordings, one per iteration: the first, and the
+    rework a comment on the pull request asks for (the replay picks by iteration)."""
+    chosen = work / "transcripts"
+    chosen.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(transcript_for(sandbox), chosen / "1-clean.jsonl")
+    if GITHUB_REWORK.is_file():
+        shutil.copyfile(GITHUB_REWORK, chosen / "2-github-rework.jsonl")
+    return chosen
+
+
+def github_environment(github_url: str, token: str) -> dict[str, str]:
+    """The worker's forge: the fake GitHub, through PyGithub and git over HTTP."""
+    return {"AGENTS_FORGE": "github", "GITHUB_TOKEN": token, "AGENTS_GITHUB_API_URL": github_url}
+
+
+def worker_environment(work: Path, sandbox: str) -> dict[str, str]:
+    """The worker's settings, but for its forge (:func:`github_environment`)."""
     env = {
         "AGENTS_QUEUE": QUEUE,
-        "AGENTS_FORGE": "local",
-        "AGENTS_LOCAL_FORGE_DIR": str(repo_forge),
         "AGENTS_SANDBOX_BACKEND": sandbox,
         "AGENTS_CACHE_DIR": str(work / "cache"),
         "AGENTS_APPROVE_ACTION": "merge",
@@ -116,7 +145,7 @@ def worker_environment(work: Path, repo_forge: Path, sandbox: str) -> dict[str, 
         env["AGENTS_MODEL_BACKEND"] = "anthropic"
     else:
         env["AGENTS_MODEL_BACKEND"] = "replay"
-        env["AGENTS_REPLAY_TRANSCRIPT"] = str(transcript_for(sandbox))
+        env["AGENTS_REPLAY_TRANSCRIPT"] = str(transcripts(work, sandbox))
     return env
 
 
@@ -176,11 +205,18 @@ class ServedBot:
 
 
 def serve_bot(
-    emu: SlackEmulator, conn: redis.Redis, *, channel_repos: dict[str, str], queue: str
+    emu: SlackEmulator,
+    conn: redis.Redis,
+    *,
+    channel_repos: dict[str, str],
+    queue: str,
+    github_secret: str | None = None,
 ) -> ServedBot:
     """The bolt app over HTTP on a free loopback port, wired to ``emu`` both ways: its
-    Web API calls go to the emulator and the emulator delivers events to it."""
+    Web API calls go to the emulator and the emulator delivers events to it. With
+    ``github_secret``, it takes GitHub's webhooks too (``/github/events``)."""
     from bot.app import create_app
+    from bot.github_webhooks import GitHubWebhooks, github_endpoint
     from bot.http import asgi_app
     from bot.services import Services
     from bot.slack_client import web_client
@@ -197,7 +233,17 @@ def serve_bot(
     )
     client = web_client(emu.bot_token, emu.api_url)
     services = Services.from_settings(bot_settings, conn, client)
-    app = asgi_app(create_app(services, client), emu.signing_secret, lambda: None)
+    github = None
+    if github_secret is not None:
+        receiver = GitHubWebhooks(
+            conn,
+            services.store,
+            secret=github_secret,
+            queue=queue,
+            allowed_repos=bot_settings.allowed_repos,
+        )
+        github = github_endpoint(receiver)
+    app = asgi_app(create_app(services, client), emu.signing_secret, lambda: None, github=github)
     server = HttpServer(app, "127.0.0.1", 0)
     emu.bot_url = f"http://127.0.0.1:{server.port}/slack/events"
     return ServedBot(services, client, server)
@@ -212,7 +258,9 @@ def handle(args: argparse.Namespace) -> int:
         )
         return 1
     from cli.commands.run import publish_directory
+    from fakes.github.server import FakeGitHub
     from fakes.slack.server import SlackEmulator
+    from jobs.forge.local import LocalForge
     from process import settings
 
     sandbox = choose_sandbox(
@@ -229,17 +277,29 @@ def handle(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="agents-demo-"))
     forge_dir = work / "forge"
     repo = publish_directory(SAMPLE, forge_dir, DEMO_REPO)
-    os.environ.update(worker_environment(work, forge_dir, sandbox))
+    token, secret = secrets.token_hex(20), secrets.token_hex(20)
+    github = FakeGitHub(token).start()
+    github.add_repo(repo, bare=LocalForge(forge_dir).repo_path(repo))
+    github.set_permission(repo, COMMENTER, "write")
+    os.environ.update(worker_environment(work, sandbox))
+    os.environ.update(github_environment(github.base_url, token))
     try:
         settings.load(settings.WorkerSettings)
     except Exception:
+        github.close()
         shutil.rmtree(work, ignore_errors=True)
         raise
-    conn, where = open_redis()
+    try:
+        conn, where = open_redis()
+    except BaseException:
+        github.close()  # its server thread would keep the process alive
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     emu = SlackEmulator(port=args.port).start()
     try:
-        bot = serve_bot(emu, conn, channel_repos={CHANNEL: repo}, queue=QUEUE)
+        bot = serve_bot(emu, conn, channel_repos={CHANNEL: repo}, queue=QUEUE, github_secret=secret)
         services, server = bot.services, bot.server
+        github.deliver_to(f"http://127.0.0.1:{server.port}/github/events", secret)
         reporter = services.reporter
         reporter.ensure_group()
         worker = SimpleWorker([services.queue.queue], connection=conn)
@@ -252,8 +312,8 @@ def handle(args: argparse.Namespace) -> int:
             )
         )
         print(
-            f"store: {where}\nsandbox: {sandbox}\nforge: local, {repo} in {forge_dir}\n"
-            f"model: {model}"
+            f"store: {where}\nsandbox: {sandbox}\nforge: the fake GitHub at "
+            f"{github.base_url}, serving {repo}\nmodel: {model}"
         )
         with (
             running(lambda stop: server.serve_forever()),
@@ -264,7 +324,9 @@ def handle(args: argparse.Namespace) -> int:
                     return headless(emu, services, worker, repo)
                 print(
                     f"\nOpen {emu.url}/?user={REQUESTER} and type:\n"
-                    f"  @agents {DEMO_REQUEST}\n(Ctrl-C to stop)"
+                    f"  @agents {DEMO_REQUEST}\n"
+                    "Then open the pull request's link in the thread, and comment there:\n"
+                    f"  {DEMO_COMMENT}\n(Ctrl-C to stop)"
                 )
                 work_until(worker, lambda: False, "Ctrl-C", limit=float("inf"))
             finally:
@@ -275,6 +337,7 @@ def handle(args: argparse.Namespace) -> int:
         return 0
     finally:
         emu.stop()
+        github.close()
         conn.close()
         shutil.rmtree(work, ignore_errors=True)
     return 0
@@ -302,6 +365,16 @@ def headless(emu: Any, services: Any, worker: SimpleWorker, repo: str) -> int:
             worker, lambda: store.get(run.id).status.is_final, "the approval to be carried out"
         )
         emu.wait_for_message(CHANNEL, "approved by", timeout=60)
+        # Approve merged the PR; GitHub's pull_request webhook then ends the run merged.
+        try:
+            work_until(
+                worker,
+                lambda: store.get(run.id).status is not RunStatus.APPROVED,
+                "GitHub's webhook to report the merge",
+                limit=MERGE_REPORT_SECONDS,
+            )
+        except TimeoutError as exc:
+            print(f"agents demo: {exc}", file=sys.stderr)
     final = store.get(run.id)
     # The status message is redrawn at most about once a second; wait for the last one.
     word = final.status.value.replace("_", " ")
@@ -314,9 +387,9 @@ def headless(emu: Any, services: Any, worker: SimpleWorker, repo: str) -> int:
     print("\n--- the thread, as Slack shows it ---")
     print(render_thread(emu.thread(CHANNEL, ts), names))
     print(f"--- {final.label} is {final.status.value} after {time.monotonic() - started:.1f}s ---")
-    if final.status is RunStatus.APPROVED:
+    if final.status is RunStatus.MERGED:
         print(
-            f"The pull request {final.artifacts.pr_url} was merged into {repo} on the local forge."
+            f"The pull request {final.artifacts.pr_url} was merged into {repo} on the fake GitHub."
         )
         return 0
     print(f"The demo did not reach approval: {final.error or final.status.value}", file=sys.stderr)

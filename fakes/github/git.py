@@ -71,3 +71,21 @@ def merge(bare: Path, *, base: str, head: str, method: str, message: str) -> str
         raise MergeConflict(new.stderr.strip())
     _git(bare, "update-ref", f"refs/heads/{base}", new.stdout.strip(), old)
     return new.stdout.strip()
+
+
+def diff(bare: Path, base: str, head: str, limit: int) -> str:
+    """``git diff base...head`` (what the pull request changes since it forked), at most
+    ``limit`` bytes of it; empty when either commit is unknown."""
+    proc = subprocess.Popen(
+        ["git", "-C", str(bare), "diff", "--no-color", "--no-ext-diff", f"{base}...{head}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    try:
+        out = proc.stdout.read(limit + 1)
+    finally:
+        proc.stdout.close()
+        proc.kill()
+        proc.wait()
+    return out.decode("utf-8", errors="replace")

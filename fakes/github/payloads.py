@@ -299,6 +299,54 @@ def review(state: GitHubState, repo: Repo, pr: Pull, index: int) -> Json:
     }
 
 
+def review_comment(
+    state: GitHubState,
+    repo: Repo,
+    pr: Pull,
+    review_id: int,
+    comment: tuple[str, int, str],
+    login: str,
+) -> Json:
+    """``review-comment``: one line comment (``path``, ``line``, ``body``) of a review."""
+    path, line, body = comment
+    comment_id = state.next_id()
+    api = f"{state.base_url}/repos/{repo.full_name}"
+    pull_html = f"{state.base_url}/{repo.full_name}/pull/{pr.number}"
+    pull_api = f"{api}/pulls/{pr.number}"
+    url = f"{api}/pulls/comments/{comment_id}"
+    html = f"{pull_html}#discussion_r{comment_id}"
+    head = repo.branch_sha(pr.head_ref) or pr.head_sha
+    stamp = now()
+    return {
+        "url": url,
+        "pull_request_review_id": review_id,
+        "id": comment_id,
+        "node_id": f"PRRC_kwDO{comment_id}",
+        "diff_hunk": f"@@ -{line},1 +{line},1 @@",
+        "path": path,
+        "position": line,
+        "original_position": line,
+        "commit_id": head,
+        "original_commit_id": head,
+        "user": user(state, login),
+        "body": body,
+        "created_at": stamp,
+        "updated_at": stamp,
+        "html_url": html,
+        "pull_request_url": pull_api,
+        "author_association": "COLLABORATOR" if login in repo.permissions else "NONE",
+        "_links": {
+            "self": {"href": url},
+            "html": {"href": html},
+            "pull_request": {"href": pull_api},
+        },
+        "side": "RIGHT",
+        "line": line,
+        "original_line": line,
+        "subject_type": "line",
+    }
+
+
 def _actions_app(state: GitHubState) -> Json:
     """``integration``: the GitHub Actions App, as check runs name it."""
     stamp = "2018-07-30T09:30:17Z"

@@ -60,6 +60,11 @@ def handle(
             ("PATCH", r"/pulls/(\d+)", lambda n: edit_pull(state, repo, int(n), data)),
             ("PUT", r"/pulls/(\d+)/merge", lambda n: merge(state, repo, int(n), data)),
             ("POST", r"/pulls/(\d+)/reviews", lambda n: post_review(state, repo, int(n), data)),
+            (
+                "GET",
+                r"/pulls/(\d+)/reviews/(\d+)/comments",
+                lambda n, r: review_comments(repo, int(n), int(r)),
+            ),
             ("POST", r"/issues/(\d+)/comments", lambda n: add_comment(state, repo, int(n), data)),
             ("GET", r"/commits/([^/]+)/check-runs", lambda s: check_runs(repo, s)),
             (
@@ -154,6 +159,7 @@ def create_pull(state: GitHubState, repo: Repo, body: Json) -> Response:
         head_ref=head,
         head_sha=sha,
         base_ref=base,
+        base_sha=repo.branch_sha(base),
     )
     repo.pulls.append(pr)
     return 201, payloads.pull_request(state, repo, pr), {}
@@ -225,6 +231,14 @@ def post_review(state: GitHubState, repo: Repo, number: int, body: Json) -> Resp
     event = str(body.get("event", ""))
     pr.reviews.append((state.next_id(), event, str(body.get("body", "")), now()))
     return 200, payloads.review(state, repo, pr, len(pr.reviews) - 1), {}
+
+
+def review_comments(repo: Repo, number: int, review_id: int) -> Response:
+    """``pulls/list-comments-for-review``: the line comments of one review."""
+    pr = repo.pull(number)
+    if pr is None or review_id not in pr.review_comments:
+        return not_found()
+    return 200, list(pr.review_comments[review_id]), {}
 
 
 def add_comment(state: GitHubState, repo: Repo, number: int, body: Json) -> Response:

@@ -1,6 +1,8 @@
 """The fake GitHub's HTTP server: authentication, injected faults, recording, dispatch.
 
-Every request is authenticated first (:mod:`fakes.github.auth`; 401 otherwise), then
+A pull request's web page and its comment box go to :mod:`fakes.github.web` (no
+token, not recorded). Every other request is authenticated first
+(:mod:`fakes.github.auth`; 401 otherwise), then
 may meet an injected fault (before it takes effect, or after: "did it, then answered
 502"), and is then handed to git (:mod:`fakes.github.smart_http`) or to the REST and
 GraphQL handlers (:mod:`fakes.github.rest`). Each one is recorded with what was
@@ -16,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from fakes.github import auth, payloads, rest, smart_http, webhooks
+from fakes.github import auth, payloads, rest, smart_http, web, webhooks
 from fakes.github.state import Fault, GitHubState, RecordedRequest
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,13 @@ def serve(state: GitHubState, handler: BaseHTTPRequestHandler) -> None:
     path, query = url.path, dict(parse_qsl(url.query))
     body = _read_body(handler)
     is_git = path.startswith("/git/")
+    if not is_git and web.is_page(path):  # a browser's page, not the API: no token
+        status, page, content_type, headers = web.serve(
+            state, handler.command.upper(), path, url.query, body
+        )
+        _send(handler, status, page, content_type, headers)
+        webhooks.flush(state)
+        return
     parsed: Any = None
     if body and not is_git:
         try:

@@ -8,10 +8,11 @@ all drive the real PyGithub client (and real git) without reaching GitHub::
         forge = GitHubForge("t0ken", base_url=fake.base_url, throttle=False)
 
 It implements what :class:`jobs.forge.github.GitHubForge` calls: repository, pull
-requests (list, create, read, edit, merge), check runs, combined status, collaborator
-permission, the ``markPullRequestReadyForReview`` / ``convertPullRequestToDraft``
-mutations, and git's smart HTTP protocol through ``git http-backend`` for repositories
-added with a bare repository (``clone_url`` points at ``/git/<owner>/<name>.git``).
+requests (list, create, read, edit, merge, comment, review, a review's line comments),
+check runs, combined status, collaborator permission, the
+``markPullRequestReadyForReview`` / ``convertPullRequestToDraft`` mutations, and git's
+smart HTTP protocol through ``git http-backend`` for repositories added with a bare
+repository (``clone_url`` points at ``/git/<owner>/<name>.git``).
 
 Every request is recorded (:attr:`FakeGitHub.requests`), the API demands
 ``Authorization: token|Bearer <token>`` and git demands HTTP Basic with the token as
@@ -23,6 +24,10 @@ password (401 otherwise), and :meth:`FakeGitHub.fail_next` injects faults, inclu
 demand the App's RS256 JWT (checked against its public key), and every other endpoint,
 git included, then accepts only an unexpired installation token it minted (not the JWT,
 not the static token).
+
+Each pull request also has its web page at its ``html_url`` (:mod:`~fakes.github.web`,
+rendered by :mod:`~fakes.github.pages`), whose comment box sends the signed
+``issue_comment`` webhook (:mod:`~fakes.github.webhooks`), as github.com does.
 
 The modules, one concern each: this one (what a test sets up and reads back),
 :mod:`~fakes.github.routes` (HTTP: auth, faults, recording), :mod:`~fakes.github.auth`,
@@ -206,8 +211,9 @@ class FakeGitHub(Lifecycle):
 
     # -- webhooks, and what people do on GitHub that sends them ------------------------
 
-    def deliver_to(self, url: str, secret: str | None) -> None:
-        """Send webhooks to ``url``, signed with ``secret`` (None: unsigned)."""
+    def deliver_to(self, url: str | None, secret: str | None) -> None:
+        """Send webhooks to ``url`` (None: send none), signed with ``secret`` (None:
+        unsigned)."""
         self.state.webhooks.url, self.state.webhooks.secret = url, secret
 
     @property
@@ -249,12 +255,21 @@ class FakeGitHub(Lifecycle):
 
         return self._send("pull_request_review_comment", make, full_name)
 
-    def review(self, full_name: str, number: int, login: str, state: str, body: str) -> Any:
-        """A review submitted (``approved``, ``changes_requested``, ``commented``)."""
+    def review(
+        self,
+        full_name: str,
+        number: int,
+        login: str,
+        state: str,
+        body: str,
+        comments: list[tuple[str, int, str]] | None = None,
+    ) -> Any:
+        """A review submitted (``approved``, ``changes_requested``, ``commented``), with
+        its line ``comments``: (path, line, body) each."""
 
         def make(repo: Repo) -> dict[str, Any]:
             pr = _pull(repo, number)
-            return webhooks.review_event(self.state, repo, pr, login, state, body)
+            return webhooks.review_event(self.state, repo, pr, login, state, body, comments)
 
         return self._send("pull_request_review", make, full_name)
 

@@ -84,8 +84,14 @@ class Pull:
     created_at: str = field(default_factory=now)
     updated_at: str = field(default_factory=now)
     closed_at: str | None = None
+    #: Where the base branch was when it was opened: the diff the page shows is
+    #: ``base_sha...head``, merged or not.
+    base_sha: str | None = None
     #: Reviews posted on it: (id, event, body, submitted_at), oldest first.
     reviews: list[tuple[int, str, str, str]] = field(default_factory=list)
+    #: The line comments of each review submitted on it (review id -> ``review-comment``
+    #: JSON, in order), as ``GET .../reviews/{id}/comments`` lists them.
+    review_comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def node_id(self) -> str:

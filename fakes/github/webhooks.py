@@ -7,7 +7,8 @@ delivery is kept with what the receiver answered, and can be redelivered (same i
 body), as GitHub's "Redeliver" button does.
 
 What people do on GitHub (comment, review, label an issue, close a PR) is here as
-functions over the state: each changes nothing else in the fake but sends its event.
+functions over the state: each keeps what GitHub would show of it (a comment in the
+conversation, a review's line comments) and sends its event.
 A merge through the REST API queues its ``pull_request`` event on the state, sent once
 the API's answer is out (:func:`flush`).
 """
@@ -146,7 +147,8 @@ def _comment(state: GitHubState, repo: Repo, number: int, login: str, body: str)
 
 def comment_event(state: GitHubState, repo: Repo, number: int, login: str, body: str) -> Json:
     """``issue_comment`` created: on a pull request (which GitHub calls an issue) or on
-    an issue opened with :func:`issue_event`."""
+    an issue opened with :func:`issue_event`. The comment joins the conversation the
+    API and the pull request's page show."""
     pr = repo.pull(number)
     if pr is not None:
         issue = _issue(state, repo, number, pr.title, pr.body or "", "agents-bot")
@@ -159,7 +161,10 @@ def comment_event(state: GitHubState, repo: Repo, number: int, login: str, body:
         issue = _issue(state, repo, number, title, text, author)
     payload = _base(state, repo, login, "created")
     payload["issue"] = issue
-    payload["comment"] = _comment(state, repo, number, login, body)
+    comment = payloads.issue_comment(state, repo, number, login, body)
+    comment["author_association"] = "COLLABORATOR" if login in repo.permissions else "NONE"
+    repo.comments.setdefault(number, []).append(comment)
+    payload["comment"] = comment
     return payload
 
 
@@ -175,12 +180,25 @@ def review_comment_event(
 
 
 def review_event(
-    state: GitHubState, repo: Repo, pr: Pull, login: str, review_state: str, body: str
+    state: GitHubState,
+    repo: Repo,
+    pr: Pull,
+    login: str,
+    review_state: str,
+    body: str,
+    comments: list[tuple[str, int, str]] | None = None,
 ) -> Json:
+    """``pull_request_review`` submitted; its line ``comments`` (path, line, body) are
+    kept on the pull request, listed by ``GET .../reviews/{id}/comments`` (the event
+    does not carry them, as on GitHub)."""
+    review_id = state.next_id()
+    pr.review_comments[review_id] = [
+        payloads.review_comment(state, repo, pr, review_id, c, login) for c in comments or []
+    ]
     payload = _base(state, repo, login, "submitted")
     payload["pull_request"] = payloads.pull_request(state, repo, pr)
     payload["review"] = {
-        "id": state.next_id(),
+        "id": review_id,
         "body": body,
         "state": review_state,
         "user": payloads.user(state, login),

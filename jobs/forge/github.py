@@ -30,8 +30,10 @@ from jobs.forge import git as gitops
 from jobs.forge.auth import GitCredentials, mask_tokens
 from jobs.forge.credentials import GitHubCredentials, StaticToken
 from jobs.forge.protocol import (
+    MAX_LINE_COMMENTS,
     CheckRun,
     CheckSummary,
+    LineComment,
     MergeMethod,
     Permission,
     PullRequest,
@@ -242,6 +244,28 @@ class GitHubForge(Lifecycle):
             self._repo(repo).get_pull(number).create_issue_comment(body)
 
         self._call(f"comment on {repo}#{number}", post)
+
+    def review_line_comments(self, repo: str, number: int, review_id: int) -> list[LineComment]:
+        """``GET .../pulls/{n}/reviews/{id}/comments``: a review's line comments (the
+        ``pull_request_review`` event carries the review's text only)."""
+
+        def read() -> list[LineComment]:
+            listed = self._repo(repo).get_pull(number).get_single_review_comments(review_id)
+            found: list[LineComment] = []
+            for comment in listed:
+                line = comment.line or comment.original_line  # not raw_data: it reads again
+                found.append(
+                    LineComment(
+                        path=str(comment.path or "")[:500],
+                        line=line if isinstance(line, int) else None,
+                        body=str(comment.body or ""),
+                    )
+                )
+                if len(found) >= MAX_LINE_COMMENTS:
+                    break
+            return found
+
+        return self._call(f"read review {review_id} on {repo}#{number}", read)
 
     def mark_ready(self, repo: str, number: int) -> PullRequest:
         def ready() -> PullRequest:

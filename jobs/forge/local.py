@@ -38,6 +38,7 @@ from jobs.forge.git import BOT_IDENTITY, Identity
 from jobs.forge.protocol import (
     CheckRun,
     CheckSummary,
+    LineComment,
     MergeMethod,
     Permission,
     PullRequest,
@@ -326,6 +327,12 @@ class LocalForge:
     def comments(self, repo: str, number: int) -> list[dict[str, str]]:
         path = self._meta(repo) / "comments" / f"{number}.json"
         return json.loads(path.read_text()) if path.is_file() else []
+
+    def review_line_comments(self, repo: str, number: int, review_id: int) -> list[LineComment]:
+        """None: nobody reviews on the local forge (its reviews are the bot's own)."""
+        self.get_pr(repo, number)  # a missing PR is an error, as on GitHub
+        del review_id
+        return []
 
     def ci_configured(self, repo: str) -> bool:
         """A local repository has no CI until something reports checks for it

@@ -30,6 +30,9 @@ MergeMethod = Literal["merge", "squash", "rebase"]
 
 PERMISSION_RANK: dict[str, int] = {"none": 0, "read": 1, "write": 2, "admin": 3}
 
+#: The most line comments of one review a forge reads (a review is feedback, not a log).
+MAX_LINE_COMMENTS = 50
+
 _NEUTRAL_CONCLUSIONS = frozenset({"neutral", "skipped"})
 
 
@@ -158,6 +161,16 @@ class CheckSummary(BaseModel):
         return self.state in ("success", "failure")
 
 
+class LineComment(BaseModel):
+    """One line comment of a pull request review: where it is, and what it says."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str
+    line: int | None
+    body: str
+
+
 def _bounded(text: str | None, limit: int = 2000) -> str | None:
     if text is None or len(text) <= limit:
         return text
@@ -227,6 +240,11 @@ class Forge(Protocol):
 
     def comment(self, repo: str, number: int, body: str) -> None:
         """Add a comment to the pull request's conversation (an answer on GitHub)."""
+        ...
+
+    def review_line_comments(self, repo: str, number: int, review_id: int) -> list[LineComment]:
+        """The line comments of review ``review_id`` on the pull request, in order (at
+        most :data:`MAX_LINE_COMMENTS`)."""
         ...
 
     def ci_configured(self, repo: str) -> bool:

@@ -25,6 +25,7 @@ ROWS = [
     "| … of which collect + render",
     "| prompt caching: share of input tokens served from cache |",
     "| prompt caching: cost with caching / cost without |",
+    "| forge API calls per run's CI watch, with CI webhooks |",
     "| plan step: added wall time per run, share of a run without it |",
     "| plan step: added cost per run, share of a run without it (estimated) |",
     "| sandbox ready, cold |",

@@ -139,7 +139,9 @@ def test_a_pr_comment_reworks_the_run_on_the_same_branch(loop: Loop) -> None:
     assert pull["head"]["sha"] == second.artifacts.head_sha
     # The answer goes to GitHub too: a comment on the PR naming who asked.
     with loop.fake.state.lock:
-        (answer,) = loop.fake.state.repos[REPO].comments[1]
+        asked, answer = loop.fake.state.repos[REPO].comments[1]
+    assert (asked["user"]["login"], asked["body"]) == ("octocat", "@agents rename the flag")
+    assert answer["user"]["login"] == "agents-bot"
     assert answer["body"].startswith(
         f"Iteration 2 is pushed ({(second.artifacts.head_sha or '')[:12]}), for @octocat:"
     )
@@ -193,14 +195,36 @@ def test_a_review_comment_carries_its_file_and_line(loop: Loop) -> None:
     assert [f.text for f in run.pending_feedback] == ["On `retrying/x.py` line 12: use a constant"]
 
 
-def test_a_review_requesting_changes_reworks(loop: Loop) -> None:
+def test_a_review_requesting_changes_reworks_with_all_its_comments(loop: Loop) -> None:
     first = first_iteration(loop)
     loop.fake.review(REPO, 1, "octocat", "approved", "nice")
-    loop.fake.review(REPO, 1, "octocat", "changes_requested", "Split the constant out.")
+    loop.fake.review(
+        REPO,
+        1,
+        "octocat",
+        "changes_requested",
+        "Split the constant out.",
+        comments=[
+            ("retrying/core.py", 12, "Name this MAX_ATTEMPTS_DEFAULT."),
+            ("tests/test_core.py", 40, "Test a limit of zero too."),
+        ],
+    )
     assert loop.work() == [
         "a review that does not request changes",
         f"Starting iteration 2 of #{first.id} with @octocat's feedback.",
     ]
+    run = loop.h.services.store.get(first.id)
+    # One feedback: the review's text and each line comment, read through PyGithub.
+    assert [(f.by, f.text) for f in run.pending_feedback] == [
+        (
+            "github:octocat",
+            "Review requesting changes: Split the constant out.\n"
+            "- On `retrying/core.py` line 12: Name this MAX_ATTEMPTS_DEFAULT.\n"
+            "- On `tests/test_core.py` line 40: Test a limit of zero too.",
+        )
+    ]
+    (listed,) = loop.fake.calls("GET", r"/pulls/1/reviews/\d+/comments$")
+    assert listed.status == 200
 
 
 def test_a_merge_on_github_ends_the_run_as_merged(loop: Loop) -> None:
@@ -329,3 +353,28 @@ def test_the_queued_delivery_runs_as_an_rq_job(loop: Loop, monkeypatch: pytest.M
     run = loop.h.services.store.get(first.id)
     assert (run.status, run.iteration) == (RunStatus.REWORK, 2)
     assert f"agents-run-{first.id}-2" in queue.get_job_ids()
+
+
+def test_a_review_whose_comments_cannot_be_read_still_gives_its_text() -> None:
+    """The forge refusing the review's comments (a 404 here) leaves the review's text."""
+    from jobs.forge.github import GitHubForge
+    from jobs.github_events import review_feedback
+
+    with (
+        FakeGitHub(TOKEN) as fake,
+        GitHubForge(TOKEN, base_url=fake.base_url, throttle=False) as forge,
+    ):
+        fake.add_repo(REPO)
+        with fake.state.lock:
+            fake.state.repos[REPO].pulls.append(Pull(7, 1, "t", "", False, "b", "0" * 40, "main"))
+        fake.set_permission(REPO, "octocat", "write")
+        fake.review(REPO, 1, "octocat", "changes_requested", "Split it.", [("a.py", 1, "Here.")])
+        (review_id,) = fake.state.repos[REPO].pulls[0].review_comments
+        payload = {"pull_request": {"number": 1}, "review": {"id": review_id, "body": "Split it."}}
+        assert review_feedback(forge, REPO, payload) == (
+            "Review requesting changes: Split it.\n- On `a.py` line 1: Here."
+        )
+        fake.fail_next("GET", r"/reviews/\d+/comments$", status=404)
+        assert review_feedback(forge, REPO, payload) == "Review requesting changes: Split it."
+        hostile = {"pull_request": {"number": "1"}, "review": {"id": None, "body": 5}}
+        assert review_feedback(forge, REPO, hostile) == "Review requesting changes:"

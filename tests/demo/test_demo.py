@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from cli.commands.demo import DEMO_COMMENT
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 
@@ -43,15 +45,20 @@ def test_headless_demo_prints_the_whole_thread() -> None:
     assert result.returncode == 0, out + result.stderr
     assert "sandbox: docker" in out
     assert "model: REPLAY of a recorded transcript" in out
+    assert "forge: the fake GitHub at http://127.0.0.1:" in out
     thread = out.split("--- the thread, as Slack shows it ---")[1]
-    # The ack (status message), the progress checklist, the PR link and the approval.
-    assert ":white_check_mark: approved" in thread
+    # The ack (status message), the progress checklist, the PR link, the approval, and
+    # the merge GitHub's webhook reported.
+    assert ":tada: merged" in thread
     assert ":white_check_mark: publish" in thread
     assert "turns 6/40" in thread  # the builder's 5 and the reviewer's 1: one budget
-    assert ":rocket: Pull request opened:" in thread
+    assert re.search(
+        r":rocket: Pull request opened: <http://127\.0\.0\.1:\d+/acme/retrying/pull/1\|", thread
+    )
     assert "[Approve] [Rework] [Cancel]" in thread
     assert "approved by <@U_ALICE>" in thread
-    assert "was merged into acme/retrying on the local forge" in out
+    assert "pull request merged on GitHub by @agents-bot" in thread
+    assert "was merged into acme/retrying on the fake GitHub" in out
 
 
 @pytest.fixture
@@ -87,7 +94,10 @@ def served_demo() -> Iterator[str]:
 @pytest.mark.browser
 @pytest.mark.docker
 @pytest.mark.slow
-def test_browser_mention_pr_approve(served_demo: str) -> None:
+def test_browser_mention_pr_page_comment_rework_approve(served_demo: str) -> None:
+    """A mention opens a PR; the thread's link opens the PR's page on the fake GitHub; a
+    comment ``@agents ...`` there goes to the bot as GitHub's signed webhook and the
+    thread shows the second iteration; Approve merges it."""
     sync_api = pytest.importorskip("playwright.sync_api")
     chromium = shutil.which("chromium")
     if chromium is None:
@@ -107,8 +117,41 @@ def test_browser_mention_pr_approve(served_demo: str) -> None:
             composer.fill("@agents make the retry limit configurable")
             composer.press("Enter")
             expect(page.get_by_text("Pull request opened")).to_be_visible(timeout=120_000)
+            expect(page.get_by_test_id("button-agents_approve").last).to_be_visible(timeout=60_000)
+
+            # The thread's link to the pull request opens its page (a new tab).
+            link = page.get_by_test_id("link").filter(has_text="/acme/retrying/pull/1").first
+            with page.context.expect_page() as opened:
+                link.click()
+            pr = opened.value
+            pr.on("pageerror", lambda exc: errors.append(str(exc)))
+            pr.wait_for_load_state()
+            expect(pr.get_by_test_id("pr-title")).to_contain_text("#1")
+            expect(pr.get_by_test_id("pr-file").first).to_be_visible()
+            expect(pr.get_by_text("retrying/retry.py").first).to_be_visible()
+            expect(pr.get_by_test_id("pr-state")).to_have_text("draft")
+            pr.get_by_test_id("pr-comment-input").fill(DEMO_COMMENT)
+            pr.get_by_test_id("pr-comment-submit").click()
+            expect(pr.get_by_test_id("pr-conversation")).to_contain_text(DEMO_COMMENT)
+
+            # GitHub's webhook reaches the bot: the rework, then the second iteration.
+            expect(page.get_by_text("rework requested on GitHub by @octocat").first).to_be_visible(
+                timeout=60_000
+            )
+            expect(page.get_by_text("iteration 2").first).to_be_visible(timeout=180_000)
+            expect(page.get_by_text("#1 is ready for review")).to_have_count(2, timeout=180_000)
+            # The answer goes to the PR too, right after the thread's (the page is
+            # static: reload until it is there).
+            for _ in range(60):
+                pr.reload()
+                if "Iteration 2 is pushed" in pr.get_by_test_id("pr-conversation").inner_text():
+                    break
+                pr.wait_for_timeout(500)
+            expect(pr.get_by_test_id("pr-conversation")).to_contain_text("Iteration 2 is pushed")
+            expect(pr.get_by_text("CHANGELOG.md").first).to_be_visible()
+            pr.screenshot(path=str(ARTIFACTS / "demo-pr-page.png"), full_page=True)
+
             approve = page.get_by_test_id("button-agents_approve").last
-            expect(approve).to_be_visible(timeout=60_000)
             approve.click()
             expect(page.get_by_text("approved by").first).to_be_visible(timeout=120_000)
             page.screenshot(path=str(ARTIFACTS / "demo-approved.png"), full_page=True)

@@ -92,5 +92,5 @@ def test_a_newcomer_following_the_guide_reaches_a_finished_run(tmp_path: Path) -
     )
     out = walk.stdout + walk.stderr
     assert walk.returncode == 0, out[-4000:]
-    assert re.search(r"--- #\d+ is approved after", walk.stdout), out[-4000:]
-    assert "was merged into acme/retrying on the local forge" in walk.stdout
+    assert re.search(r"--- #\d+ is merged after", walk.stdout), out[-4000:]
+    assert "was merged into acme/retrying on the fake GitHub" in walk.stdout

@@ -47,6 +47,12 @@ OPERATIONS: list[tuple[str, str, str, Any]] = [
     ("PUT", rf"{REPO_PATH}/pulls/\d+/merge", "40[59]", gh.BasicError),
     ("POST", rf"{REPO_PATH}/pulls/\d+/reviews", "200", gh.PullRequestReview),  # pulls/create-review
     ("POST", rf"{REPO_PATH}/issues/\d+/comments", "201", gh.IssueComment),  # issues/create-comment
+    (  # pulls/list-comments-for-review
+        "GET",
+        rf"{REPO_PATH}/pulls/\d+/reviews/\d+/comments",
+        "200",
+        list[gh.ReviewComment],
+    ),
     (  # checks/list-for-ref
         "GET",
         f"{REPO_PATH}/commits/[^/]+/check-runs",
@@ -193,6 +199,13 @@ def drive_the_product(
     forge.post_review(REPO, result.pr.number, "**security** (medium): a finding")
     assert fake.reviews(REPO, result.pr.number) == ["**security** (medium): a finding"]
     forge.comment(REPO, result.pr.number, "Iteration 2 is pushed, for @alice.")
+    fake.set_permission(REPO, "alice", "write")
+    fake.review(
+        REPO, result.pr.number, "alice", "changes_requested", "", comments=[("a.py", 3, "No.")]
+    )
+    (review,) = fake.state.repos[REPO].pulls[result.pr.number - 1].review_comments
+    (line_comment,) = forge.review_line_comments(REPO, result.pr.number, review)
+    assert (line_comment.path, line_comment.line, line_comment.body) == ("a.py", 3, "No.")
     fake.set_permission(REPO, "alice", "write")
     assert forge.permission(REPO, "alice") == "write"
     assert forge.permission(REPO, "mallory") == "none"  # 404
