@@ -130,9 +130,7 @@ def breakdown(sample: dict[str, Any]) -> tuple[list[tuple[str, float]], float, f
         for c in (run.artifacts.config or {}).get("checks", [])
     }
     check_time = sum(
-        float(result.get("duration") or 0)
-        for report in run.artifacts.check_reports
-        for result in report.get("results", [])
+        result.duration for report in run.artifacts.check_reports for result in report.results
     )
     hops.append(("worker: run started → first step", at(steps[0]) - at(running)))
     for step, following in zip(steps, marks[1:], strict=False):

@@ -24,7 +24,8 @@ from bench.stack import CHANNEL, REQUESTER, slack_stack
 from bench.stats import Figure, Result, Target
 from bot.blocks import status_blocks
 from jobs.status import collect
-from runs.record import Artifacts, Cost, Run, RunStatus, Step, utcnow
+from runs.artifacts import CheckReport, CheckResult, Cost
+from runs.record import Artifacts, Run, RunStatus, Step, utcnow
 from runs.store import RunStore
 
 PATCH = "".join(
@@ -70,7 +71,18 @@ def seed(store: RunStore, count: int, rng: random.Random) -> None:
             artifacts=Artifacts(
                 patch=PATCH,
                 summary="Made the retry limit configurable.",
-                check_reports=[{"name": "pytest", "passed": True, "duration": 0.9}],
+                check_reports=[
+                    CheckReport(
+                        iteration=1,
+                        phase="checks",
+                        round=0,
+                        passed=True,
+                        summary="pytest passed",
+                        results=[
+                            CheckResult(name="pytest", command="pytest", exit_code=0, duration=0.9)
+                        ],
+                    )
+                ],
                 branch=f"agents/{run_id}-make-the-retry-limit-configurable",
                 pr_url=f"https://github.com/acme/repo/pull/{run_id}",
                 pr_number=run_id,

@@ -11,8 +11,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from jobs.blueprint.spec import Spec
 from jobs.status import StatusView
+from runs.artifacts import Spec
 from runs.events import Event
 from runs.projection import StepState, ThreadView
 from runs.record import Run, RunStatus

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 
 import defusedxml.ElementTree as ET
-from pydantic import BaseModel, ConfigDict, Field
 
 from jobs.repo_config import CheckCommand
+from runs.artifacts import CheckResult, TestFailure
 
 MAX_JUNIT_BYTES = 5 * 1024 * 1024
 #: pytest's exit code when it collected no test at all.
@@ -28,50 +28,6 @@ _PASSED = re.compile(r"\b\d+ passed\b|^OK\b", re.M)
 _COLLECTION_ONLY = re.compile(r"Interrupted: \d+ errors? during collection|no tests ran")
 MAX_EXCERPT = 1200
 OUTPUT_TAIL = 3000
-
-
-class TestFailure(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    test_id: str
-    message: str
-    preexisting: bool = False
-
-
-class CheckResult(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    command: str
-    exit_code: int
-    timed_out: bool = False
-    duration: float = 0.0
-    source: str = "exit_code"  # or "junit"
-    tests: int | None = None
-    failures: list[TestFailure] = Field(default_factory=list)
-    output_tail: str = ""
-    #: Why the check executed no test at all (no test collected, every module failed to
-    #: import, ...); such a check never passes, whatever its exit code.
-    not_run: str | None = None
-
-    @property
-    def passed(self) -> bool:
-        if self.timed_out or self.not_run:
-            return False
-        if self.source == "junit":
-            return not self.failures and self.exit_code == 0
-        return self.exit_code == 0
-
-    @property
-    def new_failures(self) -> list[TestFailure]:
-        return [f for f in self.failures if not f.preexisting]
-
-    @property
-    def only_preexisting(self) -> bool:
-        """Failed, but every failing test also fails on the base commit."""
-        return (
-            not self.passed and not self.not_run and bool(self.failures) and not self.new_failures
-        )
 
 
 def excerpt(text: str, limit: int) -> str:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from jobs.queue import RunQueue
 from process.exceptions import InvalidTransition
+from runs.artifacts import BudgetAsk
 from runs.events import BudgetDecided, Event, PlanDecided
 from runs.record import Feedback, Run, RunStatus, utcnow
 
@@ -104,9 +105,9 @@ def carry_out_plan_revision(
     )
 
 
-def _open_ask(run: Run, asked_at: str | None) -> dict[str, object]:
+def _open_ask(run: Run, asked_at: str | None) -> BudgetAsk:
     ask = run.artifacts.budget_ask
-    if ask is None or (asked_at is not None and ask.get("at") != asked_at):
+    if ask is None or (asked_at is not None and ask.at != asked_at):
         raise InvalidTransition(run.id, "another budget question", "an answer to this one")
     return ask
 
@@ -119,19 +120,19 @@ def carry_out_extension(
 
     def extended(run: Run) -> None:
         ask = _open_ask(run, asked_at)
-        if not ask.get("can_extend"):
+        if not ask.can_extend:
             raise InvalidTransition(run_id, "at the hard cap", "extended")
-        amount = float(str(ask.get("extend_by", 0)))
-        if ask.get("limit_kind") == "dollars":
+        amount = ask.extend_by
+        if ask.limit_kind == "dollars":
             run.artifacts.extra_dollars = round(run.artifacts.extra_dollars + amount, 2)
         else:
             run.artifacts.extra_turns += int(amount)
         run.artifacts.budget_ask = None
 
     current = queue.store.get(run_id)
-    ask = current.artifacts.budget_ask or {}
-    kind = ask.get("limit_kind")
-    amount = float(ask.get("extend_by") or 0)
+    asked = current.artifacts.budget_ask
+    kind = asked.limit_kind if asked else None
+    amount = asked.extend_by if asked else 0.0
     text = (
         f"budget extended by ${amount:.2f}"
         if kind == "dollars"
@@ -202,15 +203,17 @@ def expired_asks(queue: RunQueue, timeout_seconds: float, now: datetime | None =
     for run in queue.store.list_by_status(RunStatus.AWAITING_BUDGET, limit=500):
         if not queue.serves(run):
             continue  # another queue's workers sweep it, and run it on their queue
-        ask = run.artifacts.budget_ask or {}
+        ask = run.artifacts.budget_ask
+        if ask is None:
+            continue
         try:
-            asked = datetime.fromisoformat(str(ask.get("at")))
+            asked = datetime.fromisoformat(ask.at)
         except ValueError:
             continue
         if moment - asked < timedelta(seconds=timeout_seconds):
             continue
         try:
-            carry_out_stop(queue, run.id, "timeout", str(ask.get("at")), timeout=True)
+            carry_out_stop(queue, run.id, "timeout", ask.at, timeout=True)
         except InvalidTransition:
             continue  # answered meanwhile
         log.info("run #%d: its budget question timed out; stopped", run.id)

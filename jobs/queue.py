@@ -348,7 +348,7 @@ class RunQueue:
             resumes = int(pipe.execute()[0])
         if resumes > APPROVE_RESUMES:
             return None
-        by = str(guard.get("by")) if guard else str(job.args[1]) if job else "recovery"
+        by = guard.by if guard else str(job.args[1]) if job else "recovery"
         if job is not None:
             job.delete()
         log.warning("run #%d: its approve job died; enqueueing it again", run.id)

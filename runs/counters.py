@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from runs.record import Cost
+from runs.artifacts import Cost
 
 log = logging.getLogger(__name__)
 

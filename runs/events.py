@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from runs.artifacts import TodoItem
 from runs.record import RunStatus, Step, utcnow
 
 
@@ -147,13 +148,6 @@ class ModelFellBack(EventBase):
     #: ``overloaded`` (529), ``unavailable`` (5xx after the retries) or ``refused``.
     cause: str
     text: str
-
-
-class TodoItem(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    text: str
-    done: bool = False
 
 
 class TodosUpdated(EventBase):

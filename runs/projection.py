@@ -159,11 +159,7 @@ def project(
         pr_url=run.artifacts.pr_url,
         error=run.error,
         buttons=_buttons(run.status),
-        todos=[
-            (str(item.get("text", "")), bool(item.get("done")))
-            for item in run.artifacts.todos
-            if isinstance(item, dict)
-        ],
+        todos=[(item.text, item.done) for item in run.artifacts.todos],
         estimate=_estimate(run),
         environment=describe_environment(run.artifacts.environment, now or utcnow()),
     )

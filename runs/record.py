@@ -10,6 +10,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from process.exceptions import InvalidTransition
 from process.settings import AgentLimits
+from runs.artifacts import (
+    AgentResume,
+    ApproveGuard,
+    BudgetAsk,
+    CheckReport,
+    CiRecord,
+    Cost,
+    Manifest,
+    ReviewOutcome,
+    Spec,
+    SpecialistOutcome,
+    TodoItem,
+)
 
 
 def utcnow() -> datetime:
@@ -108,25 +121,6 @@ class Step(StrEnum):
     PUBLISH = "publish"
     WATCH_CI = "watch_ci"
     AWAIT_DECISION = "await_decision"
-
-
-class Cost(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    dollars: float = 0.0
-
-    @property
-    def total_tokens(self) -> int:
-        return (
-            self.input_tokens
-            + self.output_tokens
-            + self.cache_read_tokens
-            + self.cache_write_tokens
-        )
 
 
 class Feedback(BaseModel):
@@ -232,8 +226,8 @@ class Artifacts(BaseModel):
     base_commit: str | None = None
     patch: str | None = None
     summary: str | None = None
-    check_reports: list[dict[str, Any]] = Field(default_factory=list)
-    review: dict[str, Any] | None = None
+    check_reports: list[CheckReport] = Field(default_factory=list)
+    review: ReviewOutcome | None = None
     branch: str | None = None
     pr_url: str | None = None
     pr_number: int | None = None
@@ -248,7 +242,10 @@ class Artifacts(BaseModel):
     start_commit: str | None = None
     #: The branch head this run last pushed (per run).
     head_sha: str | None = None
-    #: The repository's effective ``.agents.yml``: checks detected, defaults applied (per run).
+    #: The repository's effective ``.agents.yml``: checks detected, defaults applied (per
+    #: run). It is ``jobs.repo_config.RepoConfig`` as JSON, kept open here because that
+    #: model is the parser of a hostile file and lives in ``jobs/``, above this package;
+    #: ``RunContext.repo_config()`` validates it back into that model on every read.
     config: dict[str, Any] | None = None
     notes_for_reviewer: str | None = None
     #: Fix rounds spent on failing checks, and whether they ran out (published as draft).
@@ -261,41 +258,40 @@ class Artifacts(BaseModel):
     model_calls: int = 0
     #: A builder pass stopped at a turn boundary because its worker was draining: the
     #: step, its conversation and its budget so far, so the next job continues it.
-    agent_resume: dict[str, Any] | None = None
+    agent_resume: AgentResume | None = None
     #: How CI ended on the pushed head: state, sha, failing checks, fix round.
-    ci: dict[str, Any] | None = None
+    ci: CiRecord | None = None
     #: Where the setups of this run reached through the egress proxy, and what it denied.
     egress: EgressReport | None = None
     #: Reproducibility: base commit, image id, model ids, prompt hashes, commands.
-    manifest: dict[str, Any] | None = None
+    manifest: Manifest | None = None
     #: The environment this iteration's sandboxes start from (per iteration).
     environment: EnvironmentUse | None = None
     #: The feedback this iteration addresses, and what earlier iterations did (per run).
     feedback: list[Feedback] = Field(default_factory=list)
     earlier_summaries: list[str] = Field(default_factory=list)
     # -- the factory's roles (jobs/blueprint/steps/plan.py, checks.py, review.py) --------
-    #: The plan's versions, oldest first (each a :class:`jobs.blueprint.spec.Spec` as
-    #: JSON with its ``version``), and the version approved (per run: a rework builds
-    #: against the same contract).
-    plans: list[dict[str, Any]] = Field(default_factory=list)
+    #: The plan's versions, oldest first, and the version approved (per run: a rework
+    #: builds against the same contract).
+    plans: list[Spec] = Field(default_factory=list)
     plan_approved: int | None = None
     #: Feedback asking for the next version of the plan, with who wrote it (per run).
     plan_feedback: list[Feedback] = Field(default_factory=list)
-    #: The builder's todo list, as it last set it: ``{"text": ..., "done": ...}`` items.
-    todos: list[dict[str, Any]] = Field(default_factory=list)
+    #: The builder's todo list, as it last set it.
+    todos: list[TodoItem] = Field(default_factory=list)
     #: The debugger's last root-cause note, and the failures it has looked at (their
     #: fingerprints, the last one the note's), so it is called once per failure.
     root_cause: str | None = None
     debugged: list[str] = Field(default_factory=list)
     #: Specialist reviews of this round, by name: verdict, findings, model.
-    specialists: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    specialists: dict[str, SpecialistOutcome] = Field(default_factory=dict)
     #: What this iteration's passes have spent, against the run's budget (every role).
     spent: Cost = Field(default_factory=Cost)
     turns_spent: int = 0
     #: Budget added by Extend in this iteration, and the open question, if any.
     extra_dollars: float = 0.0
     extra_turns: int = 0
-    budget_ask: dict[str, Any] | None = None
+    budget_ask: BudgetAsk | None = None
     #: Stop here was chosen: publish what exists as a draft (or nothing) and stop.
     budget_stopped: bool = False
     #: Seconds the on_edit checks added, and how many ran, in this iteration.
@@ -303,31 +299,19 @@ class Artifacts(BaseModel):
     on_edit_runs: int = 0
     #: The specialists' milder findings went onto the PR as review comments.
     review_comments_posted: bool = False
-    #: Set while an approve job acts on the forge (``by``, ``iteration``, ``at``): a
-    #: rework may not land between the approve's checks and its forge call. It lapses
-    #: after :data:`APPROVING_SECONDS`, so an approve job that died blocks nothing.
-    approving: dict[str, Any] | None = None
+    #: Set while an approve job acts on the forge (:class:`ApproveGuard`).
+    approving: ApproveGuard | None = None
 
     @property
     def latest_plan(self) -> int:
         """The latest plan's version; 0 before the first plan."""
-        return int(self.plans[-1]["version"]) if self.plans else 0
-
-
-#: How long an approve's guard holds off a rework (above the approve job's timeout).
-APPROVING_SECONDS = 900
+        return self.plans[-1].version if self.plans else 0
 
 
 def approval_in_progress(run: Run, now: datetime | None = None) -> bool:
     """True while an approve job holds the run's guard for its current iteration."""
     guard = run.artifacts.approving
-    if not guard or guard.get("iteration") != run.iteration:
-        return False
-    try:
-        since = datetime.fromisoformat(str(guard["at"]))
-    except (KeyError, ValueError):
-        return False
-    return ((now or utcnow()) - since).total_seconds() < APPROVING_SECONDS
+    return guard is not None and guard.holds(run.iteration, now or utcnow())
 
 
 class Estimate(BaseModel):

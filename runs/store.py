@@ -26,9 +26,10 @@ from process.exceptions import (
     ThreadAlreadyHasRun,
 )
 from process.repo_names import repo_problem
+from runs.artifacts import Cost
 from runs.counters import Counters
 from runs.events import CHATTY, EVENT, Event, RunCreated, StatusChanged, StepStarted
-from runs.record import Cost, Estimate, Run, RunStatus, Step, check_transition, utcnow
+from runs.record import Estimate, Run, RunStatus, Step, check_transition, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -398,7 +399,7 @@ class RunStore:
         held = (
             run.status is RunStatus.AWAITING_DECISION
             and guard is not None
-            and guard.get("iteration") == run.iteration
+            and guard.iteration == run.iteration
         )
         if held:
             pipe.sadd(self._approving_key, str(run.id))

@@ -23,7 +23,7 @@ from process.exceptions import (
     WallClockLimit,
 )
 from process.settings import AgentLimits
-from runs.record import Cost
+from runs.artifacts import Cost
 
 Clock = Callable[[], float]
 

@@ -49,8 +49,8 @@ from process.exceptions import (
     TurnLimit,
 )
 from process.settings import Role
+from runs.artifacts import Cost
 from runs.events import Event
-from runs.record import Cost
 from sandboxes.protocol import Sandbox
 
 NUDGE_NO_TOOLS = (
@@ -115,29 +115,6 @@ class Checkpoint:
     trimmed_at: int | None = None
     #: The model the pass was on (its fallback, if that had taken over).
     model: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "system": self.system,
-            "messages": self.messages,
-            "turns": self.turns,
-            "cost": self.cost.model_dump(mode="json"),
-            "trimmed_at": self.trimmed_at,
-            "model": self.model,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Checkpoint:
-        trimmed_at = data.get("trimmed_at")
-        model = data.get("model")
-        return cls(
-            system=str(data["system"]),
-            messages=list(data["messages"]),
-            turns=int(data["turns"]),
-            cost=Cost.model_validate(data["cost"]),
-            trimmed_at=None if trimmed_at is None else int(trimmed_at),
-            model=None if model is None else str(model),
-        )
 
 
 def run_agent(

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, NonNegativeFloat, NonNegativeInt, PositiveInt
 
 from process.exceptions import UnknownModelPrice
-from runs.record import Cost
+from runs.artifacts import Cost
 
 PER_TOKENS = 1_000_000
 #: A snapshot id: an alias plus its release date, ``claude-sonnet-4-5-20250929``.

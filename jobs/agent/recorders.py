@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from jobs.agent.pricing import add_costs
+from runs.artifacts import Cost
 from runs.events import AgentStopped, Event, TodosUpdated
-from runs.record import Cost, Run
+from runs.record import Run
 from runs.store import RunStore
 
 
@@ -30,7 +31,7 @@ class StoreRecorder:
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, TodosUpdated):
-            items = [item.model_dump() for item in event.items]
+            items = list(event.items)
 
             def todos(run: Run) -> None:
                 run.artifacts.todos = items

@@ -7,6 +7,9 @@ sandbox is touched. Every result is bounded in size and says so when it was cut.
 that fails raises :class:`ToolError`; :meth:`Toolbox.call` turns that, an unknown tool,
 invalid input, or any other exception into an ``is_error`` result the model can act on.
 A toolbox offers and runs only its role's tools (:mod:`jobs.agent.roles`).
+
+At the usual size's edge: one class with one method per tool, and the bounds every
+tool's result shares beside them (their inputs are apart, in :mod:`jobs.agent.tool_specs`).
 """
 
 from __future__ import annotations

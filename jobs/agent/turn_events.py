@@ -8,16 +8,15 @@ from collections.abc import Sequence
 from jobs.agent.limits import CallRecord, StepSpend
 from jobs.agent.model import ModelResponse, RetryNotice
 from jobs.agent.tool_specs import Finish, describe_call
+from runs.artifacts import Cost, TodoItem
 from runs.events import (
     AgentFinished,
     AgentTurn,
     ModelFellBack,
     ModelRetried,
-    TodoItem,
     TodosUpdated,
     ToolCallSummary,
 )
-from runs.record import Cost
 
 _CAUSES = {
     "overloaded": "was overloaded (HTTP 529)",

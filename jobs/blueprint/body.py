@@ -10,9 +10,10 @@ import json
 import re
 
 from jobs.blueprint.spec import approved, criteria_lines
-from jobs.checks import CheckResult, excerpt, failure_slice
+from jobs.checks import excerpt, failure_slice
 from jobs.forge.steps import RUN_BODY_MARKER
 from jobs.safety import SECRET_PATTERNS, mask
+from runs.artifacts import CheckResult
 from runs.record import Run
 
 MAX_BODY = 60_000  # GitHub refuses bodies over 65,536 characters
@@ -38,7 +39,7 @@ def _quote(text: str) -> str:
 def _results(run: Run) -> list[CheckResult]:
     if not run.artifacts.check_reports:
         return []
-    return [CheckResult.model_validate(r) for r in run.artifacts.check_reports[-1]["results"]]
+    return list(run.artifacts.check_reports[-1].results)
 
 
 def checks_section(run: Run) -> str:
@@ -83,8 +84,8 @@ def checks_section(run: Run) -> str:
         lines.append("")
         lines.append(f"Fix rounds used: {a.fix_rounds_spent}.")
         for report in a.check_reports:
-            if report.get("fix_summary"):
-                lines.append(f"- round {int(report['round']) + 1}: {report['fix_summary']}")
+            if report.fix_summary:
+                lines.append(f"- round {report.round + 1}: {report.fix_summary}")
     not_run = [f"{r.name}: {r.not_run}" for r in results if r.not_run]
     if not_run:
         lines.append("")
@@ -110,15 +111,15 @@ def review_section(run: Run) -> str:
     review = run.artifacts.review
     if not review:
         return "No review was made."
-    notes = str(review.get("notes") or "").strip() or "(no notes)"
-    text = f"Verdict: **{review.get('verdict')}** (review {review.get('round', 1)})\n\n{notes}"
+    notes = review.notes.strip() or "(no notes)"
+    text = f"Verdict: **{review.verdict}** (review {review.round})\n\n{notes}"
     specialists = run.artifacts.specialists
     if specialists:
         lines = ["", "Specialist reviews, called for by the paths this change touches:"]
         for name, found in sorted(specialists.items()):
-            count = len(found.get("findings") or [])
+            count = len(found.findings)
             lines.append(
-                f"- **{name}**: {found.get('verdict')}, {count} finding(s)"
+                f"- **{name}**: {found.verdict}, {count} finding(s)"
                 + (" (posted as review comments)" if count else "")
             )
         text += "\n".join(lines)
@@ -196,7 +197,9 @@ def pr_body(run: Run, *, slack_url: str, requester_login: str | None = None) -> 
     if a.notes_for_reviewer:
         parts.append("## Notes from the agent\n\n" + a.notes_for_reviewer.strip())
     parts.append("## Cost\n\n" + cost_section(run))
-    manifest = json.dumps(a.manifest or {}, indent=2, sort_keys=True)
+    manifest = json.dumps(
+        a.manifest.model_dump(mode="json") if a.manifest else {}, indent=2, sort_keys=True
+    )
     parts.append(
         "## Reproducibility\n\n<details><summary>Manifest</summary>\n\n"
         f"```json\n{manifest}\n```\n\n</details>"

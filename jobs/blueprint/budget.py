@@ -14,11 +14,12 @@ hard cap (``AGENTS_MAX_DOLLARS_HARD``): at it, only Stop here is offered.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from jobs.attempts import same_attempt
 from jobs.blueprint.context import RunContext
 from process.exceptions import DollarLimit, InvalidTransition, LimitsExceeded, Paused, Superseded
+from runs.artifacts import BudgetAsk
 from runs.events import BudgetAsked
 from runs.record import Run, RunStatus, utcnow
 
@@ -28,7 +29,7 @@ def money(dollars: float) -> str:
     return f"${dollars:.0f}" if abs(dollars - round(dollars)) < 0.005 else f"${dollars:.2f}"
 
 
-def ask(ctx: RunContext, run: Run, cap: LimitsExceeded) -> dict[str, Any]:
+def ask(ctx: RunContext, run: Run, cap: LimitsExceeded) -> BudgetAsk:
     """The question to ask, as it is kept on the run (``artifacts.budget_ask``)."""
     limits = ctx.agent_config().limits
     base = ctx.base_limits()
@@ -55,17 +56,17 @@ def ask(ctx: RunContext, run: Run, cap: LimitsExceeded) -> dict[str, Any]:
             f"(${spent_dollars:.2f} spent). Extend by {base.max_turns} turns?"
         )
         kind, spent = "turns", float(ctx.budget.turns)
-    return {
-        "limit_kind": kind,
-        "spent": spent,
-        "limit": limit,
-        "extend_by": extend_by,
-        "can_extend": can_extend,
-        "hard_cap": limits.max_dollars_hard,
-        "text": text,
-        "step": run.step.value if run.step else None,
-        "at": utcnow().isoformat(),
-    }
+    return BudgetAsk(
+        limit_kind=kind,
+        spent=spent,
+        limit=limit,
+        extend_by=extend_by,
+        can_extend=can_extend,
+        hard_cap=limits.max_dollars_hard,
+        text=text,
+        step=run.step.value if run.step else None,
+        at=utcnow().isoformat(),
+    )
 
 
 def pause_for_budget(ctx: RunContext, cap: LimitsExceeded, save: Callable[[Run], None]) -> NoReturn:
@@ -84,23 +85,23 @@ def pause_for_budget(ctx: RunContext, cap: LimitsExceeded, save: Callable[[Run],
 
     event = BudgetAsked(
         by=ctx.by,
-        limit_kind=question["limit_kind"],
-        spent=question["spent"],
-        limit=question["limit"],
-        extend_by=question["extend_by"],
-        can_extend=question["can_extend"],
-        text=question["text"],
+        limit_kind=question.limit_kind,
+        spent=question.spent,
+        limit=question.limit,
+        extend_by=question.extend_by,
+        can_extend=question.can_extend,
+        text=question.text,
     )
     try:
         ctx.store.transition(
             ctx.run_id,
             RunStatus.AWAITING_BUDGET,
             by=ctx.by,
-            reason=f"paused at its {question['limit_kind']} cap",
+            reason=f"paused at its {question.limit_kind} cap",
             expect=RunStatus.RUNNING,
             change=paused,
             events=[event],
         )
     except InvalidTransition as err:
         raise Superseded(str(err)) from None
-    raise Paused(question["text"])
+    raise Paused(question.text)

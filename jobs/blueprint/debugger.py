@@ -21,8 +21,9 @@ from jobs.blueprint.context import RunContext
 from jobs.blueprint.providers import CountingModel
 from jobs.blueprint.sandbox import open_sandbox, set_network
 from jobs.blueprint.steps.agent import check_command, role_pass
-from jobs.checks import CheckResult, excerpt, failure_slice
+from jobs.checks import excerpt, failure_slice
 from process.exceptions import StepFailed
+from runs.artifacts import CheckReport, CheckResult
 from runs.events import RootCauseFound
 from runs.record import Run
 
@@ -42,18 +43,18 @@ def fingerprint(results: Sequence[CheckResult]) -> str:
     return hashlib.sha256(json.dumps(failing, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def same_failure_rounds(reports: Sequence[dict[str, Any]]) -> int:
+def same_failure_rounds(reports: Sequence[CheckReport]) -> int:
     """Fix rounds in a row that ended on the failure of the last report: the trailing
     reports with its fingerprint, counted once per round (a resumed job may run the
     checks of one round twice)."""
     if not reports:
         return 0
-    last = reports[-1].get("fingerprint")
-    rounds: set[Any] = set()
+    last = reports[-1].fingerprint
+    rounds: set[int] = set()
     for report in reversed(reports):
-        if last is None or report.get("fingerprint") != last:
+        if last is None or report.fingerprint != last:
             break
-        rounds.add(report.get("round"))
+        rounds.add(report.round)
     return max(len(rounds) - 1, 0)
 
 
@@ -62,7 +63,7 @@ def wants_debugger(run: Run, after_rounds: int) -> bool:
     reports = run.artifacts.check_reports
     if after_rounds <= 0 or not reports:
         return False
-    print_ = reports[-1].get("fingerprint")
+    print_ = reports[-1].fingerprint
     if print_ is None or print_ in run.artifacts.debugged:
         return False
     return same_failure_rounds(reports) >= after_rounds
@@ -74,7 +75,7 @@ def note_for_builder(run: Run) -> str | None:
     a = run.artifacts
     if not a.root_cause or not a.debugged or not reports:
         return None
-    if reports[-1].get("fingerprint") != a.debugged[-1]:
+    if reports[-1].fingerprint != a.debugged[-1]:
         return None
     return (
         "A debugger looked into why this failure keeps coming back. Its root-cause "

@@ -57,8 +57,9 @@ from process.exceptions import (
     Superseded,
 )
 from process.settings import AgentLimits
+from runs.artifacts import Cost
 from runs.counters import Counters
-from runs.record import Cost, Run, RunStatus, Step
+from runs.record import Run, RunStatus, Step
 
 if TYPE_CHECKING:
     from jobs.queue import RunQueue

@@ -9,35 +9,13 @@ the repository, so every renderer here treats it as text, never as markup it tru
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
-
+from runs.artifacts import ReviewOutcome, Spec
 from runs.record import Run
-
-
-class Spec(BaseModel):
-    """One version of a run's plan (``artifacts.plans`` holds them as JSON)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    version: int = Field(ge=1)
-    problem: str
-    constraints: list[str] = Field(default_factory=list)
-    approach: str
-    acceptance_criteria: list[str]
-    risks: list[str] = Field(default_factory=list)
-    tasks: list[str]
-    #: How much plan feedback there was when this version was written: a newer piece
-    #: of feedback asks for the next version.
-    feedback_seen: int = 0
-    #: The planner's model.
-    model: str = ""
 
 
 def latest(run: Run) -> Spec | None:
     plans = run.artifacts.plans
-    return Spec.model_validate(plans[-1]) if plans else None
+    return plans[-1] if plans else None
 
 
 def approved(run: Run) -> Spec | None:
@@ -45,10 +23,7 @@ def approved(run: Run) -> Spec | None:
     version = run.artifacts.plan_approved
     if version is None:
         return None
-    for raw in run.artifacts.plans:
-        if raw.get("version") == version:
-            return Spec.model_validate(raw)
-    return None
+    return next((spec for spec in run.artifacts.plans if spec.version == version), None)
 
 
 def _items(items: list[str], *, numbered: bool = False) -> str:
@@ -77,10 +52,10 @@ def contract(spec: Spec) -> str:
     return f"Plan version {spec.version}, approved.\n\n{spec_markdown(spec)}"
 
 
-def criteria_verdicts(review: dict[str, Any] | None) -> dict[int, tuple[bool, str]]:
+def criteria_verdicts(review: ReviewOutcome | None) -> dict[int, tuple[bool, str]]:
     """The reviewer's verdict on each acceptance criterion, by number."""
     verdicts: dict[int, tuple[bool, str]] = {}
-    for item in (review or {}).get("criteria") or []:
+    for item in review.criteria if review is not None else []:
         if not isinstance(item, dict):
             continue
         try:
@@ -91,7 +66,7 @@ def criteria_verdicts(review: dict[str, Any] | None) -> dict[int, tuple[bool, st
     return verdicts
 
 
-def criteria_lines(spec: Spec, review: dict[str, Any] | None) -> list[str]:
+def criteria_lines(spec: Spec, review: ReviewOutcome | None) -> list[str]:
     """The acceptance criteria as a Markdown task list, ticked by the reviewer."""
     verdicts = criteria_verdicts(review)
     lines = []

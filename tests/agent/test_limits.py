@@ -22,8 +22,8 @@ from process.exceptions import (
     WallClockLimit,
 )
 from process.settings import AgentLimits
+from runs.artifacts import Cost
 from runs.events import AgentTurn
-from runs.record import Cost
 from sandboxes.local_sandbox import LocalSandbox
 from tests.agent.conftest import Sleeps
 

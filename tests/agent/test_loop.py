@@ -18,15 +18,17 @@ from jobs.agent.loop import (
     NUDGE_CUT_OFF,
     NUDGE_NO_TOOLS,
     AgentResult,
-    Checkpoint,
     run_agent,
 )
 from jobs.agent.model import AnthropicModel
 from jobs.agent.prompt import Task
 from jobs.agent.recorders import MemoryRecorder
+from jobs.blueprint.steps.agent import kept_pass, resumed_pass
 from process.exceptions import ContextWindowFull, Interrupted, ModelRefused, UnknownModelPrice
 from process.settings import AgentLimits, ModelRoles
+from runs.artifacts import AgentResume
 from runs.events import AgentFinished, AgentTurn
+from runs.record import Step
 from sandboxes.local_sandbox import LocalSandbox
 
 TASK = Task(
@@ -530,7 +532,8 @@ def test_a_stop_request_ends_the_turn_and_resume_continues_the_conversation(
     assert [m["role"] for m in checkpoint.messages] == ["user", "assistant", "user"]
     assert checkpoint.messages[2]["content"][0]["tool_use_id"] == "toolu_1"
 
-    saved = Checkpoint.from_dict(json.loads(json.dumps(checkpoint.to_dict())))
+    kept = kept_pass(Step.AGENT, "builder", checkpoint).model_dump_json()
+    saved = resumed_pass(AgentResume.model_validate_json(kept))
     result = run(sandbox, model, config, resume=saved)
     assert result.turns == 2  # the stopped pass's turn counts
     first, resumed = api.bodies
@@ -551,6 +554,7 @@ def test_a_resumed_pass_trims_when_the_uninterrupted_one_would(
     with pytest.raises(Interrupted) as stopped:  # drained right after the trim of turn 3
         run(sandbox, model, config, recorder, should_stop=lambda: len(api.bodies) == 3)
     assert stopped.value.checkpoint.trimmed_at == 3
-    saved = Checkpoint.from_dict(json.loads(json.dumps(stopped.value.checkpoint.to_dict())))
+    kept = kept_pass(Step.AGENT, "builder", stopped.value.checkpoint).model_dump_json()
+    saved = resumed_pass(AgentResume.model_validate_json(kept))
     run(sandbox, model, config, recorder, resume=saved)
     assert trim_turns(recorder) == [3, 5, 7]  # as in the uninterrupted pass above

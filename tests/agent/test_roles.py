@@ -159,7 +159,7 @@ def test_the_todo_tool_keeps_the_list_on_the_run(
     run_agent(TASK, sandbox=sandbox, model=model, recorder=recorder, config=config)
     result = api.bodies[1]["messages"][-1]["content"][0]
     assert result["content"] == "todo list saved: 1 of 2 done"
-    assert store.get(run.id).artifacts.todos == [
+    assert [t.model_dump() for t in store.get(run.id).artifacts.todos] == [
         {"text": "read retry.py", "done": True},
         {"text": "add max_attempts", "done": False},
     ]

@@ -14,6 +14,7 @@ from jobs.blueprint.body import checks_section
 from jobs.blueprint.steps.checks import could_not_run, passing, summarize
 from jobs.checks import CheckResult, evaluate, mark_preexisting
 from jobs.repo_config import CheckCommand
+from runs.artifacts import CheckReport
 from runs.record import Run
 
 BROKEN = "import not_installed_anywhere\n\n\ndef test_x():\n    assert True\n"
@@ -120,7 +121,11 @@ def test_the_thread_and_the_pr_body_say_checks_could_not_run(tmp_path: Path) -> 
             "requester": "U1",
         }
     )
-    run.artifacts.check_reports = [{"results": [result.model_dump(mode="json")], "round": 0}]
+    run.artifacts.check_reports = [
+        CheckReport(
+            iteration=1, phase="checks", round=0, passed=False, summary="x", results=[result]
+        )
+    ]
     body = checks_section(run)
     assert "could not run: 1 test module failed to import" in body
     assert "**checks could not run:**" in body

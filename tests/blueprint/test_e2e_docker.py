@@ -102,10 +102,11 @@ def test_requests_become_prs_then_approve_merges_and_rework_adds_a_commit(
         "Reproducibility",
     ]
     assert "passed (8 tests)" in pr.body
-    manifest = done.artifacts.manifest or {}
-    assert manifest["image"] == worker_image()
-    assert str(manifest["image_id"]).startswith("sha256:")
-    assert manifest["sandbox"] == "docker"
+    manifest = done.artifacts.manifest
+    assert manifest is not None
+    assert manifest.image == worker_image()
+    assert str(manifest.image_id).startswith("sha256:")
+    assert manifest.sandbox == "docker"
 
     # A change that fails its checks once, then is fixed.
     second = wait_status(store, fixed.id, RunStatus.AWAITING_DECISION, RunStatus.FAILED)

@@ -112,7 +112,7 @@ def test_the_flow_against_github_makes_the_expected_calls_and_leaks_no_token(
             done = wait_status(store, run.id, RunStatus.AWAITING_DECISION, RunStatus.FAILED)
             assert done.status is RunStatus.AWAITING_DECISION, done.error
             assert done.artifacts.ci is not None
-            assert done.artifacts.ci["state"] == "success"
+            assert done.artifacts.ci.state == "success"
             queue.request_approval(done, by="U1")
             approved = wait_status(store, run.id, RunStatus.APPROVED)
         finally:

@@ -17,6 +17,7 @@ from jobs.agent.config import AgentConfig
 from jobs.pauses import expired_asks
 from jobs.queue import RunQueue
 from process.settings import AgentLimits
+from runs.artifacts import BudgetAsk
 from runs.events import (
     BudgetAsked,
     BudgetDecided,
@@ -109,7 +110,7 @@ def test_plan_revise_approve_then_build_against_the_spec(tmp_path: Path) -> None
         run = done.run
         assert run.status is RunStatus.AWAITING_DECISION, run.error
         a = run.artifacts
-        assert [p["version"] for p in a.plans] == [1, 2]
+        assert [p.version for p in a.plans] == [1, 2]
         assert a.plan_approved == 2
         assert [(f.by, f.text) for f in a.plan_feedback] == [("U-recorder", FEEDBACK)]
         assert a.completed_steps[:3] == [Step.PREPARE, Step.PLAN, Step.AGENT]
@@ -141,7 +142,7 @@ def test_plan_revise_approve_then_build_against_the_spec(tmp_path: Path) -> None
         assert "give a verdict on each of its 3 acceptance criteria" in reviewer
         assert "The approved plan" not in reviewer  # no builder prompt, no transcript
         # The todo list is on the run.
-        assert a.todos == [
+        assert [t.model_dump() for t in a.todos] == [
             {"text": "read the module", "done": True},
             {"text": "add max_attempts", "done": False},
         ]
@@ -312,7 +313,7 @@ def test_a_529_and_a_refusal_fall_back_and_the_thread_is_told(tmp_path: Path) ->
         assert set(run.cost_by_role["reviewer"]) == {"claude-opus-5-5", "claude-sonnet-5-5"}
         # The reviewer still runs on another model than the builder by default.
         assert run.artifacts.review is not None
-        assert run.artifacts.review["model"] == "claude-sonnet-5-5"
+        assert run.artifacts.review.model == "claude-sonnet-5-5"
 
 
 # -- budgets that ask ---------------------------------------------------------------
@@ -424,7 +425,9 @@ def test_an_unanswered_budget_question_stops_the_run() -> None:
     store.transition(run.id, RunStatus.RUNNING, by="w")
 
     def paused(r: Any) -> None:
-        r.artifacts.budget_ask = {"at": "2026-01-01T00:00:00+00:00", "can_extend": True}
+        r.artifacts.budget_ask = BudgetAsk(
+            at="2026-01-01T00:00:00+00:00", limit_kind="turns", can_extend=True
+        )
         r.artifacts.config = {"escalation": "draft"}
         r.artifacts.patch = "diff --git a/x b/x\n"
 

@@ -51,8 +51,8 @@ def test_a_clean_change_ends_in_a_draft_pr_awaiting_a_decision(harness: Harness)
     assert "max_attempts: int = MAX_ATTEMPTS" in a.patch
     assert a.model_calls == 6
     assert a.manifest is not None
-    assert set(a.manifest["prompt_sha256"]) == {"builder", "reviewer"}
-    assert a.manifest["checks"] == ["python3 -m pytest -q --junitxml=/tmp/agents-checks/pytest.xml"]
+    assert set(a.manifest.prompt_sha256) == {"builder", "reviewer"}
+    assert a.manifest.checks == ["python3 -m pytest -q --junitxml=/tmp/agents-checks/pytest.xml"]
 
     pr = harness.forge.get_pr(REPO, 1)
     assert pr.draft
@@ -220,7 +220,7 @@ def test_a_preexisting_failure_is_labelled_and_not_sent_to_the_agent(
     [checks] = [e for e in harness.store.events(final.id) if isinstance(e, ChecksRan)]
     assert checks.passed is True
     assert "1 pre-existing failure(s)" in checks.text
-    [result] = final.artifacts.check_reports[-1]["results"]
+    [result] = [r.model_dump(mode="json") for r in final.artifacts.check_reports[-1].results]
     [failure] = result["failures"]
     assert failure["preexisting"] is True
     assert failure["test_id"].endswith("test_the_clock_is_frozen")
@@ -275,7 +275,8 @@ def test_a_blocking_review_buys_one_more_round(harness: Harness) -> None:
     a = final.artifacts
     assert a.review_rounds == 2
     assert a.review_fixed
-    assert a.review == {
+    assert a.review is not None
+    assert a.review.model_dump() == {
         "verdict": "approve",
         "notes": "Resolved.",
         "round": 2,
@@ -431,8 +432,8 @@ def test_tests_that_all_fail_to_import_are_not_green(harness: Harness, tmp_path:
     [escalated] = [e for e in events if e.kind == "escalated"]
     assert escalated.text.startswith("checks could not run: 2 test modules failed to import")
     assert "(first: tests.test_more)" in escalated.text
-    [result] = final.artifacts.check_reports[-1]["results"]
-    assert not any(f["preexisting"] for f in result["failures"])
+    [result] = final.artifacts.check_reports[-1].results
+    assert not any(f.preexisting for f in result.failures)
     body = harness.forge.get_pr("acme/broken", 1).body
     assert "**checks could not run:**" in body
     assert "2 test modules failed to import" in body

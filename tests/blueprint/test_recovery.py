@@ -309,8 +309,8 @@ def test_a_drain_stops_between_agent_turns_and_is_not_a_crash(harness: Harness) 
     assert handed.artifacts.model_calls == 2
     pending = handed.artifacts.agent_resume
     assert pending is not None
-    assert pending["step"] == "agent"
-    assert pending["turns"] == 2
+    assert pending.step == "agent"
+    assert pending.turns == 2
     assert handed.error is None
     _, second = harness.models.requests
     # the second turn's edits are kept, for the next job's sandbox

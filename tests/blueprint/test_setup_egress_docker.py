@@ -114,8 +114,8 @@ def test_setup_egress_is_recorded_and_said_in_the_thread(
     reply = milestone(events[0], final)
     assert reply is not None
     assert "setup reached 1 host; denied pypi.org" in reply[0]
-    [result] = final.artifacts.check_reports[-1]["results"]
-    assert result["exit_code"] == 0  # the checks found no network
+    [result] = final.artifacts.check_reports[-1].results
+    assert result.exit_code == 0  # the checks found no network
 
 
 PYTHON_FIXTURE = {
@@ -202,11 +202,11 @@ def test_the_documented_python_example_passes_against_its_fixture(
 
     assert final.error is None, final.error
     assert final.artifacts.plan_approved == 1
-    results = final.artifacts.check_reports[-1]["results"]
-    assert [(r["name"], r["exit_code"], r["not_run"]) for r in results] == [
+    results = final.artifacts.check_reports[-1].results
+    assert [(r.name, r.exit_code, r.not_run) for r in results] == [
         ("unit tests", 0, None),
         ("ruff check", 0, None),
-    ], [r["output_tail"] for r in results]
+    ], [r.output_tail for r in results]
     assert results[0]["tests"] > 0
     report = final.artifacts.egress
     assert report is not None
@@ -295,11 +295,11 @@ def test_the_documented_go_example_passes_against_its_fixture(
         final = harness.run(harness.create("add a version constant", repo="acme/go").id)
 
     assert final.error is None, final.error
-    results = final.artifacts.check_reports[-1]["results"]
-    assert [(r["name"], r["exit_code"], r["not_run"]) for r in results] == [
+    results = final.artifacts.check_reports[-1].results
+    assert [(r.name, r.exit_code, r.not_run) for r in results] == [
         ("go vet", 0, None),
         ("go test", 0, None),
-    ], [r["output_tail"] for r in results]
+    ], [r.output_tail for r in results]
     assert "ok  \texample.test/retry" in results[1]["output_tail"]
     report = final.artifacts.egress
     assert report is not None
@@ -363,11 +363,11 @@ def test_the_documented_make_example_passes_against_its_fixture(
     final = harness.run(harness.create("add a version function", repo="acme/make").id)
 
     assert final.error is None, final.error
-    results = final.artifacts.check_reports[-1]["results"]
-    assert [(r["name"], r["exit_code"], r["not_run"]) for r in results] == [
-        ("unit tests", 0, None)
-    ], [r["output_tail"] for r in results]
-    tail = results[0]["output_tail"]
+    results = final.artifacts.check_reports[-1].results
+    assert [(r.name, r.exit_code, r.not_run) for r in results] == [("unit tests", 0, None)], [
+        r.output_tail for r in results
+    ]
+    tail = results[0].output_tail
     assert "build/version.o" in tail  # the change was built in...
     assert "3 passed, 0 failed" in tail  # ...and the tests ran
     assert final.artifacts.egress is None  # no network was asked for

@@ -17,6 +17,7 @@ from jobs.blueprint.steps.prepare import effective_config
 from jobs.forge.protocol import CheckRun
 from jobs.repo_config import RepoConfig, parse_repo_config
 from process.exceptions import TranscriptInvalid
+from runs.artifacts import CiRecord
 from runs.events import ChecksRan, SafetyGateBlocked
 from runs.record import Run, RunStatus
 from sandboxes.config import SandboxConfig
@@ -80,7 +81,7 @@ def test_configured_checks_and_setup_are_used(harness: Harness, tmp_path: Path) 
     [checks] = [e for e in harness.store.events(final.id) if isinstance(e, ChecksRan)]
     assert checks.text == "built passed; unit passed"
     assert final.artifacts.manifest is not None
-    assert final.artifacts.manifest["setup"] == ["echo built > build.txt"]
+    assert final.artifacts.manifest.setup == ["echo built > build.txt"]
     assert "build.txt" not in (final.artifacts.patch or "")
 
 
@@ -165,8 +166,10 @@ def test_ci_is_watched_and_recorded(harness: Harness) -> None:
         thread.join()
     assert final.status is RunStatus.AWAITING_DECISION, final.error
     assert final.artifacts.ci is not None
-    assert final.artifacts.ci["state"] == "success"
-    assert final.artifacts.ci["checks"] == [{"name": "ci/test", "state": "success"}]
+    assert final.artifacts.ci.state == "success"
+    assert [c.model_dump() for c in final.artifacts.ci.checks] == [
+        {"name": "ci/test", "state": "success"}
+    ]
     texts = [e.text for e in harness.store.events(run.id) if e.kind == "ci"]
     assert texts == [f"CI passed on {(final.artifacts.head_sha or '')[:12]}"]
 
@@ -178,7 +181,8 @@ def test_ci_is_not_waited_for_when_the_forge_reports_none(harness: Harness) -> N
     assert not harness.forge.ci_configured(REPO)
     final = harness.run(harness.create(CLEAN_REQUEST).id)
     assert final.status is RunStatus.AWAITING_DECISION, final.error
-    assert final.artifacts.ci == {"state": "unconfigured", "sha": final.artifacts.head_sha}
+    assert final.artifacts.head_sha is not None
+    assert final.artifacts.ci == CiRecord(state="unconfigured", sha=final.artifacts.head_sha)
     texts = [e.text for e in harness.store.events(final.id) if e.kind == "ci"]
     assert texts == ["CI not watched: the forge reports no CI for this repository"]
 
@@ -217,10 +221,12 @@ def test_failed_ci_gets_one_fix_round_pushed_as_a_new_commit(harness: Harness) -
         stop.set()
         thread.join()
     assert final.status is RunStatus.AWAITING_DECISION, final.error
-    ci = final.artifacts.ci or {}
-    assert ci["fix"] == "done"
-    assert ci["state"] == "success"
-    assert ci["after_fix"]["state"] == "success"
+    ci = final.artifacts.ci
+    assert ci is not None
+    assert ci.fix == "done"
+    assert ci.state == "success"
+    assert ci.after_fix is not None
+    assert ci.after_fix.state == "success"
     fix_prompt = harness.models.requests[6]["messages"][0]["content"][0]["text"]
     assert "lint: retrying/lint.py missing" in fix_prompt
     from tests.blueprint.helpers import commits

@@ -31,10 +31,11 @@ from bot.blocks import (
 from bot.listeners.events.home import home_view
 from bot.listeners.views.revise_plan import revise_modal
 from bot.listeners.views.rework import rework_modal
-from bot.reporter import milestone
+from bot.milestones import milestone
 from bot.services import Services
 from jobs.status import StatusView
 from process.settings import AgentLimits, BotSettings
+from runs.artifacts import BudgetAsk, Cost, Spec, TodoItem
 from runs.events import (
     AgentTurn,
     ApproveFailed,
@@ -54,7 +55,7 @@ from runs.events import (
     StepStarted,
 )
 from runs.projection import project
-from runs.record import Cost, Run, RunStatus, Step
+from runs.record import Run, RunStatus, Step
 
 HOSTILE = "<!channel> <https://evil.example|click me> & <@U123> *bold* `code`"
 NOW = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
@@ -165,9 +166,9 @@ PLAN = {
 
 def paused(status: RunStatus) -> Run:
     run = run_in(status)
-    run.artifacts.plans = [{**PLAN, "version": 1}, PLAN]
-    run.artifacts.budget_ask = {"at": NOW.isoformat(), "kind": "dollars"}
-    run.artifacts.todos = [{"text": HOSTILE, "done": True}, {"text": "write tests"}]
+    run.artifacts.plans = [Spec.model_validate({**PLAN, "version": 1}), Spec.model_validate(PLAN)]
+    run.artifacts.budget_ask = BudgetAsk(at=NOW.isoformat(), limit_kind="dollars", can_extend=False)
+    run.artifacts.todos = [TodoItem(text=HOSTILE, done=True), TodoItem(text="write tests")]
     return run
 
 

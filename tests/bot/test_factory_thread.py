@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from bot.reporter import Reporter
-from jobs.blueprint.spec import Spec
-from runs.events import BudgetAsked, ModelFellBack, PlanProposed, TodoItem, TodosUpdated
+from runs.artifacts import BudgetAsk, Spec, TodoItem
+from runs.events import BudgetAsked, ModelFellBack, PlanProposed, TodosUpdated
 from runs.record import Run, RunStatus, Step
 from tests.bot.conftest import ALICE, BOB, CAROL, GENERAL, Harness, drain
 
@@ -30,7 +30,7 @@ def start(h: Harness, text: str = "plan in acme/api: make the retry limit config
     return run
 
 
-def spec(version: int, problem: str = "The retry limit is fixed at 3.") -> dict[str, Any]:
+def spec(version: int, problem: str = "The retry limit is fixed at 3.") -> Spec:
     return Spec(
         version=version,
         problem=problem,
@@ -38,7 +38,7 @@ def spec(version: int, problem: str = "The retry limit is fixed at 3.") -> dict[
         acceptance_criteria=["max_attempts=5 tries five times", "the default stays 3"],
         tasks=["Add the parameter", "Test it"],
         feedback_seen=version - 1,
-    ).model_dump(mode="json")
+    )
 
 
 def propose(
@@ -151,14 +151,14 @@ def ask_budget(h: Harness, run: Run, *, can_extend: bool) -> str:
     )
 
     def paused(r: Run) -> None:
-        r.artifacts.budget_ask = {
-            "limit_kind": "dollars",
-            "extend_by": 5.0 if can_extend else 0.0,
-            "can_extend": can_extend,
-            "hard_cap": 50.0,
-            "at": at,
-            "text": text,
-        }
+        r.artifacts.budget_ask = BudgetAsk(
+            limit_kind="dollars",
+            extend_by=5.0 if can_extend else 0.0,
+            can_extend=can_extend,
+            hard_cap=50.0,
+            at=at,
+            text=text,
+        )
         r.artifacts.config = {"escalation": "draft"}
         r.artifacts.patch = "diff --git a/a b/a\n"
 
@@ -245,7 +245,7 @@ def test_the_todo_checklist_and_a_fallback_render_in_the_emulator(harness: Harne
     items = [TodoItem(text="read retry.py", done=True), TodoItem(text="add <max_attempts>")]
 
     def todos(r: Run) -> None:
-        r.artifacts.todos = [item.model_dump() for item in items]
+        r.artifacts.todos = list(items)
 
     store.update(run.id, todos, events=[TodosUpdated(by="agent:builder", items=items, text="1/2")])
     store.append_event(

@@ -314,7 +314,7 @@ def test_a_ci_webhook_replaces_the_poll(loop: Loop) -> None:
     (final,) = result
     assert final.status is RunStatus.AWAITING_DECISION, final.error
     assert final.artifacts.ci is not None
-    assert (final.artifacts.ci["state"], final.artifacts.ci["polls"]) == ("success", 2)
+    assert (final.artifacts.ci.state, final.artifacts.ci.polls) == ("success", 2)
     assert len(loop.fake.calls("GET", r"/check-runs$")) == 2
 
 

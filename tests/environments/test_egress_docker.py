@@ -99,8 +99,8 @@ def test_the_environment_build_goes_out_through_the_proxy_and_the_run_records_it
     assert report.reached == [ALLOWED]
     assert report.denied == ["pypi.org"]
     assert _said(env_harness, run.id) == ["setup reached 1 host; denied pypi.org"]
-    [result] = final.artifacts.check_reports[-1]["results"]
-    assert result["exit_code"] == 0  # the checks found no network
+    [result] = final.artifacts.check_reports[-1].results
+    assert result.exit_code == 0  # the checks found no network
 
     # A second run reuses the environment: no setup ran, so nothing went out.
     again = env_harness.create("add a version module again")
@@ -140,5 +140,5 @@ def test_setup_again_for_a_changed_dependency_input_goes_through_the_proxy(
     assert said[0] == "setup reached 1 host; denied pypi.org"
     assert said[-1] == "setup reached 1 host; denied example.org, pypi.org"
     # Every check result ran after setup went offline again.
-    for result in final.artifacts.check_reports[-1]["results"]:
-        assert result["exit_code"] == 0, result
+    for result in final.artifacts.check_reports[-1].results:
+        assert result.exit_code == 0, result

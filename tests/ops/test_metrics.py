@@ -25,8 +25,9 @@ from fakes.slack.server import SlackEmulator
 from jobs.metrics import metrics_app
 from process.endpoints import ops_app, ops_connection, redis_health, serve_ops
 from process.http import HttpServer
+from runs.artifacts import Cost
 from runs.counters import Counters
-from runs.record import Cost, RunStatus
+from runs.record import RunStatus
 from runs.store import RunStore
 from tests.conftest import TEST_REDIS_URL
 

@@ -43,12 +43,12 @@ from bot.listeners.views import rework as rework_view
 from bot.repo_picker import ACTION_PICK_REPO
 from jobs import decisions
 from jobs.blueprint.config import BlueprintConfig
-from jobs.blueprint.spec import Spec
 from jobs.blueprint.steps.agent import agent_context
 from jobs.forge.local import LocalForge
 from jobs.forge.protocol import PullRequest
 from jobs.queue import RunQueue
 from process.exceptions import InvalidTransition
+from runs.artifacts import ApproveGuard, BudgetAsk, Spec
 from runs.record import Run, RunStatus, utcnow
 from runs.store import RunStore
 from tests.bot.conftest import ALICE, BOB, CAROL, GENERAL, Harness, open_harness, post_raw
@@ -242,9 +242,11 @@ def paused(h: Harness, run: Run, status: RunStatus) -> str:
 
     def pause(r: Run) -> None:
         if status is RunStatus.AWAITING_PLAN:
-            r.artifacts.plans.append(spec.model_dump(mode="json"))
+            r.artifacts.plans.append(spec)
         else:
-            r.artifacts.budget_ask = {"at": at, "can_extend": True, "hard_cap": 50.0}
+            r.artifacts.budget_ask = BudgetAsk(
+                at=at, limit_kind="turns", can_extend=True, hard_cap=50.0
+            )
 
     store.transition(run.id, status, by="worker", change=pause)
     if status is RunStatus.AWAITING_PLAN:
@@ -534,7 +536,7 @@ def test_rework_while_an_approve_holds_the_guard(surface: Harness) -> None:
     modal = rework_modal(h, run, message)  # the modal opens first
 
     def guard(r: Run) -> None:
-        r.artifacts.approving = {"by": CAROL, "iteration": 1, "at": utcnow().isoformat()}
+        r.artifacts.approving = ApproveGuard(by=CAROL, iteration=1, at=utcnow().isoformat())
 
     h.services.store.update(run.id, guard)
     before = snapshot(h)
@@ -558,7 +560,7 @@ def test_cancel_while_an_approve_holds_the_guard(surface: Harness) -> None:
     message = buttons(h, run)
 
     def guard(r: Run) -> None:
-        r.artifacts.approving = {"by": CAROL, "iteration": 1, "at": utcnow().isoformat()}
+        r.artifacts.approving = ApproveGuard(by=CAROL, iteration=1, at=utcnow().isoformat())
 
     h.services.store.update(run.id, guard)
     before = snapshot(h)

@@ -14,7 +14,7 @@ import fakeredis
 import pytest
 import redis
 
-from bot.reporter import milestone
+from bot.milestones import milestone
 from fakes.anthropic import Failure, FakeMessagesAPI, Reply, load_script
 from jobs.forge.local import LocalForge
 from jobs.forge.steps import PublishRequest, push_and_open_pr

@@ -29,7 +29,8 @@ import pytest
 import redis
 
 from bot.blocks import escape_keeping_mentions
-from bot.reporter import Reporter, milestone
+from bot.milestones import milestone
+from bot.reporter import Reporter
 from jobs import decisions
 from jobs.agent.config import AgentConfig
 from jobs.agent.model import ModelResponse, OnRetry, Request

@@ -7,9 +7,10 @@ from datetime import timedelta
 import pytest
 
 from process.settings import AgentLimits
+from runs.artifacts import Cost
 from runs.events import AgentTurn
 from runs.projection import StepState, project, render_text
-from runs.record import Cost, Run, RunStatus, Step
+from runs.record import Run, RunStatus, Step
 
 
 def make(status: RunStatus, **kw: object) -> Run:

@@ -16,8 +16,9 @@ from process.exceptions import (
     RunNotFound,
     ThreadAlreadyHasRun,
 )
+from runs.artifacts import ApproveGuard, Cost
 from runs.events import Escalated, RunCreated, StatusChanged, StepStarted
-from runs.record import Cost, Run, RunStatus, Step
+from runs.record import Run, RunStatus, Step
 from runs.store import RunStore
 
 #: A valid path from a fresh (queued) run to each status.
@@ -205,7 +206,7 @@ def test_runs_holding_an_approve_guard_are_indexed_with_every_write(store: RunSt
     other = make_run(store, RunStatus.AWAITING_DECISION)
 
     def take(run: Run) -> None:
-        run.artifacts.approving = {"by": "U1", "iteration": run.iteration, "at": "now"}
+        run.artifacts.approving = ApproveGuard(by="U1", iteration=run.iteration, at="now")
 
     def release(run: Run) -> None:
         run.artifacts.approving = None

@@ -15,9 +15,10 @@ import pytest
 from jobs.forge.local import LocalForge
 from jobs.forge.protocol import PullRequest
 from jobs.stats import refresh
+from runs.artifacts import Cost
 from runs.events import CiFinished, PullRequestOpened
 from runs.outcomes import OutcomeStore
-from runs.record import Cost, Run, RunStatus, utcnow
+from runs.record import Run, RunStatus, utcnow
 from runs.stats import estimate, parse_window, stats_report
 from runs.store import RunStore
 from sandboxes.cache import RepoCache

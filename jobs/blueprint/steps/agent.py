@@ -18,6 +18,7 @@ from jobs.blueprint.spec import approved, contract
 from jobs.repo_config import RepoConfig
 from process.exceptions import CapReached, Draining, Interrupted, StepFailed
 from process.settings import Role
+from runs.artifacts import AgentResume
 from runs.record import Run, Step
 from sandboxes.protocol import Sandbox
 
@@ -71,11 +72,37 @@ def pending_pass(run: Run, name: str = "builder") -> Checkpoint | None:
     """The pass named ``name`` that was stopped in the run's current step (a draining
     worker, or the budget's cap), if any."""
     pending = run.artifacts.agent_resume
-    if pending is None or run.step is None or pending.get("step") != run.step.value:
+    if pending is None or run.step is None or pending.step != run.step.value:
         return None
-    if pending.get("pass", "builder") != name:
+    if pending.pass_name != name:
         return None
-    return Checkpoint.from_dict(pending)
+    return resumed_pass(pending)
+
+
+def kept_pass(step: Step, name: str, checkpoint: Checkpoint) -> AgentResume:
+    """A pass stopped at ``checkpoint``, as the run record keeps it."""
+    return AgentResume(
+        step=step.value,
+        pass_name=name,
+        system=checkpoint.system,
+        messages=checkpoint.messages,
+        turns=checkpoint.turns,
+        cost=checkpoint.cost.model_copy(),
+        trimmed_at=checkpoint.trimmed_at,
+        model=checkpoint.model,
+    )
+
+
+def resumed_pass(pending: AgentResume) -> Checkpoint:
+    """Where a kept pass stood, for the agent loop to continue it."""
+    return Checkpoint(
+        system=pending.system,
+        messages=list(pending.messages),
+        turns=pending.turns,
+        cost=pending.cost.model_copy(),
+        trimmed_at=pending.trimmed_at,
+        model=pending.model,
+    )
 
 
 def _decode(raw: bytes) -> str:
@@ -136,7 +163,7 @@ def role_pass(
         step = run.step
         assert step is not None
         patch = _decode(sandbox.export_patch()) if keeps_patch else None
-        checkpoint = {"step": step.value, "pass": label, **stop.checkpoint.to_dict()}
+        checkpoint = kept_pass(step, label, stop.checkpoint)
 
         def stopped(run: Run) -> None:
             if patch is not None:
@@ -192,9 +219,7 @@ def finish_pass(run: Run, done: Pass) -> None:
 def record_prompt(run: Run, role: str, digest: str | None) -> None:
     manifest = run.artifacts.manifest
     if manifest is not None and digest:
-        hashes = dict(manifest.get("prompt_sha256") or {})
-        hashes[role] = digest
-        manifest["prompt_sha256"] = hashes
+        manifest.prompt_sha256[role] = digest
 
 
 def agent(ctx: RunContext, session: SandboxSession) -> None:

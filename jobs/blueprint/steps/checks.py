@@ -12,15 +12,15 @@ import logging
 import posixpath
 import re
 import secrets
-from typing import Any
 
 from jobs.blueprint.context import RunContext
 from jobs.blueprint.debugger import debug, fingerprint, note_for_builder, wants_debugger
 from jobs.blueprint.sandbox import SandboxSession, open_sandbox, set_network
 from jobs.blueprint.steps.agent import Pass, agent_pass, finish_pass, pending_pass
-from jobs.checks import CheckResult, evaluate, failure_slice, mark_preexisting
+from jobs.checks import evaluate, failure_slice, mark_preexisting
 from jobs.repo_config import JUNIT_DIR, CheckCommand, RepoConfig
 from process.exceptions import StepFailed
+from runs.artifacts import CheckReport, CheckResult
 from runs.events import ChecksRan, Escalated, Event
 from runs.record import Run
 from sandboxes.protocol import Sandbox
@@ -145,24 +145,23 @@ def judged(ctx: RunContext, session: SandboxSession, config: RepoConfig) -> list
     return mark_preexisting(results, base_results(ctx, config))
 
 
-def report(run: Run, results: list[CheckResult], *, phase: str) -> dict[str, Any]:
+def report(run: Run, results: list[CheckResult], *, phase: str) -> CheckReport:
     ok = passing(results)
-    return {
-        "iteration": run.iteration,
-        "phase": phase,
-        "round": run.artifacts.fix_rounds_spent,
-        "passed": ok,
-        "summary": summarize(results),
-        "results": [r.model_dump(mode="json") for r in results],
-        "fingerprint": None if ok else fingerprint(results),
-    }
+    return CheckReport(
+        iteration=run.iteration,
+        phase=phase,
+        round=run.artifacts.fix_rounds_spent,
+        passed=ok,
+        summary=summarize(results),
+        results=[r.model_copy(deep=True) for r in results],
+        fingerprint=None if ok else fingerprint(results),
+    )
 
 
 def latest_results(run: Run) -> list[CheckResult]:
     if not run.artifacts.check_reports:
         return []
-    items = run.artifacts.check_reports[-1].get("results") or []
-    return [CheckResult.model_validate(item) for item in items]
+    return [r.model_copy(deep=True) for r in run.artifacts.check_reports[-1].results]
 
 
 _ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,16}\b")
@@ -182,7 +181,7 @@ def fix_context(results: list[CheckResult], limit: int) -> str:
     )
 
 
-def _add_report(ctx: RunContext, entry: dict[str, Any], event: Event) -> None:
+def _add_report(ctx: RunContext, entry: CheckReport, event: Event) -> None:
     def added(run: Run) -> None:
         run.artifacts.check_reports.append(entry)
 
@@ -194,7 +193,7 @@ def _save_fix(ctx: RunContext, fixed: Pass, rounds: int) -> None:
         finish_pass(run, fixed)
         run.artifacts.fix_rounds_spent = rounds
         if run.artifacts.check_reports:
-            run.artifacts.check_reports[-1]["fix_summary"] = fixed.summary
+            run.artifacts.check_reports[-1].fix_summary = fixed.summary
 
     ctx.save(fixed_round)
 
@@ -212,7 +211,7 @@ def checks(ctx: RunContext, session: SandboxSession, *, phase: str = "checks") -
         results = judged(ctx, session, config)
         run = ctx.run()
         entry = report(run, results, phase=phase)
-        summary = str(entry["summary"])
+        summary = entry.summary
         rounds = run.artifacts.fix_rounds_spent
         if passing(results):
             _add_report(ctx, entry, _checks_event(ctx, True, summary))
@@ -252,11 +251,11 @@ def could_not_run(results: list[CheckResult]) -> str | None:
 
 
 def escalate(
-    ctx: RunContext, config: RepoConfig, results: list[CheckResult], entry: dict[str, Any]
+    ctx: RunContext, config: RepoConfig, results: list[CheckResult], entry: CheckReport
 ) -> None:
     """Checks still fail with no rounds left: a draft that says so, or stop."""
     rounds = config.fix_rounds
-    failing = str(entry["summary"])
+    failing = entry.summary
     not_run = could_not_run(results)
     if not_run is not None:
         text = not_run + (

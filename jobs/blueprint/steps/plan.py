@@ -22,10 +22,11 @@ from jobs.attempts import same_attempt
 from jobs.blueprint.context import RunContext
 from jobs.blueprint.providers import CountingModel
 from jobs.blueprint.sandbox import SandboxSession
-from jobs.blueprint.spec import Spec, latest, spec_markdown, summary_line
+from jobs.blueprint.spec import latest, spec_markdown, summary_line
 from jobs.blueprint.steps.agent import agent_context, pending_pass, record_prompt, role_pass
 from jobs.repo_config import RepoConfig
 from process.exceptions import InvalidTransition, Paused, StepFailed, Superseded
+from runs.artifacts import Spec
 from runs.events import PlanProposed
 from runs.record import Run, RunStatus
 
@@ -117,7 +118,7 @@ def _await(ctx: RunContext, spec: Spec, *, new: bool) -> None:
     def waiting(run: Run) -> None:
         check(run)
         if new:
-            run.artifacts.plans.append(spec.model_dump(mode="json"))
+            run.artifacts.plans.append(spec)
         run.artifacts.agent_resume = None
         if counted is not None:
             run.artifacts.model_calls = counted.calls

@@ -21,6 +21,7 @@ from jobs.blueprint.sandbox import (
 from jobs.environments.devcontainer import read_devcontainer, validated, with_devcontainer
 from jobs.repo_config import CONFIG_FILE, RepoConfig, resolve
 from process.exceptions import RepoCacheError, RepoConfigError, StepFailed
+from runs.artifacts import Manifest, ManifestEnvironment
 from runs.events import Prepared
 from runs.record import Run
 
@@ -186,26 +187,26 @@ def prepare(ctx: RunContext, session: SandboxSession) -> None:
     ctx.save(resolved)
     session.get("setup")
     image = sandbox_config(deps.config.sandbox, config).image
-    manifest = {
-        "agents_version": _version(),
-        "repo": run.repo,
-        "base_branch": base_branch,
-        "base_commit": base_commit,
-        "start_commit": start_commit,
-        "iteration": run.iteration,
-        "sandbox": deps.config.sandbox_backend,
-        "image": image,
-        "image_id": deps.image_id(image),
-        "models": {
+    manifest = Manifest(
+        agents_version=_version(),
+        repo=run.repo,
+        base_branch=base_branch,
+        base_commit=base_commit,
+        start_commit=start_commit,
+        iteration=run.iteration,
+        sandbox=deps.config.sandbox_backend,
+        image=image,
+        image_id=deps.image_id(image),
+        models={
             "builder": deps.agent.roles.model_builder,
             "reviewer": deps.agent.roles.model_reviewer,
         },
-        "prompt_sha256": {},
-        "setup": list(config.setup),
-        "environment": _environment_manifest(ctx),
-        "checks": [check.run for check in config.checks],
-        "checks_detected": config.detected,
-    }
+        prompt_sha256={},
+        setup=list(config.setup),
+        environment=_environment_manifest(ctx),
+        checks=[check.run for check in config.checks],
+        checks_detected=config.detected,
+    )
 
     def prepared(run: Run) -> None:
         run.artifacts.manifest = manifest
@@ -231,9 +232,13 @@ def prepare(ctx: RunContext, session: SandboxSession) -> None:
     )
 
 
-def _environment_manifest(ctx: RunContext) -> dict[str, str] | None:
+def _environment_manifest(ctx: RunContext) -> ManifestEnvironment | None:
     env = ctx.run().artifacts.environment
-    return None if env is None else {"key": env.key, "image_id": env.image, "commit": env.commit}
+    return (
+        None
+        if env is None
+        else ManifestEnvironment(key=env.key, image_id=env.image, commit=env.commit)
+    )
 
 
 def _setup_words(ctx: RunContext, config: RepoConfig, session: SandboxSession) -> str:

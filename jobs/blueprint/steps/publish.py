@@ -166,11 +166,10 @@ def review_comments(run: Run) -> list[str]:
     """One review body per specialist with findings that did not block publishing."""
     bodies = []
     for name, review in sorted(run.artifacts.specialists.items()):
-        blocking = review.get("blocking_findings") or []
-        milder = [f for f in review.get("findings") or [] if f not in blocking]
+        milder = review.milder_findings
         if not milder:
             continue
-        lines = [f"**{name} review** ({review.get('verdict')}, by the agents bot):", ""]
+        lines = [f"**{name} review** ({review.verdict}, by the agents bot):", ""]
         for finding in milder:
             at = where(finding)
             text = " ".join(str(finding.get("text", "")).split())

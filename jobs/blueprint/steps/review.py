@@ -21,8 +21,9 @@ from jobs.blueprint.specialists import Specialist, chosen, is_blocking, where
 from jobs.blueprint.steps.agent import agent_pass, finish_pass, record_prompt
 from jobs.blueprint.steps.checks import checks as run_checks_step
 from jobs.blueprint.steps.checks import latest_results, stable
-from jobs.checks import CheckResult, excerpt
+from jobs.checks import excerpt
 from process.exceptions import StepFailed
+from runs.artifacts import CheckResult, ReviewOutcome, SpecialistOutcome
 from runs.events import Reviewed, SpecialistReviewed
 from runs.record import Run
 
@@ -59,14 +60,14 @@ def _general(ctx: RunContext, session: SandboxSession, number: int) -> None:
     calls, digest = _calls(ctx)
 
     def reviewed(run: Run) -> None:
-        run.artifacts.review = {
-            "verdict": result.verdict,
-            "notes": result.notes,
-            "round": number,
-            "model": result.model,
-            "criteria": result.criteria,
-            "findings": result.findings,
-        }
+        run.artifacts.review = ReviewOutcome(
+            verdict=result.verdict,
+            notes=result.notes,
+            round=number,
+            model=result.model,
+            criteria=result.criteria,
+            findings=result.findings,
+        )
         _saved(run, calls, digest, "reviewer")
 
     event = Reviewed(
@@ -88,14 +89,14 @@ def _specialist(
     calls, digest = _calls(ctx)
 
     def reviewed(run: Run) -> None:
-        run.artifacts.specialists[specialist.name] = {
-            "verdict": result.verdict,
-            "notes": result.notes,
-            "findings": result.findings,
-            "blocking_findings": blocking,
-            "round": number,
-            "model": result.model,
-        }
+        run.artifacts.specialists[specialist.name] = SpecialistOutcome(
+            verdict=result.verdict,
+            notes=result.notes,
+            findings=result.findings,
+            blocking_findings=blocking,
+            round=number,
+            model=result.model,
+        )
         _saved(run, calls, digest, specialist.name)
 
     counted = f"{len(result.findings)} finding(s)"
@@ -114,11 +115,13 @@ def _specialist(
 
 def _round(ctx: RunContext, session: SandboxSession, number: int) -> None:
     """Every review of round ``number`` that is not saved yet, then the round."""
-    if (ctx.run().artifacts.review or {}).get("round") != number:
+    general = ctx.run().artifacts.review
+    if general is None or general.round != number:
         _general(ctx, session, number)
     rules = ctx.deps.config.specialist_rules
     for specialist in chosen(ctx.run().artifacts.patch or "", rules):
-        if ctx.run().artifacts.specialists.get(specialist.name, {}).get("round") != number:
+        saved = ctx.run().artifacts.specialists.get(specialist.name)
+        if saved is None or saved.round != number:
             _specialist(ctx, session, specialist, number)
 
     def done(run: Run) -> None:
@@ -132,12 +135,13 @@ def blocking_findings(run: Run) -> list[tuple[str, dict[str, Any]]]:
     return [
         (name, finding)
         for name, review in run.artifacts.specialists.items()
-        for finding in review.get("blocking_findings") or []
+        for finding in review.blocking_findings
     ]
 
 
 def _blocked(run: Run) -> bool:
-    return (run.artifacts.review or {}).get("verdict") == "block" or bool(blocking_findings(run))
+    review = run.artifacts.review
+    return (review is not None and review.blocks) or bool(blocking_findings(run))
 
 
 def _describe(findings: list[tuple[str, dict[str, Any]]]) -> str:
@@ -152,9 +156,9 @@ def _describe(findings: list[tuple[str, dict[str, Any]]]) -> str:
 def _fix_for_review(ctx: RunContext, session: SandboxSession) -> None:
     run = ctx.run()
     parts = []
-    review = run.artifacts.review or {}
-    if review.get("verdict") == "block":
-        parts.append("The reviewer blocked it:\n\n" + str(review.get("notes") or "(no notes)"))
+    review = run.artifacts.review
+    if review is not None and review.blocks:
+        parts.append("The reviewer blocked it:\n\n" + (review.notes or "(no notes)"))
     findings = blocking_findings(run)
     if findings:
         parts.append(
