@@ -17,6 +17,7 @@ from runs.artifacts import (
     CheckReport,
     CiRecord,
     Cost,
+    EgressReport,
     Manifest,
     ReviewOutcome,
     Spec,
@@ -132,62 +133,6 @@ class Feedback(BaseModel):
     by: str
     text: str
     at: datetime = Field(default_factory=utcnow)
-
-
-class EgressReport(BaseModel):
-    """Where setup's network traffic went, read from the egress proxy's log.
-
-    Hosts are kept sorted and bounded (:data:`MAX_EGRESS_HOSTS` each); ``truncated``
-    says some were left out, or that more log was written than was read.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    #: Hosts the proxy connected to (the server answered, whatever it said).
-    reached: list[str] = Field(default_factory=list)
-    #: Hosts the proxy refused: not on the allow-list, or an address it never reaches.
-    denied: list[str] = Field(default_factory=list)
-    #: Allowed hosts the proxy could not reach (no such name, no answer).
-    failed: list[str] = Field(default_factory=list)
-    requests: int = 0
-    truncated: bool = False
-
-    def merged(self, other: EgressReport) -> EgressReport:
-        """Both reports in one, as bounded as each."""
-
-        def union(a: list[str], b: list[str]) -> list[str]:
-            return sorted(set(a) | set(b))[:MAX_EGRESS_HOSTS]
-
-        cut = any(
-            len(set(a) | set(b)) > MAX_EGRESS_HOSTS
-            for a, b in (
-                (self.reached, other.reached),
-                (self.denied, other.denied),
-                (self.failed, other.failed),
-            )
-        )
-        return EgressReport(
-            reached=union(self.reached, other.reached),
-            denied=union(self.denied, other.denied),
-            failed=union(self.failed, other.failed),
-            requests=self.requests + other.requests,
-            truncated=self.truncated or other.truncated or cut,
-        )
-
-    def summary(self) -> str:
-        """One line for the thread, e.g. ``setup reached 2 hosts; denied example.com``."""
-        count = len(self.reached)
-        parts = [f"setup reached {count} host{'' if count == 1 else 's'}"]
-        for verb, hosts in (("denied", self.denied), ("could not reach", self.failed)):
-            if hosts:
-                shown = ", ".join(hosts[:5])
-                more = len(hosts) - 5
-                parts.append(f"{verb} {shown}" + (f" and {more} more" if more > 0 else ""))
-        return "; ".join(parts)
-
-
-#: Most hosts an :class:`EgressReport` keeps in each list.
-MAX_EGRESS_HOSTS = 50
 
 
 class EnvironmentUse(BaseModel):

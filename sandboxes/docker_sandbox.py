@@ -66,7 +66,7 @@ from process.exceptions import (
     SandboxStartFailed,
 )
 from process.lifecycle import Lifecycle
-from runs.record import EgressReport
+from runs.artifacts import EgressReport
 from sandboxes import container_spec, engine, labels, patch, paths, wrapper
 from sandboxes.cache import WorkspaceArchive
 from sandboxes.checkout import PACK_NAME, Checkout, checkout_argv

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from runs.record import MAX_EGRESS_HOSTS, EgressReport
+from runs.artifacts import MAX_EGRESS_HOSTS, EgressReport
 
 MARKER = "agents-egress"
 MAX_LINES = 100_000

@@ -41,7 +41,7 @@ from docker.types import IPAMConfig, IPAMPool, LogConfig
 from process.exceptions import EgressUnavailable
 from process.lifecycle import Lifecycle
 from process.periodic import Periodic
-from runs.record import EgressReport
+from runs.artifacts import EgressReport
 from sandboxes import egress_log, labels
 from sandboxes.config import EgressConfig
 

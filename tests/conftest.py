@@ -69,17 +69,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Group tests for ``pytest -n`` (``--dist loadgroup``, as ``make pytest`` runs them).
 
     A module's tests stay on one worker: module-scoped fixtures are made once, and a
-    reliability figure's table is collected whole. Modules run beside each other: Docker
-    tests count and remove only their own store's objects, and the fault tests restart a
-    private Redis or dockerd, never the shared ones. What cannot share the machine is
-    marked ``serial`` and runs in a pass of its own after the parallel one. The
-    environments modules form one group: environment images are keyed by content, not
-    by store, so their tests list, collect and remove images the others may be using.
+    reliability figure's table is collected whole. Every module with a Docker test joins
+    one group: environment images are shared by content across stores, and workers'
+    upkeep, pools and egress proxies act engine-wide, so Docker modules beside each other
+    break each other's runs. The rest of the suite runs beside that group on the other
+    workers; what cannot share the machine at all is marked ``serial`` and runs alone
+    after.
     """
+    docker_modules = {item.module.__name__ for item in items if item.get_closest_marker("docker")}
     for item in items:
         module = item.module.__name__
-        shared = module.startswith("tests.environments.") and item.get_closest_marker("docker")
-        item.add_marker(pytest.mark.xdist_group("environments" if shared else module))
+        item.add_marker(pytest.mark.xdist_group("docker" if module in docker_modules else module))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

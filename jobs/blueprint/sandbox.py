@@ -33,8 +33,9 @@ from jobs.environments.keys import changed_inputs
 from jobs.repo_config import RepoConfig, check_entry
 from process import allowlist
 from process.exceptions import RepoCacheError, RepoConfigError, StepFailed
+from runs.artifacts import EgressReport
 from runs.events import EnvironmentNoted, SetupEgress
-from runs.record import EgressReport, Run
+from runs.record import Run
 from sandboxes.cache import WorkspaceArchive
 from sandboxes.config import SandboxConfig
 from sandboxes.output_ends import output_ends

@@ -30,7 +30,7 @@ from process.exceptions import (
     SandboxError,
     StepFailed,
 )
-from runs.record import EgressReport
+from runs.artifacts import EgressReport
 from sandboxes import env_images
 from sandboxes.cache import RepoCache
 from sandboxes.env_images import EnvEngine, EnvImage

@@ -207,7 +207,7 @@ def test_the_documented_python_example_passes_against_its_fixture(
         ("unit tests", 0, None),
         ("ruff check", 0, None),
     ], [r.output_tail for r in results]
-    assert results[0]["tests"] > 0
+    assert results[0].tests > 0
     report = final.artifacts.egress
     assert report is not None
     assert report.reached == sorted(PYPI_NAMES)
@@ -300,7 +300,7 @@ def test_the_documented_go_example_passes_against_its_fixture(
         ("go vet", 0, None),
         ("go test", 0, None),
     ], [r.output_tail for r in results]
-    assert "ok  \texample.test/retry" in results[1]["output_tail"]
+    assert "ok  \texample.test/retry" in results[1].output_tail
     report = final.artifacts.egress
     assert report is not None
     assert report.reached == [GO_PROXY]

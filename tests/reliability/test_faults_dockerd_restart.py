@@ -42,7 +42,9 @@ from tests.reliability.harness import (
     store_containers,
 )
 
-pytestmark = [pytest.mark.redis, pytest.mark.docker, pytest.mark.slow]
+# serial: a private dockerd and its containerd start within a deadline, which a loaded
+# machine can miss.
+pytestmark = [pytest.mark.redis, pytest.mark.docker, pytest.mark.slow, pytest.mark.serial]
 
 
 @pytest.fixture

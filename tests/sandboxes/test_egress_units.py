@@ -11,7 +11,7 @@ from jobs.checks import excerpt_lines
 from jobs.repo_config import parse_repo_config
 from process import allowlist
 from process.exceptions import RepoConfigError, StepFailed
-from runs.record import MAX_EGRESS_HOSTS, EgressReport
+from runs.artifacts import MAX_EGRESS_HOSTS, EgressReport
 from sandboxes import egress_log
 from sandboxes.config import SandboxConfig
 

@@ -94,7 +94,7 @@ def code_archive() -> bytes:
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for entry in dependencies():
             tar.add(entry, arcname=f"opt/agents/site/{entry.name}", filter=_no_pycache)
-        for package in ("sandboxes", "process"):
+        for package in ("sandboxes", "runs", "process"):
             tar.add(ROOT / package, arcname=f"opt/agents/src/{package}", filter=_no_pycache)
         script = WORKER.encode()
         info = tarfile.TarInfo("opt/agents/worker_check.py")
