@@ -97,10 +97,17 @@ def main(argv: list[str] | None = None) -> int:
             lambda: status.run(conn, size["status"], history=size["history"]),
         ),
         "caching": ("prompt caching", caching.run),
-        "ci": ("CI webhooks against polling", lambda: ci_webhook.run(conn, size["ci_rounds"])),
+        "ci": (
+            "CI webhooks against polling",
+            lambda: ci_webhook.run(
+                conn,
+                size["ci_rounds"],
+                scale=ci_webhook.QUICK_SCALE if args.quick else ci_webhook.SCALE,
+            ),
+        ),
         "plan": (
             "the plan step's price",
-            lambda: plan_step.run(conn, sandbox, size["plan_rounds"]),
+            lambda: plan_step.run(conn, sandbox, size["plan_rounds"], warm_up=not args.quick),
         ),
         "sandbox": (
             "sandbox ready",

@@ -157,11 +157,14 @@ def estimated_cost(transcript: Path) -> tuple[float, int]:
     return dollars, len(exchanges)
 
 
-def run(conn: redis.Redis, sandbox: str, rounds: int) -> Result:
+def run(conn: redis.Redis, sandbox: str, rounds: int, *, warm_up: bool = True) -> Result:
+    """``warm_up``: one replay first, not counted (off for ``--quick``, whose figures
+    are not kept: the recordings already ran the same imports, mirror and image)."""
     with tempfile.TemporaryDirectory(prefix="agents-bench-plan-") as tmp:
         work = Path(tmp)
         without, with_plan = record_variants(work, sandbox)
-        replay_once(conn, work, sandbox, without, 0)  # warm-up: imports, mirror, image
+        if warm_up:
+            replay_once(conn, work, sandbox, without, 0)  # imports, mirror, image
         plain: list[float] = []
         planned: list[float] = []
         for n in range(1, rounds + 1):

@@ -41,6 +41,12 @@ REDIS_RETRIES = 20
 #: lives 60 s longer). RQ's default, 420, let a SIGKILLed worker count as alive in
 #: ``/agents status`` and ``/metrics`` for eight minutes; this makes it two at most.
 WORKER_TTL = 60
+#: Seconds the worker's command listener (RQ's pubsub thread) waits for a message before
+#: it looks again whether it should stop. RQ sets 60, and with redis-py >= 8 (whose
+#: ``stop()`` joins the thread without a bound) a worker that is told to quit sometimes
+#: waits all of it: the thread took the reply to RQ's UNSUBSCRIBE, and then sleeps
+#: ``sleep_time`` waiting for a new subscription before it sees its stop flag.
+COMMAND_POLL_SECONDS = 1.0
 
 
 def redis_for_rq(url: str) -> redis.Redis:
@@ -79,6 +85,18 @@ class RunWorker(Worker):
             log.info("worker %s: asking work horse %s to stop at its next step", self.name, horse)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(horse, drain.SIGNAL)
+
+    def subscribe(self) -> None:
+        """RQ's, with a listener that notices a stop within :data:`COMMAND_POLL_SECONDS`
+        (see there): a shutdown (SIGTERM, the end of a burst) took up to a minute more."""
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
+            sleep_time=COMMAND_POLL_SECONDS,
+            daemon=True,
+            exception_handler=self._pubsub_exception_handler,
+        )
 
     def setup_work_horse_signals(self) -> None:
         super().setup_work_horse_signals()  # type: ignore[no-untyped-call]

@@ -205,6 +205,35 @@ class Workers:
         self.started.append((proc, log))
         return proc
 
+    def standby(
+        self, env: dict[str, str], name: str, module: str = "cli.main"
+    ) -> subprocess.Popen[bytes]:
+        """Like :meth:`start`, but the process only imports the worker's code and waits
+        (:mod:`tests.blueprint.standby`) until :meth:`go`: a replacement made ready
+        before the worker it replaces is killed."""
+        log = self.tmp / f"worker-{name}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.blueprint.standby", module, "worker",
+                 "--name", f"{name}-{os.getpid()}"],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        self.started.append((proc, log))
+        return proc
+
+    @staticmethod
+    def go(proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+        """Tell a :meth:`standby` process to start working."""
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        proc.stdin.close()
+        return proc
+
     def logs(self) -> str:
         return "\n".join(log.read_text(errors="replace") for _, log in self.started)
 
@@ -213,6 +242,8 @@ class Workers:
             if is_worker_process(pid):  # not a pid reused by something else since
                 kill(pid)
         for proc, _ in self.started:
+            if proc.stdin is not None and not proc.stdin.closed:
+                proc.stdin.close()  # a standby never told to go: it leaves
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:

@@ -23,7 +23,7 @@ from bot.services import Services
 from bot.slack_client import web_client
 from fakes.slack.delivery import sign
 from fakes.slack.server import SlackEmulator
-from process.http import HttpServer
+from process.http import HttpLimits, HttpServer
 from process.settings import BotSettings
 
 ALICE, BOB, CAROL = "U_ALICE", "U_BOB", "U_CAROL"
@@ -59,8 +59,11 @@ def bot_settings(emu: SlackEmulator, **overrides: Any) -> BotSettings:
 
 
 @contextmanager
-def open_harness(connection: redis.Redis, **overrides: Any) -> Iterator[Harness]:
-    """The bolt app served over HTTP on a free port, the emulator delivering to it."""
+def open_harness(
+    connection: redis.Redis, *, limits: HttpLimits | None = None, **overrides: Any
+) -> Iterator[Harness]:
+    """The bolt app served over HTTP on a free port, the emulator delivering to it
+    (``limits``: the server's, the product's defaults unless given)."""
     emu = SlackEmulator().start()
     emu.add_user(CAROL, "carol")
     emu.subscriptions = {"app_mention", "message.im"}
@@ -80,8 +83,8 @@ def open_harness(connection: redis.Redis, **overrides: Any) -> Iterator[Harness]
                 allowed_repos=services.settings.allowed_repos,
             )
         )
-    served = asgi_app(app, emu.signing_secret, lambda: None, github=github)
-    server = HttpServer(served, "127.0.0.1", 0).start()
+    served = asgi_app(app, emu.signing_secret, lambda: None, github=github, limits=limits)
+    server = HttpServer(served, "127.0.0.1", 0, limits).start()
     emu.bot_url = f"http://127.0.0.1:{server.port}/slack/events"
     try:
         yield Harness(emu=emu, services=services, client=client, executor=executor)

@@ -14,6 +14,7 @@ import pytest
 import redis
 from rq import Queue, Worker
 
+from jobs.worker import RunWorker
 from tests.blueprint.e2e import worker_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,3 +58,34 @@ def test_a_killed_worker_stops_counting_within_two_minutes(
         proc.wait(timeout=30)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+#: Far above the listener's poll (1 s), far below RQ's own (60 s): a hang guard.
+LET_GO_GUARD = 15.0
+
+
+@pytest.mark.redis
+def test_a_stopped_worker_lets_go_of_its_command_channel_without_waiting_a_minute(
+    real_redis_conn: redis.Redis,
+) -> None:
+    """The listener thread that took the reply to the worker's UNSUBSCRIBE then waits
+    for a new subscription; redis-py's ``stop()`` waits for it. With RQ's 60 s poll a
+    burst worker, or one stopped by SIGTERM, lingered up to a minute before exiting."""
+    worker = RunWorker(
+        [Queue("q-let-go", connection=real_redis_conn)],
+        connection=real_redis_conn,
+        name=f"let-go-{os.getpid()}",
+    )
+    worker.subscribe()
+    thread = worker.pubsub_thread
+    assert thread is not None
+    try:
+        worker.pubsub.unsubscribe()
+        deadline = time.monotonic() + 30
+        while worker.pubsub.subscribed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not worker.pubsub.subscribed  # the thread has taken the reply
+        thread.stop(timeout=LET_GO_GUARD)
+        assert not thread.is_alive()
+    finally:
+        thread.stop(timeout=0)

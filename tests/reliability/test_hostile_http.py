@@ -19,6 +19,7 @@ import pytest
 import redis
 from rq import Queue
 
+from process.http import HttpLimits
 from tests.bot.conftest import ALICE, GENERAL, Harness, open_harness
 from tests.reliability.figures import Table
 from tests.reliability.http_client import (
@@ -50,6 +51,19 @@ record_table = TABLE.fixture()
 @pytest.fixture
 def surface(real_redis_conn: redis.Redis) -> Iterator[Harness]:
     with open_harness(real_redis_conn) as h:
+        yield h
+
+
+#: The head deadline for the idle-connection test: the product's default (10 s) would be
+#: waited out twice; what is asserted (the connection is closed, without an answer) does
+#: not depend on its length. The body deadline stays the default, so the 408's message in
+#: the figure is the one a sender gets.
+HEAD_SECONDS = 1.0
+
+
+@pytest.fixture
+def short_head(real_redis_conn: redis.Redis) -> Iterator[Harness]:
+    with open_harness(real_redis_conn, limits=HttpLimits(head_seconds=HEAD_SECONDS)) as h:
         yield h
 
 
@@ -156,8 +170,8 @@ def test_a_body_over_the_cap_is_refused_before_it_is_read(surface: Harness) -> N
     )
 
 
-def test_half_sent_and_idle_connections_are_closed(surface: Harness) -> None:
-    url, secret = surface.emu.bot_url, surface.emu.signing_secret
+def test_half_sent_and_idle_connections_are_closed(short_head: Harness) -> None:
+    url, secret = short_head.emu.bot_url, short_head.emu.signing_secret
     parts = urlsplit(url)
     address = (parts.hostname, parts.port)
     # Connected, nothing sent: closed.

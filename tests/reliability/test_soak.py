@@ -212,22 +212,33 @@ class Life:
 
 @dataclass
 class Fleet:
-    """Two worker slots; a killed worker is replaced at once by a new process."""
+    """Two worker slots; a killed worker is replaced at once by a new process.
+
+    The next worker is always started ahead, as a standby that has imported the
+    worker's code and waits (:meth:`Workers.standby`); it registers only when it takes
+    a slot, so two workers at a time take jobs, and a slot is not left empty for the
+    seconds those imports take after every kill."""
 
     workers: Workers
     env: dict[str, str]
     connection: redis.Redis
     slots: list[Life] = field(default_factory=list)
     lives: list[Life] = field(default_factory=list)
+    next: tuple[str, subprocess.Popen[bytes]] | None = None
+
+    def _ready(self) -> tuple[str, subprocess.Popen[bytes]]:
+        name = f"soak{len(self.lives) + 1}"
+        return name, self.workers.standby(self.env, name)
 
     def start(self, slot: int) -> None:
-        name = f"soak{len(self.lives) + 1}"
-        life = Life(f"{name}-{os.getpid()}", self.workers.start(self.env, name))
+        name, proc = self.next or self._ready()
+        life = Life(f"{name}-{os.getpid()}", self.workers.go(proc))
         self.lives.append(life)
         if slot < len(self.slots):
             self.slots[slot] = life
         else:
             self.slots.append(life)
+        self.next = self._ready()
 
     def observe(self) -> None:
         """Take the "before" of workers that have just registered."""
