@@ -29,9 +29,11 @@ check-lock: $(UV)
 	@$(UV) lock --check --offline -q 2>/dev/null || { \
 	  echo "uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock" >&2; exit 1; }
 
-# Exactly the lock: what is missing is installed, what is not locked is removed.
+# Exactly the lock: what is missing is installed, what is not locked is removed. The
+# libraries are compiled to bytecode once here: the suite starts hundreds of `agents`
+# processes, and where PYTHONDONTWRITEBYTECODE is set each would compile them again.
 install: check-lock
-	$(UV) sync --locked -q
+	$(UV) sync --locked --compile-bytecode -q
 
 # Refresh uv.lock after changing pyproject.toml; `make upgrade` moves every pin forward.
 lock: $(UV)
