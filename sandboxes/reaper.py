@@ -96,6 +96,11 @@ class Reaper:
             return REASON_EXPIRED
         if self.pool is None or not container_id:
             return None
+        if container_labels.get(labels.STORE, "") != self.store:
+            # Another store's pool: its claims are in its own Redis, so here every one of
+            # its containers would look unclaimed, and a claimed one idle. Its own
+            # workers judge it; expiry above holds for everyone.
+            return None
         claim = self.pool.claim_of(container_id)
         if claim is None:
             age = self.pool.idle_age(container_labels)

@@ -11,16 +11,19 @@ from pathlib import Path
 
 import docker
 import docker.errors
+import fakeredis
 import pytest
 
 from sandboxes import labels
 from sandboxes.config import DEFAULT_IMAGE
 from sandboxes.docker_sandbox import DockerSandbox
 from sandboxes.owner import Owner
+from sandboxes.pool import WarmPool
 from sandboxes.reaper import (
     REASON_EXPIRED,
     REASON_FINAL,
     REASON_OWNER_DEAD,
+    REASON_POOL_IDLE,
     Reaper,
     ReaperThread,
     Removal,
@@ -94,6 +97,31 @@ def test_containers_without_our_labels_are_never_judged() -> None:
     reaper = Reaper(client=None, is_final=lambda r: True)  # type: ignore[arg-type]
     assert reaper.reason({"com.example": "x"}) is None
     assert reaper.reason({labels.RUN_ID: "r", labels.EXPIRES_AT: "garbage"}) == REASON_FINAL
+
+
+def test_an_idle_pool_container_is_judged_by_its_own_store_only() -> None:
+    """A pool's claims are in its store's Redis: to another store's reaper a claimed
+    container looks idle. It is left to its own store; expiry still holds for all."""
+    pool = WarmPool(client=None, connection=fakeredis.FakeRedis())  # type: ignore[arg-type]
+    reaper = Reaper(client=None, store="mine", pool=pool)  # type: ignore[arg-type]
+    now = datetime.now(UTC)
+
+    def pool_labels(store: str, created: datetime, expires: datetime) -> dict[str, str]:
+        return {
+            labels.POOL: "p1",
+            labels.RUN_ID: "",
+            labels.STORE: store,
+            labels.CREATED_AT: created.isoformat(timespec="seconds"),
+            labels.EXPIRES_AT: expires.isoformat(timespec="seconds"),
+        }
+
+    long_idle = now - timedelta(seconds=pool.idle_seconds + 60)
+    later = now + timedelta(hours=1)
+    assert reaper.reason(pool_labels("mine", long_idle, later), "c1") == REASON_POOL_IDLE
+    assert reaper.reason(pool_labels("theirs", long_idle, later), "c2") is None
+    assert reaper.reason(pool_labels("mine", now, later), "c3") is None
+    expired = pool_labels("theirs", long_idle, now - timedelta(seconds=1))
+    assert reaper.reason(expired, "c4") == REASON_EXPIRED
 
 
 def test_the_periodic_thread_keeps_going_after_a_failure() -> None:
