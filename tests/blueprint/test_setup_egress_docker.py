@@ -1,8 +1,9 @@
 """A run whose setup has network, on a real engine through the real proxy: setup
-reaches the allowed mirror, the run records where it went and what was denied, the
-thread says so, and the checks run offline. And docs/agents-yml.md's Python example,
-as written, against a fixture that needs its setup, with PyPI stood in for by a local
-index of real wheels (tests/sandboxes/package_index.py)."""
+reaches the allowed mirror (a local stand-in under its name), the run records where it
+went and what was denied, the thread says so, and the checks run offline. And
+docs/agents-yml.md's Python example, as written, against a fixture that needs its
+setup, with PyPI stood in for by a local index of real wheels
+(tests/sandboxes/package_index.py)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,10 @@ checks:
   - name: offline
     run: "! curl -sS -m 4 -o /dev/null http://{RELEASE}"
 """
+
+
+#: What the mirror's stand-in serves: the one file the setup fetches.
+MIRROR_STAND_IN = {RELEASE.removeprefix(f"{ALLOWED}/"): b"Origin: a stand-in for Debian\n"}
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,12 @@ def test_setup_egress_is_recorded_and_said_in_the_thread(
             verdict("approve", "Fine."),
         ]
     )
-    final = harness.run(harness.create("add a version module", repo="acme/online").id)
+    # Debian's mirror is stood in for by a local server under its name (the real one
+    # answers 503 now and then): the proxy resolves it on its outside network.
+    with package_index.serve(
+        engine.client, engine.image, engine.outside, (ALLOWED,), MIRROR_STAND_IN
+    ):
+        final = harness.run(harness.create("add a version module", repo="acme/online").id)
 
     assert final.error is None, final.error
     report = final.artifacts.egress

@@ -5,14 +5,11 @@ records where they went, and the sandbox is offline again before the checks."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-import docker
-import docker.errors
 import pytest
 
 from runs.events import EnvironmentNoted, SetupEgress
@@ -21,7 +18,9 @@ from sandboxes.config import EgressConfig
 from sandboxes.egress_proxy import EgressProxy
 from tests.blueprint.conftest import SAMPLE
 from tests.blueprint.helpers import copy_sample, finish, verdict, write
+from tests.blueprint.test_setup_egress_docker import MIRROR_STAND_IN
 from tests.environments.conftest import REPO, EnvHarness
+from tests.sandboxes import package_index
 from tests.sandboxes.test_egress_docker import ALLOWED, RELEASE, built_image
 
 pytestmark = [pytest.mark.redis, pytest.mark.docker, pytest.mark.slow]
@@ -44,24 +43,30 @@ checks:
 
 @pytest.fixture
 def egress(env_harness: EnvHarness, tmp_path: Path) -> Iterator[EgressConfig]:
-    """A proxy of this test's own, which the harness's engine gives its sandboxes."""
+    """A proxy of this test's own, which the harness's engine gives its sandboxes,
+    reaching out from a documentation-range network where a local stand-in for
+    Debian's mirror answers under its name (the real one answers 503 now and then)."""
     client = env_harness.engine.client
     cache = tmp_path / "image-cache"
-    config = EgressConfig(
-        proxy=f"agents-test-egress-env-{os.getpid()}",
-        image=built_image(client, "egress", cache),
-        network=f"agents-test-egress-env-out-{os.getpid()}",
-        subnets="10.216.0.0/16",
-    )
-    env_harness.engine.egress = config
-    sandbox = env_harness.deps.config.sandbox.with_changes(allow=(ALLOWED, "pypi.org"))
-    env_harness.deps.config = env_harness.deps.config.model_copy(update={"sandbox": sandbox})
-    yield config
-    found = EgressProxy(client, config).find()
-    if found is not None:
-        found.remove(force=True)
-    with contextlib.suppress(docker.errors.NotFound):
-        client.networks.get(config.network).remove()
+    name = f"agents-test-egress-env-out-{os.getpid()}"
+    with package_index.outside_network(client, name) as outside:
+        config = EgressConfig(
+            proxy=f"agents-test-egress-env-{os.getpid()}",
+            image=built_image(client, "egress", cache),
+            network=name,
+            subnets="10.216.0.0/16",
+        )
+        env_harness.engine.egress = config
+        sandbox = env_harness.deps.config.sandbox.with_changes(allow=(ALLOWED, "pypi.org"))
+        env_harness.deps.config = env_harness.deps.config.model_copy(update={"sandbox": sandbox})
+        image = built_image(client, "sandbox", cache)
+        try:
+            with package_index.serve(client, image, outside, (ALLOWED,), MIRROR_STAND_IN):
+                yield config
+        finally:
+            found = EgressProxy(client, config).find()
+            if found is not None:
+                found.remove(force=True)
 
 
 def _repo(harness: EnvHarness) -> None:

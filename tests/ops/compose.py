@@ -105,7 +105,14 @@ class Stack:
         self.name = f"agentsct{uuid.uuid4().hex[:8]}"
         self.command = [*command, "-f", str(COMPOSE_FILE), "-f", str(TEST_OVERRIDE)]
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(SETTING_PREFIXES)}
-        self.env = {**inherited, **env, "COMPOSE_PROJECT_NAME": self.name}
+        # The egress proxy's container name is fixed per deployment; the project's own
+        # keeps a proxy left by an earlier, failed project from blocking this one.
+        self.env = {
+            **inherited,
+            "AGENTS_EGRESS_PROXY": f"{self.name}-egress-proxy",
+            **env,
+            "COMPOSE_PROJECT_NAME": self.name,
+        }
 
     def run(
         self, *args: str, check: bool = True, timeout: float = 600
