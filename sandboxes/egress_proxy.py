@@ -92,7 +92,7 @@ def host_addresses(
     sees its own instead; ``AGENTS_EGRESS_DENY`` names the host's then.
     """
     found: dict[str, None] = {}
-    try:
+    with contextlib.suppress(OSError):  # no IPv4 table to read: nothing of it to deny
         last = None
         for line in fib_trie.read_text().splitlines():
             match = re.match(r"^\s*\|-- ([0-9.]+)$", line)
@@ -100,17 +100,13 @@ def host_addresses(
                 last = match.group(1)
             elif "/32 host LOCAL" in line and last and not last.startswith("127."):
                 found[last] = None
-    except OSError:
-        pass
-    try:
+    with contextlib.suppress(OSError, ValueError):  # no IPv6 here, or a line not understood
         for line in if_inet6.read_text().splitlines():
             words = line.split()
             if len(words) >= 4 and words[3] == "00":  # global scope
                 address = ipaddress.IPv6Address(int(words[0], 16))
                 if not address.is_loopback:
                     found[str(address)] = None
-    except (OSError, ValueError):
-        pass
     return list(found)
 
 
@@ -224,10 +220,8 @@ class EgressProxy:
 
     def _egress_network(self) -> Network:
         name = self.config.network
-        try:
+        with contextlib.suppress(docker.errors.NotFound):  # made below when missing
             return self.client.networks.get(name)
-        except docker.errors.NotFound:
-            pass
         try:
             return self.client.networks.create(
                 name, driver="bridge", labels={PROXY_LABEL: "network"}, check_duplicate=True

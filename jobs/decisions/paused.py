@@ -11,8 +11,7 @@ from jobs.decisions.rules import (
     Action,
     Outcome,
     _feedback_problem,
-    _load,
-    _refused,
+    _in_status,
     _stale,
     _unused,
 )
@@ -20,26 +19,6 @@ from jobs.queue import RunQueue
 from process.exceptions import InvalidTransition
 from runs.record import Run, RunStatus
 from runs.store import RunStore
-
-
-def _paused(
-    store: RunStore,
-    run_id: int,
-    user: str,
-    action: Action,
-    approvers: Iterable[str],
-    status: RunStatus,
-) -> Run | Outcome:
-    """The run, if ``user`` may ``action`` it and it is paused for that (``status``)."""
-    run = _load(store, run_id)
-    if isinstance(run, Outcome):
-        return run
-    refused = _refused(user, action, run, approvers)
-    if refused is not None:
-        return refused
-    if run.status is not status:
-        return _stale(run)
-    return run
 
 
 def _changed(queue: RunQueue, run: Run) -> Outcome:
@@ -77,7 +56,7 @@ def approve_plan(
     version: int | None = None,
 ) -> Outcome:
     """Approve plan: it becomes the builder's contract, and the run builds."""
-    run = _paused(
+    run = _in_status(
         queue.store, run_id, user, Action.APPROVE_PLAN, approvers, RunStatus.AWAITING_PLAN
     )
     if isinstance(run, Outcome):
@@ -100,7 +79,7 @@ def may_revise_plan(
     version: int | None = None,
 ) -> Outcome:
     """Whether the plan may be revised now (before asking what to change)."""
-    run = _paused(store, run_id, user, Action.REVISE_PLAN, approvers, RunStatus.AWAITING_PLAN)
+    run = _in_status(store, run_id, user, Action.REVISE_PLAN, approvers, RunStatus.AWAITING_PLAN)
     if isinstance(run, Outcome):
         return run
     latest = run.artifacts.latest_plan
@@ -126,7 +105,9 @@ def revise_plan(
 ) -> Outcome:
     """Revise plan: the planner writes the next version with ``feedback`` (credited)."""
     feedback = feedback.strip()
-    run = _paused(queue.store, run_id, user, Action.REVISE_PLAN, approvers, RunStatus.AWAITING_PLAN)
+    run = _in_status(
+        queue.store, run_id, user, Action.REVISE_PLAN, approvers, RunStatus.AWAITING_PLAN
+    )
     if isinstance(run, Outcome):
         return _unused(run)
     problem = _feedback_problem(run, feedback)
@@ -155,7 +136,7 @@ def extend_budget(
 ) -> Outcome:
     """Extend: raise the cap that was reached and carry on. Never past the operator's
     hard cap (``AGENTS_MAX_DOLLARS_HARD``): at it, the answer is no."""
-    run = _paused(
+    run = _in_status(
         queue.store, run_id, user, Action.EXTEND_BUDGET, approvers, RunStatus.AWAITING_BUDGET
     )
     if isinstance(run, Outcome):
@@ -189,7 +170,7 @@ def stop_at_budget(
     asked_at: str | None = None,
 ) -> Outcome:
     """Stop here: publish what exists as a draft, or nothing, per ``escalation``."""
-    run = _paused(
+    run = _in_status(
         queue.store, run_id, user, Action.STOP_AT_BUDGET, approvers, RunStatus.AWAITING_BUDGET
     )
     if isinstance(run, Outcome):

@@ -108,6 +108,26 @@ def _load(store: RunStore, run_id: int) -> Run | Outcome:
         return Outcome(False, "missing", f"There is no run #{run_id} (or its record expired).")
 
 
+def _in_status(
+    store: RunStore,
+    run_id: int,
+    user: str,
+    action: Action,
+    approvers: Iterable[str],
+    status: RunStatus,
+) -> Run | Outcome:
+    """The run, if ``user`` may ``action`` it and it is in ``status`` (paused for that)."""
+    run = _load(store, run_id)
+    if isinstance(run, Outcome):
+        return run
+    refused = _refused(user, action, run, approvers)
+    if refused is not None:
+        return refused
+    if run.status is not status:
+        return _stale(run)
+    return run
+
+
 def _awaiting(
     store: RunStore,
     run_id: int,
@@ -117,14 +137,9 @@ def _awaiting(
     iteration: int | None,
 ) -> Run | Outcome:
     """The run, if ``user`` may ``action`` it and it awaits a decision on ``iteration``."""
-    run = _load(store, run_id)
+    run = _in_status(store, run_id, user, action, approvers, RunStatus.AWAITING_DECISION)
     if isinstance(run, Outcome):
         return run
-    refused = _refused(user, action, run, approvers)
-    if refused is not None:
-        return refused
-    if run.status is not RunStatus.AWAITING_DECISION:
-        return _stale(run)
     older = _older(run, iteration)
     if older is not None:
         return older
