@@ -41,6 +41,7 @@ def egress_config(settings: WorkerSettings) -> EgressConfig:
     return EgressConfig(
         proxy=egress.egress_proxy,
         image=egress.egress_proxy_image,
+        network=egress.egress_network,
         subnets=egress.egress_subnets,
         deny=tuple(egress.egress_deny),
     )

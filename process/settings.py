@@ -620,6 +620,12 @@ class EgressSettings(Section):
         min_length=1,
         description="image the egress proxy is created from (`agents sandbox build egress`)",
     )
+    egress_network: str = Field(
+        "agents-egress",
+        min_length=1,
+        description="ordinary network the egress proxy reaches the outside from, which no "
+        "sandbox joins; docker-compose.yml names it from the same setting",
+    )
     egress_subnets: str = Field(
         "10.213.0.0/16",
         description="IPv4 range each setup sandbox's own internal network takes a /28 from",

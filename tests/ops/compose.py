@@ -105,11 +105,13 @@ class Stack:
         self.name = f"agentsct{uuid.uuid4().hex[:8]}"
         self.command = [*command, "-f", str(COMPOSE_FILE), "-f", str(TEST_OVERRIDE)]
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(SETTING_PREFIXES)}
-        # The egress proxy's container name is fixed per deployment; the project's own
-        # keeps a proxy left by an earlier, failed project from blocking this one.
+        # The egress proxy's container and network names are fixed per deployment; the
+        # project's own keep a proxy left by an earlier project, or a worker's default
+        # proxy on the same engine, from blocking this one's `down`.
         self.env = {
             **inherited,
             "AGENTS_EGRESS_PROXY": f"{self.name}-egress-proxy",
+            "AGENTS_EGRESS_NETWORK": f"{self.name}-egress",
             **env,
             "COMPOSE_PROJECT_NAME": self.name,
         }

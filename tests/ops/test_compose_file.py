@@ -74,7 +74,9 @@ def test_the_egress_proxy_sits_alone_on_its_network_with_nothing_secret() -> Non
     spec = compose()
     proxy = spec["services"]["egress-proxy"]
     assert proxy["networks"] == ["egress"]
-    assert spec["networks"]["egress"]["name"] == "agents-egress"  # EgressConfig.network
+    # Named from the worker's own setting, so the worker and compose agree on it.
+    assert spec["networks"]["egress"]["name"] == "${AGENTS_EGRESS_NETWORK:-agents-egress}"
+    assert "AGENTS_EGRESS_NETWORK" in spec["services"]["worker"]["environment"]
     assert proxy["labels"]["agents.egress.proxy"] == "compose"
     assert proxy["read_only"] is True
     assert proxy["cap_drop"] == ["ALL"]
