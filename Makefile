@@ -47,10 +47,10 @@ upgrade: $(UV)
 services:
 	bash scripts/services.sh
 
-# The default sandbox, the egress proxy, and the Go image the docs' Go example runs in
-# (its test: tests/blueprint/test_setup_egress_docker.py); each only when out of date.
+# The default sandbox, the egress proxy, and the Node and Go images the docs' examples run in
+# (their test: tests/blueprint/test_setup_egress_docker.py); each only when out of date.
 images: install services
-	$(BIN)/agents sandbox build --offline-base sandbox egress go
+	$(BIN)/agents sandbox build --offline-base sandbox egress node go
 
 lint: install
 	$(BIN)/ruff check .

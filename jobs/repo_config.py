@@ -80,7 +80,9 @@ def _name_for(command: str) -> str:
     if words[:1] in (["python"], ["python3"]):
         words = words[2:] if words[1:2] == ["-m"] else words[1:]
     words = [w for w in words if not w.startswith("-") and "=" not in w]
-    return (" ".join(words[:2]) or command)[:64]
+    # `npm run lint`, `uv run mypy`, `bundle exec rspec`: the runner alone names nothing.
+    length = 3 if words[1:2] in (["run"], ["exec"]) else 2
+    return (" ".join(words[:length]) or command)[:64]
 
 
 def _size(value: Any) -> Any:

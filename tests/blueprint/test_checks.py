@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 from jobs.blueprint.steps.checks import passing, run_checks
@@ -156,3 +157,28 @@ def test_a_clean_report_and_a_failing_command_in_a_sandbox(tmp_path: Path) -> No
     (failure,) = result.failures
     assert failure.message.startswith("exited 3")
     assert "teardown crashed" in failure.message
+
+
+def test_a_report_placed_by_the_tools_own_configuration_is_read_where_the_check_says(
+    tmp_path: Path,
+) -> None:
+    """jest-junit takes its directory from package.json, not the command line: a check
+    whose command does not name the report directory is read at the declared path."""
+    report = f"/tmp/agents-checks/configured-{secrets.token_hex(6)}.xml"
+    check = CheckCommand(
+        name="unit tests",
+        run='mkdir -p "$(dirname "$(cat where)")" && cat report.xml > "$(cat where)"',
+        junit=report,
+    )
+    with LocalSandbox("configured-report-1", parent=tmp_path) as sandbox:
+        sandbox.write_file("where", report.encode())
+        sandbox.write_file("report.xml", CLEAN_JUNIT.encode())
+        try:
+            (result,) = run_checks(sandbox, [check])
+            # A report left from before is removed first, never read as this run's.
+            sandbox.exec("rm where")
+            (again,) = run_checks(sandbox, [check])
+        finally:
+            Path(report).unlink(missing_ok=True)
+    assert (result.source, result.tests, result.exit_code) == ("junit", 2, 0)
+    assert (again.source, again.tests, again.passed) == ("exit_code", None, False)

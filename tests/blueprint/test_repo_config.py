@@ -48,6 +48,22 @@ escalation: stop
     assert (config.fix_rounds, config.escalation) == (3, "stop")
 
 
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [
+        ("python -m pytest -q", "pytest"),
+        ("go vet ./...", "go vet"),
+        ("npx tsc --noEmit", "npx tsc"),
+        ("npm run lint", "npm run lint"),
+        ("uv run --frozen mypy src", "uv run mypy"),
+        ("bundle exec rspec spec/models", "bundle exec rspec"),
+    ],
+)
+def test_a_check_without_a_name_is_named_by_what_it_runs(command: str, name: str) -> None:
+    [check] = parse_repo_config(f"checks: [{command!r}]\n").checks
+    assert check.name == name
+
+
 def test_network_true_means_setup_only() -> None:
     config = parse_repo_config("network: true")
     assert config.network.setup

@@ -1,12 +1,13 @@
 """A run whose setup has network, on a real engine through the real proxy: setup
 reaches the allowed mirror (a local stand-in under its name), the run records where it
 went and what was denied, the thread says so, and the checks run offline. And
-docs/agents-yml.md's Python example, as written, against a fixture that needs its
-setup, with PyPI stood in for by a local index of real wheels
-(tests/sandboxes/package_index.py)."""
+docs/agents-yml.md's Python, Node, Go and Make examples, as written, against fixtures
+that need their setup, with PyPI, the npm registry and the Go module proxy stood in for
+by local servers of real packages under their names (tests/sandboxes/package_index.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -314,6 +315,123 @@ def test_the_documented_go_example_passes_against_its_fixture(
     report = final.artifacts.egress
     assert report is not None
     assert report.reached == [GO_PROXY]
+    assert report.denied == []
+
+
+#: The Node fixture: JavaScript type-checked by TypeScript, tested by jest, linted by
+#: eslint, with exact versions resolved from what npm had before NODE_BEFORE.
+NODE_BEFORE = "2025-01-01"
+NODE_PACKAGE = {
+    "name": "retrying",
+    "version": "0.1.0",
+    "private": True,
+    "scripts": {"test": "jest", "lint": "eslint ."},
+    "devDependencies": {
+        "@eslint/js": "9.16.0",
+        "eslint": "9.16.0",
+        "jest": "29.7.0",
+        "jest-junit": "16.0.0",
+        "typescript": "5.7.2",
+    },
+    "jest-junit": {"outputDirectory": "/tmp/agents-checks"},
+}
+NODE_FIXTURE = {
+    ".gitignore": "node_modules/\n",
+    "tsconfig.json": (
+        '{"compilerOptions": {"allowJs": true, "checkJs": true, "noEmit": true, '
+        '"strict": true, "module": "commonjs", "target": "es2022", "types": []},\n'
+        ' "include": ["src/**/*.js"], "exclude": ["src/**/*.test.js"]}\n'
+    ),
+    "eslint.config.js": (
+        '"use strict";\n\nconst js = require("@eslint/js");\n\nmodule.exports = [\n'
+        "  js.configs.recommended,\n  {\n    languageOptions: {\n"
+        '      sourceType: "commonjs",\n'
+        '      globals: { require: "readonly", module: "writable", test: "readonly", '
+        'expect: "readonly" },\n    },\n  },\n];\n'
+    ),
+    "src/retry.js": (
+        '"use strict";\n\n/**\n * How many times `retry` tries: at least once, at most ten.\n'
+        " * @param {number} asked\n * @returns {number}\n */\n"
+        "function attempts(asked) {\n  return Math.min(10, Math.max(1, asked));\n}\n\n"
+        "/**\n * Calls `fn` until it returns without throwing.\n * @template T\n"
+        " * @param {number} times\n * @param {() => T} fn\n * @returns {T}\n */\n"
+        "function retry(times, fn) {\n  let last;\n"
+        "  for (let i = 0; i < attempts(times); i++) {\n    try {\n      return fn();\n"
+        "    } catch (error) {\n      last = error;\n    }\n  }\n  throw last;\n}\n\n"
+        "module.exports = { attempts, retry };\n"
+    ),
+    "src/retry.test.js": (
+        '"use strict";\n\nconst { attempts, retry } = require("./retry");\n\n'
+        'test("attempts are clamped", () => {\n  expect(attempts(0)).toBe(1);\n'
+        "  expect(attempts(99)).toBe(10);\n});\n\n"
+        'test("retry calls until success", () => {\n  let calls = 0;\n'
+        "  const value = retry(5, () => {\n    calls += 1;\n"
+        '    if (calls < 3) throw new Error("not yet");\n    return "done";\n  });\n'
+        '  expect([value, calls]).toEqual(["done", 3]);\n});\n'
+    ),
+}
+NPM = "registry.npmjs.org"
+
+
+def test_the_documented_node_example_passes_against_its_fixture(
+    harness: Harness, tmp_path: Path, engine: Engine
+) -> None:
+    """docs/agents-yml.md's Node block on a package that needs its setup: `npm ci`
+    installs the lock's real jest, eslint and TypeScript (some 330 packages) through
+    the egress proxy from a stand-in for the npm registry under its own name; the
+    agent's new file is linted as it is written, and jest (with its JUnit report),
+    eslint and tsc then run offline in the Node image."""
+    image = built_image(engine.client, "node", tmp_path / "image-cache")
+    text = (ROOT / "docs" / "agents-yml.md").read_text()
+    [block] = sections(text)["Node"]
+    config = yaml.safe_load(block)
+    config["image"] = image  # the image `agents sandbox build node` makes
+    # The stand-in speaks plain HTTP under the registry's name.
+    config.setdefault("environment", {})["env"] = {"NPM_CONFIG_REGISTRY": f"http://{NPM}/"}
+    package_json = json.dumps(NODE_PACKAGE, indent=2) + "\n"
+    lock = package_index.npm_lock(package_json, NODE_BEFORE)
+    source = tmp_path / "src"
+    files = {
+        **NODE_FIXTURE,
+        "package.json": package_json,
+        "package-lock.json": lock,
+        ".agents.yml": yaml.safe_dump(config, sort_keys=False),
+    }
+    for name, content in files.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text(content)
+    harness.add_repo("acme/node", source)
+    harness.deps.sandboxes = sandbox_factory("docker", engine.egress)
+    harness.configure(
+        sandbox_backend="docker",
+        sandbox=SandboxConfig(image=engine.image, allow=allowlist.DEFAULT_ALLOW),
+        allowed_images=[image],
+    )
+    harness.script(
+        [
+            write(
+                "src/version.js",
+                '"use strict";\n\nmodule.exports = { version: "0.1.0" };\n',
+            ),
+            finish("Added version."),
+            verdict("approve", "Fine."),
+        ]
+    )
+    tree = package_index.npm_registry(lock, NPM)
+    with package_index.serve(engine.client, engine.image, engine.outside, (NPM,), tree):
+        final = harness.run(harness.create("add a version module", repo="acme/node").id)
+
+    assert final.error is None, final.error
+    results = final.artifacts.check_reports[-1].results
+    assert [(r.name, r.exit_code, r.not_run) for r in results] == [
+        ("unit tests", 0, None),
+        ("npm run lint", 0, None),
+        ("npx tsc", 0, None),
+    ], [r.output_tail for r in results]
+    assert results[0].tests == 2  # from jest-junit's report
+    report = final.artifacts.egress
+    assert report is not None
+    assert report.reached == [NPM]
     assert report.denied == []
 
 

@@ -11,7 +11,9 @@ it; the refusal rules stay what they are.
 The index is ``python3 -m http.server`` in a container of the sandbox image, serving
 ``simple/<project>/`` pages (with sha256 fragments) and the files they link to, on
 ports 80 and 443 (plain HTTP on both: a CONNECT through the proxy to port 443 then
-carries an HTTP request, so a tunnel can be tested without a certificate).
+carries an HTTP request, so a tunnel can be tested without a certificate). The same
+server stands in for the Go module proxy (:func:`go_module`) and the npm registry
+(:func:`npm_registry`), with the trees their clients ask for.
 """
 
 from __future__ import annotations
@@ -22,10 +24,16 @@ import hashlib
 import html
 import io
 import ipaddress
+import json
+import os
 import random
 import re
+import shutil
+import subprocess
 import tarfile
 import time
+import urllib.parse
+import urllib.request
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -180,14 +188,19 @@ def serve(
 ) -> Iterator[IndexServer]:
     """``tree`` served over HTTP on ports 80 and 443 by a container on ``network``,
     found there under ``names``; removed afterwards."""
-    script = (
-        f"python3 -m http.server 443 --directory {SERVE_ROOT} & "
-        f"exec python3 -m http.server 80 --directory {SERVE_ROOT}"
+    # http.server, with a listen backlog for a client as eager as npm (its default of
+    # 5 drops connections that a proxy then waits minutes on).
+    serve_on = (
+        "import functools, http.server as h, sys\n"
+        "h.ThreadingHTTPServer.request_queue_size = 256\n"
+        f"handler = functools.partial(h.SimpleHTTPRequestHandler, directory={SERVE_ROOT!r})\n"
+        "h.ThreadingHTTPServer(('', int(sys.argv[1])), handler).serve_forever()\n"
     )
+    script = f"python3 -c \"$0\" 443 & exec python3 -c \"$0\" 80"
     network_name = str(network.name)
     container = client.containers.create(
         image,
-        ["sh", "-c", script],
+        ["sh", "-c", script, serve_on],
         name=f"{network_name}-{normalize(names[0])}",
         user="0",
         labels={LABEL: "server"},
@@ -260,3 +273,95 @@ def go_module(path: str, version: str, files: dict[str, str]) -> tuple[dict[str,
         f"{path} {version}/go.mod {_hash1({'go.mod': go_mod})}\n"
     )
     return tree, go_sum
+
+
+#: Where the npm stand-in's inputs are kept between sessions: the lock files the host's
+#: npm resolved and the real tarballs they name (a few MB; checked against the lock's
+#: integrity on every use).
+NPM_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "agents-tests/npm"
+NPM_REGISTRY = "https://registry.npmjs.org"
+
+
+def npm_lock(package_json: str, before: str, cache: Path = NPM_CACHE) -> str:
+    """The package-lock.json the host's npm resolves for ``package_json`` from versions
+    published before ``before`` (so the same every day), kept in ``cache``."""
+    key = hashlib.sha256(f"{before}\n{package_json}".encode()).hexdigest()[:16]
+    kept = cache / "locks" / f"{key}.json"
+    if kept.exists():
+        return kept.read_text()
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("the npm stand-in needs the host's npm to resolve a lock file")
+    work = cache / "locks" / f"{key}.work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    (work / "package.json").write_text(package_json)
+    subprocess.run(
+        [npm, "install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund",
+         f"--before={before}", f"--registry={NPM_REGISTRY}/"],
+        cwd=work, check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    lock = (work / "package-lock.json").read_text()
+    kept.write_text(lock)
+    shutil.rmtree(work)
+    return lock
+
+
+def _locked_packages(lock: str) -> list[tuple[str, str, str]]:
+    """(name, version, integrity) of every package a lock file installs from a registry."""
+    found = set()
+    for path, entry in json.loads(lock)["packages"].items():
+        if not path or entry.get("link") or entry.get("inBundle") or "integrity" not in entry:
+            continue
+        name = entry.get("name") or path.rpartition("node_modules/")[2]
+        found.add((name, entry["version"], entry["integrity"]))
+    return sorted(found)
+
+
+def _npm_tarball(name: str, version: str, integrity: str, cache: Path) -> bytes:
+    """The registry's tarball of ``name@version``, fetched once and checked every time."""
+    algorithm, _, digest = integrity.partition("-")
+    kept = cache / "tarballs" / f"{hashlib.sha256(integrity.encode()).hexdigest()[:32]}.tgz"
+    if kept.exists():
+        data = kept.read_bytes()
+    else:
+        base = name.rpartition("/")[2]
+        url = f"{NPM_REGISTRY}/{name}/-/{base}-{version}.tgz"
+        with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - fixed https
+            data = response.read()
+    if base64.b64encode(hashlib.new(algorithm, data).digest()).decode() != digest:
+        kept.unlink(missing_ok=True)
+        raise RuntimeError(f"{name}@{version}: the tarball does not match the lock's integrity")
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_bytes(data)
+    return data
+
+
+def npm_registry(lock: str, host: str, cache: Path = NPM_CACHE) -> dict[str, bytes]:
+    """An npm registry's tree for what ``lock`` installs: a packument per package (the
+    ``dist`` of each locked version, pointing at ``http://host/-/tarballs/…``) and the
+    real tarballs. ``npm ci`` with a lock that records no ``resolved`` address (npm's
+    ``omit-lockfile-registry-resolved``) asks for exactly these.
+
+    A packument sits at the package's name (``@scope/name`` is a file in ``@scope/``),
+    so the tarballs live apart from the names, where no name can reach."""
+    versions: dict[str, dict[str, object]] = {}
+    tree: dict[str, bytes] = {}
+    for name, version, integrity in _locked_packages(lock):
+        flat = urllib.parse.quote(f"{name}-{version}.tgz", safe="")
+        tree[f"-/tarballs/{flat}"] = _npm_tarball(name, version, integrity, cache)
+        shasum = hashlib.sha1(tree[f"-/tarballs/{flat}"]).hexdigest()  # noqa: S324 - npm's field
+        versions.setdefault(name, {})[version] = {
+            "name": name,
+            "version": version,
+            "dist": {
+                "tarball": f"http://{host}/-/tarballs/{urllib.parse.quote(flat)}",
+                "integrity": integrity,
+                "shasum": shasum,
+            },
+        }
+    for name, by_version in versions.items():
+        latest = max(by_version, key=lambda v: [int(p) for p in re.findall(r"\d+", v)[:3]])
+        packument = {"name": name, "dist-tags": {"latest": latest}, "versions": by_version}
+        tree[name] = json.dumps(packument).encode()
+    return tree

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 import docker.errors
@@ -12,8 +16,10 @@ import pytest
 from process.exceptions import CommandTimeout, SandboxError, SandboxGone, SandboxStartFailed
 from sandboxes import docker_sandbox, labels
 from sandboxes.cache import WorkspaceArchive
-from sandboxes.config import SandboxConfig
+from sandboxes.config import EgressConfig, SandboxConfig
 from sandboxes.docker_sandbox import DockerSandbox
+from sandboxes.egress_proxy import EgressProxy
+from tests.sandboxes.test_egress_docker import built_image
 
 pytestmark = pytest.mark.docker
 
@@ -53,13 +59,34 @@ def test_the_lifetime_ends_the_container_without_anyone_watching(
     sandbox.close()
 
 
+@pytest.fixture
+def own_egress(docker_client: docker.DockerClient, tmp_path: Path) -> Iterator[EgressConfig]:
+    """An egress proxy and network of this test's own, removed afterwards: the
+    worker's default names belong to a deployment that may share this engine."""
+    name = f"agents-test-sandbox-net-{os.getpid()}"
+    config = EgressConfig(
+        proxy=name,
+        image=built_image(docker_client, "egress", tmp_path / "image-cache"),
+        network=name,
+        subnets="10.216.0.0/16",
+    )
+    yield config
+    found = EgressProxy(docker_client, config).find()
+    if found is not None:
+        found.remove(force=True)
+    with contextlib.suppress(docker.errors.NotFound):
+        docker_client.networks.get(name).remove()
+
+
 def test_network_is_opt_in_and_can_be_dropped_after_setup(
-    docker_client: docker.DockerClient,
+    docker_client: docker.DockerClient, own_egress: EgressConfig
 ) -> None:
     def interfaces(sandbox: DockerSandbox) -> list[str]:
         return sandbox.exec("ls /sys/class/net").stdout.split()
 
-    with DockerSandbox("net-1", SandboxConfig(network=True), client=docker_client) as sandbox:
+    with DockerSandbox(
+        "net-1", SandboxConfig(network=True), client=docker_client, egress=own_egress
+    ) as sandbox:
         assert "eth0" in interfaces(sandbox)
         sandbox.set_network(False)
         assert interfaces(sandbox) == ["lo"]

@@ -45,9 +45,12 @@ def _read_report(sandbox: Sandbox, path: str) -> str | None:
 
 def private_report(check: CheckCommand) -> tuple[str, str | None]:
     """The command and report path to run: a report under the shared JUnit directory
-    goes to a directory of its own, as the sandbox's /tmp may be the host's (local)."""
+    goes to a directory of its own, as the sandbox's /tmp may be the host's (local).
+    Only when the command names that directory: a tool told where to write by its own
+    configuration (jest-junit's ``outputDirectory`` in package.json) writes where the
+    check says, and is read there."""
     junit = check.junit
-    if junit is None or not junit.startswith(JUNIT_DIR + "/"):
+    if junit is None or not junit.startswith(JUNIT_DIR + "/") or JUNIT_DIR not in check.run:
         return check.run, junit
     private = f"{JUNIT_DIR}/{secrets.token_hex(8)}"
     return check.run.replace(JUNIT_DIR, private), junit.replace(JUNIT_DIR, private, 1)
