@@ -70,17 +70,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Group tests for ``pytest -n`` (``--dist loadgroup``, as ``make pytest`` runs them).
 
     A module's tests stay on one worker: module-scoped fixtures are made once, and a
-    reliability figure's table is collected whole. Every module with a Docker test joins
-    one group: environment images are shared by content across stores, and workers'
-    upkeep, pools and egress proxies act engine-wide, so Docker modules beside each other
-    break each other's runs. The rest of the suite runs beside that group on the other
-    workers; what cannot share the machine at all is marked ``serial`` and runs alone
-    after.
+    reliability figure's table is collected whole. The environment modules
+    (tests/environments/) share one group: they build, list and remove environment
+    images, and `agents env rm --repo` acts on the whole engine. Every other module,
+    Docker ones included, runs beside the rest: each names its own containers,
+    networks, stores and egress proxy. What cannot share the machine at all is marked
+    ``serial`` and runs alone after.
     """
-    docker_modules = {item.module.__name__ for item in items if item.get_closest_marker("docker")}
     for item in items:
         module = item.module.__name__
-        item.add_marker(pytest.mark.xdist_group("docker" if module in docker_modules else module))
+        together = module.startswith("tests.environments.")
+        item.add_marker(pytest.mark.xdist_group("environments" if together else module))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

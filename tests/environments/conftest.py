@@ -103,7 +103,10 @@ class EnvHarness:
         return run_blueprint(self.deps, run_id, by="test")
 
     def environments(self, repo: str = REPO) -> list[str]:
-        return [image.key for image in self.engine.images() if image.repo == repo]
+        """This store's environment keys of ``repo`` (the engine may hold others')."""
+        return [
+            image.key for image in self.engine.images(owner=self.envs.owner) if image.repo == repo
+        ]
 
 
 def open_environments(
@@ -121,7 +124,14 @@ def open_environments(
 
 
 @pytest.fixture
-def engine() -> Iterator[EnvEngine]:
+def env_owners() -> set[str]:
+    """The run stores (their nonces) whose environment images this test makes: what
+    it removes afterwards. Other tests on the same engine make images too."""
+    return set()
+
+
+@pytest.fixture
+def engine(env_owners: set[str]) -> Iterator[EnvEngine]:
     client = docker_client()
     try:
         require_image(client)
@@ -131,13 +141,14 @@ def engine() -> Iterator[EnvEngine]:
     assert found is not None
     before = {image.id for image in found.images()}
     yield found
-    cleanup(found, before)
+    cleanup(found, before, env_owners)
     found.close()
 
 
-def cleanup(engine: EnvEngine, before: set[str]) -> None:
-    """Remove the environment images this test made, and every container on them."""
-    made = [image for image in engine.images() if image.id not in before]
+def cleanup(engine: EnvEngine, before: set[str], owners: set[str]) -> None:
+    """Remove the environment images this test's stores made, and every container on
+    them."""
+    made = [image for image in engine.images() if image.id not in before and image.owner in owners]
     for image in made:
         for container in engine.client.containers.list(all=True, filters={"ancestor": image.id}):
             with contextlib.suppress(docker.errors.APIError):
@@ -146,9 +157,10 @@ def cleanup(engine: EnvEngine, before: set[str]) -> None:
 
 
 @pytest.fixture
-def env_harness(tmp_path: Path, engine: EnvEngine) -> Iterator[EnvHarness]:
+def env_harness(tmp_path: Path, engine: EnvEngine, env_owners: set[str]) -> Iterator[EnvHarness]:
     connection = real_redis()
     store = RunStore(connection, prefix=f"envtest{secrets.token_hex(3)}")
+    env_owners.add(store.nonce)
     forge = LocalForge(tmp_path / "forge")
     cache = RepoCache(tmp_path / "cache")
     envs = open_environments(engine, store, cache, pool=1)

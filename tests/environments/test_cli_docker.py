@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sandboxes.env_images import EnvEngine
+from sandboxes.env_images import EnvEngine, EnvImage
 from tests.blueprint.conftest import CLEAN_REQUEST, ROOT
 from tests.blueprint.test_cli_run import TRANSCRIPTS
 from tests.environments.conftest import env_repo
@@ -46,15 +46,22 @@ def last_view(stdout: str) -> str:
 
 
 def test_agents_run_twice_reuses_the_environment_and_env_lists_and_removes_it(
-    tmp_path: Path, wheelhouse: Path, engine: EnvEngine
+    tmp_path: Path, wheelhouse: Path, engine: EnvEngine, env_owners: set[str]
 ) -> None:
     source = env_repo(tmp_path / "src", wheelhouse)
+    before = {image.id for image in engine.images()}
+
+    def made() -> list[EnvImage]:
+        """The run's images: acme/retrying's new ones (others' keys differ)."""
+        return [i for i in engine.images() if i.repo == "acme/retrying" and i.id not in before]
+
     run = ("run", CLEAN_REQUEST, "--repo", str(source), "--name", "acme/retrying",
            "--model", f"replay:{TRANSCRIPTS}", "--sandbox", "docker")  # fmt: skip
 
     first = agents(tmp_path, *run)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    [image] = [i for i in engine.images() if i.repo == "acme/retrying"]
+    [image] = made()
+    env_owners.add(image.owner)  # the command's own store: removed after, whatever happens
     assert f"environment {image.short_key} built in" in last_view(first.stdout)
 
     second = agents(tmp_path, *run)
@@ -62,7 +69,7 @@ def test_agents_run_twice_reuses_the_environment_and_env_lists_and_removes_it(
     view = last_view(second.stdout)
     assert view.startswith("awaiting decision")
     assert f"environment {image.short_key} reused (built " in view
-    assert [i.id for i in engine.images() if i.repo == "acme/retrying"] == [image.id]
+    assert [i.id for i in made()] == [image.id]
 
     built = agents(tmp_path, "env", "build", str(source), "--name", "acme/retrying")
     assert built.returncode == 0, built.stderr
@@ -78,4 +85,4 @@ def test_agents_run_twice_reuses_the_environment_and_env_lists_and_removes_it(
     removed = agents(tmp_path, "env", "rm", "--repo", "acme/retrying")
     assert removed.returncode == 0, removed.stdout + removed.stderr
     assert f"removed {image.short_key} (acme/retrying)" in removed.stdout
-    assert [i for i in engine.images() if i.repo == "acme/retrying"] == []
+    assert made() == []

@@ -76,7 +76,7 @@ def test_a_run_claims_a_pool_container_and_the_pool_refills(
 
 
 def test_collection_removes_the_least_recently_used_but_never_a_live_one(
-    env_harness: EnvHarness, wheelhouse: Path
+    env_harness: EnvHarness, wheelhouse: Path, env_owners: set[str]
 ) -> None:
     """Four environments over a budget of one byte: the one a live run leases, the one a
     run's sandbox runs on, and another run store's are kept; only the idle one goes,
@@ -87,9 +87,10 @@ def test_collection_removes_the_least_recently_used_but_never_a_live_one(
         env_harness.connection,
         envs.cache,
         setup=run_setup,
-        owner="another-store",
-        prefix="another-store",
+        owner=f"another-{env_harness.store.prefix}",
+        prefix=f"another-{env_harness.store.prefix}",
     )
+    env_owners.add(other.owner)
     built = {}
     for name, by in (
         ("acme/one", envs),
@@ -100,7 +101,7 @@ def test_collection_removes_the_least_recently_used_but_never_a_live_one(
         url = publish(env_harness, env_repo(env_harness.root / name, wheelhouse), name)
         commit = head(env_harness, url)
         built[name] = by.ensure(recipe_at(env_harness, url, commit, name), commit).image
-    assert built["acme/four"].owner == "another-store"
+    assert built["acme/four"].owner == other.owner
     assert {built[n].owner for n in ("acme/one", "acme/two", "acme/three")} == {envs.owner}
 
     # acme/one: a live run holds it (no container on it now).
@@ -124,7 +125,7 @@ def test_collection_removes_the_least_recently_used_but_never_a_live_one(
     finally:
         sandbox.close()
     assert [image.repo for image in removed] == ["acme/three"]
-    left = {image.repo for image in envs.engine.images() if image.repo.startswith("acme/")}
+    left = {image.repo for image in envs.engine.images() if image.owner in env_owners}
     assert left == {"acme/one", "acme/two", "acme/four"}
 
 

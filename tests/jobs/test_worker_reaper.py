@@ -13,6 +13,7 @@ import docker
 import pytest
 import redis
 
+from jobs.attempts import Heartbeat
 from runs.record import RunStatus
 from runs.store import RunStore
 from sandboxes import labels
@@ -35,6 +36,10 @@ def test_worker_start_removes_sandboxes_of_final_runs(real_redis_conn: redis.Red
     store.transition(done.id, RunStatus.CANCELLED, by="U1")
     live = store.create(requester="U1", repo="acme/api", request="y")
     store.transition(live.id, RunStatus.RUNNING, by="w")
+    # A running run is live while its attempt's heartbeat is fresh: without one, the
+    # worker's recovery would (rightly) fail it as abandoned, and then reap its sandbox.
+    attempt = store.get(live.id).attempts
+    heartbeat = Heartbeat(store, live.id, attempt=attempt, ttl=60).start()
     me = Owner.current()
     made = {}
     try:
@@ -73,7 +78,9 @@ def test_worker_start_removes_sandboxes_of_final_runs(real_redis_conn: redis.Red
         assert made["done"].id not in remaining
         assert made["live"].id in remaining
         assert made["foreign"].id in remaining
+        assert store.get(live.id).status is RunStatus.RUNNING  # not taken for abandoned
     finally:
+        heartbeat.close()
         for container in made.values():
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True, v=True)
