@@ -196,7 +196,7 @@ def serve(
         f"handler = functools.partial(h.SimpleHTTPRequestHandler, directory={SERVE_ROOT!r})\n"
         "h.ThreadingHTTPServer(('', int(sys.argv[1])), handler).serve_forever()\n"
     )
-    script = f"python3 -c \"$0\" 443 & exec python3 -c \"$0\" 80"
+    script = 'python3 -c "$0" 443 & exec python3 -c "$0" 80'
     network_name = str(network.name)
     container = client.containers.create(
         image,
