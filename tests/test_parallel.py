@@ -36,8 +36,9 @@ def test_loadgroup_keeps_a_group_on_one_worker(tmp_path: Path) -> None:
     where = tmp_path / "where"
     where.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # pytest-xdist alone (-p below): quicker
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2",
+        [sys.executable, "-m", "pytest", "-q", "-p", "xdist", "-p", "no:cacheprovider", "-n", "2",
          "--dist", "loadgroup", "--rootdir", str(suite), str(suite)],
         cwd=suite, env={**env, "WHERE_DIR": str(where)}, capture_output=True, text=True,
         timeout=120, check=False,
