@@ -133,7 +133,7 @@ class EgressProxy:
         return list(dict.fromkeys([*self.config.deny, *host_addresses()]))
 
     def inputs(self, image_id: str, deny: list[str]) -> str:
-        text = json.dumps([image_id, sorted(deny), PORT, STATE_DIR])
+        text = json.dumps([image_id, sorted(deny), PORT, STATE_DIR, self.config.network])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def find(self) -> Container | None:
@@ -270,14 +270,17 @@ class EgressProxy:
         return found.get(INPUTS_LABEL) != self.inputs(image_id, self.deny())
 
     def _sandbox_networks(self, container: Container) -> list[ipaddress.IPv4Network]:
-        """The subnets of the sandbox networks the proxy is on now."""
+        """The subnets of the sandbox networks the proxy is on now: those in the pool
+        sandbox networks take theirs from (an outside network it was put on under an
+        earlier AGENTS_EGRESS_NETWORK is not one, and must not keep it from renewal)."""
+        pool = ipaddress.IPv4Network(self.config.subnets)
         networks = []
         for name, endpoint in (container.attrs["NetworkSettings"].get("Networks") or {}).items():
             if name == self.config.network or not endpoint.get("IPAddress"):
                 continue
             prefix = endpoint.get("IPPrefixLen") or 32
             networks.append(ipaddress.ip_network(f"{endpoint['IPAddress']}/{prefix}", strict=False))
-        return [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
+        return [n for n in networks if isinstance(n, ipaddress.IPv4Network) and n.subnet_of(pool)]
 
     def _sweep(self, container: Container) -> None:
         live = self._sandbox_networks(container)

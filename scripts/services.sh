@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install (when missing) and start what the test suite needs: Redis on loopback, a
-# Docker engine, debootstrap (for the offline base image) and Chromium (for the browser
-# tests). Safe to run again: it skips whatever is already installed or answering.
+# Docker engine, debootstrap (for the offline base image), Chromium (for the browser
+# tests) and npm (it resolves the Node example's lock file once, for the npm registry's
+# local stand-in). Safe to run again: it skips whatever is already installed or answering.
 set -euo pipefail
 
 log() { printf '[services] %s\n' "$*"; }
@@ -12,6 +13,7 @@ command -v dockerd >/dev/null || missing+=(docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v git >/dev/null || missing+=(git)
 command -v chromium >/dev/null || missing+=(chromium)
+command -v npm >/dev/null || missing+=(npm)
 if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     log "missing ${missing[*]}; install them (as root: apt-get install -y ${missing[*]}) and rerun"

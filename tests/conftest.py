@@ -76,11 +76,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     Docker ones included, runs beside the rest: each names its own containers,
     networks, stores and egress proxy. What cannot share the machine at all is marked
     ``serial`` and runs alone after.
+
+    Groups with a ``slow`` test are handed out first (the order is otherwise kept): the
+    workers hand out groups in collection order, and a soak started last would keep
+    one worker busy after the others are done.
     """
+    groups = {}
     for item in items:
         module = item.module.__name__
-        together = module.startswith("tests.environments.")
-        item.add_marker(pytest.mark.xdist_group("environments" if together else module))
+        groups[item] = "environments" if module.startswith("tests.environments.") else module
+        item.add_marker(pytest.mark.xdist_group(groups[item]))
+    slow = {groups[item] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: groups[item] not in slow)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

@@ -1,9 +1,9 @@
 """`make pytest` runs the suite on pytest-xdist workers with ``--dist loadgroup``, and
-tests/conftest.py puts every Docker module into one group so that they never run beside
-each other. That only holds while pytest-xdist and pytest agree on how a group reaches
-the scheduler (pytest 9.2 stopped reading the attribute pytest-xdist 3.8 writes, and
-the groups silently spread over the workers). This runs a tiny suite on two workers
-and checks where its tests ran."""
+tests/conftest.py keeps each module on one worker and the environment modules together,
+so that they never run beside each other. That only holds while pytest-xdist and pytest
+agree on how a group reaches the scheduler (pytest 9.2 stopped reading the attribute
+pytest-xdist 3.8 writes, and the groups silently spread over the workers). This runs a
+tiny suite on two workers and checks where its tests ran."""
 
 from __future__ import annotations
 

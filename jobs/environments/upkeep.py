@@ -193,11 +193,9 @@ class EnvironmentUpkeep:
         return sorted(repos)
 
     def recent_repos(self) -> set[str]:
-        """Repositories whose environment this store used lately; another store's on a
-        shared engine are its own workers' to refresh."""
         now = time.time()
         found = set()
-        for image in self.envs.engine.images(owner=self.envs.owner):
+        for image in self.envs.engine.images():
             used = self.envs.last_used(image.key)
             if image.repo and used is not None and now - used <= self.envs.max_age:
                 found.add(image.repo)

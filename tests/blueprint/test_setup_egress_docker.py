@@ -429,6 +429,7 @@ def test_the_documented_node_example_passes_against_its_fixture(
         ("npx tsc", 0, None),
     ], [r.output_tail for r in results]
     assert results[0].tests == 2  # from jest-junit's report
+    assert final.artifacts.on_edit_runs == 1  # eslint on the agent's src/version.js
     report = final.artifacts.egress
     assert report is not None
     assert report.reached == [NPM]

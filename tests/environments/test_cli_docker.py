@@ -52,8 +52,11 @@ def test_agents_run_twice_reuses_the_environment_and_env_lists_and_removes_it(
     before = {image.id for image in engine.images()}
 
     def made() -> list[EnvImage]:
-        """The run's images: acme/retrying's new ones (others' keys differ)."""
-        return [i for i in engine.images() if i.repo == "acme/retrying" and i.id not in before]
+        """acme/retrying's images made since the test began: the runs' own, as no test
+        outside tests/environments/ (one worker, one after another) finishes one."""
+        found = [i for i in engine.images() if i.repo == "acme/retrying" and i.id not in before]
+        env_owners.update(i.owner for i in found)  # removed afterwards, whatever happens
+        return found
 
     run = ("run", CLEAN_REQUEST, "--repo", str(source), "--name", "acme/retrying",
            "--model", f"replay:{TRANSCRIPTS}", "--sandbox", "docker")  # fmt: skip
@@ -61,7 +64,6 @@ def test_agents_run_twice_reuses_the_environment_and_env_lists_and_removes_it(
     first = agents(tmp_path, *run)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     [image] = made()
-    env_owners.add(image.owner)  # the command's own store: removed after, whatever happens
     assert f"environment {image.short_key} built in" in last_view(first.stdout)
 
     second = agents(tmp_path, *run)

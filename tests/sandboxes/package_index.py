@@ -282,28 +282,52 @@ NPM_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "
 NPM_REGISTRY = "https://registry.npmjs.org"
 
 
+#: How the lock is resolved: a change here makes new cache entries.
+_NPM_LOCK_FLAGS = (
+    "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund",
+    # No `resolved` addresses: npm ci then asks the registry it is given for each
+    # package's metadata, which is what the stand-in serves (see npm_registry).
+    "--omit-lockfile-registry-resolved",
+)  # fmt: skip
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Two suites sharing the cache never see each other's half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+
+
 def npm_lock(package_json: str, before: str, cache: Path = NPM_CACHE) -> str:
     """The package-lock.json the host's npm resolves for ``package_json`` from versions
-    published before ``before`` (so the same every day), kept in ``cache``."""
-    key = hashlib.sha256(f"{before}\n{package_json}".encode()).hexdigest()[:16]
+    published before ``before`` (so the same every day), kept in ``cache``. The host's
+    own npm configuration is left out (an empty user config), so it cannot change it."""
+    salt = " ".join(_NPM_LOCK_FLAGS)
+    key = hashlib.sha256(f"{salt}\n{before}\n{package_json}".encode()).hexdigest()[:16]
     kept = cache / "locks" / f"{key}.json"
     if kept.exists():
         return kept.read_text()
     npm = shutil.which("npm")
     if npm is None:
         raise RuntimeError("the npm stand-in needs the host's npm to resolve a lock file")
-    work = cache / "locks" / f"{key}.work"
+    work = cache / "locks" / f"{key}.{os.getpid()}.work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    (work / "package.json").write_text(package_json)
-    subprocess.run(
-        [npm, "install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund",
-         f"--before={before}", f"--registry={NPM_REGISTRY}/"],
-        cwd=work, check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
-    lock = (work / "package-lock.json").read_text()
-    kept.write_text(lock)
-    shutil.rmtree(work)
+    try:
+        (work / "package.json").write_text(package_json)
+        (work / "empty-npmrc").write_text("")
+        subprocess.run(
+            [npm, "install", *_NPM_LOCK_FLAGS, f"--before={before}",
+             f"--registry={NPM_REGISTRY}/", f"--userconfig={work / 'empty-npmrc'}"],
+            cwd=work, check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+        lock = (work / "package-lock.json").read_text()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if '"resolved"' in lock:
+        raise RuntimeError("npm wrote resolved addresses into the lock; the stand-in serves none")
+    _write_atomically(kept, lock.encode())
     return lock
 
 
@@ -332,8 +356,8 @@ def _npm_tarball(name: str, version: str, integrity: str, cache: Path) -> bytes:
     if base64.b64encode(hashlib.new(algorithm, data).digest()).decode() != digest:
         kept.unlink(missing_ok=True)
         raise RuntimeError(f"{name}@{version}: the tarball does not match the lock's integrity")
-    kept.parent.mkdir(parents=True, exist_ok=True)
-    kept.write_bytes(data)
+    if not kept.exists():
+        _write_atomically(kept, data)
     return data
 
 

@@ -68,7 +68,7 @@ def own_egress(docker_client: docker.DockerClient, tmp_path: Path) -> Iterator[E
         proxy=name,
         image=built_image(docker_client, "egress", tmp_path / "image-cache"),
         network=name,
-        subnets="10.216.0.0/16",
+        subnets="10.219.0.0/16",
     )
     yield config
     found = EgressProxy(docker_client, config).find()

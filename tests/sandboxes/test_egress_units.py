@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+
+import docker
 import pytest
+from docker.models.containers import Container
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,7 +17,8 @@ from process import allowlist
 from process.exceptions import RepoConfigError, StepFailed
 from runs.artifacts import MAX_EGRESS_HOSTS, EgressReport
 from sandboxes import egress_log
-from sandboxes.config import SandboxConfig
+from sandboxes.config import EgressConfig, SandboxConfig
+from sandboxes.egress_proxy import EgressProxy
 
 
 def test_entries_are_normalized_and_addresses_refused() -> None:
@@ -130,3 +135,22 @@ def test_a_failed_commands_output_keeps_its_first_and_last_lines() -> None:
     assert shown.startswith("$ pip install -e .")
     assert shown.endswith("ERROR: the cause")
     assert "[... 497 lines cut ...]" in shown
+
+
+def test_a_proxy_on_another_outside_network_is_outdated_and_that_network_holds_nothing_up() -> None:
+    """After AGENTS_EGRESS_NETWORK changes, the proxy the worker made before is renewed
+    (its inputs differ), and the old outside network it sits on is not taken for a
+    sandbox's network, which would keep it from renewal for good."""
+    # Never contacted: a pinned API version skips the version probe.
+    client = docker.DockerClient(base_url="unix:///nonexistent/docker.sock", version="1.41")
+    old = EgressProxy(client, EgressConfig(network="agents-egress"))
+    new = EgressProxy(client, EgressConfig(network="acme-egress"))
+    assert old.inputs("sha256:1", []) != new.inputs("sha256:1", [])
+    networks = {
+        "agents-egress": {"IPAddress": "172.18.0.2", "IPPrefixLen": 16},
+        "acme-egress": {"IPAddress": "172.19.0.2", "IPPrefixLen": 16},
+        "agents-7-abc123": {"IPAddress": "10.213.4.18", "IPPrefixLen": 28},
+    }
+    proxy = Container(attrs={"NetworkSettings": {"Networks": networks}}, client=client)
+    assert new._sandbox_networks(proxy) == [ipaddress.IPv4Network("10.213.4.16/28")]
+    client.close()
