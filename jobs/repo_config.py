@@ -51,21 +51,40 @@ class _Strict(BaseModel):
 class CheckCommand(_Strict):
     name: str = Field(min_length=1, max_length=64)
     run: str = Field(min_length=1)
-    #: A JUnit XML report the command writes, read after it finishes.
-    junit: str | None = None
+    #: A JUnit XML report the command writes, read after it finishes (and removed
+    #: first), so no ``..``: the path names the file it means.
+    junit: str | None = Field(None, min_length=1, max_length=512)
     timeout: int = Field(900, gt=0, le=6 * 3600)
+
+    @field_validator("junit")
+    @classmethod
+    def _no_climbing(cls, value: str | None) -> str | None:
+        if value is not None and ".." in value.split("/"):
+            raise ValueError("a junit path may not contain `..`; name the file it means")
+        return value
 
 
 def _checks_shorthand(value: Any) -> Any:
     """Accept ``checks: "pytest -q"`` and ``checks: ["ruff check .", "pytest"]`` too."""
     if isinstance(value, str):
         value = [value]
-    if isinstance(value, list):
-        return [
-            {"name": _name_for(item), "run": item} if isinstance(item, str) else item
-            for item in value
-        ]
-    return value
+    if not isinstance(value, list):
+        return value
+    taken = {item.get("name") for item in value if isinstance(item, dict)}
+    checks = []
+    for item in value:
+        if isinstance(item, str):
+            # Names tell checks apart (a base commit's failures are matched by name and
+            # test), so `cargo test -p a` and `cargo test -p b` are not both `cargo test`.
+            base = name = _name_for(item)
+            count = 1
+            while name in taken:
+                count += 1
+                name = f"{base[:60]} #{count}"
+            taken.add(name)
+            item = {"name": name, "run": item}
+        checks.append(item)
+    return checks
 
 
 def _commands(value: Any) -> Any:

@@ -64,6 +64,27 @@ def test_a_check_without_a_name_is_named_by_what_it_runs(command: str, name: str
     assert check.name == name
 
 
+def test_checks_named_alike_by_their_commands_get_names_of_their_own() -> None:
+    config = parse_repo_config(
+        "checks:\n  - cargo test -p core\n  - cargo test -p cli\n"
+        "  - {name: 'cargo test #3', run: cargo test --doc}\n  - cargo test -p web\n"
+    )
+    assert [c.name for c in config.checks] == [
+        "cargo test",
+        "cargo test #2",
+        "cargo test #3",
+        "cargo test #4",
+    ]
+
+
+def test_a_junit_path_that_climbs_out_is_refused() -> None:
+    text = "checks:\n  - {name: t, run: pytest, junit: /tmp/agents-checks/../../home/x.xml}\n"
+    with pytest.raises(RepoConfigError, match="junit"):
+        parse_repo_config(text)
+    inside = parse_repo_config("checks:\n  - {name: t, run: pytest, junit: reports/a..b.xml}\n")
+    assert inside.checks[0].junit == "reports/a..b.xml"
+
+
 def test_network_true_means_setup_only() -> None:
     config = parse_repo_config("network: true")
     assert config.network.setup
