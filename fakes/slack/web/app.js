@@ -23,6 +23,10 @@
     pollTimer: null,
     homeError: null,
   };
+  // Resolved by the first state the page receives: a message typed before then waits
+  // for it instead of being dropped (a slow machine's first poll can take a while).
+  let markLoaded;
+  const loaded = new Promise((resolve) => { markLoaded = resolve; });
 
   const EMOJI = {
     white_check_mark: "✅", heavy_check_mark: "✔️", x: "❌", warning: "⚠️", eyes: "👀",
@@ -660,6 +664,7 @@
       setOnline(true);
       if (!data.unchanged) {
         ui.data = data;
+        markLoaded();
         ui.version = data.version;
         if (!ui.user) ui.user = data.me;
         render();
@@ -675,7 +680,12 @@
   async function send() {
     const input = $("composer-input");
     const text = input.value;
-    if (!text.trim() || !ui.data) return;
+    if (!text.trim()) return;
+    if (!ui.data) {
+      showError("connecting to the emulator… your message goes out once it answers");
+      await loaded;
+      showError("");
+    }
     const inThread = ui.thread && ui.thread.channel === ui.channel ? ui.thread.ts : null;
     const button = $("composer-send");
     button.disabled = true;

@@ -72,3 +72,38 @@ def test_mention_rework_modal_approve_and_status(emu: SlackEmulator, tinybot: Ti
         finally:
             browser.close()
     assert emu.warnings == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install -y chromium)")
+def test_a_message_sent_before_the_page_has_loaded_goes_out_once_it_has(
+    emu: SlackEmulator, tinybot: TinyBot
+) -> None:
+    """On a slow machine the first state can come after the user pressed Enter: the
+    message waits for it, and is not silently dropped."""
+    expect = sync_api.expect
+    refused = []
+
+    def first_polls_fail(route: sync_api.Route) -> None:
+        if len(refused) < 4:  # about a second and a half at the page's poll interval
+            refused.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page()
+            page.route("**/ui/state*", first_polls_fail)
+            page.goto(f"{emu.url}/?user=U_ALICE")
+            composer = page.get_by_test_id("composer-input")
+            composer.fill("@agents in acme/api: make the retry limit configurable")
+            composer.press("Enter")
+            expect(page.get_by_test_id("composer-error")).to_contain_text("connecting")
+            expect(page.get_by_test_id("button-approve")).to_be_visible()
+            expect(composer).to_have_value("")
+            assert len(refused) == 4
+        finally:
+            browser.close()
