@@ -225,6 +225,24 @@ def test_the_documented_python_example_passes_against_its_fixture(
     assert report.denied == []
 
 
+def add_example_repo(
+    harness: Harness, engine: Engine, repo: str, files: dict[str, str], image: str
+) -> None:
+    """A documented example's fixture, published as ``repo``, and the harness set to run
+    it on the real engine through this test's proxy, in ``image`` (the example's)."""
+    source = harness.root / repo.replace("/", "-")
+    for name, content in files.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text(content)
+    harness.add_repo(repo, source)
+    harness.deps.sandboxes = sandbox_factory("docker", engine.egress)
+    harness.configure(
+        sandbox_backend="docker",
+        sandbox=SandboxConfig(image=engine.image, allow=allowlist.DEFAULT_ALLOW),
+        allowed_images=[image],
+    )
+
+
 #: A module the fixture requires, served by a stand-in for the Go module proxy.
 MATHX = {
     "go.mod": "module example.test/mathx\n\ngo 1.19\n",
@@ -280,18 +298,8 @@ def test_the_documented_go_example_passes_against_its_fixture(
         "GONOSUMDB": "example.test",
     }
     tree, go_sum = package_index.go_module("example.test/mathx", "v1.0.0", MATHX)
-    source = tmp_path / "src"
-    source.mkdir()
     files = {**GO_FIXTURE, "go.sum": go_sum, ".agents.yml": yaml.safe_dump(config)}
-    for name, content in files.items():
-        (source / name).write_text(content)
-    harness.add_repo("acme/go", source)
-    harness.deps.sandboxes = sandbox_factory("docker", engine.egress)
-    harness.configure(
-        sandbox_backend="docker",
-        sandbox=SandboxConfig(image=engine.image, allow=allowlist.DEFAULT_ALLOW),
-        allowed_images=[image],
-    )
+    add_example_repo(harness, engine, "acme/go", files, image)
     harness.script(
         [
             write(
@@ -390,23 +398,13 @@ def test_the_documented_node_example_passes_against_its_fixture(
     config.setdefault("environment", {})["env"] = {"NPM_CONFIG_REGISTRY": f"http://{NPM}/"}
     package_json = json.dumps(NODE_PACKAGE, indent=2) + "\n"
     lock = package_index.npm_lock(package_json, NODE_BEFORE)
-    source = tmp_path / "src"
     files = {
         **NODE_FIXTURE,
         "package.json": package_json,
         "package-lock.json": lock,
         ".agents.yml": yaml.safe_dump(config, sort_keys=False),
     }
-    for name, content in files.items():
-        (source / name).parent.mkdir(parents=True, exist_ok=True)
-        (source / name).write_text(content)
-    harness.add_repo("acme/node", source)
-    harness.deps.sandboxes = sandbox_factory("docker", engine.egress)
-    harness.configure(
-        sandbox_backend="docker",
-        sandbox=SandboxConfig(image=engine.image, allow=allowlist.DEFAULT_ALLOW),
-        allowed_images=[image],
-    )
+    add_example_repo(harness, engine, "acme/node", files, image)
     harness.script(
         [
             write(
