@@ -185,7 +185,9 @@ class EnvEngine:
 
     def containers_using(self, image_id: str) -> list[tuple[str, dict[str, str]]]:
         """The id and labels of every container (running or not) started from the image."""
-        found = self.client.containers.list(all=True, filters={"ancestor": image_id})
+        found = self.client.containers.list(
+            all=True, filters={"ancestor": image_id}, ignore_removed=True
+        )
         return [(str(c.id), dict(c.labels)) for c in found]
 
     def remove(self, image: EnvImage) -> bool:

@@ -201,7 +201,9 @@ class WarmPool:
         only those young enough to hand out."""
         wanted = f"{labels.POOL}={pid}" if pid else labels.POOL
         found = []
-        for container in self.client.containers.list(filters={"label": wanted}):
+        for container in self.client.containers.list(
+            filters={"label": wanted}, ignore_removed=True
+        ):
             age = self.idle_age(dict(container.labels))
             if age is None or (fresh and age > self.idle_seconds - CLAIM_MARGIN):
                 continue

@@ -132,7 +132,9 @@ class Reaper:
     def reap(self) -> list[Removal]:
         """Remove every sandbox container that should go; report what was removed."""
         removed: list[Removal] = []
-        candidates = self.client.containers.list(all=True, filters={"label": labels.RUN_ID})
+        candidates = self.client.containers.list(
+            all=True, filters={"label": labels.RUN_ID}, ignore_removed=True
+        )
         for candidate in candidates:
             if self.reason(dict(candidate.labels), str(candidate.id)) is None:
                 continue
@@ -150,10 +152,12 @@ class Reaper:
         """
         removed: list[Removal] = []
         found = self.client.containers.list(
-            all=True, filters={"label": f"{labels.RUN_ID}={run_id}"}
+            all=True, filters={"label": f"{labels.RUN_ID}={run_id}"}, ignore_removed=True
         )
         if self.pool is not None:  # pool containers the run claimed
-            for container in self.client.containers.list(filters={"label": labels.POOL}):
+            for container in self.client.containers.list(
+                filters={"label": labels.POOL}, ignore_removed=True
+            ):
                 claim = self.pool.claim_of(str(container.id))
                 if claim is not None and claim.run_id == run_id:
                     found.append(container)

@@ -23,7 +23,9 @@ pytestmark = [pytest.mark.redis, pytest.mark.docker]
 
 
 def pool_containers(harness: EnvHarness, image_id: str) -> list[str]:
-    found = harness.engine.client.containers.list(filters={"label": labels.POOL})
+    found = harness.engine.client.containers.list(
+        filters={"label": labels.POOL}, ignore_removed=True
+    )
     return sorted(str(c.id) for c in found if str(c.attrs.get("Image")) == image_id)
 
 

@@ -74,7 +74,7 @@ def test_worker_start_removes_sandboxes_of_final_runs(real_redis_conn: redis.Red
             check=False,
         )
         assert result.returncode == 0, result.stderr
-        remaining = {c.id for c in client.containers.list(all=True)}
+        remaining = {c.id for c in client.containers.list(all=True, ignore_removed=True)}
         assert made["done"].id not in remaining
         assert made["live"].id in remaining
         assert made["foreign"].id in remaining

@@ -9,6 +9,7 @@ because containers here may reach no package index.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import re
 import shutil
@@ -95,7 +96,17 @@ def host_address(client: docker.DockerClient) -> str:
             probe.connect(("192.0.2.254", 9))
             return str(probe.getsockname()[0])
     except OSError:  # no route out: the engine's own bridge is still this host
-        return str(client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"])
+        return bridge_gateway(client)
+
+
+def bridge_gateway(client: docker.DockerClient) -> str:
+    """The host's address on the engine's default bridge. An engine restarted over an
+    existing docker0 may leave ``Gateway`` out of the network's IPAM config (Docker
+    20.10 does); the gateway is then the subnet's first address, as Docker assigns it."""
+    config = client.networks.get("bridge").attrs["IPAM"]["Config"][0]
+    if config.get("Gateway"):
+        return str(config["Gateway"])
+    return str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
 
 
 class Stack:

@@ -267,7 +267,9 @@ def test_one_request_through_the_compose_stack_then_nothing_is_left(
         # The sandboxes the workers started were siblings on this engine; none outlives them.
         sandboxes = [
             c.name
-            for c in client.containers.list(all=True, filters={"label": labels.OWNER})
+            for c in client.containers.list(
+                all=True, filters={"label": labels.OWNER}, ignore_removed=True
+            )
             if c.labels[labels.OWNER].split(":", 1)[0] in hostnames
         ]
         assert sandboxes == []

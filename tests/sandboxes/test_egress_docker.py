@@ -35,6 +35,7 @@ from sandboxes.image_builder import KINDS, ImageBuilder
 from sandboxes.labels import RUN_ID
 from sandboxes.owner import Owner
 from sandboxes.reaper import Reaper
+from tests.ops.compose import bridge_gateway
 from tests.sandboxes import package_index
 
 pytestmark = pytest.mark.docker
@@ -154,8 +155,7 @@ def host_service() -> Iterator[int]:
 @pytest.fixture(scope="module")
 def gateway(docker_client: docker.DockerClient) -> str:
     """The host's address on Docker's default bridge."""
-    config = docker_client.networks.get("bridge").attrs["IPAM"]["Config"]
-    return str(config[0]["Gateway"])
+    return bridge_gateway(docker_client)
 
 
 def _curl(url: str, *extra: str) -> list[str]:
