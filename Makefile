@@ -18,7 +18,7 @@ export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: install lock upgrade check-lock services images lint typecheck test pytest demo docs bench \
-	compose-wheels compose-images
+	compose-wheels compose-images durations
 
 # uv itself comes from the lock too, checked by its hashes.
 $(UV):
@@ -66,7 +66,7 @@ pytest: install
 	$(UV) pip freeze --python $(PYTHON) > $(VENV)/freeze-before.txt
 	@status=0; \
 	AGENTS_REQUIRE_SERVICES=1 $(PYTHON) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup \
-	  -m "not serial" $(PYTEST_ARGS) || status=$$?; \
+	  -m "not serial" --junitxml=$(VENV)/junit.xml $(PYTEST_ARGS) || status=$$?; \
 	AGENTS_REQUIRE_SERVICES=1 $(PYTHON) -m pytest -m serial $(PYTEST_ARGS) || \
 	  { s=$$?; [ $$s -eq 5 ] || status=$$s; }; \
 	exit $$status
@@ -74,6 +74,11 @@ pytest: install
 	@diff -u $(VENV)/freeze-before.txt $(VENV)/freeze-after.txt || { \
 	  echo "the test run changed $(VENV): a test installed into it" >&2; exit 1; }
 	$(PYTHON) -m tests.reliability.report
+
+# The order pytest-xdist hands test modules out in (longest first) comes from
+# tests/durations.json; this refreshes it from the last `make pytest`.
+durations:
+	$(PYTHON) -m tests.scheduling $(VENV)/junit.xml
 
 # The whole suite on a fresh machine: dependencies, services, images, lint, types, tests.
 test: install services images lint typecheck pytest

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from process import logs
+from tests import scheduling
 
 SERVICE_MARKERS = ("redis", "docker", "browser")
 
@@ -60,34 +61,17 @@ _skipped_services: list[str] = []
 def pytest_configure(config: pytest.Config) -> None:
     """pytest-xdist's workers start with SIGINT ignored, and processes a test starts
     inherit that: a demo or bot asked to stop with SIGINT would never hear it. Tests
-    start processes as a shell would, with the default handler."""
+    start processes as a shell would, with the default handler. The controller keeps
+    the order tests/scheduling.py gives the groups."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    scheduling.keep_order(config)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups into node ids
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Group tests for ``pytest -n`` (``--dist loadgroup``, as ``make pytest`` runs them).
-
-    A module's tests stay on one worker: module-scoped fixtures are made once, and a
-    reliability figure's table is collected whole. The environment modules
-    (tests/environments/) share one group: they build, list and remove environment
-    images, and `agents env rm --repo` acts on the whole engine. Every other module,
-    Docker ones included, runs beside the rest: each names its own containers,
-    networks, stores and egress proxy. What cannot share the machine at all is marked
-    ``serial`` and runs alone after.
-
-    Groups with a ``slow`` test are handed out first (the order is otherwise kept): the
-    workers hand out groups in collection order, and a soak started last would keep
-    one worker busy after the others are done.
-    """
-    groups = {}
-    for item in items:
-        module = item.module.__name__
-        groups[item] = "environments" if module.startswith("tests.environments.") else module
-        item.add_marker(pytest.mark.xdist_group(groups[item]))
-    slow = {groups[item] for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: groups[item] not in slow)
+    """Group and order the tests for ``pytest -n`` (tests/scheduling.py says how)."""
+    scheduling.order(items, scheduling.load_durations())
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
