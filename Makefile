@@ -31,10 +31,12 @@ check-lock: $(UV)
 	  echo "uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock" >&2; exit 1; }
 
 # Exactly the lock: what is missing is installed, what is not locked is removed. The
-# libraries are compiled to bytecode once here: the suite starts hundreds of `agents`
-# processes, and where PYTHONDONTWRITEBYTECODE is set each would compile them again.
+# libraries, and the project's own packages (installed editable, so uv leaves them), are
+# compiled to bytecode once here: the suite starts hundreds of `agents` processes, and
+# where PYTHONDONTWRITEBYTECODE is set each would compile them again.
 install: check-lock
 	$(UV) sync --locked --compile-bytecode -q
+	$(PYTHON) -m compileall -q process runs sandboxes jobs bot cli fakes tests >/dev/null
 
 # Refresh uv.lock after changing pyproject.toml; `make upgrade` moves every pin forward.
 lock: $(UV)

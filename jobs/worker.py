@@ -220,9 +220,13 @@ def start_worker(settings: WorkerSettings, *, burst: bool = False, name: str | N
 
     A recovery thread resumes (or fails) runs whose worker died; see :mod:`jobs.recovery`.
     """
-    # RQ forks a work horse per job: load the jobs' code (the Anthropic SDK alone takes
-    # seconds to import) once here, so every horse inherits it instead of importing it.
+    # RQ forks a work horse per job: load the jobs' code once here, and the Anthropic SDK
+    # (seconds to import) when this worker calls the real API, so every horse inherits
+    # them instead of importing them. A replay worker never needs the SDK.
     import jobs.entrypoints  # noqa: F401
+
+    if settings.model_backend == "anthropic":
+        import anthropic  # noqa: F401
 
     connection = redis_for_rq(settings.redis_url)
     queue = Queue(settings.queue, connection=connection)

@@ -14,13 +14,14 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import anthropic
+from typing import TYPE_CHECKING, Any, Protocol
 
 from jobs.agent.config import ModelRetry
 from jobs.agent.pricing import Usage
 from process.exceptions import ModelRejected, ModelUnavailable, PromptTooLong
+
+if TYPE_CHECKING:  # the SDK takes seconds to import: see :func:`anthropic_client`
+    import anthropic
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,14 @@ def anthropic_client(
 
     ``AnthropicModel`` retries itself, so each retry is recorded as an event and the
     number of attempts stays bounded by one policy. Close the client when done.
+
+    The SDK is imported here, not with this module: importing it takes seconds of CPU
+    (its pydantic types), which every worker, CLI command and test process that never
+    calls the real API would pay. A worker on the real API imports it before forking
+    its work horses (:func:`jobs.worker.start_worker`).
     """
+    import anthropic
+
     return anthropic.Anthropic(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
 
 
@@ -150,6 +158,8 @@ class AnthropicModel:
         self._jitter = jitter
 
     def complete(self, request: Request, *, on_retry: OnRetry | None = None) -> ModelResponse:
+        import anthropic  # loaded already: the client came from it
+
         attempt = 0
         while True:
             try:
@@ -220,6 +230,8 @@ def _retryable(err: anthropic.APIStatusError) -> bool:
 
 def _describe(err: anthropic.APIError, status: int | None) -> str:
     """``429 rate_limit_error: ...``, from the error body the API sends."""
+    import anthropic
+
     if isinstance(err, anthropic.APIStatusError):
         body = err.body if isinstance(err.body, dict) else {}
         error = body.get("error")

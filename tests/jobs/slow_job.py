@@ -25,3 +25,11 @@ def take_and_fail(run_id: int) -> None:
     assert job is not None
     RunStore(job.connection).transition(run_id, RunStatus.RUNNING, by="failing-job")
     raise RuntimeError("the job broke")
+
+
+def loaded_modules(names: list[str]) -> list[str]:
+    """Which of ``names`` the work horse running this job has loaded (inherited from its
+    worker, which forked it)."""
+    import sys
+
+    return [name for name in names if name in sys.modules]

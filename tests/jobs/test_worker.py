@@ -89,3 +89,30 @@ def test_a_stopped_worker_lets_go_of_its_command_channel_without_waiting_a_minut
         assert not thread.is_alive()
     finally:
         thread.stop(timeout=0)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(("backend", "inherited"), [("replay", []), ("anthropic", ["anthropic"])])
+def test_a_worker_loads_the_anthropic_sdk_before_forking_only_when_it_calls_the_api(
+    real_redis_conn: redis.Redis, tmp_path: Path, backend: str, inherited: list[str]
+) -> None:
+    """The SDK takes seconds of CPU to import. A worker on the real API imports it once,
+    so its work horses inherit it rather than each importing it; a replay worker (the
+    demo, the tests, `agents eval` offline) never pays for it."""
+    queue = Queue(f"q-sdk-{backend}", connection=real_redis_conn)
+    job = queue.enqueue("tests.jobs.slow_job.loaded_modules", ["anthropic", "jobs.entrypoints"])
+    env = worker_env(
+        tmp_path,
+        queue.name,
+        AGENTS_MODEL_BACKEND=backend,
+        ANTHROPIC_API_KEY="sk-ant-test-not-a-key",
+        AGENTS_SANDBOX_BACKEND="local",
+        DOCKER_HOST="unix:///nonexistent/docker.sock",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "worker", "--burst"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    job.refresh()
+    assert job.return_value() == [*inherited, "jobs.entrypoints"]
