@@ -68,7 +68,9 @@ def containers_of(client: docker.DockerClient, store: RunStore, run_ids: list[in
     found = []
     for run_id in run_ids:
         wanted = [f"{labels.RUN_ID}={run_id}", f"{labels.STORE}={store.identity}"]
-        for container in client.containers.list(all=True, filters={"label": wanted}):
+        for container in client.containers.list(
+            all=True, filters={"label": wanted}, ignore_removed=True
+        ):
             found.append(str(container.name))
     return found
 

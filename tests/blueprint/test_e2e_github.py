@@ -56,7 +56,7 @@ class SandboxSpy(threading.Thread):
         try:
             while not self.stop.wait(0.2):
                 for container in client.containers.list(
-                    filters={"label": f"{labels.RUN_ID}={self.run_id}"}
+                    filters={"label": f"{labels.RUN_ID}={self.run_id}"}, ignore_removed=True
                 ):
                     try:
                         env = container.attrs["Config"]["Env"] or []

@@ -150,7 +150,9 @@ def cleanup(engine: EnvEngine, before: set[str], owners: set[str]) -> None:
     them."""
     made = [image for image in engine.images() if image.id not in before and image.owner in owners]
     for image in made:
-        for container in engine.client.containers.list(all=True, filters={"ancestor": image.id}):
+        for container in engine.client.containers.list(
+            all=True, filters={"ancestor": image.id}, ignore_removed=True
+        ):
             with contextlib.suppress(docker.errors.APIError):
                 container.remove(force=True)
         engine.remove(image)

@@ -163,6 +163,7 @@ class Stack:
                         f"com.docker.compose.service={service}",
                     ]
                 },
+                ignore_removed=True,
             )
         ]
 
@@ -170,7 +171,9 @@ class Stack:
         """Containers, networks and volumes still carrying this project's name."""
         label = {"label": f"com.docker.compose.project={self.name}"}
         return {
-            "containers": [c.name for c in client.containers.list(all=True, filters=label)],
+            "containers": [
+                c.name for c in client.containers.list(all=True, filters=label, ignore_removed=True)
+            ],
             "networks": [n.name for n in client.networks.list(filters=label)]
             + [n.name for n in client.networks.list() if n.name.startswith(self.name)],
             "volumes": [v.name for v in client.volumes.list(filters=label)]

@@ -359,7 +359,9 @@ def store_containers(client: docker.DockerClient, store: RunStore, run_ids: list
     names = []
     for run_id in run_ids:
         wanted = [f"{labels.RUN_ID}={run_id}", f"{labels.STORE}={store.identity}"]
-        for container in client.containers.list(all=True, filters={"label": wanted}):
+        for container in client.containers.list(
+            all=True, filters={"label": wanted}, ignore_removed=True
+        ):
             names.append(str(container.name))
     return names
 

@@ -107,5 +107,7 @@ def _no_running(client: docker.DockerClient, run_id: int) -> bool:
     """No container of the run is still running (the job's own cleanup may remove it)."""
     return all(
         c.status != "running"
-        for c in client.containers.list(all=True, filters={"label": f"{labels.RUN_ID}={run_id}"})
+        for c in client.containers.list(
+            all=True, filters={"label": f"{labels.RUN_ID}={run_id}"}, ignore_removed=True
+        )
     )

@@ -180,7 +180,7 @@ def test_ctrl_c_cancels_the_run_and_removes_its_sandbox(
         """The run's containers: its own sandbox, or the build of its environment (where
         setup runs, `env-<key>`), of this store only."""
         mine = docker_client.containers.list(
-            all=True, filters={"label": f"{labels.STORE}={store.identity}"}
+            all=True, filters={"label": f"{labels.STORE}={store.identity}"}, ignore_removed=True
         )
         return [
             c

@@ -239,7 +239,9 @@ def test_no_secret_reaches_the_sandbox_logs_records_slack_or_the_pr(
             mine = [f"{labels.RUN_ID}={run.id}", f"{labels.STORE}={store.identity}"]
 
             def held() -> Any:
-                for container in docker_api.containers.list(filters={"label": mine}):
+                for container in docker_api.containers.list(
+                    filters={"label": mine}, ignore_removed=True
+                ):
                     try:
                         if container.exec_run(["test", "-e", HELD]).exit_code == 0:
                             return container
@@ -302,7 +304,12 @@ def test_no_secret_reaches_the_sandbox_logs_records_slack_or_the_pr(
 
         # Nothing left behind once the reaper has run.
         Reaper(docker_api, is_final=store.is_final, store=store.identity).reap()
-        left = [c.name for c in docker_api.containers.list(all=True, filters={"label": mine})]
+        left = [
+            c.name
+            for c in docker_api.containers.list(
+                all=True, filters={"label": mine}, ignore_removed=True
+            )
+        ]
 
         seen["worker log"].append(workers.logs().encode())
         seen["bot log"].append(bot.logs().encode() if bot else b"")

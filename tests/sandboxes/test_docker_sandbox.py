@@ -108,7 +108,7 @@ def test_a_missing_image_fails_to_start_clearly(docker_client: docker.DockerClie
     assert err.value.run_id == "noimage-1"
     # Only this run's containers: other tests' sandboxes come and go on the same engine.
     mine = {"label": f"{labels.RUN_ID}=noimage-1"}
-    assert docker_client.containers.list(all=True, filters=mine) == []
+    assert docker_client.containers.list(all=True, filters=mine, ignore_removed=True) == []
 
 
 def test_a_stuck_sandbox_is_a_command_timeout_not_a_timed_out_result(

@@ -10,11 +10,13 @@ container that is gone by the time it is inspected.
 
 from __future__ import annotations
 
+import ast
 import http.server
 import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import docker
 import fakeredis
@@ -114,3 +116,23 @@ def test_the_pool_and_the_environments_pass_over_it_too(
         (cid, found[labels.RUN_ID]) for cid, found in EnvEngine(client).containers_using("sha256:1")
     ] == [(KEPT, "r1")]
     assert inspected.count(GONE) == 2
+
+
+def test_every_container_listing_in_the_product_passes_over_vanished_ones() -> None:
+    """The call sites above are not the last: any new ``containers.list`` must say
+    ``ignore_removed=True`` too."""
+    root = Path(__file__).resolve().parents[2]
+    missing = []
+    for package in ("sandboxes", "jobs", "cli"):
+        for path in sorted((root / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "list"
+                    and isinstance(node.func.value, ast.Attribute)
+                    and node.func.value.attr == "containers"
+                    and not any(k.arg == "ignore_removed" for k in node.keywords)
+                ):
+                    missing.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert missing == []
