@@ -154,8 +154,11 @@ class EnvEngine:
         if owner is not None:
             wanted.append(f"{labels.ENV_OWNER}={owner}")
         found = []
-        for image in self.client.images.list(filters={"label": wanted}):
-            env = _from_attrs(image.attrs)
+        # The engine's summaries, not docker-py's images.list: that inspects each image
+        # after listing them, and fails when one is removed in between (by another
+        # worker's upkeep, say).
+        for summary in self.client.api.images(filters={"label": wanted}):
+            env = _from_attrs(summary)
             if env is not None:
                 found.append(env)
         return sorted(found, key=lambda e: e.created_at, reverse=True)

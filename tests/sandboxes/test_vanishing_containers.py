@@ -52,6 +52,12 @@ class _Engine(http.server.BaseHTTPRequestHandler):
         elif path.endswith(f"/containers/{GONE}/json"):
             self.inspected.append(GONE)
             self._send(404, {"message": f"No such container: {GONE}"})
+        elif path.endswith("/images/json"):
+            env = {labels.ENV_KEY: "k1", labels.ENV_REPO: "acme/api"}
+            self._send(200, [{"Id": "sha256:gone", "Labels": env, "RepoTags": ["env:k1"]}])
+        elif path.endswith("/images/sha256:gone/json"):
+            self.inspected.append("sha256:gone")
+            self._send(404, {"message": "No such image: sha256:gone"})
         elif path.endswith(f"/containers/{KEPT}/json"):
             self.inspected.append(KEPT)
             config = {"Labels": _kept_labels(), "Image": "agents-sandbox:latest"}
@@ -118,21 +124,39 @@ def test_the_pool_and_the_environments_pass_over_it_too(
     assert inspected.count(GONE) == 2
 
 
+def test_listing_environment_images_inspects_none_of_them(
+    engine: tuple[docker.DockerClient, list[str]],
+) -> None:
+    """docker-py's ``images.list`` inspects each listed image too; the engine's summary
+    already holds the labels and tags."""
+    client, inspected = engine
+    found = EnvEngine(client).images()
+    assert [(image.id, image.key, image.repo, image.tags) for image in found] == [
+        ("sha256:gone", "k1", "acme/api", ("env:k1",))
+    ]
+    assert inspected == []
+
+
+def _listing(node: ast.AST, collection: str) -> ast.Call | None:
+    """``node`` if it is a call of ``<something>.<collection>.list(...)``."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        return None
+    owner = node.func.value
+    named = node.func.attr == "list" and isinstance(owner, ast.Attribute)
+    return node if named and isinstance(owner, ast.Attribute) and owner.attr == collection else None
+
+
 def test_every_container_listing_in_the_product_passes_over_vanished_ones() -> None:
     """The call sites above are not the last: any new ``containers.list`` must say
-    ``ignore_removed=True`` too."""
+    ``ignore_removed=True`` too, and images are listed from the engine's summaries."""
     root = Path(__file__).resolve().parents[2]
     missing = []
     for package in ("sandboxes", "jobs", "cli"):
         for path in sorted((root / package).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-                if (
-                    isinstance(node, ast.Call)
-                    and isinstance(node.func, ast.Attribute)
-                    and node.func.attr == "list"
-                    and isinstance(node.func.value, ast.Attribute)
-                    and node.func.value.attr == "containers"
-                    and not any(k.arg == "ignore_removed" for k in node.keywords)
+                containers = _listing(node, "containers")
+                if _listing(node, "images") or (
+                    containers and not any(k.arg == "ignore_removed" for k in containers.keywords)
                 ):
-                    missing.append(f"{path.relative_to(root)}:{node.lineno}")
+                    missing.append(f"{path.relative_to(root)}:{getattr(node, 'lineno', 0)}")
     assert missing == []
