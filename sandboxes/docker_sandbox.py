@@ -82,9 +82,12 @@ T = TypeVar("T")
 
 #: Seconds the client waits beyond a command's timeout and grace before giving up.
 WAIT_SLACK = 30.0
-#: Seconds the client keeps reading after the wrapper's status line: long enough for
-#: the stream to close normally, short enough when a leftover process holds it open.
-LINGER = 1.0
+#: Seconds the client keeps reading after the wrapper's status line (stderr) while its
+#: end line (stdout) has not arrived and the stream is still open: stdout can lag
+#: behind stderr on a loaded engine or a slow link. Once both lines are in, all the
+#: output is, and the client stops reading at once, even if a leftover process holds
+#: the stream open.
+LINGER = 10.0
 HELPER_TIMEOUT = 120.0
 _GO_MODE_DIR = 1 << 31
 _GO_MODE_SYMLINK = 1 << 27
@@ -471,8 +474,9 @@ class DockerSandbox(Lifecycle):
             )["Id"]
         )
         stream = self._call(lambda: api.exec_start(exec_id, stream=True, demux=True))
-        stdout, stderr = BoundedOutput(limit), BoundedOutput(limit)
-        reader = _StreamReader(stream, stdout, stderr, f"AGENTS-EXEC-{invocation.nonce}".encode())
+        stdout = BoundedOutput(limit, reserve=len(invocation.end_bytes))
+        stderr = BoundedOutput(limit)
+        reader = _StreamReader(stream, stdout, stderr, invocation.marker)
         deadline = started + timeout + self.config.kill_grace + WAIT_SLACK
         try:
             finished = reader.wait(deadline)
@@ -487,6 +491,7 @@ class DockerSandbox(Lifecycle):
         if reader.error is not None:
             self._raise_if_gone()
             raise SandboxError(self.run_id, f"reading command output failed: {reader.error}")
+        stdout.take_last(invocation.end_line)
         status = wrapper.parse_status(stderr.take_last(invocation.status_line))
         if status is None:
             self._raise_if_gone()
@@ -742,45 +747,51 @@ class _StreamReader:
     """Pumps an exec's multiplexed output into bounded buffers on a helper thread.
 
     The thread lets the caller stop waiting at a deadline however the stream behaves,
-    and notice the wrapper's status line even if a leftover process keeps the stream
-    open.
+    and notice the wrapper's own lines even if a leftover process keeps the stream
+    open. The engine forwards stdout and stderr in no fixed order between them, so the
+    output is complete once the wrapper's line has been seen on both.
     """
 
     def __init__(
         self, stream: Any, stdout: BoundedOutput, stderr: BoundedOutput, marker: bytes
     ) -> None:
         self._stream = stream
-        self._stdout = stdout
-        self._stderr = stderr
+        self._outputs = (stdout, stderr)
         self._marker = marker
-        self._window = b""
+        self._windows = [b"", b""]
+        #: When the wrapper's line was first seen on stdout and on stderr.
+        self._seen_at: list[float | None] = [None, None]
         self._done = threading.Event()
-        self._marker_seen_at: float | None = None
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._pump, name="sandbox-exec", daemon=True)
         self._thread.start()
 
     def _pump(self) -> None:
         try:
-            for out, err in self._stream:
-                if out:
-                    self._stdout.feed(out)
-                if err:
-                    self._stderr.feed(err)
-                    self._window = (self._window + err)[-256:]
-                    if self._marker_seen_at is None and self._marker in self._window:
-                        self._marker_seen_at = time.monotonic()
+            for chunks in self._stream:
+                for index, chunk in enumerate(chunks):
+                    if chunk:
+                        self._feed(index, chunk)
         except Exception as exc:  # handed to the caller, which raises a typed error
             self.error = exc
         finally:
             self._done.set()
 
+    def _feed(self, index: int, chunk: bytes) -> None:
+        self._outputs[index].feed(chunk)
+        self._windows[index] = (self._windows[index] + chunk)[-256:]
+        if self._seen_at[index] is None and self._marker in self._windows[index]:
+            self._seen_at[index] = time.monotonic()
+
     def wait(self, deadline: float) -> bool:
-        """True once the stream ended (or lingered past the status line); False at deadline."""
+        """True once the stream ended, or both of the wrapper's lines are in (or its
+        status line came LINGER seconds ago); False at the deadline."""
         while not self._done.wait(0.05):
+            out_seen, err_seen = self._seen_at
+            if out_seen is not None and err_seen is not None:
+                return True
             now = time.monotonic()
-            seen = self._marker_seen_at
-            if seen is not None and now - seen > LINGER:
+            if err_seen is not None and now - err_seen > LINGER:
                 return True
             if now > deadline:
                 return False

@@ -14,13 +14,18 @@ def cut_marker(cut: int) -> str:
 
 
 class BoundedOutput:
-    """Keeps the first ``limit // 2`` and the last ``limit - limit // 2`` bytes fed to it."""
+    """Keeps the first ``limit // 2`` and the last ``limit - limit // 2`` bytes fed to it.
 
-    def __init__(self, limit: int) -> None:
+    ``reserve`` bytes more are kept at the end for a trailer the caller takes out with
+    :meth:`take_last` (the exec wrapper's end line), so that the trailer costs none of
+    the command's own output.
+    """
+
+    def __init__(self, limit: int, *, reserve: int = 0) -> None:
         if limit < 2:
             raise ValueError("limit must be at least 2 bytes")
         self._head_limit = limit // 2
-        self._tail_limit = limit - self._head_limit
+        self._tail_limit = limit - self._head_limit + reserve
         self._head = bytearray()
         self._tail = bytearray()
         self.total = 0

@@ -15,8 +15,10 @@ redirected. The watcher ends with its command too: it is killed by its process i
 
 The wrapper's last line on stderr reports the exit code, whether the timeout fired,
 and how many processes the kernel's OOM killer ended while the command ran (read from
-the container's memory cgroup, v1 or v2). The line carries a per-command nonce and
-is removed before the caller sees stderr.
+the container's memory cgroup, v1 or v2). Just before it, an end line goes to stdout:
+the engine forwards stdout and stderr from separate pipes, in no fixed order, so the
+status line alone does not say that all of stdout has arrived. Both lines carry a
+per-command nonce and are removed before the caller sees the output.
 
 Plain POSIX sh plus ``setsid`` and ``sleep``: it runs on Debian, Alpine and busybox.
 """
@@ -90,6 +92,7 @@ else
 fi
 kill_group "$pid"
 read_oom_kills
+printf '\nAGENTS-EXEC-%s end\n' "$nonce"
 printf '\nAGENTS-EXEC-%s %s %s %s\n' "$nonce" "$rc" "$fired" "$((oom_kills - before))" >&2
 exit "$rc"
 """
@@ -104,8 +107,23 @@ class Invocation:
     nonce: str
 
     @property
+    def marker(self) -> bytes:
+        """What both of the wrapper's own lines start with."""
+        return b"\nAGENTS-EXEC-" + self.nonce.encode() + b" "
+
+    @property
     def status_line(self) -> re.Pattern[bytes]:
-        return re.compile(rb"\nAGENTS-EXEC-" + self.nonce.encode() + rb" (\d+) ([01]) (-?\d+)\n")
+        """The last line on stderr: exit code, timeout fired, OOM kills."""
+        return re.compile(re.escape(self.marker) + rb"(\d+) ([01]) (-?\d+)\n")
+
+    @property
+    def end_bytes(self) -> bytes:
+        """The last line on stdout: everything the command wrote to stdout came before."""
+        return self.marker + b"end\n"
+
+    @property
+    def end_line(self) -> re.Pattern[bytes]:
+        return re.compile(re.escape(self.end_bytes))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,11 @@ def run(command: str, timeout: float = 5.0, grace: float = 0.5) -> tuple[Status,
     status = parse_status(invocation.status_line.search(proc.stderr))
     assert status is not None, proc.stderr
     assert proc.returncode == status.exit_code
-    return status, proc.stdout, proc.stderr
+    # The end line is the last thing on stdout; the command's output is what precedes it.
+    end = invocation.end_line.search(proc.stdout)
+    assert end is not None, proc.stdout
+    assert end.end() == len(proc.stdout)
+    return status, proc.stdout[: end.start()], proc.stderr
 
 
 def gone(pid_file: Path) -> bool:
