@@ -476,7 +476,9 @@ class DockerSandbox(Lifecycle):
         stream = self._call(lambda: api.exec_start(exec_id, stream=True, demux=True))
         stdout = BoundedOutput(limit, reserve=len(invocation.end_bytes))
         stderr = BoundedOutput(limit)
-        reader = _StreamReader(stream, stdout, stderr, invocation.marker)
+        reader = _StreamReader(
+            stream, stdout, stderr, (invocation.end_line, invocation.status_line)
+        )
         deadline = started + timeout + self.config.kill_grace + WAIT_SLACK
         try:
             finished = reader.wait(deadline)
@@ -753,11 +755,16 @@ class _StreamReader:
     """
 
     def __init__(
-        self, stream: Any, stdout: BoundedOutput, stderr: BoundedOutput, marker: bytes
+        self,
+        stream: Any,
+        stdout: BoundedOutput,
+        stderr: BoundedOutput,
+        last_lines: tuple[re.Pattern[bytes], re.Pattern[bytes]],
     ) -> None:
+        """``last_lines``: the wrapper's line on stdout and its line on stderr."""
         self._stream = stream
         self._outputs = (stdout, stderr)
-        self._marker = marker
+        self._last_lines = last_lines
         self._windows = [b"", b""]
         #: When the wrapper's line was first seen on stdout and on stderr.
         self._seen_at: list[float | None] = [None, None]
@@ -780,7 +787,7 @@ class _StreamReader:
     def _feed(self, index: int, chunk: bytes) -> None:
         self._outputs[index].feed(chunk)
         self._windows[index] = (self._windows[index] + chunk)[-256:]
-        if self._seen_at[index] is None and self._marker in self._windows[index]:
+        if self._seen_at[index] is None and self._last_lines[index].search(self._windows[index]):
             self._seen_at[index] = time.monotonic()
 
     def wait(self, deadline: float) -> bool:

@@ -22,6 +22,7 @@ class _Stream:
     held open (as a leftover process would hold it) until closed."""
 
     def __init__(self, frames: list[tuple[bytes | None, bytes | None] | float]) -> None:
+        """``frames``: (stdout, stderr) chunks, and pauses in seconds."""
         self.frames = frames
         self.closed = threading.Event()
 
@@ -40,13 +41,20 @@ class _Stream:
 
 
 def test_stdout_arriving_after_the_status_line_is_kept() -> None:
+    """The end line itself comes in two frames, the second after a pause: the read
+    goes on until all of it is in."""
     invocation = wrap(["cat", "README.md"], 10, 1)
-    status = invocation.marker + b"0 0 0\n"
-    stream = _Stream(
-        [(None, status), 1.5, (b"# sample\n", None), (invocation.marker + b"end\n", None)]
-    )
+    end = invocation.end_bytes
+    frames: list[tuple[bytes | None, bytes | None] | float] = [
+        (None, invocation.marker + b"0 0 0\n"),
+        1.5,
+        (b"# sample\n" + end[:10], None),
+        0.5,
+        (end[10:], None),
+    ]
+    stream = _Stream(frames)
     stdout, stderr = BoundedOutput(4096), BoundedOutput(4096)
-    reader = _StreamReader(stream, stdout, stderr, invocation.marker)
+    reader = _StreamReader(stream, stdout, stderr, (invocation.end_line, invocation.status_line))
     try:
         assert reader.wait(time.monotonic() + 60)
     finally:
@@ -63,7 +71,8 @@ def test_both_lines_in_ends_the_read_while_a_leftover_process_holds_the_stream()
     for LINGER: the deadline given is shorter than that."""
     invocation = wrap(["sh", "-c", "sleep 1000 &"], 10, 1)
     stream = _Stream([(invocation.marker + b"end\n", invocation.marker + b"0 0 0\n")])
-    reader = _StreamReader(stream, BoundedOutput(4096), BoundedOutput(4096), invocation.marker)
+    lines = (invocation.end_line, invocation.status_line)
+    reader = _StreamReader(stream, BoundedOutput(4096), BoundedOutput(4096), lines)
     try:
         assert LINGER > 5
         assert reader.wait(time.monotonic() + 5)
