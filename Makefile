@@ -60,13 +60,13 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-# The installed versions must be the lock's, and the suite must leave them as they were;
-# then docs/reliability.md from the figures the reliability tests just measured. Tests
-# run on $(PYTEST_WORKERS) workers, then those marked `serial` alone (exit 5: none chosen).
 # The modules that hold `serial` tests: the second pass collects only those (collecting
 # the whole suite to pick 30 tests takes seconds), unless PYTEST_ARGS names what to run.
 SERIAL_MODULES = $(if $(PYTEST_ARGS),,$(shell grep -rl --include='test_*.py' 'mark.serial' tests))
 
+# The installed versions must be the lock's, and the suite must leave them as they were;
+# then docs/reliability.md from the figures the reliability tests just measured. Tests
+# run on $(PYTEST_WORKERS) workers, then those marked `serial` alone (exit 5: none chosen).
 pytest: install
 	$(UV) sync --locked --check -q
 	$(UV) pip freeze --python $(PYTHON) > $(VENV)/freeze-before.txt
