@@ -57,7 +57,8 @@ def order(items: list[pytest.Item], durations: dict[str, float]) -> None:
     for item, group in groups.items():
         item.add_marker(pytest.mark.xdist_group(group))
     slow = {groups[item] for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: -expected_seconds(groups[item], durations, slow))
+    seconds = {group: expected_seconds(group, durations, slow) for group in set(groups.values())}
+    items.sort(key=lambda item: -seconds[groups[item]])
 
 
 def expected_seconds(group: str, durations: dict[str, float], slow: set[str]) -> float:
