@@ -61,6 +61,9 @@ SUBNET_PREFIX = 28
 NO_PROXY = "localhost,127.0.0.1,::1"
 #: Most log bytes read for one report; the log is bounded by its driver too.
 MAX_LOG_BYTES = 16 * 1024 * 1024
+#: Reads of the access log, LOG_SETTLE_SECONDS apart, until two agree (_settled_log).
+LOG_READS = 4
+LOG_SETTLE_SECONDS = 0.5
 _ATTEMPTS = 20
 #: Seconds a freshly started proxy has to pass its health check.
 READY_SECONDS = 60.0
@@ -390,10 +393,7 @@ class EgressProxy:
         if proxy is None:
             return EgressReport(truncated=True)
         try:
-            stream = proxy.logs(
-                stdout=True, stderr=False, since=max(since - 1, 0), stream=True, follow=False
-            )
-            return egress_log.summarize_access(_lines(stream), address, since)
+            return egress_log.summarize_access(_settled_log(proxy, since), address, since)
         except docker.errors.DockerException as exc:
             log.warning("reading the egress proxy's log failed: %s", exc)
             return EgressReport(truncated=True)
@@ -435,6 +435,24 @@ def remove_network(client: docker.DockerClient, network: Network) -> bool:
 def _text(output: bytes | Iterator[bytes]) -> str:
     data = output if isinstance(output, bytes) else b"".join(output)
     return data.decode("utf-8", errors="replace")
+
+
+def _settled_log(proxy: Container, since: int) -> list[bytes]:
+    """The proxy's access log since ``since``, read again until two reads agree (at most
+    :data:`LOG_READS` reads). The engine copies a container's output into its log on
+    its own time, so a read just after setup can miss its last request, often the
+    denial the thread should name (a loaded CI machine did)."""
+    previous: list[bytes] | None = None
+    for _ in range(LOG_READS):
+        stream = proxy.logs(
+            stdout=True, stderr=False, since=max(since - 1, 0), stream=True, follow=False
+        )
+        lines = list(_lines(stream))
+        if lines == previous:
+            break
+        previous = lines
+        time.sleep(LOG_SETTLE_SECONDS)
+    return lines
 
 
 def _lines(stream: Iterator[bytes]) -> Iterator[bytes]:
