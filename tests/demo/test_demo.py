@@ -8,7 +8,8 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,14 @@ def served_demo() -> Iterator[str]:
         if found:
             url = found.group(1)
             break
+    # The rest of its output goes to a file, read as it comes: a pipe nobody reads
+    # fills (64 KiB) and then blocks the demo at its next log line, mid-test. The file
+    # is also what to read when the test fails.
+    ARTIFACTS.mkdir(exist_ok=True)
+    drain = threading.Thread(
+        target=_copy, args=(proc.stdout, ARTIFACTS / "demo-browser.log"), daemon=True
+    )
+    drain.start()
     try:
         assert url is not None, "the demo never printed its URL"
         yield url
@@ -88,7 +97,15 @@ def served_demo() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        drain.join(timeout=10)
         proc.stdout.close()
+
+
+def _copy(lines: Iterable[str], path: Path) -> None:
+    with path.open("w") as out:
+        for line in lines:
+            out.write(line)
+            out.flush()
 
 
 @pytest.mark.browser
